@@ -1,0 +1,1 @@
+"""rseqcheck's model: the kernel semantics, written once on the IR."""

@@ -1,0 +1,413 @@
+"""Build the IR `System` of a spec: declare the variables a spec needs and let
+each mechanism module add its actions.
+
+Per thread T the state is (kernel-semantics.md section 1):
+  T.k          where the thread is: user mode or a kernel step (PHASES)
+  T.depth      number of signal frames on the stack (context 0 = the thread)
+  T.ip<d>      ip of context d; the live one is ip<depth>, lower ones are the
+               ips saved in the frames above them (uc_mcontext.ip)
+  T.ax         the saved ax as far as restart logic cares (syscalls.AX)
+  T.pend.S / T.blk.S / T.f<d>.blk.S   pending, blocked, and frame-saved mask
+  T.budget     signals the environment may still send to T
+  T.resched    TIF_NEED_RESCHED;  T.notify  TIF_NOTIFY_RESUME
+  T.ksig       the signal being delivered between delivery steps
+  T.rseq_cs    the TLS rseq_cs pointer (0 or a descriptor instance)
+  T.ev.*       t->rseq_event_mask bits (legacy rseq)
+  T.desc ...   the next-syscall descriptor of seed 000, and its monitors
+Variables a spec cannot use are not created, so they cost no states.
+A kill (SIGSEGV, a default action) sets the global `killed`; the process has
+no successor after it.  A property violation sets the global `bad`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from model import signals as sigmod
+from model.errors import SpecError
+from model.ir import (
+    FALSE,
+    Action,
+    And,
+    Bool,
+    Enum,
+    Eq,
+    Expr,
+    ExprLike,
+    IntRange,
+    Ne,
+    Not,
+    Or,
+    Property,
+    System,
+    Var,
+    lift,
+)
+from model.program import Instr, Segment, expr_ints, expr_vars
+from model.properties import PROPERTIES
+from model.rules import resolve
+from model.spec import CsDesc, Spec
+from model.syscalls import AX, SYSCALLS
+
+PHASES = (
+    "USER",  # running user code at ip<depth>
+    "ENTRY",  # syscall entry work (syscall_enter_from_user_mode)
+    "BODY",  # the syscall body runs
+    "BLOCKED",  # asleep inside the body
+    "EXITWORK",  # syscall exit work (syscall_exit_to_user_mode_work)
+    "LOOP",  # exit_to_user_mode_loop
+    "SIGRSEQ",  # handle_signal: rseq_signal_deliver (first step of setup_rt_frame)
+    "SIGFRAME",  # setup_rt_frame + signal_delivered
+    "DEAD",  # the thread has exited
+)
+
+
+@dataclass
+class CsInst:
+    """A descriptor at fixed addresses: one per code block holding its labels."""
+
+    id: int  # value of T.rseq_cs (1-based)
+    desc: CsDesc
+    seg: Segment
+    start: int  # global instruction indices
+    post: int
+    abort: int
+    valid: bool  # passes rseq_get_rseq_cs's checks (legacy kernels)
+
+    @property
+    def name(self) -> str:
+        return self.desc.name
+
+
+@dataclass
+class TV:
+    """The variables of one thread."""
+
+    name: str
+    spec_flags: tuple[str, ...]
+    k: Var
+    ip: list[Var]
+    depth: Var | None = None
+    ax: Var | None = None
+    pend: dict[str, Var] = field(default_factory=dict)
+    blk: dict[str, Var] = field(default_factory=dict)
+    fblk: dict[int, dict[str, Var]] = field(default_factory=dict)
+    budget: Var | None = None
+    resched: Var | None = None
+    notify: Var | None = None
+    ksig: Var | None = None
+    rseq_cs: Var | None = None
+    ev: dict[str, Var] = field(default_factory=dict)
+    desc: Var | None = None
+    owner: Var | None = None
+    orphan: Var | None = None
+    traced: Var | None = None
+    fdesc: dict[int, tuple[Var, Var, Var]] = field(default_factory=dict)
+    dirty: dict[int, Var] = field(default_factory=dict)
+
+    def at(self, phase: str) -> Expr:
+        return Eq(self.k, PHASES.index(phase))
+
+    def at_depth(self, d: int) -> Expr:
+        return Eq(self.depth, d) if self.depth is not None else lift(d == 0)
+
+    def thread_vars(self) -> list[Var]:
+        out: list[Var] = [*self.ip]
+        for v in (self.depth, self.ax, self.budget, self.resched, self.notify, self.ksig, self.rseq_cs):
+            if v is not None:
+                out.append(v)
+        out += list(self.pend.values()) + list(self.blk.values())
+        for m in self.fblk.values():
+            out += list(m.values())
+        out += list(self.ev.values())
+        for v in (self.desc, self.owner, self.orphan, self.traced):
+            if v is not None:
+                out.append(v)
+        for tr in self.fdesc.values():
+            out += list(tr)
+        out += list(self.dirty.values())
+        return out
+
+
+@dataclass
+class Case:
+    """One outcome of a kernel step: extra guard, assignments, and what the
+    trace says about it."""
+
+    guard: Expr
+    updates: dict[Var, Expr]
+    label: str
+    fn: str = ""
+    rule: str = ""
+    tags: frozenset[str] = frozenset()
+
+
+class Builder:
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.rules = resolve(spec.preset, spec.rules)
+        self.env = spec.env
+        self.N = spec.env.max_nesting
+        self.vars: list[Var] = []
+        self.init: dict[Var, int] = {}
+        self.actions: list[Action] = []
+        self.checked = set(spec.properties)
+        self._layout()
+        self._globals()
+        self.threads = [self._thread(t) for t in spec.threads]
+
+    # ------------------------------------------------------------ layout
+
+    def _layout(self) -> None:
+        spec = self.spec
+        self.segments: list[Segment] = [t.segment for t in spec.threads]
+        self.handler_seg: dict[str, Segment] = {}
+        for sig, h in spec.handlers.items():
+            if h.segment is not None:
+                self.segments.append(h.segment)
+                self.handler_seg[sig] = h.segment
+        self.code: list[tuple[Segment, Instr]] = []
+        for seg in self.segments:
+            seg.base = len(self.code)
+            self.code += [(seg, ins) for ins in seg.instrs]
+        # Descriptor instances.
+        self.cs: list[CsInst] = []
+        self.cs_by_home: dict[tuple[str, str], CsInst] = {}
+        for c in spec.cs.values():
+            for seg in self.segments:
+                if all(lab in seg.labels for lab in (c.start, c.post_commit, c.abort)):
+                    st = seg.base + seg.labels[c.start]
+                    po = seg.base + seg.labels[c.post_commit]
+                    ab = seg.base + seg.labels[c.abort]
+                    valid = c.version == 0 and c.signature_ok and not (st <= ab < po)
+                    inst = CsInst(len(self.cs) + 1, c, seg, st, po, ab, valid)
+                    self.cs.append(inst)
+                    self.cs_by_home[(c.name, seg.name)] = inst
+        # Signals the environment can send, in dequeue order; the ignored
+        # ones are dropped at generation (kernel/signal.c:sig_ignored).
+        self.sigs: list[str] = []
+        for s in sigmod.dequeue_order(list(self.env.signals)):
+            if self.sig_action(s) != "ignore":
+                self.sigs.append(s)
+        self.uses_rseq = any(ins.op == "rseq_cs" for _, ins in self.code)
+        self.uses_desc = any(ins.op == "set_desc" for _, ins in self.code)
+        self.sleepers = any(
+            ins.op == "syscall" and SYSCALLS[ins.args[0]] not in ("fast",) for _, ins in self.code
+        )
+
+    def sig_action(self, s: str) -> str:
+        """'handler', 'ignore', 'stop' or 'kill' (kernel/signal.c:get_signal)."""
+        h = self.spec.handlers.get(s)
+        if h is not None and h.action == "handler":
+            return "handler"
+        if h is not None and h.action == "ignore":
+            return "ignore" if s not in ("SIGSTOP",) else "stop"
+        if s in sigmod.DEFAULT_IGNORE:
+            return "ignore"
+        if s in sigmod.DEFAULT_STOP:
+            return "stop"
+        return "kill"
+
+    def instance_for(self, name: str, seg: Segment, line: int) -> CsInst:
+        inst = self.cs_by_home.get((name, seg.name))
+        if inst is not None:
+            return inst
+        homes = [c for c in self.cs if c.name == name]
+        if len(homes) == 1:
+            return homes[0]
+        raise SpecError(self.spec.path, line, f"rseq_cs {name}: its labels are in several code blocks; arm it from one of them")
+
+    # ------------------------------------------------------------ variables
+
+    def var(self, name: str, typ, init: int, proc: str | None = None) -> Var:
+        v = Var(name, typ, proc)
+        self.vars.append(v)
+        self.init[v] = init
+        return v
+
+    def _globals(self) -> None:
+        kill_names = ["NONE", "SIGSEGV"] + [s for s in sigmod.SIGNUM if s != "SIGSEGV"]
+        self.killed = self.var("killed", Enum(*kill_names), 0)
+        has_assert = any(ins.op == "assert" for _, ins in self.code)
+        if has_assert:
+            self.checked.add("assert")
+        # no-unexpected-kill reads `killed` directly; the others have monitors.
+        self.bad_names = ["NONE"] + [p for p in PROPERTIES if p in self.checked and p != "no-unexpected-kill"]
+        self.bad = self.var("bad", Enum(*self.bad_names), 0)
+        # User variables of `store` and `assert`: one global range holding
+        # every constant the programs use.
+        names: set[str] = set()
+        consts: set[int] = {0}
+        for _, ins in self.code:
+            if ins.op == "store":
+                names.add(ins.args[0])
+                consts.add(ins.args[1])
+            elif ins.op == "assert":
+                names |= expr_vars(ins.expr)
+                consts |= expr_ints(ins.expr)
+        lo, hi = min(consts), max(consts)
+        self.uvars = {n: self.var(n, IntRange(lo, hi), 0) for n in sorted(names)}
+
+    @property
+    def ip_type(self):
+        """ips are shown by label: 'retry', 'T0+2', 'SIGUSR1+1'; one more
+        value for the address after a block's final instruction."""
+        names = [self.ip_label(i) for i in range(len(self.code))] + ["(end)"]
+        return Enum(*names)
+
+    def _thread(self, t) -> TV:
+        n = t.name
+        N = self.N
+        seg = t.segment
+        ipt = self.ip_type
+        tv = TV(n, t.rseq_flags, self.var(f"{n}.k", Enum(*PHASES), 0, n), [])
+        tv.ip = [self.var(f"{n}.ip{d}", ipt, seg.base if d == 0 else 0, n) for d in range(N + 1)]
+        if N > 0:
+            tv.depth = self.var(f"{n}.depth", IntRange(0, N), 0, n)
+        tv.ax = self.var(f"{n}.ax", Enum(*AX), 0, n)
+        for s in self.sigs:
+            tv.pend[s] = self.var(f"{n}.pend.{s}", Bool(), 0, n)
+        for s in self.sigs:
+            tv.blk[s] = self.var(f"{n}.blk.{s}", Bool(), 0, n)
+        for d in range(1, N + 1):
+            tv.fblk[d] = {s: self.var(f"{n}.f{d}.blk.{s}", Bool(), 0, n) for s in self.sigs}
+        if self.sigs and self.env.max_signals > 0:
+            tv.budget = self.var(f"{n}.budget", IntRange(0, self.env.max_signals), self.env.max_signals, n)
+        if self.env.preemption:
+            tv.resched = self.var(f"{n}.resched", Bool(), 0, n)
+        handled = [s for s in self.sigs if self.sig_action(s) == "handler"]
+        if handled and N > 0:
+            tv.ksig = self.var(f"{n}.ksig", Enum("NONE", *handled), 0, n)
+        if self.uses_rseq:
+            tv.rseq_cs = self.var(f"{n}.rseq_cs", Enum("0", *[f"{c.name}@{c.seg.name}" if self._dup(c) else c.name for c in self.cs]), 0, n)
+            tv.notify = self.var(f"{n}.notify", Bool(), 0, n)
+            if self.env.preemption or self.sleepers or any(self.sig_action(s) == "stop" for s in self.sigs):
+                tv.ev["PREEMPT"] = self.var(f"{n}.ev.PREEMPT", Bool(), 0, n)
+            if handled:
+                tv.ev["SIGNAL"] = self.var(f"{n}.ev.SIGNAL", Bool(), 0, n)
+            if self.migrates:
+                tv.ev["MIGRATE"] = self.var(f"{n}.ev.MIGRATE", Bool(), 0, n)
+        elif self.env.notify_resume:
+            tv.notify = self.var(f"{n}.notify", Bool(), 0, n)
+        if self.uses_desc:
+            names = sorted({ins.args[0] for _, ins in self.code if ins.op == "set_desc" and ins.args[0] != "0"})
+            tv.desc = self.var(f"{n}.desc", Enum("0", *names), 0, n)
+            tv.owner = self.var(f"{n}.desc_owner", IntRange(0, N), 0, n)
+            if N > 0:
+                tv.orphan = self.var(f"{n}.desc_orphan", Bool(), 0, n)
+            tv.traced = self.var(f"{n}.traced", Bool(), 0, n)
+            if self.rules["next_syscall.on_signal"] == "save-restore":
+                for d in range(1, N + 1):
+                    tv.fdesc[d] = (
+                        self.var(f"{n}.f{d}.desc", Enum("0", *names), 0, n),
+                        self.var(f"{n}.f{d}.desc_owner", IntRange(0, N), 0, n),
+                        self.var(f"{n}.f{d}.desc_orphan", Bool(), 0, n),
+                    )
+        if "rseq-cs-atomic" in self.checked and self.uses_rseq:
+            for d in range(N + 1):
+                tv.dirty[d] = self.var(f"{n}.dirty{d}", Bool(), 0, n)
+        return tv
+
+    def _dup(self, c: CsInst) -> bool:
+        return sum(1 for x in self.cs if x.name == c.name) > 1
+
+    @property
+    def migrates(self) -> bool:
+        return self.env.migration and self.env.cpus > 1
+
+    # ------------------------------------------------------------ helpers
+
+    def alive(self, t: TV) -> Expr:
+        return Ne(t.k, PHASES.index("DEAD"))
+
+    def ip_label(self, ip: int) -> str:
+        seg, ins = self.code[ip]
+        local = ip - seg.base
+        labs = [lab for lab, i in seg.labels.items() if i == local]
+        short = seg.name.replace("handler ", "")
+        if labs:
+            many = sum(1 for s in self.segments if labs[0] in s.labels) > 1
+            return f"{short}:{labs[0]}" if many else labs[0]
+        return f"{short}+{local}"
+
+    def deliverable(self, t: TV, s: str) -> Expr:
+        """s is pending, unblocked, and (for a handler) a frame still fits
+        under max_nesting: deeper nesting is outside the bound."""
+        e = And(t.pend[s], Not(t.blk[s]))
+        if self.sig_action(s) == "handler":
+            if self.N == 0:
+                return FALSE
+            e = And(e, Ne(t.depth, self.N))
+        return e
+
+    def any_deliverable(self, t: TV) -> Expr:
+        return Or(*[self.deliverable(t, s) for s in self.sigs])
+
+    def kill(self, sig: str = "SIGSEGV") -> dict[Var, Expr]:
+        return {self.killed: lift(self.killed.type.names.index(sig))}
+
+    def flag_bad(self, prop: str) -> dict[Var, Expr]:
+        return {self.bad: lift(self.bad_names.index(prop))}
+
+    def add(
+        self,
+        t: TV,
+        actor: str,
+        guard: ExprLike,
+        updates: dict[Var, ExprLike],
+        label: str,
+        fn: str = "",
+        rule: str = "",
+        tags: frozenset[str] | set[str] = frozenset(),
+        proc: str | None = None,
+    ) -> None:
+        ups = tuple((v, lift(e)) for v, e in updates.items())
+        self.actions.append(
+            Action(label, And(guard), ups, proc or t.name, actor, fn, rule, frozenset(tags))
+        )
+
+    def add_cases(self, t: TV, actor: str, base: Expr, cases: list[Case], common: dict[Var, ExprLike]) -> None:
+        """One action per case; cases are tried in order (a case's guard
+        excludes the earlier ones), `common` applies unless a case overrides."""
+        earlier: list[Expr] = []
+        for c in cases:
+            guard = And(base, c.guard, *[Not(g) for g in earlier])
+            ups = dict(common)
+            ups.update(c.updates)
+            if self.killed in c.updates:  # a kill ends everything: keep the rest untouched
+                ups = dict(c.updates)
+            self.add(t, actor, guard, ups, c.label, c.fn, c.rule, c.tags)
+            earlier.append(c.guard)
+
+    def ctx_name(self, t: TV, d: int) -> str:
+        return t.name if d == 0 else f"{t.name}.h{d}"
+
+    def kernel_actor(self, t: TV) -> str:
+        return f"{t.name}:kernel"
+
+
+def build_system(spec: Spec) -> System:
+    from model import delivery, entry, environment, user
+
+    b = Builder(spec)
+    for t in b.threads:
+        user.add_actions(b, t)
+        entry.add_actions(b, t)
+        delivery.add_actions(b, t)
+        environment.add_actions(b, t)
+    props = []
+    for name in b.bad_names[1:]:
+        info = PROPERTIES[name]
+        props.append(Property(name, Ne(b.bad, b.bad_names.index(name)), info.doc, info.trigger))
+    if "no-unexpected-kill" in b.checked:
+        props.append(Property("no-unexpected-kill", Eq(b.killed, 0), PROPERTIES["no-unexpected-kill"].doc))
+    system = System(
+        vars=b.vars,
+        init=b.init,
+        actions=b.actions,
+        properties=props,
+        terminal=Or(Ne(b.killed, 0), Ne(b.bad, 0)),
+        meta={"spec": spec, "builder": b},
+    )
+    system.validate()
+    return system

@@ -1,0 +1,140 @@
+"""The syscall path and the exit-to-user loop (generic entry, E1-E3; the E0
+x86 code in arch/x86/entry/common.c runs the same steps in the same order).
+
+Sources (kernel-semantics.md 2.2-2.6):
+  arch/x86/entry/syscall_64.c:do_syscall_64
+  kernel/entry/common.c:syscall_enter_from_user_mode_work, syscall_trace_enter
+  kernel/entry/common.c:syscall_exit_to_user_mode_work (rseq_syscall first)
+  kernel/entry/common.c:exit_to_user_mode_loop: per pass, NEED_RESCHED ->
+    schedule(), SIGPENDING -> arch_do_signal_or_restart(), NOTIFY_RESUME ->
+    resume_user_mode_work() -> rseq_handle_notify_resume().
+
+The loop is modelled as "take the first pending work in the kernel's order,
+do it, look again".  The kernel snapshots the work bits once per pass; the
+only difference is a signal that becomes pending in the middle of a pass,
+and the environment may send it a step later instead, so both orders stay
+reachable.
+"""
+
+from __future__ import annotations
+
+from model import next_syscall, rseq
+from model.build import PHASES, Builder, Case, TV
+from model.ir import And, Const, Eq, Expr, Not, Var
+from model.syscalls import AX, RESTART_CODE, SYSCALLS
+from model.user import contexts
+
+ENTRY = "kernel/entry/common.c:syscall_enter_from_user_mode"
+LOOP = "kernel/entry/common.c:exit_to_user_mode_loop"
+
+
+def P(name: str) -> Const:
+    return Const(PHASES.index(name))
+
+
+def A(name: str) -> Const:
+    return Const(AX.index(name))
+
+
+def add_actions(b: Builder, t: TV) -> None:
+    kact = b.kernel_actor(t)
+    exit_phase = P("EXITWORK") if b.rules["rseq.debug"] == "on" and t.rseq_cs is not None else P("LOOP")
+    for d, pc, ins in contexts(b, t):
+        if ins.op not in ("syscall", "sigreturn", "exit"):
+            continue
+        post = pc + 1
+        here = And(b.alive(t), t.at_depth(d), Eq(t.ip[d], post))
+        name = ins.args[0] if ins.op == "syscall" else ins.op
+        # -- entry work
+        cases: list[Case] = []
+        if b.rules["rseq.syscall_in_cs"] == "sigsegv-at-entry" and t.rseq_cs is not None:
+            for c in b.cs:
+                if c.start <= pc < c.post:
+                    cases.append(Case(Eq(t.rseq_cs, c.id), b.kill(),
+                                      f"syscall entry: {name} inside armed {c.name} -> SIGSEGV",
+                                      "proposal: syscall entry work", "rseq.syscall_in_cs=sigsegv-at-entry"))
+        cases += next_syscall.entry_cases(b, t, d, ins)
+        if not cases:
+            cases.append(Case(Const(1), {}, f"syscall entry: {name}", ENTRY))
+        b.add_cases(t, kact, And(here, t.at("ENTRY")), cases, {t.k: P("BODY")})
+        # -- body
+        body = And(here, t.at("BODY"))
+        if ins.op == "exit":
+            reset = {v: Const(b.init[v]) for v in t.thread_vars()}
+            b.add(t, kact, body, {**reset, t.k: P("DEAD")}, "exit: the thread ends", "kernel/exit.c:do_exit")
+            continue
+        if ins.op == "sigreturn":
+            from model import delivery
+
+            delivery.sigreturn(b, t, d, body, exit_phase)
+            continue
+        cls = SYSCALLS[name]
+        done_cases, done_reset = next_syscall.completion(b, t, ins)
+        finish = {t.ax: A("OK"), t.k: exit_phase, **done_reset}
+        done_cases = done_cases + [Case(Const(1), {}, f"{name} returns its result", "", tags=frozenset({"traced-complete"} if ins.tag == "traced" else set()))]
+        if cls == "fast":
+            b.add_cases(t, kact, body, done_cases, finish)
+        elif cls == "yield":
+            b.add_cases(t, kact, body, _relabel(done_cases, " (no other task: no switch)"), finish)
+            for suffix, ev in rseq.schedule(b, t, d):
+                b.add_cases(t, kact, body, _relabel(done_cases, f" after switching out{suffix}"), {**finish, **ev})
+        else:
+            # The body may finish at once, or sleep (a schedule-out).
+            b.add_cases(t, kact, body, _relabel(done_cases, " without sleeping"), finish)
+            sleep = rseq.event(b, t, d, "PREEMPT")
+            b.add(t, kact, body, {t.k: P("BLOCKED"), **sleep}, f"{name} sleeps (schedule: rseq_preempt)",
+                  "kernel/sched/core.c:prepare_task_switch")
+            blocked = And(here, t.at("BLOCKED"))
+            for suffix, ev in _wakeups(b, t, d):
+                b.add_cases(t, kact, blocked, _relabel(done_cases, f" after waking{suffix}"), {**finish, **ev})
+                if b.sigs:
+                    code = RESTART_CODE[cls]
+                    b.add(t, kact, And(blocked, b.any_deliverable(t)),
+                          {t.ax: A(code), t.k: exit_phase, **done_reset, **ev},
+                          f"{name} interrupted by a signal: returns -{code}{suffix}", "kernel/signal.c:signal_pending")
+        # -- exit work (CONFIG_DEBUG_RSEQ only)
+    if exit_phase.value == PHASES.index("EXITWORK"):
+        for d in range(b.N + 1):
+            base = And(b.alive(t), t.at_depth(d), t.at("EXITWORK"))
+            cases = rseq.syscall_check_cases(b, t, d)
+            cases.append(Case(Const(1), {}, "syscall exit work: rseq_syscall finds nothing wrong", "kernel/rseq.c:rseq_syscall", "rseq.debug=on"))
+            b.add_cases(t, kact, base, cases, {t.k: P("LOOP")})
+    _loop(b, t)
+
+
+def _relabel(cases: list[Case], suffix: str) -> list[Case]:
+    return [Case(c.guard, c.updates, c.label + suffix, c.fn, c.rule, c.tags) for c in cases]
+
+
+def _wakeups(b: Builder, t: TV, d: int) -> list[tuple[str, dict[Var, Expr]]]:
+    out: list[tuple[str, dict[Var, Expr]]] = [("", {})]
+    if b.migrates:
+        out.append((" on another CPU (rseq_migrate)", rseq.event(b, t, d, "MIGRATE")))
+    return out
+
+
+def _loop(b: Builder, t: TV) -> None:
+    kact = b.kernel_actor(t)
+    for d in range(b.N + 1):
+        base = And(b.alive(t), t.at_depth(d), t.at("LOOP"))
+        no_resched = Not(t.resched) if t.resched is not None else Const(1)
+        if t.resched is not None:
+            for suffix, ev in rseq.schedule(b, t, d):
+                b.add(t, kact, And(base, t.resched), {t.resched: Const(0), **ev},
+                      f"exit loop: NEED_RESCHED -> schedule(){suffix}", "kernel/sched/core.c:__schedule -> rseq_preempt")
+        # signals: model/delivery.py adds the SIGPENDING step
+        no_sig = Not(b.any_deliverable(t)) if b.sigs else Const(1)
+        if t.notify is not None:
+            nr = And(base, no_resched, no_sig, t.notify)
+            cases = rseq.fixup_cases(b, t, d, t.ip[d], "notify-resume") or [
+                Case(Const(1), {}, "notify-resume: task_work", "include/linux/resume_user_mode.h:resume_user_mode_work")]
+            b.add_cases(t, kact, nr, cases, {t.notify: Const(0)})
+        idle = And(base, no_resched, no_sig, Not(t.notify) if t.notify is not None else Const(1))
+        back: dict[Var, Expr] = {t.k: P("USER"), t.ax: A("NONE")}
+        if t.traced is not None:
+            back[t.traced] = Const(0)
+        b.add(t, kact, idle, back, "exit_to_user_mode: back to user", LOOP)
+
+
+def exprs_phase(t: TV, name: str) -> Expr:
+    return t.at(name)

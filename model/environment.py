@@ -1,0 +1,47 @@
+"""What happens to a thread asynchronously ([environment] of a spec).
+
+  send      a thread-directed signal (tgkill); it becomes pending, and the
+            thread takes it on its next return to user (kernel/signal.c:
+            send_signal -> signal_wake_up kicks a running thread)
+  preempt   a timer interrupt that sets TIF_NEED_RESCHED: from user mode the
+            thread enters the exit loop (irqentry_exit_to_user_mode); during a
+            syscall body the flag waits for the exit loop
+  irq       any interrupt from user mode with work pending, e.g. the kick of
+            a signal or a tick (irqentry_enter_from_user_mode, orig_ax = -1)
+  notify    an unrelated TIF_NOTIFY_RESUME (task_work: mm_cid compaction,
+            seen about every 100 ms on Linux 6.18, conformance probe 9)
+Budgets: `max_signals` is per thread, so threads stay independent.
+"""
+
+from __future__ import annotations
+
+from model.build import PHASES, Builder, TV
+from model.ir import And, Const, Eq, Ge, Not, Or, Sub
+
+
+def add_actions(b: Builder, t: TV) -> None:
+    alive = b.alive(t)
+    user = t.at("USER")
+    if t.budget is not None:
+        for s in b.sigs:
+            b.add(t, "env", And(alive, Ge(t.budget, 1), Not(t.pend[s])),
+                  {t.pend[s]: Const(1), t.budget: Sub(t.budget, 1)},
+                  f"send {s} to {t.name}", "kernel/signal.c:send_signal", tags={"env"})
+    if t.resched is not None:
+        b.add(t, "env", And(user, Not(t.resched)), {t.resched: Const(1), t.k: Const(PHASES.index("LOOP"))},
+              f"timer interrupt preempts {t.name} in user mode", "kernel/entry/common.c:irqentry_exit_to_user_mode",
+              tags={"env"})
+        b.add(t, "env", And(Eq(t.k, PHASES.index("BODY")), Not(t.resched)), {t.resched: Const(1)},
+              f"tick sets NEED_RESCHED during {t.name}'s syscall", "kernel/sched/core.c:scheduler_tick", tags={"env"})
+    work = []
+    if b.sigs:
+        work.append(b.any_deliverable(t))
+    if t.notify is not None:
+        work.append(t.notify)
+    if work:
+        b.add(t, "env", And(user, Or(*work)), {t.k: Const(PHASES.index("LOOP"))},
+              f"interrupt: {t.name} enters the kernel from user mode with work pending",
+              "kernel/entry/common.c:irqentry_enter_from_user_mode", tags={"env"})
+    if b.env.notify_resume and t.notify is not None:
+        b.add(t, "env", And(alive, Not(t.notify)), {t.notify: Const(1)},
+              f"task_work sets TIF_NOTIFY_RESUME on {t.name}", "kernel/task_work.c:task_work_add", tags={"env"})

@@ -1,0 +1,228 @@
+"""The spec's small assembly: parsing of thread and handler code.
+
+v0 instructions: nop, jmp L, store VAR, VALUE, set_desc VALUE|0,
+rseq_cs NAME|0, syscall NAME [@tag], sigreturn, exit, assert EXPR.
+Labels end with ':'; ';' starts a comment.  Each parsed instruction keeps the
+file line it came from so that errors and traces can point at it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from model.errors import SpecError
+
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
+
+MNEMONICS = ("nop", "jmp", "store", "set_desc", "rseq_cs", "syscall", "sigreturn", "exit", "assert")
+
+
+@dataclass
+class Instr:
+    op: str
+    args: tuple = ()
+    tag: str | None = None  # syscall @tag
+    line: int = 0  # file line
+    text: str = ""  # source text, for traces
+    labels: list[str] = field(default_factory=list)
+    expr: "AExpr | None" = None  # for assert
+
+
+@dataclass
+class Segment:
+    """One block of code: a thread's program or a signal handler."""
+
+    name: str  # "T0" or "handler SIGUSR1"
+    kind: str  # "thread" | "handler"
+    instrs: list[Instr]
+    labels: dict[str, int]  # label -> local index
+    base: int = 0  # global index of instrs[0]
+
+
+# --------------------------------------------------------- assert expressions
+
+
+@dataclass(frozen=True)
+class AExpr:
+    op: str  # "int", "var", or an operator
+    args: tuple
+
+
+_TOK = re.compile(r"\s*(?:(\d+)|([A-Za-z_][A-Za-z0-9_]*)|(==|!=|<=|>=|&&|\|\||[-+<>!()]))")
+
+_BIN = {"||": 1, "&&": 2, "==": 3, "!=": 3, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5}
+
+
+def parse_expr(text: str, file: str, line: int) -> AExpr:
+    toks: list[tuple[str, str]] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOK.match(text, pos)
+        if not m or m.end() == pos:
+            raise SpecError(file, line, f"cannot parse expression {text!r} at {text[pos:]!r}")
+        if m.group(1):
+            toks.append(("int", m.group(1)))
+        elif m.group(2):
+            toks.append(("var", m.group(2)))
+        else:
+            toks.append(("op", m.group(3)))
+        pos = m.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    k = 0
+
+    def peek() -> tuple[str, str] | None:
+        return toks[k] if k < len(toks) else None
+
+    def unary() -> AExpr:
+        nonlocal k
+        t = peek()
+        if t is None:
+            raise SpecError(file, line, f"expression {text!r} ends early")
+        k += 1
+        if t == ("op", "!"):
+            return AExpr("!", (unary(),))
+        if t == ("op", "-"):
+            return AExpr("-", (AExpr("int", (0,)), unary()))
+        if t == ("op", "("):
+            e = binary(1)
+            if peek() != ("op", ")"):
+                raise SpecError(file, line, f"missing ')' in {text!r}")
+            k += 1
+            return e
+        if t[0] == "int":
+            return AExpr("int", (int(t[1]),))
+        if t[0] == "var":
+            return AExpr("var", (t[1],))
+        raise SpecError(file, line, f"unexpected {t[1]!r} in {text!r}")
+
+    def binary(minp: int) -> AExpr:
+        nonlocal k
+        left = unary()
+        while True:
+            t = peek()
+            if t is None or t[0] != "op" or t[1] not in _BIN or _BIN[t[1]] < minp:
+                return left
+            k += 1
+            right = binary(_BIN[t[1]] + 1)
+            left = AExpr(t[1], (left, right))
+
+    e = binary(1)
+    if k != len(toks):
+        raise SpecError(file, line, f"unexpected {toks[k][1]!r} in {text!r}")
+    return e
+
+
+def expr_vars(e: AExpr) -> set[str]:
+    if e.op == "var":
+        return {e.args[0]}
+    if e.op == "int":
+        return set()
+    out: set[str] = set()
+    for a in e.args:
+        out |= expr_vars(a)
+    return out
+
+
+def expr_ints(e: AExpr) -> set[int]:
+    if e.op == "int":
+        return {e.args[0]}
+    if e.op == "var":
+        return set()
+    out: set[int] = set()
+    for a in e.args:
+        out |= expr_ints(a)
+    return out
+
+
+# ------------------------------------------------------------------- parsing
+
+
+def parse_code(text: str, name: str, kind: str, file: str, first_line: int) -> Segment:
+    instrs: list[Instr] = []
+    labels: dict[str, int] = {}
+    pending: list[tuple[str, int]] = []
+    for off, raw in enumerate(text.split("\n")):
+        line = first_line + off
+        src = raw.split(";", 1)[0].strip()
+        while True:
+            m = re.match(r"([A-Za-z_][A-Za-z0-9_]*)\s*:(?!=)\s*", src)
+            if not m:
+                break
+            lab = m.group(1)
+            if lab in labels or any(lab == p for p, _ in pending):
+                raise SpecError(file, line, f"label {lab!r} defined twice in {name}")
+            pending.append((lab, line))
+            src = src[m.end() :]
+        if not src:
+            continue
+        parts = src.split(None, 1)
+        op = parts[0]
+        rest = parts[1].strip() if len(parts) > 1 else ""
+        ins = _parse_instr(op, rest, file, line, name)
+        ins.text = src
+        for lab, _ in pending:
+            labels[lab] = len(instrs)
+            ins.labels.append(lab)
+        pending = []
+        instrs.append(ins)
+    # Falling off the end: a thread exits, a handler returns to its restorer
+    # (sa_restorer calls rt_sigreturn).  Made explicit so traces show it.
+    implicit = Instr("exit" if kind == "thread" else "sigreturn", line=first_line, text="(end of code)")
+    for lab, _ in pending:
+        labels[lab] = len(instrs)
+        implicit.labels.append(lab)
+    if not instrs or instrs[-1].op not in ("exit", "sigreturn", "jmp"):
+        instrs.append(implicit)
+    elif pending:
+        instrs.append(implicit)
+    return Segment(name, kind, instrs, labels)
+
+
+def _args(rest: str) -> list[str]:
+    return [a.strip() for a in rest.split(",")] if rest else []
+
+
+def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
+    if op not in MNEMONICS:
+        raise SpecError(file, line, f"unknown instruction {op!r} (known: {', '.join(MNEMONICS)})")
+    if op in ("nop", "sigreturn", "exit"):
+        if rest:
+            raise SpecError(file, line, f"{op} takes no operand")
+        return Instr(op, line=line)
+    if op == "assert":
+        if not rest:
+            raise SpecError(file, line, "assert needs an expression")
+        return Instr(op, (rest,), line=line, expr=parse_expr(rest, file, line))
+    if op == "syscall":
+        toks = rest.split()
+        if not toks or not IDENT.match(toks[0]):
+            raise SpecError(file, line, "syscall needs a name, e.g. 'syscall getpid'")
+        tag = None
+        for t in toks[1:]:
+            if not t.startswith("@") or not IDENT.match(t[1:]):
+                raise SpecError(file, line, f"unexpected {t!r} after syscall (only '@tag')")
+            if tag is not None:
+                raise SpecError(file, line, "a syscall takes one @tag")
+            tag = t[1:]
+        return Instr(op, (toks[0],), tag=tag, line=line)
+    args = _args(rest)
+    if op == "jmp":
+        if len(args) != 1 or not IDENT.match(args[0]):
+            raise SpecError(file, line, "jmp takes one label")
+        return Instr(op, (args[0],), line=line)
+    if op == "store":
+        if len(args) != 2 or not IDENT.match(args[0]):
+            raise SpecError(file, line, "store takes VAR, VALUE")
+        try:
+            val = int(args[1], 0)
+        except ValueError:
+            raise SpecError(file, line, f"store value {args[1]!r} is not an integer") from None
+        return Instr(op, (args[0], val), line=line)
+    if op in ("set_desc", "rseq_cs"):
+        if len(args) != 1 or not (args[0] == "0" or IDENT.match(args[0])):
+            raise SpecError(file, line, f"{op} takes one name or 0")
+        return Instr(op, (args[0],), line=line)
+    raise AssertionError(op)

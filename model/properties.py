@@ -1,0 +1,66 @@
+"""The built-in properties, each with the thread it comes from.
+
+A property is checked through a monitor: the action that would break it
+sets the global `bad` variable, and the invariant is `bad != NAME`.  The
+builder only adds a property's monitor cases when a spec checks it, so an
+unchecked property costs nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PropInfo:
+    name: str
+    doc: str
+    seed: str
+    trigger: str | None  # action tag that makes the check non-vacuous
+
+
+PROPERTIES: dict[str, PropInfo] = {
+    p.name: p
+    for p in (
+        PropInfo(
+            "next-syscall-atomic",
+            "Every syscall that consumes a next-syscall descriptor is the @traced syscall "
+            "of the context (thread or handler frame) that armed it.",
+            "seed 000 (Vyukov, 'rseq with syscall as the last instruction')",
+            "consume",
+        ),
+        PropInfo(
+            "next-syscall-delivered",
+            "Every @traced syscall that completes ran with the descriptor.",
+            "seed 000",
+            "traced-complete",
+        ),
+        PropInfo(
+            "rseq-cs-atomic",
+            "A critical section that commits saw no preemption, migration or signal "
+            "delivery since it started (events its descriptor opts out of by "
+            "NO_RESTART_ON_* flags excepted); otherwise it was aborted.",
+            "seed 001; Documentation/userspace-api/rseq.rst",
+            "commit",
+        ),
+        PropInfo(
+            "no-syscall-in-rseq-cs",
+            "No syscall returns with its post-syscall ip inside the armed critical "
+            "section (what CONFIG_DEBUG_RSEQ's rseq_syscall() checks).",
+            "seed 001 (Desnoyers/Zijlstra 2018)",
+            "syscall-armed",
+        ),
+        PropInfo(
+            "no-unexpected-kill",
+            "The process is never killed by a signal (SIGSEGV from rseq, a default action).",
+            "seeds 000, 001",
+            None,
+        ),
+        PropInfo(
+            "assert",
+            "Every `assert EXPR` in a program holds when it executes (always checked "
+            "when a program has an assert).",
+            "the spec's own invariant",
+            "assert",
+        ),
+    )
+}

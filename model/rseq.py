@@ -1,0 +1,126 @@
+"""Restartable sequences, legacy implementation (E0-E3, 4.18-6.18).
+
+Sources (kernel-semantics.md 2.9): kernel/rseq.c: __rseq_handle_notify_resume,
+rseq_ip_fixup, rseq_get_rseq_cs, rseq_need_restart, rseq_syscall;
+include/linux/rseq.h: rseq_preempt, rseq_migrate, rseq_signal_deliver.
+
+What the model keeps: the TLS `rseq_cs` pointer, the event mask
+(PREEMPT/SIGNAL/MIGRATE bits, cleared only when a fixup finds the ip inside a
+critical section), TIF_NOTIFY_RESUME, and the abort.  Descriptor validity is
+static per instance (version, signature before abort_ip, abort_ip outside
+[start, post_commit)).  Registration is glibc's: every thread is registered
+from its start, with RSEQ_SIG.
+"""
+
+from __future__ import annotations
+
+from model.build import Builder, Case, TV
+from model.ir import And, Const, Eq, Expr, In, Not, Or, Var, lift
+
+FIXUP = "kernel/rseq.c:rseq_ip_fixup"
+NEED_RESTART = "kernel/rseq.c:rseq_need_restart"
+GET_CS = "kernel/rseq.c:rseq_get_rseq_cs"
+
+BIT_FLAG = {"PREEMPT": "NO_RESTART_ON_PREEMPT", "SIGNAL": "NO_RESTART_ON_SIGNAL", "MIGRATE": "NO_RESTART_ON_MIGRATE"}
+
+
+def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str) -> list[Case]:
+    """Outcomes of __rseq_handle_notify_resume -> rseq_ip_fixup for context d
+    whose ip (as the fixup sees it) is `ip`.  `why` names the caller."""
+    if t.rseq_cs is None:
+        return []
+    cases: list[Case] = [Case(Eq(t.rseq_cs, 0), {}, f"{why}: rseq_cs == NULL, nothing to do", FIXUP)]
+    flags_rule = b.rules["rseq.flags"]
+    for c in b.cs:
+        armed = Eq(t.rseq_cs, c.id)
+        if not c.valid:
+            what = "version != 0" if c.desc.version else (
+                "signature before abort_ip differs" if not c.desc.signature_ok else "abort_ip inside the section")
+            cases.append(Case(armed, b.kill(), f"{why}: descriptor {c.name} invalid ({what}) -> SIGSEGV", GET_CS))
+            continue
+        inside = In(ip, c.start, c.post)
+        cases.append(
+            Case(And(armed, Not(inside)), {t.rseq_cs: Const(0)},
+                 f"{why}: ip outside {c.name} -> clear rseq_cs (event mask kept)", FIXUP)
+        )
+        flags = set(c.desc.flags) | set(t.spec_flags)
+        if flags_rule == "fatal":
+            if flags:
+                cases.append(Case(inside, b.kill(), f"{why}: ip inside {c.name}, flags {'|'.join(sorted(flags))} -> -EINVAL -> SIGSEGV", NEED_RESTART, "rseq.flags=fatal"))
+                continue
+            masked: set[str] = set()
+        else:
+            if "NO_RESTART_ON_SIGNAL" in flags and not {"NO_RESTART_ON_PREEMPT", "NO_RESTART_ON_MIGRATE"} <= flags:
+                cases.append(Case(inside, b.kill(), f"{why}: ip inside {c.name}, NO_RESTART_ON_SIGNAL without the others -> -EINVAL -> SIGSEGV", NEED_RESTART, "rseq.flags=honoured"))
+                continue
+            masked = {bit for bit, fl in BIT_FLAG.items() if fl in flags}
+        live = [v for bit, v in t.ev.items() if bit not in masked]
+        clear_ev = {v: Const(0) for v in t.ev.values()}
+        rule = "rseq.flags=honoured" if masked else ""
+        abort = {t.rseq_cs: Const(0), t.ip[d]: Const(c.abort), **clear_ev}
+        if d in t.dirty:
+            abort[t.dirty[d]] = Const(0)
+        if live:
+            cases.append(Case(And(inside, Or(*live)), abort,
+                              f"{why}: ip inside {c.name}, event pending -> abort to {b.ip_label(c.abort)}", FIXUP, rule))
+        cases.append(Case(inside, clear_ev,
+                          f"{why}: ip inside {c.name}, no event{' (masked by flags)' if masked else ''} -> continue", NEED_RESTART, rule))
+    return cases
+
+
+def syscall_check_cases(b: Builder, t: TV, d: int) -> list[Case]:
+    """CONFIG_DEBUG_RSEQ rseq_syscall(): SIGSEGV if the descriptor is invalid
+    or the post-syscall ip is inside it.  It never clears rseq_cs."""
+    if t.rseq_cs is None or b.rules["rseq.debug"] != "on":
+        return []
+    out = []
+    for c in b.cs:
+        armed = Eq(t.rseq_cs, c.id)
+        if not c.valid:
+            out.append(Case(armed, b.kill(), f"rseq_syscall: descriptor {c.name} invalid -> SIGSEGV", "kernel/rseq.c:rseq_syscall", "rseq.debug=on"))
+        else:
+            out.append(Case(And(armed, In(t.ip[d], c.start, c.post)), b.kill(),
+                            f"rseq_syscall: post-syscall ip inside {c.name} -> SIGSEGV", "kernel/rseq.c:rseq_syscall", "rseq.debug=on"))
+    return out
+
+
+def inside_armed(b: Builder, t: TV, d: int, ip: Expr | None = None, optout: str | None = None) -> Expr:
+    """Context d's ip is inside the critical section rseq_cs points at
+    (descriptors that opt out of `optout` by a NO_RESTART flag excluded)."""
+    if t.rseq_cs is None:
+        return Const(0)
+    ip = ip if ip is not None else lift(t.ip[d])
+    terms = []
+    for c in b.cs:
+        if optout and BIT_FLAG[optout] in set(c.desc.flags) | set(t.spec_flags):
+            continue
+        terms.append(And(Eq(t.rseq_cs, c.id), In(ip, c.start, c.post)))
+    return Or(*terms)
+
+
+def event(b: Builder, t: TV, d: int, bit: str) -> dict[Var, Expr]:
+    """rseq_preempt / rseq_migrate / the SIGNAL bit: set the event bit and
+    TIF_NOTIFY_RESUME (not for SIGNAL, whose caller runs the fixup itself),
+    and mark the interrupted section for the rseq-cs-atomic monitor."""
+    out: dict[Var, Expr] = {}
+    if bit in t.ev:
+        out[t.ev[bit]] = Const(1)
+    if bit != "SIGNAL" and t.notify is not None and t.rseq_cs is not None:
+        out[t.notify] = Const(1)
+    if d in t.dirty:
+        out[t.dirty[d]] = Or(t.dirty[d], inside_armed(b, t, d, optout=bit))
+    return out
+
+
+def schedule(b: Builder, t: TV, d: int) -> list[tuple[str, dict[Var, Expr]]]:
+    """A context switch away and back (kernel/sched/core.c:
+    prepare_task_switch -> rseq_preempt), optionally onto another CPU
+    (set_task_cpu -> rseq_migrate)."""
+    base = event(b, t, d, "PREEMPT")
+    out = [("", base)]
+    if b.migrates:
+        mig = dict(base)
+        for v, e in event(b, t, d, "MIGRATE").items():
+            mig[v] = Or(e, mig[v]) if v in mig and v in t.dirty.values() else e
+        out.append((" and migrates (rseq_migrate)", mig))
+    return out

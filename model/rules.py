@@ -1,0 +1,134 @@
+"""ABI rules with named choices, and presets that fix every rule as a kernel
+version does.  A spec picks a preset and overrides the rules its proposal
+changes.  `source` says which kernel function the rule models (or that the
+rule is a proposal that no kernel implements)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PRESETS = (
+    "linux-4.18",
+    "linux-5.8",
+    "linux-5.10",
+    "linux-5.11",
+    "linux-5.16",
+    "linux-6.0",
+    "linux-6.18",
+)
+
+# Era of each preset (kernel-semantics.md section 0): E0 4.18-5.8, E1 5.9-5.10,
+# E2 5.11-5.19, E3 6.0-6.18.
+ERA = {
+    "linux-4.18": "E0",
+    "linux-5.8": "E0",
+    "linux-5.10": "E1",
+    "linux-5.11": "E2",
+    "linux-5.16": "E2",
+    "linux-6.0": "E3",
+    "linux-6.18": "E3",
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    choices: tuple[str, ...]
+    doc: str
+    source: str
+    defaults: dict[str, str]  # preset -> choice
+    proposal: bool = False  # no released kernel has it; the default is the proposal's
+
+    def default(self, preset: str) -> str:
+        return self.defaults[preset]
+
+
+def _all(choice: str) -> dict[str, str]:
+    return {p: choice for p in PRESETS}
+
+
+def _by_era(**era_choice: str) -> dict[str, str]:
+    return {p: era_choice[ERA[p]] for p in PRESETS}
+
+
+RULES: dict[str, Rule] = {}
+
+
+def _rule(r: Rule) -> None:
+    RULES[r.name] = r
+
+
+_rule(
+    Rule(
+        "rseq.flags",
+        ("honoured", "fatal"),
+        "RSEQ_CS_FLAG_NO_RESTART_ON_* in rseq_cs.flags or the area flags: honoured "
+        "(an event whose bit is set does not abort; NO_RESTART_ON_SIGNAL without both "
+        "others is -EINVAL) or fatal (any non-zero flag seen with the ip inside the "
+        "critical section is -EINVAL, i.e. SIGSEGV, even with no event pending).",
+        "kernel/rseq.c:rseq_need_restart (flags deprecated in 6.0, 0190e4198e47)",
+        _by_era(E0="honoured", E1="honoured", E2="honoured", E3="fatal"),
+    )
+)
+_rule(
+    Rule(
+        "rseq.debug",
+        ("off", "on"),
+        "CONFIG_DEBUG_RSEQ: at syscall exit, SIGSEGV if the post-syscall ip is inside "
+        "the armed critical section or its descriptor is invalid.",
+        "kernel/rseq.c:rseq_syscall, called first in syscall exit work",
+        _all("off"),
+    )
+)
+_rule(
+    Rule(
+        "rseq.syscall_in_cs",
+        ("unchecked", "last-instruction", "sigsegv-at-entry"),
+        "What the kernel does with a syscall inside a critical section. unchecked: "
+        "nothing at entry; the restart rewind (ip -= 2) runs before the rseq fixup, so "
+        "a restarting syscall that ends a critical section puts the ip back inside it. "
+        "last-instruction (proposal, seed 000): a syscall that is the section's last "
+        "instruction commits it; the fixup judges a rewound syscall by its post-syscall "
+        "ip. sigsegv-at-entry (proposal, seed 001): syscall entry with the syscall "
+        "instruction inside the armed section kills the task.",
+        "arch/x86/kernel/signal.c:handle_signal (restart fixup before "
+        "setup_rt_frame -> rseq_signal_deliver)",
+        _all("unchecked"),
+    )
+)
+_rule(
+    Rule(
+        "next_syscall.consume",
+        ("syscall-entry", "never"),
+        "The per-task next-syscall descriptor (seed 000): the kernel reads and clears "
+        "it at the entry of every syscall (syscall-entry), or reads it without "
+        "clearing it (never).",
+        "proposal (LKML 2021-09-28, Vyukov); would live in syscall entry work, "
+        "kernel/entry/common.c:syscall_trace_enter",
+        _all("syscall-entry"),
+        proposal=True,
+    )
+)
+_rule(
+    Rule(
+        "next_syscall.on_signal",
+        ("keep", "clear", "save-restore"),
+        "What signal delivery does to the next-syscall descriptor: keep it, clear it, "
+        "or save it in the signal frame and restore it at rt_sigreturn.",
+        "proposal; would live in arch/x86/kernel/signal.c:setup_rt_frame and "
+        "arch/x86/kernel/signal_64.c:rt_sigreturn",
+        _all("keep"),
+        proposal=True,
+    )
+)
+
+# Older spellings kept so that every spec written against them stays valid.
+ALIASES = {"next_syscall.clear": "next_syscall.consume"}
+
+
+def resolve(preset: str, overrides: dict[str, str]) -> dict[str, str]:
+    """The full rule assignment of a spec (names canonical)."""
+    out = {name: r.default(preset) for name, r in RULES.items()}
+    for k, v in overrides.items():
+        out[ALIASES.get(k, k)] = v
+    return out

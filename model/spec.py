@@ -1,0 +1,375 @@
+"""Loading and validating a spec (TOML, format v0 of DESIGN.md).
+
+Every error names the file and the line it comes from.  tomllib gives no
+positions, so a light line scanner maps each table and key to its line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model import signals as sigs
+from model.errors import SpecError
+from model.program import Segment, parse_code
+from model.properties import PROPERTIES
+from model.rules import ALIASES, PRESETS, RULES
+from model.syscalls import SYSCALLS
+
+CS_FLAGS = ("NO_RESTART_ON_PREEMPT", "NO_RESTART_ON_SIGNAL", "NO_RESTART_ON_MIGRATE")
+SA_FLAGS = ("SA_RESTART", "SA_NODEFER")
+
+
+@dataclass
+class CsDesc:
+    name: str
+    start: str
+    post_commit: str
+    abort: str
+    flags: tuple[str, ...]
+    signature_ok: bool
+    version: int
+    line: int
+
+
+@dataclass
+class Handler:
+    sig: str
+    action: str  # "handler" | "ignore" | "default"
+    flags: tuple[str, ...]
+    mask: tuple[str, ...]
+    segment: Segment | None
+    line: int
+
+
+@dataclass
+class ThreadSpec:
+    name: str
+    segment: Segment
+    rseq_flags: tuple[str, ...]
+    line: int
+
+
+@dataclass
+class Environment:
+    signals: tuple[str, ...] = ()
+    max_signals: int = 0
+    max_nesting: int = 2
+    cpus: int = 2
+    preemption: bool = False
+    migration: bool = False
+    notify_resume: bool = False
+
+
+@dataclass
+class Spec:
+    path: str
+    text: str
+    title: str
+    source: str
+    preset: str
+    expect: str | None
+    rules: dict[str, str]  # overrides as written (canonical names)
+    env: Environment
+    threads: list[ThreadSpec]
+    handlers: dict[str, Handler]
+    cs: dict[str, CsDesc]
+    properties: tuple[str, ...]
+    depth: int
+    lines: dict[tuple, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()[:12]
+
+
+# ------------------------------------------------------------- line locator
+
+_HDR = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(#.*)?$")
+_KEY = re.compile(r'^\s*("(?:[^"\\]|\\.)*"|[A-Za-z0-9_.-]+)\s*=')
+
+
+def _split_path(p: str) -> tuple[str, ...]:
+    out = []
+    for m in re.finditer(r'"((?:[^"\\]|\\.)*)"|([^."\s]+)', p):
+        out.append(m.group(1) if m.group(1) is not None else m.group(2))
+    return tuple(out)
+
+
+def locate(text: str) -> tuple[dict[tuple, int], dict[tuple, int]]:
+    """(key path -> line of `key =`, code key path -> line of its first
+    content line)."""
+    lines: dict[tuple, int] = {}
+    code_first: dict[tuple, int] = {}
+    table: tuple[str, ...] = ()
+    in_ml = None
+    for no, raw in enumerate(text.split("\n"), start=1):
+        if in_ml:
+            if in_ml in raw:
+                in_ml = None
+            continue
+        m = _HDR.match(raw)
+        if m and not raw.strip().startswith("[["):
+            table = _split_path(m.group(1))
+            lines.setdefault(table, no)
+            continue
+        m = _KEY.match(raw)
+        if m:
+            key = m.group(1)
+            key = key[1:-1] if key.startswith('"') else key
+            path = table + (key,)
+            lines.setdefault(path, no)
+            rest = raw[m.end() :].strip()
+            for q in ('"""', "'''"):
+                if rest.startswith(q):
+                    after = rest[3:]
+                    code_first[path] = no + 1 if after.strip() == "" else no
+                    if q not in after:
+                        in_ml = q
+                    break
+    return lines, code_first
+
+
+# ------------------------------------------------------------------ loading
+
+
+def load_spec(path: str | Path) -> Spec:
+    p = Path(path)
+    file = str(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise SpecError(file, None, f"cannot read: {e.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        m = re.search(r"\(at line (\d+), column \d+\)", msg)
+        line = int(m.group(1)) if m else None
+        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", msg)
+        raise SpecError(file, line, f"TOML error: {msg}") from None
+    lines, code_first = locate(text)
+    return _build(file, text, data, lines, code_first)
+
+
+def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> Spec:
+    def at(*path: str) -> int | None:
+        for k in range(len(path), 0, -1):
+            if path[:k] in lines:
+                return lines[path[:k]]
+        return None
+
+    def err(path: tuple, msg: str) -> SpecError:
+        return SpecError(file, at(*path), msg)
+
+    def table(name: str, required: bool = False) -> dict:
+        v = data.get(name, {})
+        if not isinstance(v, dict):
+            raise err((name,), f"[{name}] must be a table")
+        if required and name not in data:
+            raise SpecError(file, None, f"missing section [{name}]")
+        return v
+
+    def check_keys(d: dict, allowed: set[str], where: tuple) -> None:
+        for k in d:
+            if k not in allowed:
+                raise err(where + (k,), f"unknown key {k!r} in [{'.'.join(where)}] (known: {', '.join(sorted(allowed))})")
+
+    def typed(d: dict, key: str, typ, where: tuple, default=None):
+        if key not in d:
+            return default
+        v = d[key]
+        if typ is int and isinstance(v, bool):
+            raise err(where + (key,), f"{key} must be an integer")
+        if not isinstance(v, typ):
+            tname = {str: "a string", int: "an integer", bool: "true or false", list: "a list"}[typ]
+            raise err(where + (key,), f"{key} must be {tname}")
+        return v
+
+    def str_list(d: dict, key: str, where: tuple) -> tuple[str, ...]:
+        v = typed(d, key, list, where, [])
+        for x in v:
+            if not isinstance(x, str):
+                raise err(where + (key,), f"{key} must be a list of strings")
+        return tuple(v)
+
+    known_sections = {"spec", "rules", "environment", "thread", "rseq_cs", "handler", "check"}
+    for k in data:
+        if k not in known_sections:
+            raise err((k,), f"unknown section [{k}] (known: {', '.join(sorted(known_sections))})")
+
+    sp = table("spec", required=True)
+    check_keys(sp, {"title", "source", "preset", "expect", "description"}, ("spec",))
+    title = typed(sp, "title", str, ("spec",), "")
+    source = typed(sp, "source", str, ("spec",), "")
+    preset = typed(sp, "preset", str, ("spec",))
+    if preset is None:
+        raise err(("spec",), "[spec] needs a preset, e.g. preset = \"linux-6.18\"")
+    if preset not in PRESETS:
+        raise err(("spec", "preset"), f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    expect = typed(sp, "expect", str, ("spec",))
+    if expect is not None and expect not in ("holds", "violation"):
+        raise err(("spec", "expect"), f"expect must be \"holds\" or \"violation\", not {expect!r}")
+
+    rules: dict[str, str] = {}
+    for k, v in table("rules").items():
+        name = ALIASES.get(k, k)
+        if name not in RULES:
+            raise err(("rules", k), f"unknown rule {k!r} (see `rseqcheck rules`)")
+        if not isinstance(v, str) or v not in RULES[name].choices:
+            raise err(("rules", k), f"rule {k} has no choice {v!r} (choices: {', '.join(RULES[name].choices)})")
+        if name in rules:
+            raise err(("rules", k), f"rule {name} set twice (once through an alias)")
+        rules[name] = v
+
+    e = table("environment")
+    check_keys(e, {"signals", "max_signals", "max_nesting", "cpus", "preemption", "migration", "notify_resume"}, ("environment",))
+    env = Environment(
+        signals=str_list(e, "signals", ("environment",)),
+        max_signals=typed(e, "max_signals", int, ("environment",), 0),
+        max_nesting=typed(e, "max_nesting", int, ("environment",), 2),
+        cpus=typed(e, "cpus", int, ("environment",), 2),
+        preemption=typed(e, "preemption", bool, ("environment",), False),
+        migration=typed(e, "migration", bool, ("environment",), False),
+        notify_resume=typed(e, "notify_resume", bool, ("environment",), False),
+    )
+    for s in env.signals:
+        if s not in sigs.SIGNUM:
+            raise err(("environment", "signals"), f"unknown signal {s!r}")
+        if s in ("SIGKILL",):
+            raise err(("environment", "signals"), f"{s} is not modelled (it ends the process outright)")
+    if len(set(env.signals)) != len(env.signals):
+        raise err(("environment", "signals"), "a signal is listed twice")
+    for key, lo, hi in (("max_signals", 0, 15), ("max_nesting", 0, 4), ("cpus", 1, 64)):
+        v = getattr(env, key)
+        if not lo <= v <= hi:
+            raise err(("environment", key), f"{key} = {v} is out of range {lo}..{hi}")
+    if env.migration and env.cpus < 2:
+        raise err(("environment", "migration"), "migration needs cpus >= 2")
+
+    threads: list[ThreadSpec] = []
+    th = table("thread", required=True)
+    if not th:
+        raise SpecError(file, at("thread"), "no [thread.NAME] section")
+    for name, t in th.items():
+        where = ("thread", name)
+        if not isinstance(t, dict):
+            raise err(where, f"[thread.{name}] must be a table")
+        if not re.match(r"[A-Za-z_][A-Za-z0-9_]*$", name):
+            raise err(where, f"thread name {name!r} is not an identifier")
+        check_keys(t, {"code", "rseq_flags"}, where)
+        code = typed(t, "code", str, where)
+        if code is None:
+            raise err(where, f"[thread.{name}] needs code")
+        seg = parse_code(code, name, "thread", file, code_first.get(where + ("code",), at(*where) or 0))
+        fl = str_list(t, "rseq_flags", where)
+        for f in fl:
+            if f not in CS_FLAGS:
+                raise err(where + ("rseq_flags",), f"unknown flag {f!r} (known: {', '.join(CS_FLAGS)})")
+        threads.append(ThreadSpec(name, seg, fl, at(*where) or 0))
+
+    handlers: dict[str, Handler] = {}
+    for sig, h in table("handler").items():
+        where = ("handler", sig)
+        if not isinstance(h, dict):
+            raise err(where, f"[handler.{sig}] must be a table")
+        if sig not in sigs.SIGNUM:
+            raise err(where, f"unknown signal {sig!r}")
+        check_keys(h, {"code", "flags", "mask", "action"}, where)
+        action = typed(h, "action", str, where, "handler")
+        if action not in ("handler", "ignore", "default"):
+            raise err(where + ("action",), "action must be \"handler\", \"ignore\" or \"default\"")
+        fl = str_list(h, "flags", where)
+        for f in fl:
+            if f not in SA_FLAGS:
+                raise err(where + ("flags",), f"unknown flag {f!r} (known: {', '.join(SA_FLAGS)})")
+        mask = str_list(h, "mask", where)
+        for m in mask:
+            if m not in sigs.SIGNUM:
+                raise err(where + ("mask",), f"unknown signal {m!r}")
+        code = typed(h, "code", str, where)
+        seg = None
+        if action == "handler":
+            if code is None:
+                raise err(where, f"[handler.{sig}] needs code (or action = \"ignore\"/\"default\")")
+            if sig in ("SIGSTOP", "SIGKILL"):
+                raise err(where, f"{sig} cannot be caught")
+            seg = parse_code(code, f"handler {sig}", "handler", file, code_first.get(where + ("code",), at(*where) or 0))
+        elif code is not None:
+            raise err(where + ("code",), f"code given but action = {action!r}")
+        handlers[sig] = Handler(sig, action, fl, mask, seg, at(*where) or 0)
+
+    cs: dict[str, CsDesc] = {}
+    for name, c in table("rseq_cs").items():
+        where = ("rseq_cs", name)
+        if not isinstance(c, dict):
+            raise err(where, f"[rseq_cs.{name}] must be a table")
+        check_keys(c, {"start", "post_commit", "abort", "flags", "signature", "version"}, where)
+        vals = {}
+        for k in ("start", "post_commit", "abort"):
+            v = typed(c, k, str, where)
+            if v is None:
+                raise err(where, f"[rseq_cs.{name}] needs {k}")
+            vals[k] = v
+        fl = str_list(c, "flags", where)
+        for f in fl:
+            if f not in CS_FLAGS:
+                raise err(where + ("flags",), f"unknown flag {f!r} (known: {', '.join(CS_FLAGS)})")
+        sig = typed(c, "signature", str, where, "RSEQ_SIG")
+        if sig not in ("RSEQ_SIG", "other"):
+            raise err(where + ("signature",), "signature must be \"RSEQ_SIG\" or \"other\"")
+        version = typed(c, "version", int, where, 0)
+        cs[name] = CsDesc(name, vals["start"], vals["post_commit"], vals["abort"], fl, sig == "RSEQ_SIG", version, at(*where) or 0)
+
+    ck = table("check", required=True)
+    check_keys(ck, {"properties", "depth"}, ("check",))
+    props = str_list(ck, "properties", ("check",))
+    if not props:
+        raise err(("check",), "[check] needs at least one property")
+    for pname in props:
+        if pname not in PROPERTIES:
+            raise err(("check", "properties"), f"unknown property {pname!r} (see `rseqcheck properties`)")
+    depth = typed(ck, "depth", int, ("check",), 50)
+    if not 1 <= depth <= 100000:
+        raise err(("check", "depth"), f"depth = {depth} is out of range 1..100000")
+
+    spec = Spec(file, text, title, source, preset, expect, rules, env, threads, handlers, cs, props, depth, lines)
+    _check_code(spec)
+    return spec
+
+
+def _check_code(spec: Spec) -> None:
+    """Static checks on the programs: labels, descriptors, syscalls."""
+    segs = [t.segment for t in spec.threads] + [h.segment for h in spec.handlers.values() if h.segment]
+    for seg in segs:
+        for ins in seg.instrs:
+            if ins.op == "jmp" and ins.args[0] not in seg.labels:
+                raise SpecError(spec.path, ins.line, f"unknown label {ins.args[0]!r} in {seg.name}")
+            if ins.op == "rseq_cs" and ins.args[0] != "0" and ins.args[0] not in spec.cs:
+                raise SpecError(spec.path, ins.line, f"unknown rseq_cs descriptor {ins.args[0]!r}")
+            if ins.op == "syscall" and ins.args[0] not in SYSCALLS:
+                raise SpecError(
+                    spec.path, ins.line, f"unknown syscall {ins.args[0]!r} (known: {', '.join(sorted(SYSCALLS))})"
+                )
+    for c in spec.cs.values():
+        homes = [s for s in segs if all(lab in s.labels for lab in (c.start, c.post_commit, c.abort))]
+        if not homes:
+            for lab in (c.start, c.post_commit, c.abort):
+                if not any(lab in s.labels for s in segs):
+                    raise SpecError(spec.path, spec.lines.get(("rseq_cs", c.name), c.line), f"rseq_cs {c.name}: unknown label {lab!r}")
+            raise SpecError(spec.path, c.line, f"rseq_cs {c.name}: start, post_commit and abort must be labels of one code block")
+        for s in homes:
+            st, pc, ab = s.labels[c.start], s.labels[c.post_commit], s.labels[c.abort]
+            if pc <= st:
+                raise SpecError(spec.path, c.line, f"rseq_cs {c.name}: post_commit must come after start in {s.name}")
+    for sig in spec.env.signals:
+        pass
+    if spec.env.max_signals and not spec.env.signals:
+        raise SpecError(spec.path, spec.lines.get(("environment", "max_signals")), "max_signals > 0 but no signals listed")

@@ -1,0 +1,108 @@
+"""User-mode instructions of the v0 assembly, one action per (context,
+instruction).  The kernel sees none of these until the thread enters it;
+`syscall`, `sigreturn` and `exit` are the entries (x86-64 SYSCALL: the saved
+ip is the address after the instruction, kernel-semantics.md 2.2)."""
+
+from __future__ import annotations
+
+from model.build import PHASES, Builder, Case, TV
+from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Le, Lt, Ne, Not, Or, Ref, Sub, Var
+from model.program import AExpr, Instr
+
+
+def contexts(b: Builder, t: TV):
+    """(depth, code index, instruction) for every instruction context d can run."""
+    seg = next(ts.segment for ts in b.spec.threads if ts.name == t.name)
+    for i, ins in enumerate(seg.instrs):
+        yield 0, seg.base + i, ins
+    for d in range(1, b.N + 1):
+        for sig, hseg in b.handler_seg.items():
+            if sig in b.sigs:
+                for i, ins in enumerate(hseg.instrs):
+                    yield d, hseg.base + i, ins
+
+
+def add_actions(b: Builder, t: TV) -> None:
+    for d, pc, ins in contexts(b, t):
+        _instr(b, t, d, pc, ins)
+
+
+def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr) -> None:
+    seg, _ = b.code[pc]
+    actor = b.ctx_name(t, d)
+    base = And(t.at("USER"), t.at_depth(d), Eq(t.ip[d], pc))
+    nxt = pc + 1
+    ups: dict[Var, Expr] = {}
+    label = ins.text
+    tags = {"user"}
+    if ins.op == "nop":
+        ups = {t.ip[d]: Const(nxt)}
+    elif ins.op == "jmp":
+        nxt = seg.base + seg.labels[ins.args[0]]
+        ups = {t.ip[d]: Const(nxt)}
+    elif ins.op == "store":
+        ups = {b.uvars[ins.args[0]]: Const(ins.args[1]), t.ip[d]: Const(nxt)}
+    elif ins.op == "set_desc":
+        val = 0 if ins.args[0] == "0" else t.desc.type.names.index(ins.args[0])
+        ups = {t.desc: Const(val), t.owner: Const(d if val else 0), t.ip[d]: Const(nxt)}
+        if t.orphan is not None:
+            ups[t.orphan] = Const(0)
+    elif ins.op == "rseq_cs":
+        val = 0 if ins.args[0] == "0" else b.instance_for(ins.args[0], seg, ins.line).id
+        ups = {t.rseq_cs: Const(val), t.ip[d]: Const(nxt)}
+        if d in t.dirty:
+            ups[t.dirty[d]] = Const(0)
+    elif ins.op == "assert":
+        ups = {t.ip[d]: Const(nxt)}
+    elif ins.op in ("syscall", "sigreturn", "exit"):
+        ups = {t.ip[d]: Const(nxt), t.k: Const(PHASES.index("ENTRY"))}
+        tags.add("syscall")
+    bad, extra = _violations(b, t, d, pc, ins, nxt)
+    bad.append(Case(Const(1), {}, label, tags=frozenset(tags | extra)))
+    b.add_cases(t, actor, base, bad, ups)
+
+
+def _violations(b: Builder, t: TV, d: int, pc: int, ins: Instr, nxt: int) -> tuple[list[Case], set[str]]:
+    """The cases of this instruction that break a checked property (in
+    priority order), and the trigger tags its ordinary execution carries."""
+    out: list[Case] = []
+    tags: set[str] = set()
+    if ins.op == "assert":
+        out.append(Case(Not(to_ir(ins.expr, b)), b.flag_bad("assert"), f"{ins.text}  -- FAILS", tags=frozenset({"assert"})))
+        tags.add("assert")
+    if ins.op in ("syscall", "sigreturn", "exit") and t.rseq_cs is not None and "no-syscall-in-rseq-cs" in b.checked:
+        for c in b.cs:
+            if c.start <= nxt < c.post:
+                out.append(Case(Eq(t.rseq_cs, c.id), b.flag_bad("no-syscall-in-rseq-cs"),
+                                f"{ins.text}  -- post-syscall ip inside armed {c.name}",
+                                tags=frozenset({"syscall-armed"})))
+            if c.start <= pc < c.post:
+                tags.add("syscall-armed")
+    if "rseq-cs-atomic" in b.checked and d in t.dirty:
+        for c in b.cs:
+            if c.start <= pc < c.post and nxt == c.post:
+                out.append(Case(And(Eq(t.rseq_cs, c.id), t.dirty[d]), b.flag_bad("rseq-cs-atomic"),
+                                f"{ins.text}  -- commits {c.name} after an unaborted interruption",
+                                tags=frozenset({"commit"})))
+                tags.add("commit")
+    return out, tags
+
+
+_BIN = {"==": Eq, "!=": Ne, "<": Lt, "<=": Le, ">": Gt, ">=": Ge, "+": Add, "-": Sub}
+
+
+def to_ir(e: AExpr, b: Builder) -> Expr:
+    if e.op == "int":
+        return Const(e.args[0])
+    if e.op == "var":
+        return Ref(b.uvars[e.args[0]])
+    if e.op == "!":
+        return Not(to_ir(e.args[0], b))
+    if e.op == "&&":
+        return And(to_ir(e.args[0], b), to_ir(e.args[1], b))
+    if e.op == "||":
+        return Or(to_ir(e.args[0], b), to_ir(e.args[1], b))
+    return _BIN[e.op](to_ir(e.args[0], b), to_ir(e.args[1], b))
+
+
+__all__ = ["add_actions", "contexts", "to_ir", "In"]
