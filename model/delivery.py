@@ -75,7 +75,7 @@ def add_actions(b: Builder, t: TV) -> None:
                     # proposal: a rewound syscall is judged by its post-syscall ip
                     ip = Ite(Eq(t.ax, AX.index("ORIG")), Add(t.ip[d], 1), t.ip[d])
                     rule = "rseq.syscall_in_cs=last-instruction"
-                cases = rseq.fixup_cases(b, t, d, ip, "rseq_signal_deliver")
+                cases = rseq.fixup_cases(b, t, d, ip, "rseq_signal_deliver", signal=True)
                 cases = [Case(c.guard, c.updates, c.label, c.fn, c.rule or rule, c.tags) for c in cases]
                 common: dict[Var, Expr] = {t.k: P("SIGFRAME")}
                 if "SIGNAL" in t.ev:

@@ -24,9 +24,11 @@ GET_CS = "kernel/rseq.c:rseq_get_rseq_cs"
 BIT_FLAG = {"PREEMPT": "NO_RESTART_ON_PREEMPT", "SIGNAL": "NO_RESTART_ON_SIGNAL", "MIGRATE": "NO_RESTART_ON_MIGRATE"}
 
 
-def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str) -> list[Case]:
+def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = False) -> list[Case]:
     """Outcomes of __rseq_handle_notify_resume -> rseq_ip_fixup for context d
-    whose ip (as the fixup sees it) is `ip`.  `why` names the caller."""
+    whose ip (as the fixup sees it) is `ip`.  `why` names the caller;
+    `signal`: rseq_signal_deliver has just set the SIGNAL bit (in the same
+    step), so the fixup must see it set."""
     if t.rseq_cs is None:
         return []
     cases: list[Case] = [Case(Eq(t.rseq_cs, 0), {}, f"{why}: rseq_cs == NULL, nothing to do", FIXUP)]
@@ -54,7 +56,7 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str) -> list[Case]:
                 cases.append(Case(inside, b.kill(), f"{why}: ip inside {c.name}, NO_RESTART_ON_SIGNAL without the others -> -EINVAL -> SIGSEGV", NEED_RESTART, "rseq.flags=honoured"))
                 continue
             masked = {bit for bit, fl in BIT_FLAG.items() if fl in flags}
-        live = [v for bit, v in t.ev.items() if bit not in masked]
+        live: list[Expr] = [Const(1) if (signal and bit == "SIGNAL") else v for bit, v in t.ev.items() if bit not in masked]
         clear_ev = {v: Const(0) for v in t.ev.values()}
         rule = "rseq.flags=honoured" if masked else ""
         abort = {t.rseq_cs: Const(0), t.ip[d]: Const(c.abort), **clear_ev}
