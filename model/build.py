@@ -147,7 +147,7 @@ class Builder:
         self.spec = spec
         self.rules = resolve(spec.preset, spec.rules)
         self.env = spec.env
-        self.N = spec.env.max_nesting
+        self.N = spec.env.max_nesting  # reduced to 0 in _layout when no handler can run
         self.vars: list[Var] = []
         self.init: dict[Var, int] = {}
         self.actions: list[Action] = []
@@ -189,6 +189,8 @@ class Builder:
         for s in sigmod.dequeue_order(list(self.env.signals)):
             if self.sig_action(s) != "ignore":
                 self.sigs.append(s)
+        if not any(self.sig_action(s) == "handler" for s in self.sigs):
+            self.N = 0  # no frame can ever be pushed: no frame variables
         self.uses_rseq = any(ins.op == "rseq_cs" for _, ins in self.code)
         self.uses_desc = any(ins.op == "set_desc" for _, ins in self.code)
         self.sleepers = any(

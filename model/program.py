@@ -109,7 +109,10 @@ def parse_expr(text: str, file: str, line: int) -> AExpr:
             right = binary(_BIN[t[1]] + 1)
             left = AExpr(t[1], (left, right))
 
-    e = binary(1)
+    try:
+        e = binary(1)
+    except RecursionError:  # thousands of parentheses: refuse, do not crash
+        raise SpecError(file, line, f"expression nested too deeply: {text[:40]!r}...") from None
     if k != len(toks):
         raise SpecError(file, line, f"unexpected {toks[k][1]!r} in {text!r}")
     return e

@@ -92,14 +92,16 @@ class Spec:
 
 # ------------------------------------------------------------- line locator
 
-_HDR = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(#.*)?$")
-_KEY = re.compile(r'^\s*("(?:[^"\\]|\\.)*"|[A-Za-z0-9_.-]+)\s*=')
+_HDR = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+# A key, possibly dotted, with parts bare, "basic" or 'literal'.
+_PART = r"""(?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)"""
+_KEY = re.compile(rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
 
 
 def _split_path(p: str) -> tuple[str, ...]:
     out = []
-    for m in re.finditer(r'"((?:[^"\\]|\\.)*)"|([^."\s]+)', p):
-        out.append(m.group(1) if m.group(1) is not None else m.group(2))
+    for m in re.finditer(r"""\"((?:[^"\\]|\\.)*)"|'([^']*)'|([^.'"\s]+)""", p):
+        out.append(next(g for g in m.groups() if g is not None))
     return tuple(out)
 
 
@@ -116,16 +118,16 @@ def locate(text: str) -> tuple[dict[tuple, int], dict[tuple, int]]:
                 in_ml = None
             continue
         m = _HDR.match(raw)
-        if m and not raw.strip().startswith("[["):
+        if m:
             table = _split_path(m.group(1))
             lines.setdefault(table, no)
             continue
         m = _KEY.match(raw)
         if m:
-            key = m.group(1)
-            key = key[1:-1] if key.startswith('"') else key
-            path = table + (key,)
-            lines.setdefault(path, no)
+            path = table + _split_path(m.group(1))
+            # a dotted key also defines its parent tables here
+            for k in range(len(table) + 1, len(path) + 1):
+                lines.setdefault(path[:k], no)
             rest = raw[m.end() :].strip()
             for q in ('"""', "'''"):
                 if rest.startswith(q):
@@ -144,27 +146,37 @@ def load_spec(path: str | Path) -> Spec:
     p = Path(path)
     file = str(path)
     try:
-        text = p.read_text()
+        raw = p.read_bytes()
     except OSError as e:
         raise SpecError(file, None, f"cannot read: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise SpecError(file, line, "not UTF-8 text (TOML files are UTF-8)") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         msg = str(e)
         m = re.search(r"\(at line (\d+), column \d+\)", msg)
-        line = int(m.group(1)) if m else None
-        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", msg)
+        if getattr(e, "lineno", None):  # Python >= 3.14 says where directly
+            line = int(e.lineno)
+        elif m:
+            line = int(m.group(1))
+        else:  # "(at end of document)": the last line
+            line = max(1, len(text.rstrip("\n").split("\n")))
+        msg = re.sub(r"\s*\((at line \d+, column \d+|at end of document)\)", "", msg)
         raise SpecError(file, line, f"TOML error: {msg}") from None
     lines, code_first = locate(text)
     return _build(file, text, data, lines, code_first)
 
 
 def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> Spec:
-    def at(*path: str) -> int | None:
+    def at(*path: str) -> int:
         for k in range(len(path), 0, -1):
             if path[:k] in lines:
                 return lines[path[:k]]
-        return None
+        return 1  # nothing of it is written in the file: point at its start
 
     def err(path: tuple, msg: str) -> SpecError:
         return SpecError(file, at(*path), msg)
@@ -174,7 +186,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         if not isinstance(v, dict):
             raise err((name,), f"[{name}] must be a table")
         if required and name not in data:
-            raise SpecError(file, None, f"missing section [{name}]")
+            shown = "thread.NAME" if name == "thread" else name
+            raise SpecError(file, 1, f"missing section [{shown}]")
         return v
 
     def check_keys(d: dict, allowed: set[str], where: tuple) -> None:
@@ -221,6 +234,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
     rules: dict[str, str] = {}
     for k, v in table("rules").items():
         name = ALIASES.get(k, k)
+        if isinstance(v, dict):  # rseq.debug = ... unquoted is a nested table in TOML
+            raise err(("rules", k), f"rule names contain dots: quote them, e.g. \"{k}.{next(iter(v), '...')}\" = ...")
         if name not in RULES:
             raise err(("rules", k), f"unknown rule {k!r} (see `rseqcheck rules`)")
         if not isinstance(v, str) or v not in RULES[name].choices:
@@ -268,12 +283,12 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         code = typed(t, "code", str, where)
         if code is None:
             raise err(where, f"[thread.{name}] needs code")
-        seg = parse_code(code, name, "thread", file, code_first.get(where + ("code",), at(*where) or 0))
+        seg = parse_code(code, name, "thread", file, code_first.get(where + ("code",), at(*where, "code")))
         fl = str_list(t, "rseq_flags", where)
         for f in fl:
             if f not in CS_FLAGS:
                 raise err(where + ("rseq_flags",), f"unknown flag {f!r} (known: {', '.join(CS_FLAGS)})")
-        threads.append(ThreadSpec(name, seg, fl, at(*where) or 0))
+        threads.append(ThreadSpec(name, seg, fl, at(*where)))
 
     handlers: dict[str, Handler] = {}
     for sig, h in table("handler").items():
@@ -301,10 +316,10 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
                 raise err(where, f"[handler.{sig}] needs code (or action = \"ignore\"/\"default\")")
             if sig in ("SIGSTOP", "SIGKILL"):
                 raise err(where, f"{sig} cannot be caught")
-            seg = parse_code(code, f"handler {sig}", "handler", file, code_first.get(where + ("code",), at(*where) or 0))
+            seg = parse_code(code, f"handler {sig}", "handler", file, code_first.get(where + ("code",), at(*where, "code")))
         elif code is not None:
             raise err(where + ("code",), f"code given but action = {action!r}")
-        handlers[sig] = Handler(sig, action, fl, mask, seg, at(*where) or 0)
+        handlers[sig] = Handler(sig, action, fl, mask, seg, at(*where))
 
     cs: dict[str, CsDesc] = {}
     for name, c in table("rseq_cs").items():
@@ -326,7 +341,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         if sig not in ("RSEQ_SIG", "other"):
             raise err(where + ("signature",), "signature must be \"RSEQ_SIG\" or \"other\"")
         version = typed(c, "version", int, where, 0)
-        cs[name] = CsDesc(name, vals["start"], vals["post_commit"], vals["abort"], fl, sig == "RSEQ_SIG", version, at(*where) or 0)
+        cs[name] = CsDesc(name, vals["start"], vals["post_commit"], vals["abort"], fl, sig == "RSEQ_SIG", version, at(*where))
 
     ck = table("check", required=True)
     check_keys(ck, {"properties", "depth"}, ("check",))
@@ -361,9 +376,10 @@ def _check_code(spec: Spec) -> None:
     for c in spec.cs.values():
         homes = [s for s in segs if all(lab in s.labels for lab in (c.start, c.post_commit, c.abort))]
         if not homes:
-            for lab in (c.start, c.post_commit, c.abort):
+            for key, lab in (("start", c.start), ("post_commit", c.post_commit), ("abort", c.abort)):
                 if not any(lab in s.labels for s in segs):
-                    raise SpecError(spec.path, spec.lines.get(("rseq_cs", c.name), c.line), f"rseq_cs {c.name}: unknown label {lab!r}")
+                    line = spec.lines.get(("rseq_cs", c.name, key), c.line)
+                    raise SpecError(spec.path, line, f"rseq_cs {c.name}: unknown label {lab!r}")
             raise SpecError(spec.path, c.line, f"rseq_cs {c.name}: start, post_commit and abort must be labels of one code block")
         for s in homes:
             st, pc, ab = s.labels[c.start], s.labels[c.post_commit], s.labels[c.abort]

@@ -1,0 +1,351 @@
+"""One small scenario per kernel rule, each verdict derived by hand from the
+kernel code (kernel-semantics.md sections named in each test) and, where a
+conformance probe exists, from what Linux 6.18 did (shared/conformance)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from checker.explicit import bfs
+from model.ir import ModelError
+from tests.util import CS1, USR1, Space, spec_text, system_of
+
+SA_RESTART = USR1.format(flags='"SA_RESTART"')
+NO_FLAGS = USR1.format(flags="")
+
+# A section whose last instruction is a syscall (Vyukov's shape).
+LAST = """
+retry:  rseq_cs cs1
+begin:  nop
+        syscall {sc}
+end:    exit
+abort:  exit
+"""
+
+
+def space(tmp_path, code, **kw) -> Space:
+    return Space(system_of(tmp_path, spec_text(code, **kw)))
+
+
+# ------------------------------------------------------------- signals + rseq
+
+
+def test_signal_in_cs_aborts_before_the_frame(tmp_path):
+    # 2.9.3 / 2.18.2, probe p01: the frame saves abort_ip, never an ip inside.
+    sp = space(tmp_path, LAST.format(sc="getpid"), env='signals = ["SIGUSR1"]\nmax_signals = 1', handlers=NO_FLAGS, cs=CS1)
+    assert sp.any(T0__depth=1, T0__ip0="abort")
+    assert not sp.any(T0__depth=1, T0__ip0="begin")
+    assert not sp.any(T0__depth=1, T0__rseq_cs="cs1")  # cleared by the abort
+
+
+def test_restartsys_with_sa_restart_aborts_instead_of_restarting(tmp_path):
+    # 2.18.3, probe p03b: ip -= 2 puts the ip back on the syscall, inside the
+    # section, before rseq_signal_deliver; the frame holds abort_ip.
+    sp = space(tmp_path, LAST.format(sc="read"), env='signals = ["SIGUSR1"]\nmax_signals = 1', handlers=SA_RESTART, cs=CS1)
+    assert sp.fired("-ERESTARTSYS, SA_RESTART -> ax = orig_ax, ip -= 2")
+    assert sp.any(T0__depth=1, T0__ip0="abort", T0__ax="NONE")
+    # the rewound ip never survives into a frame
+    assert not sp.any(T0__depth=1, T0__ip0="T0+2")
+
+
+def test_restartsys_without_sa_restart_returns_eintr_outside(tmp_path):
+    # probe p03c: -EINTR, ip stays at post_commit (outside), no abort.
+    sp = space(tmp_path, LAST.format(sc="read"), env='signals = ["SIGUSR1"]\nmax_signals = 1', handlers=NO_FLAGS, cs=CS1)
+    assert sp.fired("-ERESTARTSYS, no SA_RESTART -> -EINTR")
+    assert sp.any(T0__depth=1, T0__ip0="end")
+    # a signal can still hit before the syscall (ip inside) and abort
+    assert sp.any(T0__depth=1, T0__ip0="abort")
+    assert not sp.fired("ip -= 2")
+
+
+def test_restartblock_with_handler_is_eintr(tmp_path):
+    # probe p03f: nanosleep's -ERESTART_RESTARTBLOCK with a handler -> -EINTR.
+    sp = space(tmp_path, LAST.format(sc="nanosleep"), env='signals = ["SIGUSR1"]\nmax_signals = 1', handlers=SA_RESTART, cs=CS1)
+    assert sp.fired("-ERESTARTNOHAND/_RESTARTBLOCK -> -EINTR")
+    assert not sp.fired("ip -= 2")
+
+
+@pytest.mark.parametrize("sc", ["read", "nanosleep"])
+def test_stop_and_continue_rewinds_then_notify_resume_aborts(tmp_path, sc):
+    # probes p03d, p03g: no handler, the rewind happens in
+    # arch_do_signal_or_restart; the stop scheduled the task out, so
+    # NOTIFY_RESUME is pending and the fixup aborts the section.
+    sp = space(tmp_path, LAST.format(sc=sc), env='signals = ["SIGSTOP"]\nmax_signals = 1', cs=CS1)
+    assert sp.fired("SIGSTOP stops the task (schedule); continued, no handler: restart, ip -= 2")
+    assert sp.fired("notify-resume: ip inside cs1, event pending -> abort")
+    assert sp.any(T0__k="USER", T0__ip0="abort", T0__ax="NONE")
+
+
+def test_signal_after_commit_does_not_abort(tmp_path):
+    # 2.18.3 first bullet, probe p03a: post-syscall ip = post_commit is outside;
+    # the kernel only clears rseq_cs lazily.
+    sp = space(tmp_path, LAST.format(sc="getpid"), env='signals = ["SIGUSR1"]\nmax_signals = 1', handlers=NO_FLAGS, cs=CS1)
+    assert sp.any(T0__depth=1, T0__ip0="end", T0__rseq_cs="0")
+    assert sp.fired("rseq_signal_deliver: ip outside cs1 -> clear rseq_cs")
+
+
+# ------------------------------------------------------------ event mask
+
+
+STALE = """
+        {before}
+retry:  rseq_cs cs1
+begin:  nop
+        nop
+end:    exit
+abort:  exit
+"""
+
+
+def test_stale_preempt_bit_aborts_on_unrelated_notify_resume(tmp_path):
+    # 2.18.8, probe p09 "stale": a sleep outside any section leaves the
+    # PREEMPT bit set (cleared only by an in-section fixup); a later
+    # task_work notify-resume inside the section aborts with no new event.
+    sp = space(tmp_path, STALE.format(before="syscall read"), env="notify_resume = true", cs=CS1)
+    assert sp.any(T0__k="USER", T0__ip0="abort")
+    assert sp.any(T0__ip0="begin", T0__ev__PREEMPT=1, T0__rseq_cs="cs1")
+
+
+def test_no_event_no_abort_on_notify_resume(tmp_path):
+    # probe p09 "fresh": without any event bit, a notify-resume inside the
+    # section does not abort (rseq_need_restart returns 0).
+    sp = space(tmp_path, STALE.format(before="syscall getpid"), env="notify_resume = true", cs=CS1)
+    assert sp.fired("notify-resume: ip inside cs1, no event -> continue")
+    assert not sp.any(T0__k="USER", T0__ip0="abort")
+
+
+def test_preempt_outside_clears_rseq_cs_but_keeps_the_event(tmp_path):
+    # 2.9.2 step 2: lazy clear; the mask is not cleared.
+    code = """
+        rseq_cs cs1
+        nop
+begin:  nop
+end:    exit
+abort:  exit
+"""
+    sp = space(tmp_path, code, env="preemption = true", cs=CS1)
+    assert sp.any(T0__ip0="T0+1", T0__rseq_cs="0", T0__ev__PREEMPT=1, T0__k="USER")
+
+
+# ------------------------------------------------------------ flags by era
+
+
+FLAGGED = """
+retry:  rseq_cs cs1
+begin:  nop
+        nop
+end:    exit
+abort:  jmp retry
+"""
+
+
+def cs_flags(*flags: str) -> str:
+    return CS1 + "flags = [" + ", ".join(f'"{f}"' for f in flags) + "]\n"
+
+
+def test_flags_honoured_on_418_preemption_does_not_abort(tmp_path):
+    sp = space(tmp_path, FLAGGED, preset="linux-4.18", env="preemption = true", cs=cs_flags("NO_RESTART_ON_PREEMPT"))
+    assert sp.fired("ip inside cs1, no event (masked by flags) -> continue")
+    assert not sp.any(T0__k="USER", T0__ip0="abort")
+    assert not sp.any(killed="SIGSEGV")
+
+
+def test_flags_fatal_on_618_even_without_event(tmp_path):
+    # 2.9.2 step 3 (E3), probe p02: flags are checked before the mask.
+    sp = space(tmp_path, FLAGGED, env="notify_resume = true", cs=cs_flags("NO_RESTART_ON_PREEMPT"))
+    assert sp.any(killed="SIGSEGV")
+    assert not sp.any(T0__k="USER", T0__ip0="abort")
+
+
+def test_no_restart_on_signal_alone_is_einval_on_418(tmp_path):
+    # rseq_need_restart (<= 5.19): SIGNAL without both others -> -EINVAL.
+    sp = space(tmp_path, FLAGGED, preset="linux-4.18", env="preemption = true", cs=cs_flags("NO_RESTART_ON_SIGNAL"))
+    assert sp.any(killed="SIGSEGV")
+
+
+def test_area_flags_with_ip_outside_are_harmless_on_618(tmp_path):
+    # probe p02f: area flags only matter with the ip inside the section.
+    code = """
+        rseq_cs cs1
+        nop
+        exit
+begin:  nop
+end:    exit
+abort:  exit
+"""
+    sp = space(tmp_path, code, env="preemption = true", cs=CS1, thread_extra='rseq_flags = ["NO_RESTART_ON_PREEMPT"]')
+    assert not sp.any(killed="SIGSEGV")
+    assert sp.fired("notify-resume: ip outside cs1 -> clear rseq_cs")
+
+
+@pytest.mark.parametrize(
+    "field",
+    ['signature = "other"', "version = 1"],
+)
+def test_invalid_descriptor_kills_even_outside(tmp_path, field):
+    # 2.9.2 step 1, probe p05: validated wherever the ip is.
+    code = """
+        rseq_cs cs1
+        nop
+        exit
+begin:  nop
+end:    exit
+abort:  exit
+"""
+    sp = space(tmp_path, code, env="preemption = true", cs=CS1 + field + "\n")
+    assert sp.fired("descriptor cs1 invalid")
+    assert sp.any(killed="SIGSEGV")
+
+
+# ------------------------------------------------------------ debug checks
+
+
+def test_debug_syscall_as_last_instruction_passes(tmp_path):
+    # 2.9.4: rseq_syscall sees the post-syscall ip = post_commit, outside.
+    sp = space(tmp_path, LAST.format(sc="getpid"), rules={"rseq.debug": "on"}, cs=CS1)
+    assert not sp.any(killed="SIGSEGV")
+    assert sp.fired("rseq_syscall finds nothing wrong")
+
+
+def test_debug_syscall_in_the_middle_kills(tmp_path):
+    code = """
+        rseq_cs cs1
+begin:  syscall getpid
+        nop
+end:    exit
+abort:  exit
+"""
+    sp = space(tmp_path, code, rules={"rseq.debug": "on"}, cs=CS1)
+    assert sp.any(killed="SIGSEGV")
+    assert sp.fired("rseq_syscall: post-syscall ip inside cs1 -> SIGSEGV")
+
+
+# ------------------------------------------------------------ plain signals
+
+
+def test_handler_blocks_its_own_signal(tmp_path):
+    # signal_delivered blocks the signal unless SA_NODEFER: no nesting of
+    # SIGUSR1 over itself.
+    sp = space(tmp_path, "nop\nnop\nexit", env='signals = ["SIGUSR1"]\nmax_signals = 2', handlers=NO_FLAGS)
+    assert sp.any(T0__depth=1)
+    assert not sp.any(T0__depth=2)
+
+
+def test_sa_nodefer_allows_nesting_up_to_the_bound(tmp_path):
+    sp = space(tmp_path, "nop\nnop\nexit", env='signals = ["SIGUSR1"]\nmax_signals = 3\nmax_nesting = 2',
+               handlers=USR1.format(flags='"SA_NODEFER"'))
+    assert sp.any(T0__depth=2)
+    assert max(int(s["T0.depth"]) for s in sp.where()) == 2
+
+
+def test_sa_mask_blocks_other_signal_in_handler(tmp_path):
+    handlers = '''
+[handler.SIGUSR1]
+mask = ["SIGUSR2"]
+code = """
+        nop
+        sigreturn
+"""
+[handler.SIGUSR2]
+code = """
+        nop
+        sigreturn
+"""
+'''
+    sp = space(tmp_path, "nop\nexit", env='signals = ["SIGUSR1", "SIGUSR2"]\nmax_signals = 2', handlers=handlers)
+    # SIGUSR2 may nest over SIGUSR1's handler only if it was delivered first
+    assert sp.any(T0__depth=2, T0__ip1="SIGUSR2+0")
+    assert not sp.any(T0__depth=2, T0__ip1="SIGUSR1+0", T0__ip2="SIGUSR2+0")
+    assert not sp.any(T0__depth=2, T0__ip1="SIGUSR1+1", T0__ip2="SIGUSR2+0")
+
+
+def test_default_action_kills_and_default_ignore_drops(tmp_path):
+    sp = space(tmp_path, "nop\nexit", env='signals = ["SIGUSR2", "SIGCHLD"]\nmax_signals = 1')
+    assert sp.any(killed="SIGUSR2")
+    assert not sp.fired("SIGCHLD")
+
+
+def test_sigreturn_without_a_frame_is_sigsegv(tmp_path):
+    sp = space(tmp_path, "sigreturn")
+    assert sp.any(killed="SIGSEGV")
+
+
+# ------------------------------------------------------------ next-syscall rules
+
+
+ARMED = """
+        set_desc TRACE
+        syscall  getpid @traced
+        exit
+"""
+
+
+def verdict(tmp_path, code, **kw):
+    system = system_of(tmp_path, spec_text(code, **kw))
+    r = bfs(system, 200, por=False)
+    return r.verdict, r.prop
+
+
+def test_consume_at_entry_single_thread_holds(tmp_path):
+    assert verdict(tmp_path, ARMED, props=("next-syscall-atomic", "next-syscall-delivered")) == ("holds", None)
+
+
+def test_consume_never_leaks_to_the_next_syscall(tmp_path):
+    # the descriptor is never cleared: `exit` (a syscall) reads it too.
+    assert verdict(tmp_path, ARMED, rules={"next_syscall.consume": "never"}, props=("next-syscall-atomic",)) == (
+        "violation", "next-syscall-atomic")
+
+
+def test_clear_on_signal_keeps_handlers_clean_but_loses_delivery(tmp_path):
+    env = 'signals = ["SIGUSR1"]\nmax_signals = 1'
+    kw = dict(env=env, handlers=NO_FLAGS, rules={"next_syscall.on_signal": "clear"})
+    assert verdict(tmp_path, ARMED, props=("next-syscall-atomic",), **kw) == ("holds", None)
+    assert verdict(tmp_path, ARMED, props=("next-syscall-delivered",), **kw) == ("violation", "next-syscall-delivered")
+
+
+def test_keep_on_signal_lets_the_handler_consume(tmp_path):
+    env = 'signals = ["SIGUSR1"]\nmax_signals = 1'
+    assert verdict(tmp_path, ARMED, env=env, handlers=NO_FLAGS, props=("next-syscall-atomic",)) == (
+        "violation", "next-syscall-atomic")
+
+
+def test_assert_instruction_is_checked(tmp_path):
+    assert verdict(tmp_path, "store x, 2\nassert x == 2\nexit") == ("holds", None)
+    assert verdict(tmp_path, "store x, 2\nassert x < 2\nexit") == ("violation", "assert")
+
+
+# ------------------------------------------------------------ the monitors can fail
+
+
+def test_rseq_cs_atomic_monitor_catches_a_kernel_that_never_aborts(tmp_path):
+    # Mutation: drop every abort from the model; the property must break.
+    code = """
+retry:  rseq_cs cs1
+begin:  nop
+        store y, 1
+end:    exit
+abort:  jmp retry
+"""
+    system = system_of(tmp_path, spec_text(code, env="preemption = true", cs=CS1, props=("rseq-cs-atomic",)))
+    assert bfs(system, 100, por=False).verdict == "holds"
+    # the broken kernel consumes the event but neither moves the ip nor
+    # clears rseq_cs (nor, of course, does the monitor see an abort)
+    keep = {system.var("T0.k"), system.var("T0.notify"), system.var("T0.ev.PREEMPT")}
+    system.actions = [
+        replace(a, updates=tuple((v, e) for v, e in a.updates if v in keep))
+        if "-> abort" in a.label else a
+        for a in system.actions
+    ]
+    r = bfs(system, 100, por=False)
+    assert (r.verdict, r.prop) == ("violation", "rseq-cs-atomic")
+
+
+def test_range_overflow_is_a_model_error():
+    from model.ir import Action, Add, Const, IntRange, Property, System, Var
+
+    x = Var("x", IntRange(0, 2))
+    sys_ = System([x], {x: 0}, [Action("inc", Const(1), ((x, Add(x, 1)),), "P", "P")], [Property("p", Const(1), "")])
+    with pytest.raises(ModelError, match=r"assigns x = 3, outside its range 0..2"):
+        bfs(sys_, 10)
