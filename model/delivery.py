@@ -18,7 +18,7 @@ orig_ax = -1, so no restart logic runs on its exit.
 from __future__ import annotations
 
 from model import next_syscall, rseq
-from model.build import PHASES, Builder, Case, TV
+from model.build import PHASES, TV, Builder, Case
 from model.ir import Add, And, Const, Eq, Expr, Ite, Not, Or, Sub, Var
 from model.syscalls import AX
 

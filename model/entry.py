@@ -19,7 +19,7 @@ reachable.
 from __future__ import annotations
 
 from model import next_syscall, rseq
-from model.build import PHASES, Builder, Case, TV
+from model.build import PHASES, TV, Builder, Case
 from model.ir import And, Const, Eq, Expr, Not, Var
 from model.syscalls import AX, RESTART_CODE, SYSCALLS
 from model.user import contexts

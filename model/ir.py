@@ -10,8 +10,8 @@ Values are plain ints: a bool is 0/1, an enum is the index of its name.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 
 class ModelError(Exception):

@@ -14,7 +14,7 @@ that the syscall now in the kernel consumed a descriptor.
 
 from __future__ import annotations
 
-from model.build import Builder, Case, TV
+from model.build import TV, Builder, Case
 from model.ir import And, Const, Eq, Expr, Ne, Not, Var
 from model.program import Instr
 
@@ -35,7 +35,7 @@ def entry_cases(b: Builder, t: TV, d: int, ins: Instr) -> list[Case]:
     ok = And(Eq(t.owner, d), Not(t.orphan) if t.orphan is not None else Const(1))
     ok = ok if ins.tag == "traced" else Const(0)
     verb = "consumes" if clear else "reads"
-    out = [Case(Eq(t.desc, 0), {t.traced: Const(0)}, f"syscall entry: no next-syscall descriptor", ENTRY_FN)]
+    out = [Case(Eq(t.desc, 0), {t.traced: Const(0)}, "syscall entry: no next-syscall descriptor", ENTRY_FN)]
     if "next-syscall-atomic" in b.checked:
         why = "not the @traced syscall" if ins.tag != "traced" else "armed by another context"
         out.append(Case(Not(ok), {**take, **b.flag_bad("next-syscall-atomic")},

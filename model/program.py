@@ -26,7 +26,7 @@ class Instr:
     line: int = 0  # file line
     text: str = ""  # source text, for traces
     labels: list[str] = field(default_factory=list)
-    expr: "AExpr | None" = None  # for assert
+    expr: AExpr | None = None  # for assert
 
 
 @dataclass

@@ -14,7 +14,7 @@ from its start, with RSEQ_SIG.
 
 from __future__ import annotations
 
-from model.build import Builder, Case, TV
+from model.build import TV, Builder, Case
 from model.ir import And, Const, Eq, Expr, In, Not, Or, Var, lift
 
 FIXUP = "kernel/rseq.c:rseq_ip_fixup"

@@ -5,7 +5,7 @@ ip is the address after the instruction, kernel-semantics.md 2.2)."""
 
 from __future__ import annotations
 
-from model.build import PHASES, Builder, Case, TV
+from model.build import PHASES, TV, Builder, Case
 from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Le, Lt, Ne, Not, Or, Ref, Sub, Var
 from model.program import AExpr, Instr
 
