@@ -1,30 +1,49 @@
 """Counterexample traces: a NetworkX DiGraph built from an engine's path, and
-the renderers that read only that graph (text for email, ITF JSON).
+the renderers that read only that graph: text (for email, at most 72
+columns), ITF JSON (Apalache's Informal Trace Format), DOT and GraphML (in
+the style of SV-COMP violation witnesses).
 
 Graph: nodes 0..n are states (attribute `vars`: {name: value as shown},
 `index`); edges i -> i+1 are actions (attributes `label`, `actor`,
-`kernel_fn`, `rule`).  Graph attributes carry the header (spec, property,
-preset, rules, tool version, spec hash).
+`kernel_fn`, `rule`, `proc`).  Graph attributes carry the header (spec,
+property, preset, rules, tool version, spec hash).
 """
 
 from __future__ import annotations
 
 import json
 import textwrap
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from typing import Any
 
 import networkx as nx
 
-from model.ir import System
+from model.ir import System, Var
 
 WIDTH = 72
+FORMATS = ("text", "json", "dot", "graphml")
+
+Shown = bool | int | str
+
+
+def show_value(v: Var, x: int) -> Shown:
+    """A variable's value as traces show it: bools, ints, enum names."""
+    if v.type.is_bool:
+        return bool(x)
+    if v.type.names is not None:
+        return v.type.fmt(int(x))
+    return int(x)
+
+
+def show_state(system: System, state: Sequence[int]) -> dict[str, Shown]:
+    return {v.name: show_value(v, x) for v, x in zip(system.vars, state)}
 
 
 def build_graph(system: System, path: list[tuple[int, tuple]], header: dict[str, Any]) -> nx.DiGraph:
     g = nx.DiGraph(**header)
     for i, (a, state) in enumerate(path):
-        shown = {v.name: _show(v, x) for v, x in zip(system.vars, state)}
-        g.add_node(i, index=i, vars=shown)
+        g.add_node(i, index=i, vars=show_state(system, state))
         if i > 0:
             act = system.actions[a]
             g.add_edge(
@@ -37,14 +56,6 @@ def build_graph(system: System, path: list[tuple[int, tuple]], header: dict[str,
                 proc=act.proc,
             )
     return g
-
-
-def _show(v, x: int):
-    if v.type.is_bool:
-        return bool(x)
-    if v.type.names is not None:
-        return v.type.fmt(int(x))
-    return int(x)
 
 
 def steps(g: nx.DiGraph) -> list[tuple[dict, dict, dict]]:
@@ -61,51 +72,77 @@ def changes(before: dict, after: dict) -> list[str]:
     return out
 
 
-def _fmt(v) -> str:
+def _fmt(v: Any) -> str:
     if isinstance(v, bool):
         return "1" if v else "0"
     return str(v)
 
 
+# --------------------------------------------------------------------- text
+
+
+def _wrap(text: str, width: int, first: str = "", rest: str | None = None, hyphens: bool = True) -> list[str]:
+    """textwrap.wrap with indents, keeping paths and kernel function names
+    whole when they fit; a word longer than the line is cut, so no line is
+    ever wider than `width` (email clients re-wrap anything longer)."""
+    rest = first if rest is None else rest
+    lines = textwrap.wrap(
+        text, width, initial_indent=first, subsequent_indent=rest, break_long_words=False, break_on_hyphens=hyphens
+    ) or [first]
+    out: list[str] = []
+    for line in lines:
+        while len(line) > width:
+            cut = max(width, len(rest) + 8)
+            out.append(line[:cut])
+            line = rest + line[cut:]
+        out.append(line)
+    return out
+
+
 def render_text(g: nx.DiGraph, width: int = WIDTH) -> str:
     h = g.graph
-    lines = []
-    verdict = f"violation of {h.get('property')}"
-    lines.append(f"rseqcheck {h.get('version', '')}: {verdict}")
+    lines: list[str] = []
+    lines += _wrap(f"rseqcheck {h.get('version', '')}: violation of {h.get('property')}", width, "", "  ")
     for key in ("title", "source"):
         if h.get(key):
-            lines += textwrap.wrap(f"{key}: {h[key]}", width, subsequent_indent="  ")
-    lines.append(f"spec: {h.get('spec', '')} (sha256 {h.get('spec_hash', '')})")
+            lines += _wrap(f"{key}: {h[key]}", width, "", "  ")
+    lines += _wrap(f"spec: {h.get('spec', '')} (sha256 {h.get('spec_hash', '')})", width, "", "  ")
     rules = h.get("rules") or {}
     rule_txt = ", ".join(f"{k}={v}" for k, v in rules.items()) or "none"
-    lines += textwrap.wrap(f"preset: {h.get('preset', '')}; overrides: {rule_txt}", width, subsequent_indent="  ")
+    lines += _wrap(f"preset: {h.get('preset', '')}; overrides: {rule_txt}", width, "", "  ")
     n = g.number_of_nodes() - 1
     lines.append(f"trace: {n} steps{' (shortest)' if h.get('shortest', True) else ''}")
     lines.append("")
-    actor_w = max([len(e["actor"]) for e, _, _ in steps(g)] + [5])
+    # the actor column never takes more than a third of the line
+    actor_w = min(max([len(e["actor"]) for e, _, _ in steps(g)] + [5]), width // 3)
     num_w = len(str(n))
     lead = num_w + 1 + actor_w + 1
+    pad = " " * lead
     for i, (e, before, after) in enumerate(steps(g), start=1):
-        head = f"{i:>{num_w}} {e['actor']:<{actor_w}} "
-        body = textwrap.wrap(e["label"], width - lead) or [""]
-        lines.append(head + body[0])
-        lines += [" " * lead + x for x in body[1:]]
+        actor = e["actor"]
+        if len(actor) > actor_w:  # a long actor gets a line of its own
+            lines.append(f"{i:>{num_w}} {actor}"[:width])
+            lines += _wrap(e["label"], width, pad)
+        else:
+            lines += _wrap(e["label"], width, f"{i:>{num_w}} {actor:<{actor_w}} ", pad)
         ch = changes(before, after)
         if ch:
-            lines += textwrap.wrap("  ".join(ch), width - lead - 2, initial_indent=" " * (lead + 2),
-                                   subsequent_indent=" " * (lead + 2), break_on_hyphens=False)
-        if e.get("kernel_fn") and not e["actor"] in ("env",) and e["actor"].endswith("kernel"):
-            lines += textwrap.wrap(f"[{e['kernel_fn']}{'; ' + e['rule'] if e.get('rule') else ''}]",
-                                   width - lead - 2, initial_indent=" " * (lead + 2), subsequent_indent=" " * (lead + 3),
-                                   break_long_words=False, break_on_hyphens=False)
+            lines += _wrap("  ".join(ch), width, pad + "  ", hyphens=False)
+        if e.get("kernel_fn") and e["actor"].endswith("kernel"):
+            rule = "; " + e["rule"] if e.get("rule") else ""
+            lines += _wrap(f"[{e['kernel_fn']}{rule}]", width, pad + "  ", pad + "   ", hyphens=False)
     lines.append("")
-    lines += textwrap.wrap(f"Broken: {h.get('property')}: {h.get('property_doc', '')}", width, subsequent_indent="  ")
+    lines += _wrap(f"Broken: {h.get('property')}: {h.get('property_doc', '')}", width, "", "  ")
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
+# ---------------------------------------------------------------------- ITF
+
+
 def to_itf(g: nx.DiGraph) -> dict:
-    """Apalache's Informal Trace Format: #meta, vars, states.  Our own keys
-    (action of each step, header) go under #meta."""
+    """Apalache's Informal Trace Format: #meta, vars, states.  Values are
+    JSON booleans, numbers (all far below 2**53) and strings (enum names).
+    Our own keys (the action of each step, the header) go under #meta."""
     h = dict(g.graph)
     names = list(g.nodes[0]["vars"].keys()) if g.number_of_nodes() else []
     states = []
@@ -113,23 +150,193 @@ def to_itf(g: nx.DiGraph) -> dict:
         meta: dict[str, Any] = {"index": i}
         if i > 0:
             e = g.edges[i - 1, i]
-            meta.update({"action": e["label"], "actor": e["actor"], "kernel_fn": e["kernel_fn"], "rule": e["rule"], "proc": e["proc"]})
-        st = {"#meta": meta}
+            meta.update(
+                {"action": e["label"], "actor": e["actor"], "kernel_fn": e["kernel_fn"], "rule": e["rule"], "proc": e["proc"]}
+            )
+        st: dict[str, Any] = {"#meta": meta}
         st.update(g.nodes[i]["vars"])
         states.append(st)
-    return {"#meta": {"format": "ITF", "format-description": "https://apalache-mc.org/docs/adr/015adr-trace.html", **h}, "vars": names, "states": states}
+    meta = {"format": "ITF", "format-description": "https://apalache-mc.org/docs/adr/015adr-trace.html", **h}
+    return {"#meta": meta, "vars": names, "states": states}
 
 
 def render_json(g: nx.DiGraph) -> str:
     return json.dumps(to_itf(g), indent=1, sort_keys=False) + "\n"
 
 
-def from_itf(data: dict) -> nx.DiGraph:
+def from_itf(data: Any) -> nx.DiGraph:
+    """The graph of a saved ITF trace; ValueError if it is not one of ours."""
+    if not isinstance(data, dict) or not isinstance(data.get("#meta"), dict):
+        raise ValueError("no top-level #meta object")
+    names = data.get("vars")
+    states = data.get("states")
+    if not isinstance(names, list) or not isinstance(states, list) or not states:
+        raise ValueError("needs a 'vars' list and a non-empty 'states' list")
     g = nx.DiGraph(**{k: v for k, v in data["#meta"].items() if k not in ("format", "format-description")})
-    for i, st in enumerate(data["states"]):
+    for i, st in enumerate(states):
+        if not isinstance(st, dict):
+            raise ValueError(f"state {i} is not an object")
         vars_ = {k: v for k, v in st.items() if k != "#meta"}
+        if set(vars_) != set(names):
+            raise ValueError(f"state {i}: its variables differ from 'vars'")
         g.add_node(i, index=i, vars=vars_)
         if i > 0:
-            m = st["#meta"]
-            g.add_edge(i - 1, i, label=m["action"], actor=m["actor"], kernel_fn=m.get("kernel_fn", ""), rule=m.get("rule", ""), proc=m.get("proc", ""))
+            m = st.get("#meta")
+            if not isinstance(m, dict) or "action" not in m or "actor" not in m:
+                raise ValueError(f"state {i}: #meta lacks the action and actor that led to it")
+            g.add_edge(
+                i - 1,
+                i,
+                label=m["action"],
+                actor=m["actor"],
+                kernel_fn=m.get("kernel_fn", ""),
+                rule=m.get("rule", ""),
+                proc=m.get("proc", ""),
+            )
     return g
+
+
+# ---------------------------------------------------------------------- DOT
+
+
+def _dot_str(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\l") + '"'
+
+
+def render_dot(g: nx.DiGraph) -> str:
+    """Graphviz DOT: one box per state listing what changed in it (the full
+    first state), one edge per step labelled `actor: action`."""
+    h = g.graph
+    n = g.number_of_nodes()
+    out = ["digraph counterexample {"]
+    title = f"violation of {h.get('property', '')}\nspec: {h.get('spec', '')} (sha256 {h.get('spec_hash', '')})\n"
+    title += f"preset: {h.get('preset', '')}; rseqcheck {h.get('version', '')}\n"
+    out.append(f"  label={_dot_str(title)};")
+    out.append("  labelloc=t;")
+    out.append('  node [shape=box, fontname="monospace", fontsize=10];')
+    out.append('  edge [fontname="monospace", fontsize=10];')
+    for i in range(n):
+        vars_ = g.nodes[i]["vars"]
+        if i == 0:
+            body = [f"{k}={_fmt(v)}" for k, v in vars_.items()]
+        else:
+            body = changes(g.nodes[i - 1]["vars"], vars_)
+        text = f"state {i}\n" + "".join(x + "\n" for x in body)
+        attrs = [f"label={_dot_str(text)}"]
+        if i == 0:
+            attrs.append("penwidth=2")
+        if i == n - 1:
+            attrs.append('color=red, fontcolor=red, penwidth=2')
+        out.append(f"  s{i} [{', '.join(attrs)}];")
+    for i in range(1, n):
+        e = g.edges[i - 1, i]
+        label = f"{i}. {e['actor']}: {e['label']}"
+        if e.get("rule"):
+            label += f"\n[{e['rule']}]"
+        out.append(f"  s{i - 1} -> s{i} [label={_dot_str(label + chr(10))}];")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------ GraphML
+
+_GML_NS = "http://graphml.graphdrawing.org/xmlns"
+
+# (id, for, type, default): SV-COMP witness keys first, then ours.
+_GML_KEYS: tuple[tuple[str, str, str, str | None], ...] = (
+    ("witness-type", "graph", "string", None),
+    ("producer", "graph", "string", None),
+    ("specification", "graph", "string", None),
+    ("programfile", "graph", "string", None),
+    ("programhash", "graph", "string", None),
+    ("sourcecodelang", "graph", "string", None),
+    ("preset", "graph", "string", None),
+    ("rules", "graph", "string", None),
+    ("title", "graph", "string", None),
+    ("source", "graph", "string", None),
+    ("engine", "graph", "string", None),
+    ("bound", "graph", "int", None),
+    ("shortest", "graph", "boolean", None),
+    ("entry", "node", "boolean", "false"),
+    ("violation", "node", "boolean", "false"),
+    ("index", "node", "int", None),
+    ("state", "node", "string", None),
+    ("changes", "node", "string", None),
+    ("threadId", "edge", "string", None),
+    ("actor", "edge", "string", None),
+    ("action", "edge", "string", None),
+    ("kernel_fn", "edge", "string", None),
+    ("rule", "edge", "string", None),
+)
+
+
+def _gml_val(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def render_graphml(g: nx.DiGraph) -> str:
+    """GraphML in the style of an SV-COMP violation witness: graph data
+    (witness-type, producer, specification, programfile, programhash), node
+    `entry` on the first state and `violation` on the last, edges carrying
+    `threadId` (the thread), `actor` (the context) and `action` (the label).
+    Each node's full state is a JSON object in its `state` data.  Loads with
+    networkx.read_graphml."""
+    h = g.graph
+    ET.register_namespace("", _GML_NS)
+    root = ET.Element(f"{{{_GML_NS}}}graphml")
+    for kid, kfor, ktype, default in _GML_KEYS:
+        k = ET.SubElement(root, f"{{{_GML_NS}}}key", {"id": kid, "for": kfor, "attr.name": kid, "attr.type": ktype})
+        if default is not None:
+            ET.SubElement(k, f"{{{_GML_NS}}}default").text = default
+    graph = ET.SubElement(root, f"{{{_GML_NS}}}graph", {"edgedefault": "directed"})
+
+    def data(parent: ET.Element, key: str, value: Any) -> None:
+        ET.SubElement(parent, f"{{{_GML_NS}}}data", {"key": key}).text = _gml_val(value)
+
+    graph_data = {
+        "witness-type": "violation_witness",
+        "producer": f"rseqcheck {h.get('version', '')}",
+        "specification": h.get("property", ""),
+        "programfile": h.get("spec", ""),
+        "programhash": h.get("spec_hash", ""),
+        "sourcecodelang": "rseqcheck-spec-v0",
+        "preset": h.get("preset", ""),
+        "rules": json.dumps(h.get("rules") or {}, sort_keys=True),
+        "title": h.get("title", ""),
+        "source": h.get("source", ""),
+        "engine": h.get("engine", ""),
+        "bound": h.get("bound"),
+        "shortest": h.get("shortest"),
+    }
+    for key, value in graph_data.items():
+        if value is not None and value != "":
+            data(graph, key, value)
+    n = g.number_of_nodes()
+    for i in range(n):
+        node = ET.SubElement(graph, f"{{{_GML_NS}}}node", {"id": f"s{i}"})
+        if i == 0:
+            data(node, "entry", True)
+        if i == n - 1:
+            data(node, "violation", True)
+        data(node, "index", i)
+        vars_ = g.nodes[i]["vars"]
+        data(node, "state", json.dumps(vars_, separators=(",", ":")))
+        if i > 0:
+            data(node, "changes", "  ".join(changes(g.nodes[i - 1]["vars"], vars_)))
+    for i in range(1, n):
+        e = g.edges[i - 1, i]
+        edge = ET.SubElement(graph, f"{{{_GML_NS}}}edge", {"id": f"e{i}", "source": f"s{i - 1}", "target": f"s{i}"})
+        data(edge, "threadId", e.get("proc", ""))
+        data(edge, "actor", e["actor"])
+        data(edge, "action", e["label"])
+        for key in ("kernel_fn", "rule"):
+            if e.get(key):
+                data(edge, key, e[key])
+    ET.indent(root, space=" ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def render(g: nx.DiGraph, fmt: str) -> str:
+    return {"text": render_text, "json": render_json, "dot": render_dot, "graphml": render_graphml}[fmt](g)

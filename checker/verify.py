@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import os
 import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import networkx as nx
 
 from checker import __version__
 from checker.explicit import SearchResult, Stats, bfs
-from checker.trace import build_graph, render_json, render_text
+from checker.trace import build_graph, render
 from model.build import build_system
 from model.errors import SpecError
 from model.ir import ModelError, System
@@ -62,7 +64,21 @@ class Outcome:
             return f"holds up to depth {r.bound}"
         if r.verdict == "violation":
             return f"violation of {r.prop} at depth {len(r.trace) - 1}"
-        return f"unknown: {r.reason}"
+        return f"unknown: {r.reason} (explored to depth {r.stats.depth})"
+
+    def property_verdicts(self) -> list[tuple[str, str]]:
+        """(property, verdict) for each property the spec checks.  The search
+        stops at the first violation, so the others stay "not reached"."""
+        props = list(self.spec.properties) if self.spec else []
+        if self.error:
+            return [(p, "error") for p in props]
+        r = self.result
+        assert r is not None
+        if r.verdict == "violation":
+            return [(p, "violation" if p == r.prop else "not reached") for p in props] + (
+                [(r.prop, "violation")] if r.prop not in props else []  # e.g. an `assert` in the code
+            )
+        return [(p, r.verdict) for p in props]
 
     def record(self) -> dict[str, Any]:
         r = self.result
@@ -83,6 +99,7 @@ class Outcome:
             )
         if self.error:
             out["error"] = self.error
+        out["property_verdicts"] = dict(self.property_verdicts())
         if r:
             out.update(
                 engine=r.engine,
@@ -146,7 +163,7 @@ def trace_graph(system: System, spec: Spec, res: SearchResult) -> nx.DiGraph:
     header = {
         "tool": "rseqcheck",
         "version": __version__,
-        "spec": spec.path,
+        "spec": _portable(spec.path),
         "spec_hash": spec.hash,
         "title": spec.title,
         "source": spec.source,
@@ -161,28 +178,127 @@ def trace_graph(system: System, spec: Spec, res: SearchResult) -> nx.DiGraph:
     return build_graph(system, res.trace, header)
 
 
-def write_atomic(path: Path, text: str) -> None:
+def _portable(path: str) -> str:
+    """The spec's path as saved in a trace: relative to the current folder
+    when it lies below it, so that `replay` works from a fresh checkout."""
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return str(p.relative_to(Path.cwd()))
+        except ValueError:
+            return path
+    return path
+
+
+def _write_tmp(path: Path, text: str) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        os.replace(tmp, path)
+            f.flush()
+            os.fsync(f.fileno())
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _unlink(tmp)
+        raise
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a trace is for sharing
+    return tmp
+
+
+def _unlink(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `path` whole or not at all: a temporary file in the same folder,
+    then rename(2).  Ctrl-C (KeyboardInterrupt) at any point leaves either the
+    old file or the new one, and no temporary file behind."""
+    write_atomic_many([(path, text)])
+
+
+def write_atomic_many(items: list[tuple[Path, str]]) -> None:
+    """All temporaries first, then the renames back to back, so that an
+    interrupted save leaves no half-written file and almost never a .txt
+    and .json from different runs."""
+    tmps: list[str] = []
+    try:
+        for path, text in items:
+            tmps.append(_write_tmp(path, text))
+        for (path, _), tmp in zip(items, tmps):
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in tmps:
+            _unlink(tmp)
         raise
 
 
 def save_counterexample(out: Outcome, folder: Path) -> list[str]:
     assert out.graph is not None and out.spec is not None
     stem = out.spec.name
-    files = []
-    for ext, text in (("txt", render_text(out.graph)), ("json", render_json(out.graph))):
-        p = folder / f"{stem}.{ext}"
-        write_atomic(p, text)
-        files.append(str(p))
-    out.files = files
-    return files
+    items = [(folder / f"{stem}.{ext}", render(out.graph, ext)) for ext in ("txt", "json")]
+    write_atomic_many(items)
+    out.files = [str(p) for p, _ in items]
+    return out.files
+
+
+# -------------------------------------------------------------------- JUnit
+
+
+def junit_xml(outcomes: list[Outcome]) -> str:
+    """JUnit XML for CI: one <testsuite> per spec (its properties: tool
+    version, spec hash, preset, rules, engine, expected and actual verdict)
+    and one <testcase> per property.  A verdict other than the expected one
+    is a <failure>; a spec error, or a resource limit hit before a verdict,
+    is an <error>; a property the search never reached (it stopped at
+    another's violation) is <skipped>."""
+    root = ET.Element("testsuites", name="rseqcheck")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    total_time = 0.0
+    for o in outcomes:
+        r = o.result
+        secs = r.stats.seconds if r else 0.0
+        total_time += secs
+        suite = ET.SubElement(root, "testsuite", name=o.path)
+        props = ET.SubElement(suite, "properties")
+        info: dict[str, Any] = {"tool": "rseqcheck", "tool_version": __version__}
+        if o.spec:
+            info.update(spec_hash=o.spec.hash, preset=o.spec.preset, expected=o.expected or "holds",
+                        rules=", ".join(f"{k}={v}" for k, v in o.spec.rules.items()) or "none")
+        info["verdict"] = o.verdict
+        if r:
+            info.update(engine=r.engine, summary=o.describe(), states=r.stats.states, depth=r.stats.depth)
+        for k, v in info.items():
+            ET.SubElement(props, "property", name=k, value=str(v))
+        counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        cases = o.property_verdicts() if o.spec else [("(spec)", "error")]
+        for prop, verdict in cases:
+            counts["tests"] += 1
+            tc = ET.SubElement(suite, "testcase", classname=o.path, name=prop, time=f"{secs / max(len(cases), 1):.3f}")
+            if o.error:
+                counts["errors"] += 1
+                ET.SubElement(tc, "error", type="spec-error", message=o.error).text = o.error
+            elif verdict == "unknown":
+                counts["errors"] += 1
+                ET.SubElement(tc, "error", type="resource-limit", message=o.describe())
+            elif verdict == "not reached":
+                counts["skipped"] += 1
+                ET.SubElement(tc, "skipped", message=f"search stopped at the violation of {r.prop if r else '?'}")
+            elif o.ok:
+                pass
+            else:
+                counts["failures"] += 1
+                msg = f"expected {o.expected or 'holds'}, got {o.describe()}"
+                f = ET.SubElement(tc, "failure", type="verdict", message=msg)
+                f.text = msg + (f"\ncounterexample: {', '.join(o.files)}" if o.files else "")
+        for k, v in counts.items():
+            suite.set(k, str(v))
+            totals[k] += v
+        suite.set("time", f"{secs:.3f}")
+    for k, v in totals.items():
+        root.set(k, str(v))
+    root.set("time", f"{total_time:.3f}")
+    ET.indent(root, space=" ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -382,10 +382,8 @@ def _check_code(spec: Spec) -> None:
                     raise SpecError(spec.path, line, f"rseq_cs {c.name}: unknown label {lab!r}")
             raise SpecError(spec.path, c.line, f"rseq_cs {c.name}: start, post_commit and abort must be labels of one code block")
         for s in homes:
-            st, pc, ab = s.labels[c.start], s.labels[c.post_commit], s.labels[c.abort]
+            st, pc = s.labels[c.start], s.labels[c.post_commit]
             if pc <= st:
                 raise SpecError(spec.path, c.line, f"rseq_cs {c.name}: post_commit must come after start in {s.name}")
-    for sig in spec.env.signals:
-        pass
     if spec.env.max_signals and not spec.env.signals:
         raise SpecError(spec.path, spec.lines.get(("environment", "max_signals")), "max_signals > 0 but no signals listed")
