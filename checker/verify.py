@@ -238,7 +238,7 @@ def write_atomic_many(items: list[tuple[Path, str]]) -> None:
 def save_counterexample(out: Outcome, folder: Path) -> list[str]:
     assert out.graph is not None and out.spec is not None
     stem = out.spec.name
-    items = [(folder / f"{stem}.{ext}", render(out.graph, ext)) for ext in ("txt", "json")]
+    items = [(folder / f"{stem}.{ext}", render(out.graph, fmt)) for ext, fmt in (("txt", "text"), ("json", "json"))]
     write_atomic_many(items)
     out.files = [str(p) for p, _ in items]
     return out.files
