@@ -97,6 +97,8 @@ class TV:
     notify: Var | None = None
     ksig: Var | None = None
     rseq_cs: Var | None = None
+    sud: Var | None = None
+    selector: Var | None = None
     ev: dict[str, Var] = field(default_factory=dict)
     desc: Var | None = None
     owner: Var | None = None
@@ -113,7 +115,7 @@ class TV:
 
     def thread_vars(self) -> list[Var]:
         out: list[Var] = [*self.ip]
-        for v in (self.depth, self.ax, self.budget, self.resched, self.notify, self.ksig, self.rseq_cs):
+        for v in (self.depth, self.ax, self.budget, self.resched, self.notify, self.ksig, self.rseq_cs, self.sud, self.selector):
             if v is not None:
                 out.append(v)
         out += list(self.pend.values()) + list(self.blk.values())
@@ -183,19 +185,45 @@ class Builder:
                     inst = CsInst(len(self.cs) + 1, c, seg, st, po, ab, valid)
                     self.cs.append(inst)
                     self.cs_by_home[(c.name, seg.name)] = inst
-        # Signals the environment can send, in dequeue order; the ignored
-        # ones are dropped at generation (kernel/signal.c:sig_ignored).
-        self.sigs: list[str] = []
-        for s in sigmod.dequeue_order(list(self.env.signals)):
-            if self.sig_action(s) != "ignore":
-                self.sigs.append(s)
+        self.uses_rseq = any(ins.op == "rseq_cs" for _, ins in self.code)
+        self.sud_regions = self._sud_regions()
+        # Signals the environment can send; the ignored ones are dropped at
+        # generation (kernel/signal.c:sig_ignored).  Kernel-generated ones
+        # (SIGSYS from SUD) join them; `sigs` is in dequeue order.
+        self.env_sigs: list[str] = [s for s in self.env.signals if self.sig_action(s) != "ignore"]
+        kernel_sigs = {"SIGSYS"} if self.sud_regions else set()
+        self.sigs: list[str] = sigmod.dequeue_order(sorted(set(self.env_sigs) | kernel_sigs))
         if not any(self.sig_action(s) == "handler" for s in self.sigs):
             self.N = 0  # no frame can ever be pushed: no frame variables
-        self.uses_rseq = any(ins.op == "rseq_cs" for _, ins in self.code)
         self.uses_desc = any(ins.op == "set_desc" for _, ins in self.code)
         self.sleepers = any(
-            ins.op == "syscall" and SYSCALLS[ins.args[0]] not in ("fast",) for _, ins in self.code
+            ins.op == "syscall" and SYSCALLS[ins.args[0]] != "fast" for _, ins in self.code
         )
+
+    def _sud_regions(self) -> list[tuple[int, int, bool]]:
+        """(start, end, has_selector) of every sud_on, in order; the region
+        is [start, end) in instruction addresses."""
+        out: list[tuple[int, int, bool]] = []
+        for seg, ins in self.code:
+            if ins.op != "sud_on":
+                continue
+            lo = self.label_addr(ins.args[0], seg, ins.line)
+            hi = self.label_addr(ins.args[1], seg, ins.line)
+            if hi < lo:
+                raise SpecError(self.spec.path, ins.line, "sud_on: END comes before START")
+            r = (lo, hi, len(ins.args) == 2)
+            if r not in out:
+                out.append(r)
+        return out
+
+    def label_addr(self, label: str, seg: Segment, line: int) -> int:
+        if label in seg.labels:
+            return seg.base + seg.labels[label]
+        homes = [s for s in self.segments if label in s.labels]
+        if len(homes) != 1:
+            what = "unknown label" if not homes else "ambiguous label (defined in several code blocks)"
+            raise SpecError(self.spec.path, line, f"{what} {label!r}")
+        return homes[0].base + homes[0].labels[label]
 
     def sig_action(self, s: str) -> str:
         """'handler', 'ignore', 'stop' or 'kill' (kernel/signal.c:get_signal)."""
@@ -267,13 +295,20 @@ class Builder:
         if N > 0:
             tv.depth = self.var(f"{n}.depth", IntRange(0, N), 0, n)
         tv.ax = self.var(f"{n}.ax", Enum(*AX), 0, n)
+        if self.sud_regions:
+            names = ["OFF"] + [f"[{self.ip_label(lo)},{self.ip_label(hi) if hi < len(self.code) else '(end)'})"
+                               + ("" if sel else " no selector") for lo, hi, sel in self.sud_regions]
+            tv.sud = self.var(f"{n}.sud", Enum(*names), 0, n)
+            values = ["ALLOW", "BLOCK"] + sorted(
+                {ins.args[0] for _, ins in self.code if ins.op == "sud_select"} - {"ALLOW", "BLOCK", "0", "1"}, key=int)
+            tv.selector = self.var(f"{n}.selector", Enum(*values), 0, n)
         for s in self.sigs:
             tv.pend[s] = self.var(f"{n}.pend.{s}", Bool(), 0, n)
         for s in self.sigs:
             tv.blk[s] = self.var(f"{n}.blk.{s}", Bool(), 0, n)
         for d in range(1, N + 1):
             tv.fblk[d] = {s: self.var(f"{n}.f{d}.blk.{s}", Bool(), 0, n) for s in self.sigs}
-        if self.sigs and self.env.max_signals > 0:
+        if self.env_sigs and self.env.max_signals > 0:
             tv.budget = self.var(f"{n}.budget", IntRange(0, self.env.max_signals), self.env.max_signals, n)
         if self.env.preemption:
             tv.resched = self.var(f"{n}.resched", Bool(), 0, n)

@@ -18,10 +18,11 @@ reachable.
 
 from __future__ import annotations
 
-from model import next_syscall, rseq
+from model import next_syscall, rseq, sud
 from model.build import PHASES, TV, Builder, Case
 from model.ir import And, Const, Eq, Expr, Not, Var
 from model.syscalls import AX, RESTART_CODE, SYSCALLS
+from model.program import SYSCALL_OPS
 from model.user import contexts
 
 ENTRY = "kernel/entry/common.c:syscall_enter_from_user_mode"
@@ -40,22 +41,22 @@ def add_actions(b: Builder, t: TV) -> None:
     kact = b.kernel_actor(t)
     exit_phase = P("EXITWORK") if b.rules["rseq.debug"] == "on" and t.rseq_cs is not None else P("LOOP")
     for d, pc, ins in contexts(b, t):
-        if ins.op not in ("syscall", "sigreturn", "exit"):
+        if ins.op not in SYSCALL_OPS:
             continue
         post = pc + 1
         here = And(b.alive(t), t.at_depth(d), Eq(t.ip[d], post))
         name = ins.args[0] if ins.op == "syscall" else ins.op
-        # -- entry work
-        cases: list[Case] = []
+        # -- entry work: SUD first, then (proposals) the rseq check and the
+        # next-syscall descriptor, which a dispatched syscall never reaches
+        cases: list[Case] = sud.entry_cases(b, t, pc, ins, exit_phase)
         if b.rules["rseq.syscall_in_cs"] == "sigsegv-at-entry" and t.rseq_cs is not None:
             for c in b.cs:
                 if c.start <= pc < c.post:
                     cases.append(Case(Eq(t.rseq_cs, c.id), b.kill(),
                                       f"syscall entry: {name} inside armed {c.name} -> SIGSEGV",
                                       "proposal: syscall entry work", "rseq.syscall_in_cs=sigsegv-at-entry"))
-        cases += next_syscall.entry_cases(b, t, d, ins)
-        if not cases:
-            cases.append(Case(Const(1), {}, f"syscall entry: {name}", ENTRY))
+        proceed = next_syscall.entry_cases(b, t, d, ins)  # exhaustive when present
+        cases += proceed or [Case(Const(1), {}, f"syscall entry: {name}", ENTRY)]
         b.add_cases(t, kact, And(here, t.at("ENTRY")), cases, {t.k: P("BODY")})
         # -- body
         body = And(here, t.at("BODY"))
@@ -67,6 +68,12 @@ def add_actions(b: Builder, t: TV) -> None:
             from model import delivery
 
             delivery.sigreturn(b, t, d, body, exit_phase)
+            continue
+        if ins.op in ("sud_on", "sud_off"):
+            seg, _ = b.code[pc]
+            ups, label = sud.prctl_body(b, t, ins, seg)
+            b.add(t, kact, body, {**ups, t.ax: A("OK"), t.k: exit_phase}, label,
+                  "kernel/entry/syscall_user_dispatch.c:set_syscall_user_dispatch")
             continue
         cls = SYSCALLS[name]
         done_cases, done_reset = next_syscall.completion(b, t, ins)

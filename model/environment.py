@@ -23,7 +23,7 @@ def add_actions(b: Builder, t: TV) -> None:
     alive = b.alive(t)
     user = t.at("USER")
     if t.budget is not None:
-        for s in b.sigs:
+        for s in b.env_sigs:
             b.add(t, "env", And(alive, Ge(t.budget, 1), Not(t.pend[s])),
                   {t.pend[s]: Const(1), t.budget: Sub(t.budget, 1)},
                   f"send {s} to {t.name}", "kernel/signal.c:send_signal", tags={"env"})

@@ -15,7 +15,13 @@ from model.errors import SpecError
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 
-MNEMONICS = ("nop", "jmp", "store", "set_desc", "rseq_cs", "syscall", "sigreturn", "exit", "assert")
+MNEMONICS = (
+    "nop", "jmp", "store", "set_desc", "rseq_cs", "syscall", "sigreturn", "exit", "assert",
+    "sud_on", "sud_off", "sud_select",
+)  # fmt: skip
+
+# Instructions that enter the kernel through the syscall path.
+SYSCALL_OPS = ("syscall", "sigreturn", "exit", "sud_on", "sud_off")
 
 
 @dataclass
@@ -191,7 +197,18 @@ def _args(rest: str) -> list[str]:
 def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
     if op not in MNEMONICS:
         raise SpecError(file, line, f"unknown instruction {op!r} (known: {', '.join(MNEMONICS)})")
-    if op in ("nop", "sigreturn", "exit"):
+    if op == "sud_on":
+        # prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON, START, END-START, &selector|NULL)
+        args = _args(rest)
+        if len(args) not in (2, 3) or not all(IDENT.match(a) for a in args[:2]) or args[2:] not in ([], ["noselector"]):
+            raise SpecError(file, line, "sud_on takes START, END [, noselector] (labels of the allowed region)")
+        return Instr(op, tuple(args), line=line)
+    if op == "sud_select":
+        args = _args(rest)
+        if len(args) != 1 or not (args[0] in ("ALLOW", "BLOCK") or args[0].isdigit()):
+            raise SpecError(file, line, "sud_select takes ALLOW, BLOCK or a byte value")
+        return Instr(op, (args[0],), line=line)
+    if op in ("nop", "sigreturn", "exit", "sud_off"):
         if rest:
             raise SpecError(file, line, f"{op} takes no operand")
         return Instr(op, line=line)

@@ -50,6 +50,20 @@ PROPERTIES: dict[str, PropInfo] = {
             "syscall-armed",
         ),
         PropInfo(
+            "sud-no-escape",
+            "With Syscall User Dispatch on and the selector at BLOCK (or no selector), "
+            "no syscall whose post-syscall ip is outside the allowed region reaches "
+            "its body.",
+            "seed 003 (Krisman Bertazi / Gleixner 2020)",
+            "sud-check",
+        ),
+        PropInfo(
+            "sud-sigreturn-not-redirected",
+            "A SIGSYS handler's rt_sigreturn is never itself dispatched.",
+            "seed 003 (Gleixner: 'Why isn't rt_sigreturn() exempt?')",
+            "sud-check",
+        ),
+        PropInfo(
             "no-unexpected-kill",
             "The process is never killed by a signal (SIGSEGV from rseq, a default action).",
             "seeds 000, 001",

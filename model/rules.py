@@ -122,6 +122,40 @@ _rule(
     )
 )
 
+_rule(
+    Rule(
+        "sud.available",
+        ("no", "yes"),
+        "Syscall User Dispatch exists (5.11+, generic entry): without it "
+        "prctl(PR_SET_SYSCALL_USER_DISPATCH) fails with -EINVAL and nothing is dispatched.",
+        "kernel/entry/syscall_user_dispatch.c:set_syscall_user_dispatch (5.11)",
+        _by_era(E0="no", E1="no", E2="yes", E3="yes"),
+    )
+)
+_rule(
+    Rule(
+        "sud.sigreturn",
+        ("dispatched", "exempt"),
+        "Whether rt_sigreturn outside the allowed region is dispatched like any "
+        "syscall (x86-64: arch_syscall_is_vdso_sigreturn is false for 64-bit), or "
+        "exempt (only the 32-bit vDSO trampolines are; the 2020 review asked why "
+        "64-bit is not).",
+        "kernel/entry/syscall_user_dispatch.c:syscall_user_dispatch, "
+        "arch/x86/entry/vdso/vma.c:arch_syscall_is_vdso_sigreturn",
+        _all("dispatched"),
+    )
+)
+_rule(
+    Rule(
+        "sud.bad_selector",
+        ("kill-thread", "kill-process"),
+        "A selector byte other than ALLOW/BLOCK: do_exit(SIGSYS) ends only the "
+        "calling thread (5.11-5.15), force_exit_sig(SIGSYS) kills the process (5.16+).",
+        "kernel/entry/syscall_user_dispatch.c:syscall_user_dispatch",
+        {p: ("kill-thread" if p == "linux-5.11" else "kill-process") for p in PRESETS},
+    )
+)
+
 # Older spellings kept so that every spec written against them stays valid.
 ALIASES = {"next_syscall.clear": "next_syscall.consume"}
 

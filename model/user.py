@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from model.build import PHASES, TV, Builder, Case
 from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Le, Lt, Ne, Not, Or, Ref, Sub, Var
-from model.program import AExpr, Instr
+from model.program import SYSCALL_OPS, AExpr, Instr
 
 
 def contexts(b: Builder, t: TV):
@@ -23,8 +23,28 @@ def contexts(b: Builder, t: TV):
 
 
 def add_actions(b: Builder, t: TV) -> None:
+    valid: dict[int, list[int]] = {}
     for d, pc, ins in contexts(b, t):
         _instr(b, t, d, pc, ins)
+        valid.setdefault(d, []).append(pc)
+    # A dispatched `exit` or a restarted final syscall returns to the address
+    # after the last instruction of a code block: what follows in memory is
+    # not this context's code.  Made a visible fault instead of a silent stop.
+    for d in range(b.N + 1):
+        pcs = sorted(valid.get(d, []))
+        inside = Or(*[In(t.ip[d], lo, hi + 1) for lo, hi in _runs(pcs)])
+        b.add(t, b.ctx_name(t, d), And(t.at("USER"), t.at_depth(d), Not(inside)), b.kill("SIGSEGV"),
+              "runs off the end of its code block -> fault (SIGSEGV)", tags={"user"})
+
+
+def _runs(pcs: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for p in pcs:
+        if out and out[-1][1] == p - 1:
+            out[-1] = (out[-1][0], p)
+        else:
+            out.append((p, p))
+    return out
 
 
 def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr) -> None:
@@ -54,9 +74,13 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr) -> None:
             ups[t.dirty[d]] = Const(0)
     elif ins.op == "assert":
         ups = {t.ip[d]: Const(nxt)}
-    elif ins.op in ("syscall", "sigreturn", "exit"):
+    elif ins.op in SYSCALL_OPS:
         ups = {t.ip[d]: Const(nxt), t.k: Const(PHASES.index("ENTRY"))}
         tags.add("syscall")
+    elif ins.op == "sud_select":
+        from model.sud import selector_value
+
+        ups = {t.selector: Const(selector_value(t, ins.args[0])), t.ip[d]: Const(nxt)}
     bad, extra = _violations(b, t, d, pc, ins, nxt)
     bad.append(Case(Const(1), {}, label, tags=frozenset(tags | extra)))
     b.add_cases(t, actor, base, bad, ups)
@@ -70,7 +94,7 @@ def _violations(b: Builder, t: TV, d: int, pc: int, ins: Instr, nxt: int) -> tup
     if ins.op == "assert":
         out.append(Case(Not(to_ir(ins.expr, b)), b.flag_bad("assert"), f"{ins.text}  -- FAILS", tags=frozenset({"assert"})))
         tags.add("assert")
-    if ins.op in ("syscall", "sigreturn", "exit") and t.rseq_cs is not None and "no-syscall-in-rseq-cs" in b.checked:
+    if ins.op in SYSCALL_OPS and t.rseq_cs is not None and "no-syscall-in-rseq-cs" in b.checked:
         for c in b.cs:
             if c.start <= nxt < c.post:
                 out.append(Case(Eq(t.rseq_cs, c.id), b.flag_bad("no-syscall-in-rseq-cs"),

@@ -349,3 +349,83 @@ def test_range_overflow_is_a_model_error():
     sys_ = System([x], {x: 0}, [Action("inc", Const(1), ((x, Add(x, 1)),), "P", "P")], [Property("p", Const(1), "")])
     with pytest.raises(ModelError, match=r"assigns x = 3, outside its range 0..2"):
         bfs(sys_, 10)
+
+
+# ------------------------------------------------------------ syscall user dispatch
+
+SIGSYS_ALLOW = '''
+[handler.SIGSYS]
+code = """
+        sud_select ALLOW
+        sigreturn
+"""
+'''
+
+
+def test_sud_region_is_tested_with_the_post_syscall_ip(tmp_path):
+    # 2.17.2 step 1, probe p07c: [A+1, ...) allows the syscall at A,
+    # [A, A+1) (the instruction itself) does not.
+    code = """
+        sud_on     {lo}, {hi}
+        sud_select BLOCK
+sc:     syscall    getpid
+after:  nop
+        sud_select ALLOW
+        exit
+"""
+    allowed = space(tmp_path, code.format(lo="after", hi="after2").replace("        exit", "after2: exit"), handlers=SIGSYS_ALLOW)
+    assert not allowed.fired("syscall_user_dispatch: getpid")
+    assert allowed.fired("getpid returns its result")
+    exact = space(tmp_path, code.format(lo="sc", hi="after"), handlers=SIGSYS_ALLOW)
+    assert exact.fired("syscall_user_dispatch: getpid ip after outside the region, selector BLOCK -> dispatch")
+    assert not exact.fired("getpid returns its result")
+
+
+def test_sud_unavailable_before_511(tmp_path):
+    code = """
+        sud_on     none, none
+        sud_select BLOCK
+        syscall    getpid
+none:   exit
+"""
+    sp = space(tmp_path, code, preset="linux-5.10", handlers=SIGSYS_ALLOW)
+    assert sp.fired("-EINVAL (no SUD in this kernel)")
+    assert not sp.fired("syscall_user_dispatch")
+    assert not sp.any(killed="SIGSYS")
+
+
+def test_dispatched_syscall_does_not_consume_the_descriptor(tmp_path):
+    # SUD is entry-work step 1 and returns early: nothing after it (here,
+    # the proposed next-syscall hook) sees a dispatched syscall.
+    code = """
+        sud_on     none, none
+        set_desc   TRACE
+        sud_select BLOCK
+        syscall    getpid @traced
+none:   exit
+"""
+    sp = space(tmp_path, code, handlers=SIGSYS_ALLOW, props=("next-syscall-atomic",))
+    assert sp.any(T0__depth=1, T0__desc="TRACE")
+    # ...so the handler's rt_sigreturn, allowed by ALLOW, consumes it
+    assert sp.any(bad="next-syscall-atomic")
+
+
+def test_sigsys_for_a_dispatched_syscall_inside_a_cs_aborts_it(tmp_path):
+    # 2.18.5: SIGSYS is delivered at syscall exit with the post-syscall ip;
+    # E3 rseq_signal_deliver aborts when that ip is inside the section, not
+    # when the syscall was its last instruction.
+    code = """
+        sud_on     none, none
+        sud_select BLOCK
+retry:  rseq_cs    cs1
+begin:  syscall    getpid
+        syscall    getppid
+end:    sud_select ALLOW
+none:   exit
+abort:  sud_select ALLOW
+        exit
+"""
+    sp = space(tmp_path, code, handlers=SIGSYS_ALLOW, cs=CS1)
+    assert sp.fired("rseq_signal_deliver: ip inside cs1, event pending -> abort to abort")
+    assert sp.any(T0__depth=1, T0__ip0="abort")
+    assert not sp.any(T0__depth=1, T0__ip0="T0+4")  # after getpid, inside: always aborted
