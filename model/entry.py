@@ -21,8 +21,8 @@ from __future__ import annotations
 from model import next_syscall, rseq, sud
 from model.build import PHASES, TV, Builder, Case
 from model.ir import And, Const, Eq, Expr, Not, Var
-from model.syscalls import AX, RESTART_CODE, SYSCALLS
 from model.program import SYSCALL_OPS
+from model.syscalls import AX, RESTART_CODE, SYSCALLS
 from model.user import contexts
 
 ENTRY = "kernel/entry/common.c:syscall_enter_from_user_mode"

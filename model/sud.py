@@ -23,7 +23,7 @@ selector read faults, ptrace get/set of the configuration.
 
 from __future__ import annotations
 
-from model.build import PHASES, Builder, Case, TV
+from model.build import PHASES, TV, Builder, Case
 from model.ir import And, Const, Eq, Expr, Not, Or, Var
 from model.program import Instr
 
@@ -50,19 +50,19 @@ def entry_cases(b: Builder, t: TV, pc: int, ins: Instr, exit_phase: Const) -> li
             if "sud-no-escape" in b.checked:
                 blocked = block if has_sel else Const(1)
                 out.append(Case(And(on, blocked), b.flag_bad("sud-no-escape"),
-                                f"syscall_user_dispatch: rt_sigreturn exempt, runs with the selector at BLOCK",
+                                "syscall_user_dispatch: rt_sigreturn exempt, runs with the selector at BLOCK",
                                 DISPATCH, "sud.sigreturn=exempt", frozenset({"sud-check"})))
             continue
         if has_sel:
             bad_byte = And(on, Not(allow), Not(block))
             if b.rules["sud.bad_selector"] == "kill-process":
                 out.append(Case(bad_byte, b.kill("SIGSYS"),
-                                f"syscall_user_dispatch: selector is neither ALLOW nor BLOCK -> force_exit_sig(SIGSYS)",
+                                "syscall_user_dispatch: selector is neither ALLOW nor BLOCK -> force_exit_sig(SIGSYS)",
                                 DISPATCH, "sud.bad_selector=kill-process"))
             else:
                 reset = {v: Const(b.init[v]) for v in t.thread_vars()}
                 out.append(Case(bad_byte, {**reset, t.k: Const(PHASES.index("DEAD"))},
-                                f"syscall_user_dispatch: selector is neither ALLOW nor BLOCK -> do_exit(SIGSYS): the thread ends",
+                                "syscall_user_dispatch: selector is neither ALLOW nor BLOCK -> do_exit(SIGSYS): the thread ends",
                                 DISPATCH, "sud.bad_selector=kill-thread"))
         dispatch = And(on, block) if has_sel else on
         why = "selector BLOCK" if has_sel else "no selector"
@@ -97,7 +97,7 @@ def prctl_body(b: Builder, t: TV, ins: Instr, seg) -> tuple[dict[Var, Expr], str
     (on_dispatch is reset too; it only matters to exit work we do not model)."""
     fn = "kernel/entry/syscall_user_dispatch.c:set_syscall_user_dispatch"
     if b.rules["sud.available"] == "no":
-        return {}, f"prctl(PR_SET_SYSCALL_USER_DISPATCH): -EINVAL (no SUD in this kernel)"
+        return {}, "prctl(PR_SET_SYSCALL_USER_DISPATCH): -EINVAL (no SUD in this kernel)"
     if ins.op == "sud_off":
         return {t.sud: Const(0)}, "prctl(PR_SET_SYSCALL_USER_DISPATCH, OFF)"
     lo = b.label_addr(ins.args[0], seg, ins.line)
