@@ -8,6 +8,7 @@ resource limit (timeout, Ctrl-C) before a verdict.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -16,8 +17,9 @@ import click
 
 from checker import __version__
 from checker.explicit import Stats
-from checker.trace import from_itf, render_json, render_text
-from checker.verify import ENGINES, Outcome, check_spec, save_counterexample
+from checker.replay import ReplayError, load_trace, replay_file
+from checker.trace import FORMATS, render, render_text
+from checker.verify import ENGINES, Outcome, check_spec, junit_xml, save_counterexample, write_atomic
 from model.properties import PROPERTIES
 from model.rules import ERA, PRESETS, RULES
 
@@ -67,33 +69,74 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="counterexamples", show_default=True,
               help="Where counterexample traces are written.")
+@click.option("--junit", "junit", type=click.Path(dir_okay=False), help="Also write JUnit XML here (for CI).")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Seconds per spec before giving up (exit 3).")
 @click.option("--por/--no-por", default=True, show_default=True,
               help="Partial-order reduction; --no-por guarantees the shortest counterexample.")
 @click.option("--show-trace/--no-show-trace", default=None,
               help="Print counterexamples (default: when one spec is checked).")
-def verify(paths, engine, depth, fmt, out_dir, timeout, por, show_trace) -> None:
+def verify(paths, engine, depth, fmt, out_dir, junit, timeout, por, show_trace) -> None:
     """Check specs (files or folders) against their expected verdicts."""
     files = _collect(paths)
     outcomes: list[Outcome] = []
     interrupted = False
-    for f in files:
-        prog = _progress_printer(Path(f).stem) if fmt == "text" else None
-        o = check_spec(f, depth=depth, engine=engine, por=por, timeout=timeout, progress=prog)
-        if prog:
-            sys.stderr.write("\r\033[K")
-        if o.graph is not None:
-            save_counterexample(o, Path(out_dir))
-        outcomes.append(o)
-        if o.result and o.result.reason == "interrupted":
-            interrupted = True
-            break
+    prog = None
+    try:
+        for f in files:
+            prog = _progress_printer(Path(f).stem) if fmt == "text" else None
+            o = _check_one(f, depth=depth, engine=engine, por=por, timeout=timeout, progress=prog)
+            _clear_progress(prog)
+            outcomes.append(o)
+            if o.graph is not None:
+                save_counterexample(o, Path(out_dir))
+            if o.result and o.result.reason == "interrupted":
+                interrupted = True
+                break
+    except KeyboardInterrupt:  # outside the search (loading, compiling, saving)
+        _clear_progress(prog)
+        interrupted = True
+    unchecked = files[len(outcomes):]
+    code = _exit_code(outcomes, interrupted)
     if fmt == "json":
-        click.echo(json.dumps({"tool": "rseqcheck", "version": __version__, "results": [o.record() for o in outcomes]}, indent=1))
+        for o in outcomes:
+            if o.error:
+                click.echo(o.error, err=True)
+        doc = {
+            "tool": "rseqcheck",
+            "version": __version__,
+            "exit_status": code,
+            "interrupted": interrupted,
+            "not_checked": unchecked,
+            "summary": {"specs": len(files), "as_expected": sum(1 for o in outcomes if o.ok)},
+            "results": [o.record() for o in outcomes],
+        }
+        click.echo(json.dumps(doc, indent=1))
     else:
         show = show_trace if show_trace is not None else len(files) == 1
         _print_text(outcomes, show)
-    sys.exit(_exit_code(outcomes, interrupted))
+        if interrupted:
+            click.echo(f"interrupted: {len(unchecked)} of {len(files)} specs not checked", err=True)
+    if junit:
+        write_atomic(Path(junit), junit_xml(outcomes))
+    sys.exit(code)
+
+
+def _check_one(f: str, **kw) -> Outcome:
+    """check_spec, with a bug in rseqcheck itself reported on one line (set
+    RSEQCHECK_DEBUG=1 for the traceback) instead of ending the whole run."""
+    try:
+        return check_spec(f, **kw)
+    except Exception as e:
+        if os.environ.get("RSEQCHECK_DEBUG"):
+            raise
+        msg = f"{f}: internal error: {type(e).__name__}: {e} (a bug in rseqcheck, not in the spec; RSEQCHECK_DEBUG=1 shows the traceback)"
+        return Outcome(f, error=msg)
+
+
+def _clear_progress(prog) -> None:
+    if prog:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
 
 
 def _exit_code(outcomes: list[Outcome], interrupted: bool) -> int:
@@ -124,21 +167,70 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
         if show_trace and o.graph is not None:
             click.echo("")
             click.echo(render_text(o.graph))
+    if len(outcomes) > 1:
+        click.echo("")
+        click.echo(summary_table(outcomes))
     good = sum(1 for o in outcomes if o.ok)
     click.echo(f"{good} of {len(outcomes)} specs as expected")
 
 
+def summary_table(outcomes: list[Outcome]) -> str:
+    """One row per spec and property: what was expected, what was found."""
+    rows = [("spec", "property", "expected", "verdict", "states", "time")]
+    for o in outcomes:
+        r = o.result
+        states = f"{r.stats.states:,}" if r else "-"
+        secs = f"{r.stats.seconds:.2f} s" if r else "-"
+        exp = (o.expected or "holds") if o.spec else "-"
+        pv = o.property_verdicts() or [("-", o.verdict)]
+        for k, (prop, verdict) in enumerate(pv):
+            if prop in o.vacuous:
+                verdict += " (vacuous)"
+            if not o.ok and verdict != "not reached":
+                verdict += "  <-"  # the rows that make the exit status non-zero
+            rows.append((o.path if k == 0 else "", prop, exp, verdict, states if k == 0 else "", secs if k == 0 else ""))
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    right = {4, 5}
+    lines = []
+    for r in rows:
+        cells = [c.rjust(w[i]) if i in right else c.ljust(w[i]) for i, c in enumerate(r)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
 @main.command()
 @click.argument("trace", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 def show(trace, fmt) -> None:
-    """Render a saved counterexample (ITF JSON)."""
+    """Render a saved counterexample (ITF JSON) as text, ITF JSON, DOT or GraphML."""
     try:
-        g = from_itf(json.loads(Path(trace).read_text()))
-    except (ValueError, KeyError, TypeError) as e:
-        click.echo(f"{trace}: not an rseqcheck ITF trace ({e})", err=True)
+        g = load_trace(trace)
+    except ReplayError as e:
+        click.echo(str(e), err=True)
         sys.exit(2)
-    click.echo(render_text(g) if fmt == "text" else render_json(g), nl=False)
+    click.echo(render(g, fmt), nl=False)
+
+
+@main.command()
+@click.argument("trace", type=click.Path(exists=True, dir_okay=False))
+@click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False),
+              help="The spec to replay against (default: the one named in the trace, relative to here).")
+def replay(trace, spec_path) -> None:
+    """Re-run a saved trace step by step against today's semantics.
+
+    Exit 0 when it still reaches the violation, 1 when a step no longer
+    applies (or the end no longer violates), 2 when it cannot start."""
+    try:
+        report = replay_file(trace, spec_path)
+    except ReplayError as e:
+        click.echo(str(e), err=True)
+        sys.exit(2)
+    for w in report.warnings:
+        click.echo(f"{trace}: {w}", err=True)
+    click.echo(f"{trace}: {report.message}")
+    for d in report.details:
+        click.echo(f"  {d}")
+    sys.exit(report.exit_code)
 
 
 @main.command()
