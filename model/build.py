@@ -43,11 +43,14 @@ from model.ir import (
     Var,
     lift,
 )
-from model.program import Instr, Segment, expr_ints, expr_vars
+from model.program import RSEQ_ERRORS, Instr, Segment, expr_ints, expr_vars
 from model.properties import PROPERTIES
 from model.rules import resolve
 from model.spec import CsDesc, Spec
 from model.syscalls import AX, SYSCALLS
+
+# Names a program can test with beq/bne that are not user memory.
+SPECIAL_VARS = ("rseq_ret", "rseq_size")
 
 PHASES = (
     "USER",  # running user code at ip<depth>
@@ -99,6 +102,9 @@ class TV:
     rseq_cs: Var | None = None
     sud: Var | None = None
     selector: Var | None = None
+    reg: Var | None = None  # t->rseq, t->rseq_len, t->rseq_sig (when a program can change them)
+    rseq_ret: Var | None = None  # return value of the last rseq() call
+    tls: dict[str, Var] = field(default_factory=dict)
     ev: dict[str, Var] = field(default_factory=dict)
     desc: Var | None = None
     owner: Var | None = None
@@ -115,9 +121,11 @@ class TV:
 
     def thread_vars(self) -> list[Var]:
         out: list[Var] = [*self.ip]
-        for v in (self.depth, self.ax, self.budget, self.resched, self.notify, self.ksig, self.rseq_cs, self.sud, self.selector):
+        for v in (self.depth, self.ax, self.budget, self.resched, self.notify, self.ksig, self.rseq_cs, self.sud,
+                  self.selector, self.reg, self.rseq_ret):
             if v is not None:
                 out.append(v)
+        out += list(self.tls.values())
         out += list(self.pend.values()) + list(self.blk.values())
         for m in self.fblk.values():
             out += list(m.values())
@@ -181,7 +189,8 @@ class Builder:
                     st = seg.base + seg.labels[c.start]
                     po = seg.base + seg.labels[c.post_commit]
                     ab = seg.base + seg.labels[c.abort]
-                    valid = c.version == 0 and c.signature_ok and not (st <= ab < po)
+                    # the signature is checked against the registration (model/rseq.py)
+                    valid = c.version == 0 and not (st <= ab < po)
                     inst = CsInst(len(self.cs) + 1, c, seg, st, po, ab, valid)
                     self.cs.append(inst)
                     self.cs_by_home[(c.name, seg.name)] = inst
@@ -264,19 +273,47 @@ class Builder:
         # no-unexpected-kill reads `killed` directly; the others have monitors.
         self.bad_names = ["NONE"] + [p for p in PROPERTIES if p in self.checked and p != "no-unexpected-kill"]
         self.bad = self.var("bad", Enum(*self.bad_names), 0)
-        # User variables of `store` and `assert`: one global range holding
-        # every constant the programs use.
+        self._user_vars()
+
+    def _user_vars(self) -> None:
+        """User variables of store/add/beq/bne/assert.  A declared range
+        ([variables]) wins; otherwise one range holds every constant the
+        programs use.  Names `tls.X` are per thread (created in _thread)."""
         names: set[str] = set()
         consts: set[int] = {0}
+        added: dict[str, int] = {}
         for _, ins in self.code:
             if ins.op == "store":
                 names.add(ins.args[0])
                 consts.add(ins.args[1])
+            elif ins.op == "add":
+                names.add(ins.args[0])
+                added.setdefault(ins.args[0], ins.line)
+            elif ins.op in ("beq", "bne") and ins.args[0] not in SPECIAL_VARS:
+                names.add(ins.args[0])
+                if isinstance(ins.args[1], int):
+                    consts.add(ins.args[1])
             elif ins.op == "assert":
                 names |= expr_vars(ins.expr)
                 consts |= expr_ints(ins.expr)
+        for n, line in added.items():
+            if n not in self.spec.variables:
+                raise SpecError(self.spec.path, line, f"{n} is changed by add: declare its range in [variables], e.g. \"{n}\" = [0, 3]")
         lo, hi = min(consts), max(consts)
-        self.uvars = {n: self.var(n, IntRange(lo, hi), 0) for n in sorted(names)}
+        self.uvar_range = {n: self.spec.variables.get(n, (lo, hi)) for n in sorted(names)}
+        self.uvars = {n: self.var(n, IntRange(*r), 0) for n, r in self.uvar_range.items() if not n.startswith("tls.")}
+        # rseq registration is dynamic when a program calls rseq() or glibc did not register
+        self.reg_values = ["none", "tls/32/RSEQ_SIG"]
+        for _, ins in self.code:
+            if ins.op in ("rseq_register", "rseq_unregister"):
+                v = "/".join(str(a) for a in ins.args)
+                if v not in self.reg_values:
+                    self.reg_values.append(v)
+        self.dynamic_reg = len(self.reg_values) > 2 or any(
+            ins.op in ("rseq_register", "rseq_unregister") for _, ins in self.code) or not self.env.glibc_rseq
+
+    def uvar(self, t: TV, name: str) -> Var:
+        return t.tls[name] if name.startswith("tls.") else self.uvars[name]
 
     @property
     def ip_type(self):
@@ -295,6 +332,12 @@ class Builder:
         if N > 0:
             tv.depth = self.var(f"{n}.depth", IntRange(0, N), 0, n)
         tv.ax = self.var(f"{n}.ax", Enum(*AX), 0, n)
+        for name, r in self.uvar_range.items():
+            if name.startswith("tls."):
+                tv.tls[name] = self.var(f"{n}.{name}", IntRange(*r), 0, n)
+        if self.dynamic_reg:
+            tv.reg = self.var(f"{n}.rseq", Enum(*self.reg_values), 1 if self.env.glibc_rseq else 0, n)
+            tv.rseq_ret = self.var(f"{n}.rseq_ret", Enum(*RSEQ_ERRORS), 0, n)
         if self.sud_regions:
             names = ["OFF"] + [f"[{self.ip_label(lo)},{self.ip_label(hi) if hi < len(self.code) else '(end)'})"
                                + ("" if sel else " no selector") for lo, hi, sel in self.sud_regions]

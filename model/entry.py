@@ -69,6 +69,11 @@ def add_actions(b: Builder, t: TV) -> None:
 
             delivery.sigreturn(b, t, d, body, exit_phase)
             continue
+        if ins.op in ("rseq_register", "rseq_unregister"):
+            from model import registration
+
+            b.add_cases(t, kact, body, registration.body_cases(b, t, ins), {t.ax: A("OK"), t.k: exit_phase})
+            continue
         if ins.op in ("sud_on", "sud_off"):
             seg, _ = b.code[pc]
             ups, label = sud.prctl_body(b, t, ins, seg)

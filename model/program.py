@@ -18,10 +18,14 @@ IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 MNEMONICS = (
     "nop", "jmp", "store", "set_desc", "rseq_cs", "syscall", "sigreturn", "exit", "assert",
     "sud_on", "sud_off", "sud_select",
+    "add", "beq", "bne", "rseq_register", "rseq_unregister",
 )  # fmt: skip
 
 # Instructions that enter the kernel through the syscall path.
-SYSCALL_OPS = ("syscall", "sigreturn", "exit", "sud_on", "sud_off")
+SYSCALL_OPS = ("syscall", "sigreturn", "exit", "sud_on", "sud_off", "rseq_register", "rseq_unregister")
+
+VARNAME = re.compile(r"(tls\.)?[A-Za-z_][A-Za-z0-9_]*$")
+RSEQ_ERRORS = ("0", "EINVAL", "EPERM", "EBUSY")
 
 
 @dataclass
@@ -203,6 +207,38 @@ def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
         if len(args) not in (2, 3) or not all(IDENT.match(a) for a in args[:2]) or args[2:] not in ([], ["noselector"]):
             raise SpecError(file, line, "sud_on takes START, END [, noselector] (labels of the allowed region)")
         return Instr(op, tuple(args), line=line)
+    if op in ("rseq_register", "rseq_unregister"):
+        # rseq(area, len, flags, sig): AREA names a struct rseq in TLS ("tls"
+        # is glibc's), LEN the registered length, SIG RSEQ_SIG or "other"
+        args = _args(rest)
+        defaults = ["tls", "32", "RSEQ_SIG"]
+        if len(args) > 3:
+            raise SpecError(file, line, f"{op} takes [AREA [, LEN [, SIG]]]")
+        args = args + defaults[len(args):]
+        if not IDENT.match(args[0]) or not args[1].isdigit() or args[2] not in ("RSEQ_SIG", "other"):
+            raise SpecError(file, line, f"{op} takes [AREA [, LEN [, RSEQ_SIG|other]]], e.g. '{op} tls, 32, RSEQ_SIG'")
+        return Instr(op, (args[0], int(args[1]), args[2]), line=line)
+    if op == "add":
+        args = _args(rest)
+        try:
+            n = int(args[1], 0) if len(args) == 2 else None
+        except ValueError:
+            n = None
+        if n is None or not VARNAME.match(args[0]):
+            raise SpecError(file, line, "add takes VAR, N (N an integer, may be negative)")
+        return Instr(op, (args[0], n), line=line)
+    if op in ("beq", "bne"):
+        args = _args(rest)
+        if len(args) != 3 or not VARNAME.match(args[0]) or not IDENT.match(args[2]):
+            raise SpecError(file, line, f"{op} takes VAR, VALUE, LABEL")
+        val: int | str
+        try:
+            val = int(args[1], 0)
+        except ValueError:
+            if args[1] not in RSEQ_ERRORS:
+                raise SpecError(file, line, f"{op}: {args[1]!r} is not an integer or one of {', '.join(RSEQ_ERRORS[1:])}") from None
+            val = args[1]
+        return Instr(op, (args[0], val, args[2]), line=line)
     if op == "sud_select":
         args = _args(rest)
         if len(args) != 1 or not (args[0] in ("ALLOW", "BLOCK") or args[0].isdigit()):

@@ -64,6 +64,26 @@ PROPERTIES: dict[str, PropInfo] = {
             "sud-check",
         ),
         PropInfo(
+            "rseq-registered-while-used",
+            "A thread arms a critical section (rseq_cs store) or commits one only while "
+            "it has an rseq registration; otherwise nothing protects it.",
+            "seed 004 (Desnoyers / Nagy 2018: 'libB unregisters rseq, libA uses rseq -> bug')",
+            "rseq-use",
+        ),
+        PropInfo(
+            "rseq-refcount-no-overflow",
+            "No `add` wraps a variable around its range (the 2018 TLS refcount: 'what "
+            "prevents calling rseq_register_current_thread more than 4G times?').",
+            "seed 004 (Nagy 2018)",
+            "add",
+        ),
+        PropInfo(
+            "registration-succeeds",
+            "Every rseq() register or unregister call a program makes returns 0.",
+            "seed 004; kernel/rseq.c:sys_rseq error codes",
+            "rseq-call",
+        ),
+        PropInfo(
             "no-unexpected-kill",
             "The process is never killed by a signal (SIGSEGV from rseq, a default action).",
             "seeds 000, 001",

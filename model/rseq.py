@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from model.build import TV, Builder, Case
 from model.ir import And, Const, Eq, Expr, In, Not, Or, Var, lift
+from model.registration import registered, signature_ok
 
 FIXUP = "kernel/rseq.c:rseq_ip_fixup"
 NEED_RESTART = "kernel/rseq.c:rseq_need_restart"
@@ -31,15 +32,19 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
     step), so the fixup must see it set."""
     if t.rseq_cs is None:
         return []
-    cases: list[Case] = [Case(Eq(t.rseq_cs, 0), {}, f"{why}: rseq_cs == NULL, nothing to do", FIXUP)]
+    cases: list[Case] = []
+    if t.reg is not None:
+        cases.append(Case(Eq(t.reg, 0), {}, f"{why}: t->rseq == NULL (not registered), nothing to do", FIXUP))
+    cases.append(Case(Eq(t.rseq_cs, 0), {}, f"{why}: rseq_cs == NULL, nothing to do", FIXUP))
     flags_rule = b.rules["rseq.flags"]
     for c in b.cs:
         armed = Eq(t.rseq_cs, c.id)
         if not c.valid:
-            what = "version != 0" if c.desc.version else (
-                "signature before abort_ip differs" if not c.desc.signature_ok else "abort_ip inside the section")
+            what = "version != 0" if c.desc.version else "abort_ip inside the section"
             cases.append(Case(armed, b.kill(), f"{why}: descriptor {c.name} invalid ({what}) -> SIGSEGV", GET_CS))
             continue
+        cases.append(Case(And(armed, Not(signature_ok(b, t, c.desc.signature_ok))), b.kill(),
+                          f"{why}: signature before {b.ip_label(c.abort)} differs from the registered one -> SIGSEGV", GET_CS))
         inside = In(ip, c.start, c.post)
         cases.append(
             Case(And(armed, Not(inside)), {t.rseq_cs: Const(0)},
@@ -76,11 +81,14 @@ def syscall_check_cases(b: Builder, t: TV, d: int) -> list[Case]:
     if t.rseq_cs is None or b.rules["rseq.debug"] != "on":
         return []
     out = []
+    on = registered(t)
     for c in b.cs:
-        armed = Eq(t.rseq_cs, c.id)
+        armed = And(on, Eq(t.rseq_cs, c.id))
         if not c.valid:
             out.append(Case(armed, b.kill(), f"rseq_syscall: descriptor {c.name} invalid -> SIGSEGV", "kernel/rseq.c:rseq_syscall", "rseq.debug=on"))
         else:
+            out.append(Case(And(armed, Not(signature_ok(b, t, c.desc.signature_ok))), b.kill(),
+                            f"rseq_syscall: descriptor {c.name} signature differs -> SIGSEGV", "kernel/rseq.c:rseq_syscall", "rseq.debug=on"))
             out.append(Case(And(armed, In(t.ip[d], c.start, c.post)), b.kill(),
                             f"rseq_syscall: post-syscall ip inside {c.name} -> SIGSEGV", "kernel/rseq.c:rseq_syscall", "rseq.debug=on"))
     return out

@@ -124,6 +124,29 @@ _rule(
 
 _rule(
     Rule(
+        "rseq.register_clears_cs",
+        ("no", "yes"),
+        "Registration clears a non-zero rseq_cs left in the area (reused TLS, a forked "
+        "child re-registering); before the fix a stale invalid descriptor killed the "
+        "thread right after a successful rseq().",
+        "kernel/rseq.c:sys_rseq ('rseq: Fix segfault on registration when rseq_cs is "
+        "non-zero', fd881d0a085f, 6.15; also 6.14.y, 6.1.146, 5.15.189, 5.10.240)",
+        {p: ("yes" if p == "linux-6.18" else "no") for p in PRESETS},
+    )
+)
+_rule(
+    Rule(
+        "rseq.len_check",
+        ("32-only", "extensible"),
+        "Registration length: exactly 32 (before 6.3), or 32, or at least the feature "
+        "size with the struct's alignment (6.3+ extensible ABI; 64 is accepted, 20 and 31 "
+        "are not).",
+        "kernel/rseq.c:sys_rseq ('rseq: Introduce extensible rseq ABI', ee3e3ac05c26)",
+        {p: ("extensible" if p == "linux-6.18" else "32-only") for p in PRESETS},
+    )
+)
+_rule(
+    Rule(
         "sud.available",
         ("no", "yes"),
         "Syscall User Dispatch exists (5.11+, generic entry): without it "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from model import signals as sigs
 from model.errors import SpecError
-from model.program import Segment, parse_code
+from model.program import AExpr, Segment, parse_code, parse_expr
 from model.properties import PROPERTIES
 from model.rules import ALIASES, PRESETS, RULES
 from model.syscalls import SYSCALLS
@@ -62,6 +62,18 @@ class Environment:
     preemption: bool = False
     migration: bool = False
     notify_resume: bool = False
+    glibc_rseq: bool = True  # glibc registered every thread at start (tunable glibc.pthread.rseq)
+
+
+@dataclass
+class OutcomeCheck:
+    """[outcomes]: exists/forall EXPR over the final user variables and `end`
+    (checked by checker/outcomes.py)."""
+
+    kind: str  # "exists" | "forall"
+    text: str
+    expr: AExpr
+    line: int
 
 
 @dataclass
@@ -80,6 +92,8 @@ class Spec:
     properties: tuple[str, ...]
     depth: int
     lines: dict[tuple, int] = field(default_factory=dict)
+    variables: dict[str, tuple[int, int]] = field(default_factory=dict)  # declared ranges
+    outcomes: OutcomeCheck | None = None  # [outcomes]
 
     @property
     def name(self) -> str:
@@ -213,7 +227,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
                 raise err(where + (key,), f"{key} must be a list of strings")
         return tuple(v)
 
-    known_sections = {"spec", "rules", "environment", "thread", "rseq_cs", "handler", "check"}
+    known_sections = {"spec", "rules", "environment", "thread", "rseq_cs", "handler", "check", "variables", "outcomes"}
     for k in data:
         if k not in known_sections:
             raise err((k,), f"unknown section [{k}] (known: {', '.join(sorted(known_sections))})")
@@ -245,7 +259,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         rules[name] = v
 
     e = table("environment")
-    check_keys(e, {"signals", "max_signals", "max_nesting", "cpus", "preemption", "migration", "notify_resume"}, ("environment",))
+    check_keys(e, {"signals", "max_signals", "max_nesting", "cpus", "preemption", "migration", "notify_resume", "glibc_rseq"}, ("environment",))
     env = Environment(
         signals=str_list(e, "signals", ("environment",)),
         max_signals=typed(e, "max_signals", int, ("environment",), 0),
@@ -254,6 +268,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         preemption=typed(e, "preemption", bool, ("environment",), False),
         migration=typed(e, "migration", bool, ("environment",), False),
         notify_resume=typed(e, "notify_resume", bool, ("environment",), False),
+        glibc_rseq=typed(e, "glibc_rseq", bool, ("environment",), True),
     )
     for s in env.signals:
         if s not in sigs.SIGNUM:
@@ -343,6 +358,19 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         version = typed(c, "version", int, where, 0)
         cs[name] = CsDesc(name, vals["start"], vals["post_commit"], vals["abort"], fl, sig == "RSEQ_SIG", version, at(*where))
 
+    variables: dict[str, tuple[int, int]] = {}
+    declared = dict(table("variables"))
+    if isinstance(declared.get("tls"), dict):  # tls.x = [...] written as a dotted key
+        for k, v in declared.pop("tls").items():
+            declared[f"tls.{k}"] = v
+    for name, rng in declared.items():
+        if not re.match(r"(tls\.)?[A-Za-z_][A-Za-z0-9_]*$", name):
+            raise err(("variables", name), f"variable name {name!r} is not an identifier (tls.NAME for a per-thread one)")
+        if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in rng)
+                and rng[0] <= 0 <= rng[1]):
+            raise err(("variables", name), f"{name} must be [MIN, MAX] with MIN <= 0 <= MAX (variables start at 0)")
+        variables[name] = (rng[0], rng[1])
+
     ck = table("check", required=True)
     check_keys(ck, {"properties", "depth"}, ("check",))
     props = str_list(ck, "properties", ("check",))
@@ -355,7 +383,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
     if not 1 <= depth <= 100000:
         raise err(("check", "depth"), f"depth = {depth} is out of range 1..100000")
 
-    spec = Spec(file, text, title, source, preset, expect, rules, env, threads, handlers, cs, props, depth, lines)
+    spec = Spec(file, text, title, source, preset, expect, rules, env, threads, handlers, cs, props, depth, lines, variables)
+    spec.outcomes = _outcome_check(file, table("outcomes"), at)
     _check_code(spec)
     return spec
 
@@ -365,6 +394,9 @@ def _check_code(spec: Spec) -> None:
     segs = [t.segment for t in spec.threads] + [h.segment for h in spec.handlers.values() if h.segment]
     for seg in segs:
         for ins in seg.instrs:
+            target = ins.args[0] if ins.op == "jmp" else ins.args[2] if ins.op in ("beq", "bne") else None
+            if target is not None and target not in seg.labels:
+                raise SpecError(spec.path, ins.line, f"unknown label {target!r} in {seg.name}")
             if ins.op == "jmp" and ins.args[0] not in seg.labels:
                 raise SpecError(spec.path, ins.line, f"unknown label {ins.args[0]!r} in {seg.name}")
             if ins.op == "rseq_cs" and ins.args[0] != "0" and ins.args[0] not in spec.cs:
@@ -387,3 +419,22 @@ def _check_code(spec: Spec) -> None:
                 raise SpecError(spec.path, c.line, f"rseq_cs {c.name}: post_commit must come after start in {s.name}")
     if spec.env.max_signals and not spec.env.signals:
         raise SpecError(spec.path, spec.lines.get(("environment", "max_signals")), "max_signals > 0 but no signals listed")
+
+
+def _outcome_check(file: str, t: dict, at) -> OutcomeCheck | None:
+    """[outcomes] exists = "EXPR" | forall = "EXPR" (one of them): a condition
+    over the final values of user variables and `end` (exit, stuck, or the
+    signal that killed the process: `end == SIGSEGV`)."""
+    keys = [k for k in t if k in ("exists", "forall")]
+    for k in t:
+        if k not in ("exists", "forall"):
+            raise SpecError(file, at("outcomes", k), f"unknown key {k!r} in [outcomes] (known: exists, forall)")
+    if len(keys) != 1:
+        if not keys:
+            return None
+        raise SpecError(file, at("outcomes"), "[outcomes] takes one of exists or forall")
+    k = keys[0]
+    if not isinstance(t[k], str):
+        raise SpecError(file, at("outcomes", k), f"{k} must be a string, e.g. \"end == exit && x == 1\"")
+    line = at("outcomes", k)
+    return OutcomeCheck(k, t[k], parse_expr(t[k], file, line), line)

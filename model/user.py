@@ -6,7 +6,8 @@ ip is the address after the instruction, kernel-semantics.md 2.2)."""
 from __future__ import annotations
 
 from model.build import PHASES, TV, Builder, Case
-from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Le, Lt, Ne, Not, Or, Ref, Sub, Var
+from model.errors import SpecError
+from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Ite, Le, Lt, Ne, Not, Or, Ref, Sub, Var
 from model.program import SYSCALL_OPS, AExpr, Instr
 
 
@@ -61,7 +62,20 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr) -> None:
         nxt = seg.base + seg.labels[ins.args[0]]
         ups = {t.ip[d]: Const(nxt)}
     elif ins.op == "store":
-        ups = {b.uvars[ins.args[0]]: Const(ins.args[1]), t.ip[d]: Const(nxt)}
+        ups = {b.uvar(t, ins.args[0]): Const(ins.args[1]), t.ip[d]: Const(nxt)}
+    elif ins.op == "add":
+        v = b.uvar(t, ins.args[0])
+        lo, hi, n = v.type.lo, v.type.hi, ins.args[1]
+        size = hi - lo + 1
+        # C arithmetic on a narrow type: wrap around (the 2018 refcount had no check)
+        ups = {v: Ite(Gt(Add(v, n), hi), Sub(Add(v, n), size), Ite(Lt(Add(v, n), lo), Add(Add(v, n), size), Add(v, n))),
+               t.ip[d]: Const(nxt)}
+    elif ins.op in ("beq", "bne"):
+        target = seg.base + seg.labels[ins.args[2]]
+        test = _branch_test(b, t, ins)
+        if ins.op == "bne":
+            test = Not(test)
+        ups = {t.ip[d]: Ite(test, target, nxt)}
     elif ins.op == "set_desc":
         val = 0 if ins.args[0] == "0" else t.desc.type.names.index(ins.args[0])
         ups = {t.desc: Const(val), t.owner: Const(d if val else 0), t.ip[d]: Const(nxt)}
@@ -86,13 +100,36 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr) -> None:
     b.add_cases(t, actor, base, bad, ups)
 
 
+def _branch_test(b: Builder, t: TV, ins: Instr) -> Expr:
+    name, val = ins.args[0], ins.args[1]
+    if name == "rseq_size":  # glibc's __rseq_size: 32 when it registered (2.35-2.39), else 0
+        return Const(int(val == (32 if b.env.glibc_rseq else 0)))
+    if name == "rseq_ret":
+        if t.rseq_ret is None:
+            return Const(int(val in (0, "0")))
+        return Eq(t.rseq_ret, t.rseq_ret.type.names.index(str(val)))
+    if isinstance(val, str):
+        raise SpecError(b.spec.path, ins.line, f"{name} is compared with {val}; only rseq_ret holds error names")
+    return Eq(b.uvar(t, name), val)
+
+
 def _violations(b: Builder, t: TV, d: int, pc: int, ins: Instr, nxt: int) -> tuple[list[Case], set[str]]:
     """The cases of this instruction that break a checked property (in
     priority order), and the trigger tags its ordinary execution carries."""
     out: list[Case] = []
     tags: set[str] = set()
+    if ins.op == "add" and "rseq-refcount-no-overflow" in b.checked:
+        v = b.uvar(t, ins.args[0])
+        wraps = Or(Gt(Add(v, ins.args[1]), v.type.hi), Lt(Add(v, ins.args[1]), v.type.lo))
+        out.append(Case(wraps, b.flag_bad("rseq-refcount-no-overflow"), f"{ins.text}  -- wraps around",
+                        tags=frozenset({"add"})))
+        tags.add("add")
+    if ins.op == "rseq_cs" and ins.args[0] != "0" and t.reg is not None and "rseq-registered-while-used" in b.checked:
+        out.append(Case(Eq(t.reg, 0), b.flag_bad("rseq-registered-while-used"),
+                        f"{ins.text}  -- but the thread has no rseq registration", tags=frozenset({"rseq-use"})))
+        tags.add("rseq-use")
     if ins.op == "assert":
-        out.append(Case(Not(to_ir(ins.expr, b)), b.flag_bad("assert"), f"{ins.text}  -- FAILS", tags=frozenset({"assert"})))
+        out.append(Case(Not(to_ir(ins.expr, b, t)), b.flag_bad("assert"), f"{ins.text}  -- FAILS", tags=frozenset({"assert"})))
         tags.add("assert")
     if ins.op in SYSCALL_OPS and t.rseq_cs is not None and "no-syscall-in-rseq-cs" in b.checked:
         for c in b.cs:
@@ -115,18 +152,18 @@ def _violations(b: Builder, t: TV, d: int, pc: int, ins: Instr, nxt: int) -> tup
 _BIN = {"==": Eq, "!=": Ne, "<": Lt, "<=": Le, ">": Gt, ">=": Ge, "+": Add, "-": Sub}
 
 
-def to_ir(e: AExpr, b: Builder) -> Expr:
+def to_ir(e: AExpr, b: Builder, t: TV) -> Expr:
     if e.op == "int":
         return Const(e.args[0])
     if e.op == "var":
-        return Ref(b.uvars[e.args[0]])
+        return Ref(b.uvar(t, e.args[0]))
     if e.op == "!":
-        return Not(to_ir(e.args[0], b))
+        return Not(to_ir(e.args[0], b, t))
     if e.op == "&&":
-        return And(to_ir(e.args[0], b), to_ir(e.args[1], b))
+        return And(to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
     if e.op == "||":
-        return Or(to_ir(e.args[0], b), to_ir(e.args[1], b))
-    return _BIN[e.op](to_ir(e.args[0], b), to_ir(e.args[1], b))
+        return Or(to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
+    return _BIN[e.op](to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
 
 
 __all__ = ["add_actions", "contexts", "to_ir", "In"]

@@ -181,10 +181,11 @@ abort:  exit
 
 
 @pytest.mark.parametrize(
-    "field",
-    ['signature = "other"', "version = 1"],
+    "field, why",
+    [('signature = "other"', "signature before abort differs from the registered one"),
+     ("version = 1", "descriptor cs1 invalid (version != 0)")],
 )
-def test_invalid_descriptor_kills_even_outside(tmp_path, field):
+def test_invalid_descriptor_kills_even_outside(tmp_path, field, why):
     # 2.9.2 step 1, probe p05: validated wherever the ip is.
     code = """
         rseq_cs cs1
@@ -195,7 +196,7 @@ end:    exit
 abort:  exit
 """
     sp = space(tmp_path, code, env="preemption = true", cs=CS1 + field + "\n")
-    assert sp.fired("descriptor cs1 invalid")
+    assert sp.fired(why)
     assert sp.any(killed="SIGSEGV")
 
 
@@ -429,3 +430,49 @@ abort:  sud_select ALLOW
     assert sp.fired("rseq_signal_deliver: ip inside cs1, event pending -> abort to abort")
     assert sp.any(T0__depth=1, T0__ip0="abort")
     assert not sp.any(T0__depth=1, T0__ip0="T0+4")  # after getpid, inside: always aborted
+
+
+# ------------------------------------------------------------ rseq() registration
+
+
+@pytest.mark.parametrize(
+    "glibc, call, preset, want",
+    [
+        # probe p06 G (glibc registered tls/32/RSEQ_SIG)
+        (True, "rseq_register tls, 32, RSEQ_SIG", "linux-6.18", "EBUSY"),
+        (True, "rseq_register tls, 32, other", "linux-6.18", "EPERM"),
+        (True, "rseq_register tls, 64, RSEQ_SIG", "linux-6.18", "EINVAL"),
+        (True, "rseq_register lib, 32, RSEQ_SIG", "linux-6.18", "EINVAL"),
+        (True, "rseq_unregister tls, 32, other", "linux-6.18", "EPERM"),
+        (True, "rseq_unregister tls, 64, RSEQ_SIG", "linux-6.18", "EINVAL"),
+        (True, "rseq_unregister lib, 32, RSEQ_SIG", "linux-6.18", "EINVAL"),
+        (True, "rseq_unregister tls, 32, RSEQ_SIG", "linux-6.18", "0"),
+        # probe p06 T (glibc.pthread.rseq=0)
+        (False, "rseq_unregister tls, 32, RSEQ_SIG", "linux-6.18", "EINVAL"),
+        (False, "rseq_register tls, 31, RSEQ_SIG", "linux-6.18", "EINVAL"),
+        (False, "rseq_register tls, 64, RSEQ_SIG", "linux-6.18", "0"),  # 6.3+ extensible
+        (False, "rseq_register tls, 64, RSEQ_SIG", "linux-6.0", "EINVAL"),  # before 6.3: 32 only
+        (False, "rseq_register tls, 32, RSEQ_SIG", "linux-4.18", "0"),
+    ],
+)
+def test_rseq_syscall_return_codes(tmp_path, glibc, call, preset, want):
+    sp = space(tmp_path, f"{call}\nexit", preset=preset, env=f"glibc_rseq = {str(glibc).lower()}")
+    rets = {s["T0.rseq_ret"] for s in sp.where(T0__k="LOOP")}
+    assert rets == {want}
+
+
+def test_unregister_leaves_rseq_cs_and_events_alone(tmp_path):
+    # 2.11 unregister step 6: only t->rseq/len/sig are cleared.
+    code = """
+        syscall read                ; sleeps: PREEMPT bit, kept (rseq_cs is NULL)
+        rseq_cs cs1
+        rseq_unregister
+        syscall read                ; sleeps again: the fixup is skipped
+        exit
+begin:  nop
+end:    nop
+abort:  exit
+"""
+    sp = space(tmp_path, code, cs=CS1)
+    assert sp.any(T0__rseq="none", T0__rseq_cs="cs1", T0__ev__PREEMPT=1)
+    assert sp.fired("notify-resume: t->rseq == NULL (not registered), nothing to do")
