@@ -276,5 +276,11 @@ def properties() -> None:
         click.echo("")
 
 
+from checker.cli_conformance import COMMANDS as _conformance  # noqa: E402  (outcomes, run)
+
+for _cmd in _conformance:
+    main.add_command(_cmd)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,181 @@
+"""`rseqcheck outcomes` and `rseqcheck run`: the model's observable outcomes
+(herd7-style) and their comparison with the real kernel (klitmus7-style).
+
+Exit status: 0 as expected; 1 the [outcomes] condition fails in the model
+(`outcomes`) or a run observed an outcome the model forbids (`run`); 2 a
+spec or usage error, or a scenario the generator cannot drive faithfully
+here; 3 a resource limit (state limit, runs that never ended).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from checker.cgen import Unsupported, generate
+from checker.outcomes import Outcome, OutcomeSet, check_condition, eval_condition, model_outcomes
+from checker.run import Refused, RunResult, run_spec
+from model.errors import SpecError
+from model.ir import ModelError
+from model.rules import ALIASES, RULES
+from model.spec import Spec, load_spec
+
+
+def _fail(msg: str, status: int = 2) -> None:
+    click.echo(msg, err=True)
+    sys.exit(status)
+
+
+def _rules(pairs: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in pairs:
+        name, sep, choice = p.partition("=")
+        name = ALIASES.get(name.strip(), name.strip())
+        if not sep or name not in RULES:
+            _fail(f"--rule {p!r}: expected NAME=CHOICE with NAME a rule (see `rseqcheck rules`)")
+        if choice.strip() not in RULES[name].choices:
+            _fail(f"--rule {p!r}: choices of {name}: {', '.join(RULES[name].choices)}")
+        out[name] = choice.strip()
+    return out
+
+
+def _load(path: str) -> Spec:
+    try:
+        return load_spec(path)
+    except SpecError as e:
+        _fail(str(e))
+        raise  # unreachable
+
+
+def _model(spec: Spec, rules: dict[str, str], max_states: int, timeout: float | None) -> OutcomeSet:
+    try:
+        return model_outcomes(spec, rules, max_states=max_states, timeout=timeout)
+    except SpecError as e:
+        _fail(str(e))
+    except ModelError as e:
+        _fail(f"{spec.path}: model error: {e}")
+    raise AssertionError
+
+
+def _rule_note(spec: Spec, rules: dict[str, str]) -> str:
+    changed = {**spec.rules, **rules}
+    return f" [{', '.join(f'{k}={v}' for k, v in changed.items())}]" if changed else ""
+
+
+@click.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
+@click.option("--rule", "rule_pairs", multiple=True, metavar="NAME=CHOICE", help="Override a rule (repeatable).")
+@click.option("--max-states", type=click.IntRange(1), default=2_000_000, show_default=True)
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Seconds before giving up (exit 3).")
+def outcomes(spec_path, rule_pairs, max_states, timeout) -> None:
+    """Every outcome the model allows for SPEC: how the process ends and the
+    final user variables, with the number of final states of each; then the
+    spec's [outcomes] condition (exists/forall), Ok or No."""
+    spec = _load(spec_path)
+    rules = _rules(rule_pairs)
+    res = _model(spec, rules, max_states, timeout)
+    finals = sum(res.counts.values())
+    click.echo(f"Test {spec.name} ({spec.preset}{_rule_note(spec, rules)})")
+    click.echo(f"Outcomes {len(res.counts)} ({finals:,} final states of {res.states:,} states, "
+               f"{res.transitions:,} transitions, {res.seconds:.2f} s)")
+    w = max([len(f"{c:,}") for c in res.counts.values()] + [1])
+    for o in sorted(res.counts):
+        click.echo(f"  {res.counts[o]:>{w},}  {o}")
+    if not res.complete:
+        _fail(f"incomplete: {res.reason}; the list above is partial", 3)
+    chk = check_condition(spec, res.allowed)
+    if chk is None:
+        return
+    pos = sum(c for o, c in res.counts.items() if eval_condition(spec.outcomes.expr, o))
+    click.echo("Ok" if chk.ok else "No")
+    click.echo(f"Condition {chk.kind} ({chk.text})")
+    click.echo(f"Witnesses: Positive {pos:,} Negative {finals - pos:,}")
+    if not chk.ok:
+        what = "no allowed outcome satisfies it" if chk.kind == "exists" else \
+            "allowed outcomes violate it: " + "; ".join(f"[{o}]" for o in chk.witnesses[:4])
+        click.echo(f"{spec.path}: [outcomes] {chk.kind} does not hold in the model ({what})", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
+@click.option("--runs", type=click.IntRange(1, 10_000_000), default=1000, show_default=True)
+@click.option("--rule", "rule_pairs", multiple=True, metavar="NAME=CHOICE",
+              help="Override a rule of the model the runs are compared with (repeatable).")
+@click.option("--spin", type=click.IntRange(0), default=200000, show_default=True,
+              help="Busy-loop iterations of each `nop` (0: a plain nop), so that signals land inside sections.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the signal schedule.")
+@click.option("--window-us", type=click.FloatRange(0, min_open=True),
+              help="Signals are sent at random within this many µs of a run's start (default: calibrated).")
+@click.option("--emit-c", type=click.Path(dir_okay=False), help="Write the generated C program here and stop.")
+@click.option("--max-states", type=click.IntRange(1), default=2_000_000, show_default=True)
+def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states) -> None:
+    """Run SPEC's scenario RUNS times on this machine's kernel and compare the
+    observed outcomes with those the model allows (exit 1 on a forbidden one)."""
+    spec = _load(spec_path)
+    rules = _rules(rule_pairs)
+    if emit_c:
+        try:
+            Path(emit_c).write_text(generate(spec, spin=spin).source)
+        except Unsupported as e:
+            _fail(f"{spec.path}: cannot generate: {e}")
+        click.echo(f"wrote {emit_c} (build: gcc -O1 -o prog {emit_c}; run: ./prog RUNS SEED WINDOW_US)")
+        return
+    try:
+        _model(spec, rules, max_states, None)  # spec errors before any run
+        r = run_spec(spec, runs, rules=rules, spin=spin, seed=seed, window_us=window_us)
+    except Unsupported as e:
+        _fail(f"{spec.path}: cannot run faithfully: {e}")
+    except Refused as e:
+        _fail(f"{spec.path}: refused: {e}")
+    except SpecError as e:
+        _fail(str(e))
+    _report(spec, rules, r)
+
+
+def _report(spec: Spec, rules: dict[str, str], r: RunResult) -> None:
+    m = r.model
+    click.echo(f"Run {spec.name} on Linux {r.kernel}: {r.runs:,} runs, signals within {r.window_us:.1f} us "
+               f"of each start; model {spec.preset}{_rule_note(spec, rules)}, {len(m.counts)} allowed outcomes")
+    rows: list[tuple[int, str, Outcome, str]] = []
+    for o, n in r.observed.items():
+        rows.append((n, str(r.preempted[o]) if r.preempted[o] else "", o,
+                     "allowed" if o in m.counts else "FORBIDDEN by the model"))
+    for o in r.unobserved:
+        rows.append((0, "", o, "allowed, not observed"))
+    rows.sort(key=lambda x: (-x[0], x[2]))
+    w = max(len(f"{r.runs:,}"), 4)
+    click.echo(f"  {'runs':>{w}}  {'preempted':>9}  outcome")
+    width = max(len(str(x[2])) for x in rows) if rows else 0
+    for n, pre, o, what in rows:
+        click.echo(f"  {n:>{w},}  {pre:>9}  {str(o):<{width}}  {what}")
+    env = spec.env
+    missing = [k for k, on in (("preemption", env.preemption), ("migration", env.migration),
+                               ("notify_resume", env.notify_resume)) if not on]
+    if missing:
+        click.echo(f"  note: the spec's environment has no {', '.join(missing)}; this kernel has them in the "
+                   "background (conformance RESULTS.md), so they can explain an outcome the model forbids")
+    if spec.outcomes is not None:
+        chk = check_condition(spec, m.allowed)
+        sat = sum(n for o, n in r.observed.items() if eval_condition(spec.outcomes.expr, o))
+        total = sum(r.observed.values())
+        seen = "Always" if sat == total and total else ("Never" if sat == 0 else "Sometimes")
+        assert chk is not None
+        click.echo(f"Condition {chk.kind} ({chk.text}): model {'Ok' if chk.ok else 'No'}; "
+                   f"observed {seen} ({sat:,} of {total:,} runs)")
+    if r.errors:
+        _fail(f"{spec.path}: {len(r.errors)} runs failed to start the scenario ({r.errors[0]})")
+    bad = r.forbidden
+    if bad:
+        for o in bad:
+            click.echo(f"No: observed {r.observed[o]:,} runs ending [{o}], an outcome the model forbids")
+        sys.exit(1)
+    if r.hung:
+        click.echo(f"?? {r.hung} runs did not end within 10 s (killed, not counted)")
+        sys.exit(3)
+    click.echo(f"Ok: every observed outcome is allowed by the model ({len(r.unobserved)} allowed ones not observed)")
+
+
+COMMANDS = (outcomes, run)

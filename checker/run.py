@@ -1,0 +1,158 @@
+"""Run a spec's scenario on the real kernel (klitmus7-style) and compare the
+observed outcomes with the ones the model allows.
+
+checker/cgen.py writes the C program; this module checks the machine, builds
+the program with gcc, runs it, parses one line per run and compares.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from checker.cgen import Program, Unsupported, generate
+from checker.outcomes import Outcome, OutcomeSet, model_outcomes
+from model.spec import Spec
+
+# Kernels whose behaviour the presets were checked against (conformance
+# probes, ../shared/conformance/RESULTS.md): uname release prefix -> preset.
+KNOWN_KERNELS = {"6.18.": "linux-6.18"}
+
+
+class Refused(Exception):
+    """The run cannot be done faithfully here (exit status 2)."""
+
+
+def machine_preset() -> str:
+    """The preset of the running kernel, or Refused with what uname says."""
+    u = platform.uname()
+    shown = f"uname: {u.system} {u.release} {u.machine}"
+    if u.system != "Linux" or u.machine != "x86_64":
+        raise Refused(f"the generated programs are x86-64 Linux only ({shown})")
+    for prefix, preset in KNOWN_KERNELS.items():
+        if u.release.startswith(prefix):
+            return preset
+    known = ", ".join(f"{p}x" for p in KNOWN_KERNELS)
+    raise Refused(f"kernel {u.release} is not one whose behaviour the presets were checked against "
+                  f"(known: {known}; {shown})")
+
+
+@dataclass
+class RunResult:
+    runs: int
+    observed: Counter[Outcome]
+    preempted: Counter[Outcome]  # runs of each outcome with an involuntary context switch
+    hung: int
+    errors: list[str]
+    window_us: float
+    model: OutcomeSet
+    program: Program
+    kernel: str
+
+    @property
+    def forbidden(self) -> list[Outcome]:
+        return sorted(o for o in self.observed if o not in self.model.counts)
+
+    @property
+    def unobserved(self) -> list[Outcome]:
+        return sorted(o for o in self.model.counts if o not in self.observed)
+
+
+@dataclass
+class Build:
+    exe: Path
+    source: Path
+    program: Program
+    tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+
+
+def build(spec: Spec, spin: int = 200000, workdir: Path | None = None) -> Build:
+    """Generate and compile (gcc -O1); Unsupported/Refused on failure."""
+    prog = generate(spec, spin=spin)
+    if shutil.which("gcc") is None:
+        raise Refused("gcc not found")
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="rseqcheck-run-")
+        workdir = Path(tmp.name)
+    src = workdir / f"{spec.name}.c"
+    exe = workdir / spec.name
+    src.write_text(prog.source)
+    r = subprocess.run(["gcc", "-O1", "-Wall", "-o", str(exe), str(src)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise Refused(f"gcc failed on the generated program:\n{r.stderr[:2000]}")
+    return Build(exe, src, prog, tmp)
+
+
+def parse_run_line(line: str, uvars: list[str]) -> tuple[Outcome | None, bool, str]:
+    """(outcome, preempted, kind) of one `run ...` line; outcome None for hung/error."""
+    parts = line.split()
+    kind, code, nivcsw = parts[1], int(parts[2]), int(parts[3])
+    vals = tuple(zip(uvars, (int(x) for x in parts[4:])))
+    if kind == "exit":
+        return Outcome("exit", vals), nivcsw > 0, kind
+    if kind == "signal":
+        try:
+            name = signal.Signals(code).name
+        except ValueError:
+            name = f"signal {code}"
+        return Outcome(f"killed by {name}", vals), nivcsw > 0, kind
+    return None, nivcsw > 0, f"{kind} {code}"
+
+
+def run_spec(
+    spec: Spec,
+    runs: int,
+    rules: dict[str, str] | None = None,
+    spin: int = 200000,
+    seed: int = 1,
+    window_us: float | None = None,
+    check_machine: bool = True,
+    timeout: float | None = None,
+) -> RunResult:
+    kernel = platform.release()
+    if check_machine:
+        preset = machine_preset()
+        if spec.preset != preset:
+            raise Refused(f"{spec.path}: preset {spec.preset} but this kernel ({kernel}) is {preset}; "
+                          "a run compares the model with the kernel it runs on")
+    b = build(spec, spin=spin)  # Unsupported before the (slower) model
+    model = model_outcomes(spec, rules)
+    try:
+        win = str(window_us) if window_us else "0"  # 0: the program calibrates
+        p = subprocess.run([str(b.exe), str(runs), str(seed), win], capture_output=True, text=True,
+                           timeout=timeout or max(60.0, runs * 0.05))
+    finally:
+        if b.tmp is not None:
+            b.tmp.cleanup()
+    if p.returncode != 0:
+        raise Refused(f"the generated program failed (status {p.returncode}): {(p.stdout + p.stderr).strip()[:500]}")
+    observed: Counter[Outcome] = Counter()
+    preempted: Counter[Outcome] = Counter()
+    hung = 0
+    errors: list[str] = []
+    win_us = 0.0
+    for line in p.stdout.splitlines():
+        if line.startswith("window "):
+            win_us = float(line.split()[2])
+        elif line.startswith("run "):
+            o, pre, kind = parse_run_line(line, b.program.uvars)
+            if o is None:
+                if kind.startswith("hung"):
+                    hung += 1
+                else:
+                    errors.append(kind)
+                continue
+            observed[o] += 1
+            if pre:
+                preempted[o] += 1
+    return RunResult(runs, observed, preempted, hung, errors, win_us, model, b.program, kernel)
+
+
+__all__ = ["Refused", "RunResult", "Unsupported", "build", "machine_preset", "run_spec"]
