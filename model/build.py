@@ -105,6 +105,11 @@ class TV:
     reg: Var | None = None  # t->rseq, t->rseq_len, t->rseq_sig (when a program can change them)
     rseq_ret: Var | None = None  # return value of the last rseq() call
     tls: dict[str, Var] = field(default_factory=dict)
+    ptrace_step: bool = False  # a tracer single-steps every instruction of this thread
+    tf: Var | None = None  # TF in the user flags of the running context
+    ftf: dict[int, Var] = field(default_factory=dict)  # TF saved in frame d
+    unrep: Var | None = None  # single-step-precise monitor: a stepped instruction awaits its report
+    on_dispatch: Var | None = None  # syscall_dispatch.on_dispatch (SUD with stepping only)
     ev: dict[str, Var] = field(default_factory=dict)
     desc: Var | None = None
     owner: Var | None = None
@@ -122,10 +127,10 @@ class TV:
     def thread_vars(self) -> list[Var]:
         out: list[Var] = [*self.ip]
         for v in (self.depth, self.ax, self.budget, self.resched, self.notify, self.ksig, self.rseq_cs, self.sud,
-                  self.selector, self.reg, self.rseq_ret):
+                  self.selector, self.reg, self.rseq_ret, self.tf, self.unrep, self.on_dispatch):
             if v is not None:
                 out.append(v)
-        out += list(self.tls.values())
+        out += list(self.tls.values()) + list(self.ftf.values())
         out += list(self.pend.values()) + list(self.blk.values())
         for m in self.fblk.values():
             out += list(m.values())
@@ -200,7 +205,11 @@ class Builder:
         # generation (kernel/signal.c:sig_ignored).  Kernel-generated ones
         # (SIGSYS from SUD) join them; `sigs` is in dequeue order.
         self.env_sigs: list[str] = [s for s in self.env.signals if self.sig_action(s) != "ignore"]
+        self.user_tf = any(ins.op in ("set_tf", "clear_tf") for _, ins in self.code)
+        self.stepping = self.user_tf or any(t.ptrace_step for t in spec.threads)
         kernel_sigs = {"SIGSYS"} if self.sud_regions else set()
+        if self.stepping:
+            kernel_sigs.add("SIGTRAP")  # exc_debug_user / user_single_step_report
         self.sigs: list[str] = sigmod.dequeue_order(sorted(set(self.env_sigs) | kernel_sigs))
         if not any(self.sig_action(s) == "handler" for s in self.sigs):
             self.N = 0  # no frame can ever be pushed: no frame variables
@@ -327,7 +336,7 @@ class Builder:
         N = self.N
         seg = t.segment
         ipt = self.ip_type
-        tv = TV(n, t.rseq_flags, self.var(f"{n}.k", Enum(*PHASES), 0, n), [])
+        tv = TV(n, t.rseq_flags, self.var(f"{n}.k", Enum(*PHASES), 0, n), [], ptrace_step=t.ptrace_step)
         tv.ip = [self.var(f"{n}.ip{d}", ipt, seg.base if d == 0 else 0, n) for d in range(N + 1)]
         if N > 0:
             tv.depth = self.var(f"{n}.depth", IntRange(0, N), 0, n)
@@ -335,6 +344,14 @@ class Builder:
         for name, r in self.uvar_range.items():
             if name.startswith("tls."):
                 tv.tls[name] = self.var(f"{n}.{name}", IntRange(*r), 0, n)
+        if self.user_tf:
+            tv.tf = self.var(f"{n}.tf", Bool(), 0, n)
+            for d in range(1, N + 1):
+                tv.ftf[d] = self.var(f"{n}.f{d}.tf", Bool(), 0, n)
+        if self.stepping and "single-step-precise" in self.checked:
+            tv.unrep = self.var(f"{n}.unreported", Bool(), 0, n)
+        if self.stepping and self.sud_regions:
+            tv.on_dispatch = self.var(f"{n}.on_dispatch", Bool(), 0, n)
         if self.dynamic_reg:
             tv.reg = self.var(f"{n}.rseq", Enum(*self.reg_values), 1 if self.env.glibc_rseq else 0, n)
             tv.rseq_ret = self.var(f"{n}.rseq_ret", Enum(*RSEQ_ERRORS), 0, n)
@@ -361,8 +378,8 @@ class Builder:
         if self.uses_rseq:
             tv.rseq_cs = self.var(f"{n}.rseq_cs", Enum("0", *[f"{c.name}@{c.seg.name}" if self._dup(c) else c.name for c in self.cs]), 0, n)
             tv.notify = self.var(f"{n}.notify", Bool(), 0, n)
-            if self.env.preemption or self.sleepers or any(self.sig_action(s) == "stop" for s in self.sigs):
-                tv.ev["PREEMPT"] = self.var(f"{n}.ev.PREEMPT", Bool(), 0, n)
+            # every schedule-out sets it (rseq_preempt); a bit that stays 0 costs no states
+            tv.ev["PREEMPT"] = self.var(f"{n}.ev.PREEMPT", Bool(), 0, n)
             if handled:
                 tv.ev["SIGNAL"] = self.var(f"{n}.ev.SIGNAL", Bool(), 0, n)
             if self.migrates:

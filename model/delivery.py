@@ -17,7 +17,7 @@ orig_ax = -1, so no restart logic runs on its exit.
 
 from __future__ import annotations
 
-from model import next_syscall, rseq
+from model import next_syscall, rseq, singlestep
 from model.build import PHASES, TV, Builder, Case
 from model.ir import Add, And, Const, Eq, Expr, Ite, Not, Or, Sub, Var
 from model.syscalls import AX
@@ -44,7 +44,18 @@ def add_actions(b: Builder, t: TV) -> None:
         for i, s in enumerate(order):
             first = And(base, b.deliverable(t, s), *[Not(b.deliverable(t, o)) for o in order[:i]])
             act = b.sig_action(s)
-            deq = {t.pend[s]: Const(0)}
+            deq = {t.pend[s]: Const(0), **singlestep.report(t)}
+            if t.ptrace_step and s == "SIGTRAP":
+                # the tracer gets a signal-delivery-stop, resumes stepping, suppresses it
+                for suffix, ev in rseq.schedule(b, t, d):
+                    b.add(t, kact, first, {**deq, **ev},
+                          f"get_signal: SIGTRAP -> ptrace signal-delivery-stop (schedule{suffix}); "
+                          "the tracer steps on and suppresses it", "kernel/signal.c:get_signal -> ptrace_signal")
+                continue
+            if t.ptrace_step:
+                # every signal of a traced thread stops it first (ptrace_signal)
+                stop = rseq.schedule(b, t, d)[0][1]
+                deq = {**deq, **stop}
             if act == "kill":
                 b.add(t, kact, first, b.kill(s), f"get_signal: {s} has no handler -> default action kills the process", GET)
             elif act == "stop":
@@ -100,6 +111,7 @@ def add_actions(b: Builder, t: TV) -> None:
             if "SIGNAL" in t.ev:
                 del ups[t.ev["SIGNAL"]]  # set by the rseq step already
             ups.update(next_syscall.on_signal(b, t, d + 1))
+            ups.update(singlestep.frame(t, d + 1))
             b.add(t, kact, here, ups,
                   f"setup_rt_frame: {s} frame, ip = handler; signal_delivered blocks "
                   + ("+".join(sorted(set(h.mask) | ({s} if "SA_NODEFER" not in h.flags else set()))) or "nothing"),
@@ -153,4 +165,5 @@ def sigreturn(b: Builder, t: TV, d: int, body: Expr, exit_phase: Const) -> None:
     if t.traced is not None:
         ups[t.traced] = Const(0)
     ups.update(next_syscall.on_sigreturn(b, t, d))
+    ups.update(singlestep.sigreturn(t, d))
     b.add(t, kact, body, ups, "rt_sigreturn: restore ip and mask, orig_ax = -1", fn)

@@ -18,7 +18,7 @@ reachable.
 
 from __future__ import annotations
 
-from model import next_syscall, rseq, sud
+from model import next_syscall, rseq, singlestep, sud
 from model.build import PHASES, TV, Builder, Case
 from model.ir import And, Const, Eq, Expr, Not, Var
 from model.program import SYSCALL_OPS
@@ -39,7 +39,9 @@ def A(name: str) -> Const:
 
 def add_actions(b: Builder, t: TV) -> None:
     kact = b.kernel_actor(t)
-    exit_phase = P("EXITWORK") if b.rules["rseq.debug"] == "on" and t.rseq_cs is not None else P("LOOP")
+    # exit work is a step of its own only when it can do something
+    debug = b.rules["rseq.debug"] == "on" and t.rseq_cs is not None
+    exit_phase = P("EXITWORK") if debug or b.stepping else P("LOOP")
     for d, pc, ins in contexts(b, t):
         if ins.op not in SYSCALL_OPS:
             continue
@@ -108,8 +110,11 @@ def add_actions(b: Builder, t: TV) -> None:
     if exit_phase.value == PHASES.index("EXITWORK"):
         for d in range(b.N + 1):
             base = And(b.alive(t), t.at_depth(d), t.at("EXITWORK"))
-            cases = rseq.syscall_check_cases(b, t, d)
-            cases.append(Case(Const(1), {}, "syscall exit work: rseq_syscall finds nothing wrong", "kernel/rseq.c:rseq_syscall", "rseq.debug=on"))
+            cases = rseq.syscall_check_cases(b, t, d) + singlestep.exit_report_cases(b, t)
+            if debug:
+                cases.append(Case(Const(1), {}, "syscall exit work: rseq_syscall finds nothing wrong", "kernel/rseq.c:rseq_syscall", "rseq.debug=on"))
+            else:
+                cases.append(Case(Const(1), {}, "syscall exit work: nothing to report", "kernel/entry/common.c:syscall_exit_work"))
             b.add_cases(t, kact, base, cases, {t.k: P("LOOP")})
     _loop(b, t)
 

@@ -19,6 +19,7 @@ MNEMONICS = (
     "nop", "jmp", "store", "set_desc", "rseq_cs", "syscall", "sigreturn", "exit", "assert",
     "sud_on", "sud_off", "sud_select",
     "add", "beq", "bne", "rseq_register", "rseq_unregister",
+    "set_tf", "clear_tf",
 )  # fmt: skip
 
 # Instructions that enter the kernel through the syscall path.
@@ -244,7 +245,7 @@ def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
         if len(args) != 1 or not (args[0] in ("ALLOW", "BLOCK") or args[0].isdigit()):
             raise SpecError(file, line, "sud_select takes ALLOW, BLOCK or a byte value")
         return Instr(op, (args[0],), line=line)
-    if op in ("nop", "sigreturn", "exit", "sud_off"):
+    if op in ("nop", "sigreturn", "exit", "sud_off", "set_tf", "clear_tf"):
         if rest:
             raise SpecError(file, line, f"{op} takes no operand")
         return Instr(op, line=line)

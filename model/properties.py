@@ -84,6 +84,15 @@ PROPERTIES: dict[str, PropInfo] = {
             "rseq-call",
         ),
         PropInfo(
+            "single-step-precise",
+            "While a context is single-stepped (ptrace or its own TF), every user "
+            "instruction it executes, `syscall` included, is reported (SIGTRAP or a "
+            "tracer stop) before the next one runs.",
+            "seed 002 (Lutomirski 2020: 'we'll actually execute one more user instruction "
+            "before sending the signal')",
+            "stepped",
+        ),
+        PropInfo(
             "no-unexpected-kill",
             "The process is never killed by a signal (SIGSEGV from rseq, a default action).",
             "seeds 000, 001",

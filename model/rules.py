@@ -147,6 +147,29 @@ _rule(
 )
 _rule(
     Rule(
+        "singlestep.exit_report",
+        ("yes", "no"),
+        "A ptrace single-step over `syscall` is reported by a forced SIGTRAP at syscall "
+        "exit (report_single_step: TIF_SINGLESTEP before 5.11, SYSCALL_WORK_SYSCALL_EXIT_TRAP "
+        "since); 'no' is the 5.11-rc regression Kyle Huey reported, where the step was lost.",
+        "kernel/entry/common.c:syscall_exit_work -> report_single_step; 'entry: Ensure trap "
+        "after single-step on system call return' (6342adcaa683)",
+        _all("yes"),
+    )
+)
+_rule(
+    Rule(
+        "singlestep.user_tf_syscall",
+        ("late", "report-at-exit"),
+        "A TF the program set itself across `syscall`: SYSCALL masks TF, no exit report, the "
+        "trap comes after the next instruction (late); or, as Lutomirski suggested in 2020, "
+        "raise SIGTRAP at syscall exit when TF was set before and after (report-at-exit).",
+        "arch/x86/entry/syscall_64.c:do_syscall_64 (SYSRET/IRET choice); LKML 2020-07-27 Lutomirski",
+        _all("late"),
+    )
+)
+_rule(
+    Rule(
         "sud.available",
         ("no", "yes"),
         "Syscall User Dispatch exists (5.11+, generic entry): without it "

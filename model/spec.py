@@ -51,6 +51,7 @@ class ThreadSpec:
     segment: Segment
     rseq_flags: tuple[str, ...]
     line: int
+    ptrace_step: bool = False  # a tracer single-steps this thread (PTRACE_SINGLESTEP throughout)
 
 
 @dataclass
@@ -294,7 +295,10 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
             raise err(where, f"[thread.{name}] must be a table")
         if not re.match(r"[A-Za-z_][A-Za-z0-9_]*$", name):
             raise err(where, f"thread name {name!r} is not an identifier")
-        check_keys(t, {"code", "rseq_flags"}, where)
+        check_keys(t, {"code", "rseq_flags", "ptrace"}, where)
+        ptrace = typed(t, "ptrace", str, where, "none")
+        if ptrace not in ("none", "singlestep"):
+            raise err(where + ("ptrace",), "ptrace must be \"none\" or \"singlestep\"")
         code = typed(t, "code", str, where)
         if code is None:
             raise err(where, f"[thread.{name}] needs code")
@@ -303,7 +307,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         for f in fl:
             if f not in CS_FLAGS:
                 raise err(where + ("rseq_flags",), f"unknown flag {f!r} (known: {', '.join(CS_FLAGS)})")
-        threads.append(ThreadSpec(name, seg, fl, at(*where)))
+        threads.append(ThreadSpec(name, seg, fl, at(*where), ptrace == "singlestep"))
 
     handlers: dict[str, Handler] = {}
     for sig, h in table("handler").items():

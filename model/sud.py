@@ -82,6 +82,8 @@ def entry_cases(b: Builder, t: TV, pc: int, ins: Instr, exit_phase: Const) -> li
         ups: dict[Var, Expr] = {t.pend["SIGSYS"]: Const(1), t.k: exit_phase, t.ax: Const(0)}
         if t.traced is not None:
             ups[t.traced] = Const(0)
+        if t.on_dispatch is not None:
+            ups[t.on_dispatch] = Const(1)
         out.append(Case(dispatch, ups,
                         f"syscall_user_dispatch: {name} {where}, {why} -> dispatch: ax = orig_ax, "
                         "SIGSYS queued, body skipped", DISPATCH, "", tags))

@@ -5,6 +5,7 @@ ip is the address after the instruction, kernel-semantics.md 2.2)."""
 
 from __future__ import annotations
 
+from model import singlestep
 from model.build import PHASES, TV, Builder, Case
 from model.errors import SpecError
 from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Ite, Le, Lt, Ne, Not, Or, Ref, Sub, Var
@@ -95,9 +96,14 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr) -> None:
         from model.sud import selector_value
 
         ups = {t.selector: Const(selector_value(t, ins.args[0])), t.ip[d]: Const(nxt)}
+    elif ins.op in ("set_tf", "clear_tf"):
+        # pushf; or/and $TF; popf: the new TF applies from the next instruction
+        ups = {t.tf: Const(int(ins.op == "set_tf")), t.ip[d]: Const(nxt)}
+    step_bad, step_cases, step_common = singlestep.instr_cases(b, t, label, ins.op in SYSCALL_OPS)
     bad, extra = _violations(b, t, d, pc, ins, nxt)
-    bad.append(Case(Const(1), {}, label, tags=frozenset(tags | extra)))
-    b.add_cases(t, actor, base, bad, ups)
+    cases = step_bad + bad + step_cases
+    cases.append(Case(Const(1), {}, label, tags=frozenset(tags | extra)))
+    b.add_cases(t, actor, base, cases, {**ups, **step_common})
 
 
 def _branch_test(b: Builder, t: TV, ins: Instr) -> Expr:

@@ -476,3 +476,44 @@ abort:  exit
     sp = space(tmp_path, code, cs=CS1)
     assert sp.any(T0__rseq="none", T0__rseq_cs="cs1", T0__ev__PREEMPT=1)
     assert sp.fired("notify-resume: t->rseq == NULL (not registered), nothing to do")
+
+
+# ------------------------------------------------------------ single-step
+
+SIGTRAP_H = '''
+[handler.SIGTRAP]
+code = """
+        nop
+        sigreturn
+"""
+'''
+
+
+def test_tf_set_by_popf_traps_after_the_next_instruction(tmp_path):
+    # SDM: TF at the *start* of an instruction traps after it; set_tf itself
+    # runs with TF clear.
+    sp = space(tmp_path, "set_tf\nnop\nclear_tf\nexit", handlers=SIGTRAP_H)
+    assert sp.any(T0__k="LOOP", T0__ip0="T0+2", T0__pend__SIGTRAP=1)  # after the nop
+    assert not sp.any(T0__k="LOOP", T0__ip0="T0+1", T0__pend__SIGTRAP=1)  # not after set_tf
+
+
+def test_handler_runs_with_tf_clear_and_sigreturn_restores_it(tmp_path):
+    # 2.7 step 4 / 2.13, probe p08B2: the frame saves TF.
+    sp = space(tmp_path, "set_tf\nnop\nclear_tf\nexit", handlers=SIGTRAP_H)
+    assert sp.any(T0__depth=1, T0__tf=0, T0__f1__tf=1)
+    assert not sp.any(T0__depth=1, T0__tf=1)
+    assert sp.fired("rt_sigreturn: restore ip and mask")
+
+
+def test_user_tf_syscall_has_no_exit_report(tmp_path):
+    # 2.16 B.2: no TIF_SINGLESTEP, no report_single_step.
+    sp = space(tmp_path, "set_tf\nsyscall getppid\nnop\nclear_tf\nexit", handlers=SIGTRAP_H)
+    assert not sp.fired("report_single_step")
+    assert sp.any(T0__k="USER", T0__ip0="T0+2", T0__tf=1, T0__pend__SIGTRAP=0, T0__depth=0)
+
+
+def test_ptrace_stop_is_a_schedule_out_for_rseq(tmp_path):
+    # 2.7 step 1: a ptrace stop in get_signal calls rseq_preempt.
+    code = "rseq_cs cs1\nbegin: nop\nnop\nend: exit\nabort: exit"
+    sp = space(tmp_path, code, cs=CS1, thread_extra='ptrace = "singlestep"')
+    assert sp.fired("notify-resume: ip inside cs1, event pending -> abort to abort")
