@@ -110,6 +110,8 @@ class TV:
     ftf: dict[int, Var] = field(default_factory=dict)  # TF saved in frame d
     unrep: Var | None = None  # single-step-precise monitor: a stepped instruction awaits its report
     on_dispatch: Var | None = None  # syscall_dispatch.on_dispatch (SUD with stepping only)
+    user_irq: Var | None = None  # R1/R2: entered the kernel by an interrupt/exception from user mode
+    raised: Var | None = None  # R1/R2: rseq work raised (event.sched_switch, TIF_RSEQ)
     ev: dict[str, Var] = field(default_factory=dict)
     desc: Var | None = None
     owner: Var | None = None
@@ -127,7 +129,8 @@ class TV:
     def thread_vars(self) -> list[Var]:
         out: list[Var] = [*self.ip]
         for v in (self.depth, self.ax, self.budget, self.resched, self.notify, self.ksig, self.rseq_cs, self.sud,
-                  self.selector, self.reg, self.rseq_ret, self.tf, self.unrep, self.on_dispatch):
+                  self.selector, self.reg, self.rseq_ret, self.tf, self.unrep, self.on_dispatch,
+                  self.user_irq, self.raised):
             if v is not None:
                 out.append(v)
         out += list(self.tls.values()) + list(self.ftf.values())
@@ -378,12 +381,17 @@ class Builder:
         if self.uses_rseq:
             tv.rseq_cs = self.var(f"{n}.rseq_cs", Enum("0", *[f"{c.name}@{c.seg.name}" if self._dup(c) else c.name for c in self.cs]), 0, n)
             tv.notify = self.var(f"{n}.notify", Bool(), 0, n)
-            # every schedule-out sets it (rseq_preempt); a bit that stays 0 costs no states
-            tv.ev["PREEMPT"] = self.var(f"{n}.ev.PREEMPT", Bool(), 0, n)
-            if handled:
-                tv.ev["SIGNAL"] = self.var(f"{n}.ev.SIGNAL", Bool(), 0, n)
-            if self.migrates:
-                tv.ev["MIGRATE"] = self.var(f"{n}.ev.MIGRATE", Bool(), 0, n)
+            if self.rules["rseq.impl"] == "legacy":
+                # every schedule-out sets it (rseq_preempt); a bit that stays 0 costs no states
+                tv.ev["PREEMPT"] = self.var(f"{n}.ev.PREEMPT", Bool(), 0, n)
+                if handled:
+                    tv.ev["SIGNAL"] = self.var(f"{n}.ev.SIGNAL", Bool(), 0, n)
+                if self.migrates:
+                    tv.ev["MIGRATE"] = self.var(f"{n}.ev.MIGRATE", Bool(), 0, n)
+            else:
+                # R1/R2: t->rseq.event.user_irq and the raised work (sched_switch + TIF_RSEQ)
+                tv.user_irq = self.var(f"{n}.user_irq", Bool(), 0, n)
+                tv.raised = self.var(f"{n}.rseq_work", Bool(), 0, n)
         elif self.env.notify_resume:
             tv.notify = self.var(f"{n}.notify", Bool(), 0, n)
         if self.uses_desc:

@@ -86,7 +86,15 @@ def add_actions(b: Builder, t: TV) -> None:
                     # proposal: a rewound syscall is judged by its post-syscall ip
                     ip = Ite(Eq(t.ax, AX.index("ORIG")), Add(t.ip[d], 1), t.ip[d])
                     rule = "rseq.syscall_in_cs=last-instruction"
-                cases = rseq.fixup_cases(b, t, d, ip, "rseq_signal_deliver", signal=True)
+                if rseq.optimized(b):
+                    # R1/V2: only after a user-mode interruption; R2 legacy mode: always
+                    gate = Or(t.user_irq, rseq.legacy_mode(b, t))
+                    cases = [Case(And(gate, c.guard), c.updates, c.label, c.fn, c.rule, c.tags)
+                             for c in rseq.eval_cases(b, t, d, ip, "rseq_signal_deliver")]
+                    cases.append(Case(Const(1), {}, "rseq_signal_deliver: delivered at syscall exit (no user_irq), "
+                                      "critical section not evaluated", "include/linux/rseq.h:rseq_signal_deliver"))
+                else:
+                    cases = rseq.fixup_cases(b, t, d, ip, "rseq_signal_deliver", signal=True)
                 cases = [Case(c.guard, c.updates, c.label, c.fn, c.rule or rule, c.tags) for c in cases]
                 common: dict[Var, Expr] = {t.k: P("SIGFRAME")}
                 if "SIGNAL" in t.ev:

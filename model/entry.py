@@ -143,11 +143,20 @@ def _loop(b: Builder, t: TV) -> None:
         no_sig = Not(b.any_deliverable(t)) if b.sigs else Const(1)
         if t.notify is not None:
             nr = And(base, no_resched, no_sig, t.notify)
-            cases = rseq.fixup_cases(b, t, d, t.ip[d], "notify-resume") or [
+            legacy_fixup = [] if rseq.optimized(b) else rseq.fixup_cases(b, t, d, t.ip[d], "notify-resume")
+            cases = legacy_fixup or [
                 Case(Const(1), {}, "notify-resume: task_work", "include/linux/resume_user_mode.h:resume_user_mode_work")]
             b.add_cases(t, kact, nr, cases, {t.notify: Const(0)})
-        idle = And(base, no_resched, no_sig, Not(t.notify) if t.notify is not None else Const(1))
+        no_nr = Not(t.notify) if t.notify is not None else Const(1)
+        if t.raised is not None:
+            # R1/R2: the rseq work runs after the loop, with interrupts off
+            b.add_cases(t, kact, And(base, no_resched, no_sig, no_nr, t.raised), rseq.exit_fastpath(b, t, d),
+                        {t.raised: Const(0)})
+            no_nr = And(no_nr, Not(t.raised))
+        idle = And(base, no_resched, no_sig, no_nr)
         back: dict[Var, Expr] = {t.k: P("USER"), t.ax: A("NONE")}
+        if t.user_irq is not None:
+            back[t.user_irq] = Const(0)
         if t.traced is not None:
             back[t.traced] = Const(0)
         b.add(t, kact, idle, back, "exit_to_user_mode: back to user", LOOP)

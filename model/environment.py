@@ -22,13 +22,15 @@ from model.ir import And, Const, Eq, Ge, Not, Or, Sub
 def add_actions(b: Builder, t: TV) -> None:
     alive = b.alive(t)
     user = t.at("USER")
+    # R1/R2: irqentry_enter_from_user_mode -> rseq_note_user_irq_entry
+    irq = {t.user_irq: Const(1)} if t.user_irq is not None else {}
     if t.budget is not None:
         for s in b.env_sigs:
             b.add(t, "env", And(alive, Ge(t.budget, 1), Not(t.pend[s])),
                   {t.pend[s]: Const(1), t.budget: Sub(t.budget, 1)},
                   f"send {s} to {t.name}", "kernel/signal.c:send_signal", tags={"env"})
     if t.resched is not None:
-        b.add(t, "env", And(user, Not(t.resched)), {t.resched: Const(1), t.k: Const(PHASES.index("LOOP"))},
+        b.add(t, "env", And(user, Not(t.resched)), {t.resched: Const(1), t.k: Const(PHASES.index("LOOP")), **irq},
               f"timer interrupt preempts {t.name} in user mode", "kernel/entry/common.c:irqentry_exit_to_user_mode",
               tags={"env"})
         b.add(t, "env", And(Eq(t.k, PHASES.index("BODY")), Not(t.resched)), {t.resched: Const(1)},
@@ -39,7 +41,7 @@ def add_actions(b: Builder, t: TV) -> None:
     if t.notify is not None:
         work.append(t.notify)
     if work:
-        b.add(t, "env", And(user, Or(*work)), {t.k: Const(PHASES.index("LOOP"))},
+        b.add(t, "env", And(user, Or(*work)), {t.k: Const(PHASES.index("LOOP")), **irq},
               f"interrupt: {t.name} enters the kernel from user mode with work pending",
               "kernel/entry/common.c:irqentry_enter_from_user_mode", tags={"env"})
     if b.env.notify_resume and t.notify is not None:

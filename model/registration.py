@@ -65,7 +65,9 @@ def body_cases(b: Builder, t: TV, ins: Instr) -> list[Case]:
         err(Const(1), "EINVAL", f"length {ln} not accepted ({b.rules['rseq.len_check']})")
         return out
     ups: dict[Var, Expr] = {**ret["0"], t.reg: Const(b.reg_values.index(me))}
-    if t.notify is not None:
+    if t.raised is not None:
+        ups[t.raised] = Const(1)  # R1/R2: rseq_force_update
+    elif t.notify is not None:
         ups[t.notify] = Const(1)  # rseq_set_notify_resume: IDs written on the way out
     if t.rseq_cs is not None and b.rules["rseq.register_clears_cs"] == "yes":
         ups[t.rseq_cs] = Const(0)

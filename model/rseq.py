@@ -80,6 +80,17 @@ def syscall_check_cases(b: Builder, t: TV, d: int) -> list[Case]:
     or the post-syscall ip is inside it.  It never clears rseq_cs."""
     if t.rseq_cs is None or b.rules["rseq.debug"] != "on":
         return []
+    if optimized(b):
+        # R1/R2 rseq_debug_syscall_return: outside -> clear; inside -> fatal
+        # (no user_irq on a syscall, generic IRQ entry)
+        fn = "kernel/rseq.c:__rseq_debug_syscall_return"
+        out = [Case(And(registered(t), Eq(t.rseq_cs, c.id), In(t.ip[d], c.start, c.post)), b.kill(),
+                    f"rseq_debug_syscall_return: post-syscall ip inside {c.name} -> SIGSEGV", fn, "rseq.debug=on")
+               for c in b.cs]
+        out += [Case(And(registered(t), Eq(t.rseq_cs, c.id)), {t.rseq_cs: Const(0)},
+                     f"rseq_debug_syscall_return: ip outside {c.name} -> clear rseq_cs", fn, "rseq.debug=on")
+                for c in b.cs]
+        return out
     out = []
     on = registered(t)
     for c in b.cs:
@@ -112,6 +123,8 @@ def event(b: Builder, t: TV, d: int, bit: str) -> dict[Var, Expr]:
     """rseq_preempt / rseq_migrate / the SIGNAL bit: set the event bit and
     TIF_NOTIFY_RESUME (not for SIGNAL, whose caller runs the fixup itself),
     and mark the interrupted section for the rseq-cs-atomic monitor."""
+    if optimized(b):
+        return raise_work(b, t, d, bit)
     out: dict[Var, Expr] = {}
     if bit in t.ev:
         out[t.ev[bit]] = Const(1)
@@ -134,3 +147,81 @@ def schedule(b: Builder, t: TV, d: int) -> list[tuple[str, dict[Var, Expr]]]:
             mig[v] = Or(e, mig[v]) if v in mig and v in t.dirty.values() else e
         out.append((" and migrates (rseq_migrate)", mig))
     return out
+
+
+# ----------------------------------------------------------- R1 / R2 (6.19+)
+#
+# kernel-semantics.md 2.10.  No event mask: a context switch raises the rseq
+# work (event.sched_switch + TIF_RSEQ) only if the task entered the kernel
+# by an interrupt/exception from user mode (user_irq) or its ids changed;
+# R2 legacy mode (rseq_len == 32) raises on every switch.  The work runs
+# after the exit loop (rseq_exit_to_user_mode_restart) and evaluates the
+# critical section only with user_irq (generic IRQ entry, x86; the gate is
+# in rseq_update_usr and applies to R2 legacy mode too).  Signal delivery
+# evaluates with user_irq (R1, V2) or always (R2 legacy).
+
+UPDATE_CS = "include/linux/rseq_entry.h:rseq_update_user_cs"
+
+
+def optimized(b: Builder) -> bool:
+    return b.rules["rseq.impl"] != "legacy"
+
+
+def legacy_mode(b: Builder, t: TV) -> Expr:
+    """R2 legacy mode: registered with rseq_len == 32 (glibc 2.35-2.40)."""
+    if b.rules["rseq.impl"] != "r2":
+        return Const(0)
+    if t.reg is None:
+        return Const(1)  # glibc's 32-byte registration
+    from model.registration import _parse
+
+    return Or(*[Eq(t.reg, i) for i, v in enumerate(b.reg_values) if i and _parse(v)[1] == 32])
+
+
+def eval_cases(b: Builder, t: TV, d: int, ip: Expr, why: str) -> list[Case]:
+    """rseq_update_user_cs (non-debug) or rseq_debug_update_user_cs."""
+    if t.rseq_cs is None:
+        return []
+    debug = b.rules["rseq.debug"] == "on"
+    cases: list[Case] = []
+    if t.reg is not None:
+        cases.append(Case(Eq(t.reg, 0), {}, f"{why}: no rseq registration, nothing to do", UPDATE_CS))
+    cases.append(Case(Eq(t.rseq_cs, 0), {}, f"{why}: rseq_cs == NULL, nothing to do", UPDATE_CS))
+    for c in b.cs:
+        armed = Eq(t.rseq_cs, c.id)
+        inside = In(ip, c.start, c.post)
+        cases.append(Case(And(armed, Not(inside)), {t.rseq_cs: Const(0)}, f"{why}: ip outside {c.name} -> clear rseq_cs", UPDATE_CS))
+        if debug and (not c.valid or c.desc.flags or t.spec_flags):
+            cases.append(Case(armed, b.kill(), f"{why}: ip inside {c.name}, debug checks fail (version/flags/abort_ip) -> SIGSEGV",
+                              "include/linux/rseq_entry.h:rseq_debug_update_user_cs", "rseq.debug=on"))
+            continue
+        cases.append(Case(And(armed, Not(signature_ok(b, t, c.desc.signature_ok))), b.kill(),
+                          f"{why}: ip inside {c.name}, signature differs -> SIGSEGV", UPDATE_CS))
+        abort: dict[Var, Expr] = {t.rseq_cs: Const(0), t.ip[d]: Const(c.abort)}
+        if d in t.dirty:
+            abort[t.dirty[d]] = Const(0)
+        cases.append(Case(armed, abort, f"{why}: ip inside {c.name} -> abort to {b.ip_label(c.abort)}", UPDATE_CS))
+    return cases
+
+
+def raise_work(b: Builder, t: TV, d: int, bit: str) -> dict[Var, Expr]:
+    """R1/R2 counterpart of `event`: a switch raises the work if user_irq
+    (or, migrating, because the ids change); R2 legacy mode always."""
+    out: dict[Var, Expr] = {}
+    if t.raised is not None and bit in ("PREEMPT", "MIGRATE"):
+        if bit == "MIGRATE":
+            out[t.raised] = Const(1)
+        else:
+            out[t.raised] = Or(t.raised, t.user_irq, legacy_mode(b, t))
+    if d in t.dirty and bit in BIT_FLAG:
+        out[t.dirty[d]] = Or(t.dirty[d], inside_armed(b, t, d, optout=bit))
+    return out
+
+
+def exit_fastpath(b: Builder, t: TV, d: int) -> list[Case]:
+    """rseq_exit_to_user_mode_restart -> rseq_update_usr: the section is
+    evaluated only with user_irq (generic IRQ entry)."""
+    fn = "include/linux/rseq_entry.h:rseq_exit_to_user_mode_restart"
+    evals = eval_cases(b, t, d, t.ip[d], "rseq exit fast path")
+    gated = [Case(And(t.user_irq, c.guard), c.updates, c.label, c.fn, c.rule, c.tags) for c in evals]
+    return gated + [Case(Const(1), {}, "rseq exit fast path: no user_irq -> ids only, critical section not evaluated", fn)]

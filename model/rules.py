@@ -15,6 +15,8 @@ PRESETS = (
     "linux-5.16",
     "linux-6.0",
     "linux-6.18",
+    "linux-6.19",
+    "linux-7.1",
 )
 
 # Era of each preset (kernel-semantics.md section 0): E0 4.18-5.8, E1 5.9-5.10,
@@ -27,6 +29,8 @@ ERA = {
     "linux-5.16": "E2",
     "linux-6.0": "E3",
     "linux-6.18": "E3",
+    "linux-6.19": "R1",
+    "linux-7.1": "R2",
 }
 
 
@@ -51,6 +55,12 @@ def _by_era(**era_choice: str) -> dict[str, str]:
     return {p: era_choice[ERA[p]] for p in PRESETS}
 
 
+def _since(version: str, new: str, old: str) -> dict[str, str]:
+    """`new` from preset `version` on, `old` before it."""
+    i = PRESETS.index(version)
+    return {p: (new if k >= i else old) for k, p in enumerate(PRESETS)}
+
+
 RULES: dict[str, Rule] = {}
 
 
@@ -60,14 +70,32 @@ def _rule(r: Rule) -> None:
 
 _rule(
     Rule(
+        "rseq.impl",
+        ("legacy", "r1", "r2"),
+        "Which rseq implementation runs on return to user. legacy (4.18-6.18): event "
+        "mask, NOTIFY_RESUME fixup on every pass, descriptor validated wherever the ip is. "
+        "r1 (6.19-7.0 rewrite): no event mask; a critical section is evaluated only after "
+        "a user-mode interrupt/exception (user_irq) on generic-IRQ-entry arches, at the exit "
+        "fast path or at signal delivery; lenient checks. r2 (7.1): by registration length, "
+        "32 = legacy mode (every switch raises the work, every signal delivery evaluates; the "
+        "exit path is still gated by user_irq), > 32 = V2 mode (as r1).",
+        "kernel/rseq.c, include/linux/rseq.h, include/linux/rseq_entry.h "
+        "(series 'rseq: Optimize exit to user space'; b9eac6a9d93c, 99428157dcf3 for 7.1)",
+        _by_era(E0="legacy", E1="legacy", E2="legacy", E3="legacy", R1="r1", R2="r2"),
+    )
+)
+_rule(
+    Rule(
         "rseq.flags",
-        ("honoured", "fatal"),
+        ("honoured", "fatal", "ignored"),
         "RSEQ_CS_FLAG_NO_RESTART_ON_* in rseq_cs.flags or the area flags: honoured "
         "(an event whose bit is set does not abort; NO_RESTART_ON_SIGNAL without both "
         "others is -EINVAL) or fatal (any non-zero flag seen with the ip inside the "
-        "critical section is -EINVAL, i.e. SIGSEGV, even with no event pending).",
-        "kernel/rseq.c:rseq_need_restart (flags deprecated in 6.0, 0190e4198e47)",
-        _by_era(E0="honoured", E1="honoured", E2="honoured", E3="fatal"),
+        "critical section is -EINVAL, i.e. SIGSEGV, even with no event pending), or "
+        "ignored (R1/R2 without the debug key: version and flags are never read).",
+        "kernel/rseq.c:rseq_need_restart (flags deprecated in 6.0, 0190e4198e47); "
+        "include/linux/rseq_entry.h:rseq_update_user_cs (R1)",
+        _by_era(E0="honoured", E1="honoured", E2="honoured", E3="fatal", R1="ignored", R2="ignored"),
     )
 )
 _rule(
@@ -131,7 +159,7 @@ _rule(
         "thread right after a successful rseq().",
         "kernel/rseq.c:sys_rseq ('rseq: Fix segfault on registration when rseq_cs is "
         "non-zero', fd881d0a085f, 6.15; also 6.14.y, 6.1.146, 5.15.189, 5.10.240)",
-        {p: ("yes" if p == "linux-6.18" else "no") for p in PRESETS},
+        _since("linux-6.18", "yes", "no"),
     )
 )
 _rule(
@@ -142,7 +170,7 @@ _rule(
         "size with the struct's alignment (6.3+ extensible ABI; 64 is accepted, 20 and 31 "
         "are not).",
         "kernel/rseq.c:sys_rseq ('rseq: Introduce extensible rseq ABI', ee3e3ac05c26)",
-        {p: ("extensible" if p == "linux-6.18" else "32-only") for p in PRESETS},
+        _since("linux-6.18", "extensible", "32-only"),
     )
 )
 _rule(
@@ -175,7 +203,7 @@ _rule(
         "Syscall User Dispatch exists (5.11+, generic entry): without it "
         "prctl(PR_SET_SYSCALL_USER_DISPATCH) fails with -EINVAL and nothing is dispatched.",
         "kernel/entry/syscall_user_dispatch.c:set_syscall_user_dispatch (5.11)",
-        _by_era(E0="no", E1="no", E2="yes", E3="yes"),
+        _by_era(E0="no", E1="no", E2="yes", E3="yes", R1="yes", R2="yes"),
     )
 )
 _rule(

@@ -44,6 +44,8 @@ def instr_cases(b: Builder, t: TV, ins_text: str, is_syscall: bool) -> tuple[lis
         common: dict[Var, Expr] = {t.unrep: s} if t.unrep is not None else {}
         return bad, [], common
     ups: dict[Var, Expr] = {t.k: Const(PHASES.index("LOOP")), t.pend["SIGTRAP"]: Const(1)}
+    if t.user_irq is not None:
+        ups[t.user_irq] = Const(1)  # #DB is an exception from user mode
     if t.unrep is not None:
         ups[t.unrep] = Const(1)
     step = Case(s, ups, f"{ins_text}  ; #DB single-step trap -> SIGTRAP (exc_debug_user)",

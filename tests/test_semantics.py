@@ -517,3 +517,36 @@ def test_ptrace_stop_is_a_schedule_out_for_rseq(tmp_path):
     code = "rseq_cs cs1\nbegin: nop\nnop\nend: exit\nabort: exit"
     sp = space(tmp_path, code, cs=CS1, thread_extra='ptrace = "singlestep"')
     assert sp.fired("notify-resume: ip inside cs1, event pending -> abort to abort")
+
+
+# ------------------------------------------------------------ R1 / R2 (6.19, 7.1)
+
+
+def test_r1_preemption_in_user_mode_aborts_through_the_fast_path(tmp_path):
+    # 2.18.1 R1: user_irq set, the switch raises, the fast path aborts.
+    sp = space(tmp_path, FLAGGED, preset="linux-6.19", env="preemption = true", cs=CS1)
+    assert sp.fired("rseq exit fast path: ip inside cs1 -> abort to abort")
+    assert sp.any(T0__k="USER", T0__ip0="abort")
+
+
+def test_r1_has_no_stale_event_aborts(tmp_path):
+    # 2.18.8 is legacy-only: R1 keeps no event mask.
+    sp = space(tmp_path, STALE.format(before="syscall read"), preset="linux-6.19", env="notify_resume = true", cs=CS1)
+    assert not sp.any(T0__k="USER", T0__ip0="abort")
+
+
+def test_r1_ignores_flags_and_version_outside(tmp_path):
+    # 2.10.3: flags never read; a bad version is not checked at all
+    # (non-debug), inside or outside.
+    sp = space(tmp_path, FLAGGED, preset="linux-6.19", env="preemption = true",
+               cs=cs_flags("NO_RESTART_ON_PREEMPT") + "version = 1\n")
+    assert not sp.any(killed="SIGSEGV")
+    assert sp.any(T0__k="USER", T0__ip0="abort")
+
+
+def test_r1_signal_at_syscall_exit_is_not_evaluated(tmp_path):
+    # 2.10.4: no user_irq on the syscall path.
+    sp = space(tmp_path, LAST.format(sc="read"), preset="linux-6.19",
+               env='signals = ["SIGUSR1"]\nmax_signals = 1', handlers=SA_RESTART, cs=CS1)
+    assert sp.fired("rseq_signal_deliver: delivered at syscall exit (no user_irq)")
+    assert sp.any(T0__depth=1, T0__ip0="T0+2")  # the rewound syscall, inside, kept for the restart
