@@ -235,8 +235,23 @@ def replay(trace, spec_path) -> None:
 
 @main.command()
 @click.option("--preset", type=click.Choice(PRESETS), help="Only this preset's choices.")
-def rules(preset) -> None:
+@click.option("--diff", nargs=2, type=click.Choice(PRESETS), metavar="A B",
+              help="Only the rules whose default differs between presets A and B.")
+def rules(preset, diff) -> None:
     """List every rule, its choices, its default per preset and its source."""
+    if diff:
+        a, b = diff
+        rows = [(r.name, r.default(a), r.default(b), r.source) for r in RULES.values() if r.default(a) != r.default(b)]
+        if not rows:
+            click.echo(f"{a} and {b} fix every rule the same way")
+            return
+        w = max(len(n) for n, *_ in rows)
+        wa = max([len(a)] + [len(x) for _, x, _, _ in rows])
+        click.echo(f"{'rule':<{w}}  {a:<{wa}}  {b}")
+        for name, x, y, src in rows:
+            click.echo(f"{name:<{w}}  {x:<{wa}}  {y}")
+            click.echo(f"{'':<{w}}  ({src})")
+        return
     for r in RULES.values():
         click.echo(f"{r.name}{'  (proposal)' if r.proposal else ''}")
         click.echo(f"  choices: {' | '.join(r.choices)}")
@@ -256,13 +271,15 @@ def rules(preset) -> None:
 
 @main.command()
 def presets() -> None:
-    """Table of presets x rules."""
-    names = list(RULES)
-    w = max(len(p) for p in PRESETS)
-    click.echo(f"{'preset':<{w}}  era  " + "  ".join(names))
-    for p in PRESETS:
-        cells = [f"{RULES[n].default(p):<{len(n)}}" for n in names]
-        click.echo(f"{p:<{w}}  {ERA[p]:<3}  " + "  ".join(cells))
+    """Table of rules x presets (one column per preset)."""
+
+    w = max(len(n) for n in RULES)
+    cols = [p.replace("linux-", "") for p in PRESETS]
+    cw = [max(len(c), max(len(RULES[n].default(p)) for n in RULES)) for c, p in zip(cols, PRESETS)]
+    click.echo(f"{'rule':<{w}}  " + "  ".join(f"{c:<{x}}" for c, x in zip(cols, cw)).rstrip())
+    click.echo(f"{'era':<{w}}  " + "  ".join(f"{ERA[p]:<{x}}" for p, x in zip(PRESETS, cw)).rstrip())
+    for n in RULES:
+        click.echo(f"{n:<{w}}  " + "  ".join(f"{RULES[n].default(p):<{x}}" for p, x in zip(PRESETS, cw)).rstrip())
 
 
 @main.command()
