@@ -117,6 +117,7 @@ def run_spec(
     timeout: float | None = None,
 ) -> RunResult:
     kernel = platform.release()
+    generate(spec, spin=spin)  # what cannot be driven is refused before anything else
     if check_machine:
         preset = machine_preset()
         if spec.preset != preset:
