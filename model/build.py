@@ -27,6 +27,7 @@ from model import signals as sigmod
 from model.errors import SpecError
 from model.ir import (
     FALSE,
+    Const,
     Action,
     And,
     Bool,
@@ -467,8 +468,11 @@ class Builder:
         proc: str | None = None,
     ) -> None:
         ups = tuple((v, lift(e)) for v, e in updates.items())
+        g = And(guard)
+        if isinstance(g, Const) and not g.value:
+            return  # a case that can never happen (e.g. a check a registration makes moot)
         self.actions.append(
-            Action(label, And(guard), ups, proc or t.name, actor, fn, rule, frozenset(tags))
+            Action(label, g, ups, proc or t.name, actor, fn, rule, frozenset(tags))
         )
 
     def add_cases(self, t: TV, actor: str, base: Expr, cases: list[Case], common: dict[Var, ExprLike]) -> None:

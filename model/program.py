@@ -271,7 +271,7 @@ def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
             raise SpecError(file, line, "jmp takes one label")
         return Instr(op, (args[0],), line=line)
     if op == "store":
-        if len(args) != 2 or not IDENT.match(args[0]):
+        if len(args) != 2 or not VARNAME.match(args[0]):
             raise SpecError(file, line, "store takes VAR, VALUE")
         try:
             val = int(args[1], 0)
