@@ -152,11 +152,13 @@ def _report(spec: Spec, rules: dict[str, str], r: RunResult) -> None:
     for n, pre, o, what in rows:
         click.echo(f"  {n:>{w},}  {pre:>9}  {str(o):<{width}}  {what}")
     env = spec.env
-    missing = [k for k, on in (("preemption", env.preemption), ("migration", env.migration),
-                               ("notify_resume", env.notify_resume)) if not on]
-    if missing:
-        click.echo(f"  note: the spec's environment has no {', '.join(missing)}; this kernel has them in the "
-                   "background (conformance RESULTS.md), so they can explain an outcome the model forbids")
+    if r.excluded:
+        n = sum(r.excluded.values())
+        click.echo(f"  excluded: {n:,} runs with an involuntary context switch (the spec has no preemption): "
+                   + ", ".join(f"{c:,} [{o}]" for o, c in sorted(r.excluded.items())))
+    if not env.notify_resume:
+        click.echo("  note: the spec's environment has no notify_resume; this kernel raises one about every "
+                   "100 ms in the background (conformance RESULTS.md), which can explain an outcome the model forbids")
     if spec.outcomes is not None:
         chk = check_condition(spec, m.allowed)
         sat = sum(n for o, n in r.observed.items() if eval_condition(spec.outcomes.expr, o))

@@ -48,6 +48,7 @@ class RunResult:
     runs: int
     observed: Counter[Outcome]
     preempted: Counter[Outcome]  # runs of each outcome with an involuntary context switch
+    excluded: Counter[Outcome]  # preempted runs set aside: the spec has no preemption
     hung: int
     errors: list[str]
     window_us: float
@@ -136,6 +137,7 @@ def run_spec(
         raise Refused(f"the generated program failed (status {p.returncode}): {(p.stdout + p.stderr).strip()[:500]}")
     observed: Counter[Outcome] = Counter()
     preempted: Counter[Outcome] = Counter()
+    excluded: Counter[Outcome] = Counter()
     hung = 0
     errors: list[str] = []
     win_us = 0.0
@@ -150,10 +152,14 @@ def run_spec(
                 else:
                     errors.append(kind)
                 continue
+            if pre and not spec.env.preemption:
+                # an event the spec does not model (as probe p09 excludes such runs)
+                excluded[o] += 1
+                continue
             observed[o] += 1
             if pre:
                 preempted[o] += 1
-    return RunResult(runs, observed, preempted, hung, errors, win_us, model, b.program, kernel)
+    return RunResult(runs, observed, preempted, excluded, hung, errors, win_us, model, b.program, kernel)
 
 
 __all__ = ["Refused", "RunResult", "Unsupported", "build", "machine_preset", "run_spec"]
