@@ -1,0 +1,204 @@
+"""Renderers of a counterexample graph: golden files for text, ITF JSON, DOT
+and GraphML; the 72-column limit on every counterexample the bundled specs
+produce; ITF well-formedness; GraphML loading back with networkx.
+
+The renderers read only the graph, so the goldens are made from fixed inputs
+(a saved ITF trace, and a synthetic graph with over-long names) and do not
+move when the model's semantics do.  To regenerate them after an intended
+change of output:  RSEQCHECK_REGEN_GOLDEN=1 python -m pytest tests/test_trace.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import networkx as nx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from checker.trace import (
+    WIDTH,
+    from_itf,
+    render,
+    render_dot,
+    render_graphml,
+    render_json,
+    render_text,
+    to_itf,
+)
+from checker.verify import check_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden"
+REGEN = bool(os.environ.get("RSEQCHECK_REGEN_GOLDEN"))
+EXT = {"text": "txt", "json": "json", "dot": "dot", "graphml": "graphml"}
+
+
+def long_graph() -> nx.DiGraph:
+    """Every string longer than a line: title, source, spec path, actor,
+    label, kernel function, rule, and a state change list."""
+    g = nx.DiGraph(
+        tool="rseqcheck",
+        version="0.1.0",
+        spec="specs/a/very/deeply/nested/folder/with/a/long/name/for/testing/the/width/limit.toml",
+        spec_hash="0123456789ab",
+        title="A title that is much longer than seventy-two columns, so that it has to wrap onto two lines",
+        source="LKML 2021-09-28, Somebody <somebody@example.org>, 'a subject line that goes on and on and on'",
+        preset="linux-6.18",
+        rules={"rseq.syscall_in_cs": "last-instruction", "next_syscall.consume": "syscall-entry"},
+        property="next-syscall-atomic",
+        property_doc="Every syscall that consumes a next-syscall descriptor is the @traced syscall of "
+        "the context (thread or handler frame) that armed it.",
+        engine="explicit",
+        shortest=True,
+        bound=40,
+    )
+    s0 = {"T0.k": "USER", "T0.ip0": "T0+0", "T0.desc": "0", "T0.pend.SIGUSR1": False, "T0.budget": 1, "bad": "NONE"}
+    s1 = dict(s0, **{"T0.ip0": "T0+1", "T0.desc": "TRACE"})
+    s2 = dict(s1, **{"T0.k": "ENTRY", "T0.pend.SIGUSR1": True, "T0.budget": 0, "bad": "next-syscall-atomic"})
+    g.add_node(0, index=0, vars=s0)
+    g.add_node(1, index=1, vars=s1)
+    g.add_node(2, index=2, vars=s2)
+    g.add_edge(0, 1, label="set_desc  TRACE", actor="T0", kernel_fn="", rule="", proc="T0")
+    g.add_edge(
+        1,
+        2,
+        label="a kernel step whose label is long enough to wrap: " + "x" * 90,
+        actor="AVeryLongThreadName.h2:kernel",
+        kernel_fn="kernel/a_very_long_file_name_for_a_kernel_source_file_that_never_ends.c:function_name",
+        rule="next_syscall.consume=syscall-entry",
+        proc="AVeryLongThreadName",
+    )
+    return g
+
+
+def saved_graph() -> nx.DiGraph:
+    return from_itf(json.loads((GOLDEN / "unprotected.itf.json").read_text()))
+
+
+CASES = {"unprotected": saved_graph, "long": long_graph}
+
+
+@pytest.mark.parametrize("fmt", list(EXT))
+@pytest.mark.parametrize("case", list(CASES))
+def test_golden(case: str, fmt: str) -> None:
+    got = render(CASES[case](), fmt)
+    path = GOLDEN / f"{case}.{EXT[fmt]}"
+    if REGEN:
+        path.write_text(got)
+    assert got == path.read_text(), f"{path} differs; RSEQCHECK_REGEN_GOLDEN=1 regenerates it"
+
+
+def test_itf_round_trip_is_identity() -> None:
+    text = (GOLDEN / "unprotected.itf.json").read_text()
+    assert render_json(from_itf(json.loads(text))) == text
+
+
+def assert_itf(doc: dict) -> None:
+    """Apalache's ITF: #meta, vars, states; every state has exactly `vars`
+    (plus its own #meta); values are JSON booleans, safe integers, strings."""
+    assert set(doc) >= {"#meta", "vars", "states"}
+    assert doc["#meta"]["format"] == "ITF"
+    names = doc["vars"]
+    assert names and len(set(names)) == len(names)
+    for i, state in enumerate(doc["states"]):
+        assert state["#meta"]["index"] == i
+        assert sorted(k for k in state if k != "#meta") == sorted(names)
+        for k in names:
+            v = state[k]
+            assert isinstance(v, (bool, int, str)), (k, v)
+            if isinstance(v, int) and not isinstance(v, bool):
+                assert abs(v) < 2**53
+        if i > 0:
+            assert {"action", "actor"} <= set(state["#meta"])
+
+
+def bundled_counterexamples() -> list[tuple[str, nx.DiGraph]]:
+    out = []
+    for p in sorted((ROOT / "specs").rglob("*.toml")):
+        o = check_spec(str(p))
+        if o.graph is not None:
+            out.append((str(p.relative_to(ROOT)), o.graph))
+    return out
+
+
+@pytest.fixture(scope="module")
+def produced() -> list[tuple[str, nx.DiGraph]]:
+    found = bundled_counterexamples()
+    assert found, "the bundled specs should produce at least one counterexample"
+    return found
+
+
+def test_every_bundled_counterexample_fits_72_columns(produced) -> None:
+    for name, g in produced:
+        for n, line in enumerate(render_text(g).splitlines(), start=1):
+            assert len(line) <= WIDTH, f"{name}: line {n} has {len(line)} columns: {line!r}"
+
+
+def test_every_bundled_counterexample_is_itf(produced) -> None:
+    for _, g in produced:
+        doc = json.loads(render_json(g))
+        assert_itf(doc)
+        assert len(doc["states"]) == g.number_of_nodes()
+
+
+def test_committed_counterexamples_are_itf() -> None:
+    for p in sorted((ROOT / "counterexamples").glob("*.json")):
+        assert_itf(json.loads(p.read_text()))
+
+
+def test_graphml_loads_back_as_a_violation_witness(tmp_path: Path) -> None:
+    g = saved_graph()
+    (tmp_path / "w.graphml").write_text(render_graphml(g))
+    h = nx.read_graphml(tmp_path / "w.graphml")
+    assert h.graph["witness-type"] == "violation_witness"
+    assert h.graph["specification"] == "next-syscall-atomic"
+    assert h.graph["programhash"] == g.graph["spec_hash"]
+    assert h.graph["producer"] == "rseqcheck 0.1.0"
+    nodes = list(h.nodes)
+    assert len(nodes) == g.number_of_nodes() and h.number_of_edges() == g.number_of_edges()
+    assert [n for n, d in h.nodes(data=True) if d.get("entry")] == [nodes[0]]
+    assert [n for n, d in h.nodes(data=True) if d.get("violation")] == [nodes[-1]]
+    for i, n in enumerate(nodes):
+        assert json.loads(h.nodes[n]["state"]) == g.nodes[i]["vars"]
+    for i in range(1, len(nodes)):
+        e = h.edges[nodes[i - 1], nodes[i]]
+        want = g.edges[i - 1, i]
+        assert (e["threadId"], e["actor"], e["action"]) == (want["proc"], want["actor"], want["label"])
+
+
+def test_dot_has_one_node_per_state_and_one_edge_per_step() -> None:
+    g = saved_graph()
+    dot = render_dot(g)
+    assert dot.startswith("digraph counterexample {") and dot.rstrip().endswith("}")
+    assert sum(1 for line in dot.splitlines() if line.lstrip().startswith("s") and " -> " in line) == 8
+    assert sum(1 for line in dot.splitlines() if line.lstrip().startswith("s") and "[label=" in line and "->" not in line) == 9
+    assert "s8 [" in dot and "color=red" in dot.split("s8 [", 1)[1].splitlines()[0]
+
+
+def test_from_itf_rejects_what_is_not_a_trace() -> None:
+    for bad in ([], {"#meta": {}}, {"#meta": {}, "vars": ["a"], "states": []},
+                {"#meta": {}, "vars": ["a"], "states": [{"b": 1}]},
+                {"#meta": {}, "vars": ["a"], "states": [{"a": 1}, {"a": 2}]}):
+        with pytest.raises(ValueError):
+            from_itf(bad)
+
+
+_text = st.text(alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789_./:-=;@ "), max_size=160)
+
+
+@settings(max_examples=150, deadline=None)
+@given(title=_text, spec=_text, actor=_text.filter(lambda s: s.strip()), label=_text, kfn=_text, rule=_text,
+       var=_text.filter(lambda s: s.strip()), value=_text)
+def test_text_never_wider_than_72(title, spec, actor, label, kfn, rule, var, value) -> None:
+    g = nx.DiGraph(version="0.1.0", spec=spec, spec_hash="h", title=title, source=title, preset="p",
+                   rules={rule: value} if rule else {}, property=label, property_doc=title)
+    g.add_node(0, index=0, vars={var: 0})
+    g.add_node(1, index=1, vars={var: value})
+    g.add_edge(0, 1, label=label, actor=actor + ":kernel", kernel_fn=kfn, rule=rule, proc="T0")
+    for line in render_text(g).splitlines():
+        assert len(line) <= WIDTH, line
+    assert to_itf(g)["vars"] == [var]
