@@ -78,7 +78,7 @@ def replay_graph(g: nx.DiGraph, system: System) -> ReplayReport:
     for i in range(1, n + 1):
         e = g.edges[i - 1, i]
         want = g.nodes[i]["vars"]
-        head = f"step {i} no longer applies: {e['actor']}: {e['label']}"
+        head = f"step {i} no longer applies: {e['label']}"
         if comp.terminal(s):
             return ReplayReport(False, head, ["the state before it has no successor now"], step=i)
         out: list = []
@@ -89,7 +89,7 @@ def replay_graph(g: nx.DiGraph, system: System) -> ReplayReport:
             s = match[0]
             continue
         if same:
-            details = [f"the action is enabled but now leads elsewhere: {_diff(want, show_state(system, same[0]))}"]
+            details = [f"{e['actor']} can take it, but it now leads elsewhere: {_diff(want, show_state(system, same[0]))}"]
         else:
             mine = sorted({system.actions[a].label for a, _ in out if system.actions[a].actor == e["actor"]})
             details = [f"no enabled action of {e['actor']} has this label"]
