@@ -16,7 +16,7 @@ import click
 
 from checker.cgen import Unsupported, generate
 from checker.outcomes import Outcome, OutcomeSet, check_condition, eval_condition, model_outcomes
-from checker.run import Refused, RunResult, run_spec
+from checker.run import Refused, RunResult, TooLong, run_spec
 from model.errors import SpecError
 from model.ir import ModelError
 from model.rules import ALIASES, RULES
@@ -70,9 +70,21 @@ def _rule_note(spec: Spec, rules: dict[str, str]) -> str:
 @click.option("--max-states", type=click.IntRange(1), default=2_000_000, show_default=True)
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Seconds before giving up (exit 3).")
 def outcomes(spec_path, rule_pairs, max_states, timeout) -> None:
-    """Every outcome the model allows for SPEC: how the process ends and the
-    final user variables, with the number of final states of each; then the
-    spec's [outcomes] condition (exists/forall), Ok or No."""
+    """Every outcome the model allows for SPEC, herd7-style.
+
+    An outcome is how the process ends (`exit` when every thread exited,
+    `killed by SIGx`, `stuck`) and the final values of the user variables of
+    `store`/`add`, e.g. `exit; a=1 h=1`; each is listed with the number of
+    final states that show it (full search, no reduction, no depth bound).
+
+    \b
+    The spec may state one condition in an [outcomes] table:
+      exists = "EXPR"    some allowed outcome satisfies EXPR
+      forall = "EXPR"    every allowed outcome does
+    EXPR is an assert expression (== != < <= > >= && || ! + - parentheses)
+    over user variables and `end`, compared with `exit`, `stuck` or a signal
+    name (killed by it): exists = "end == SIGSEGV && a == 0".
+    It is reported Ok or No (exit status 1)."""
     spec = _load(spec_path)
     rules = _rules(rule_pairs)
     res = _model(spec, rules, max_states, timeout)
@@ -113,7 +125,15 @@ def outcomes(spec_path, rule_pairs, max_states, timeout) -> None:
 @click.option("--max-states", type=click.IntRange(1), default=2_000_000, show_default=True)
 def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states) -> None:
     """Run SPEC's scenario RUNS times on this machine's kernel and compare the
-    observed outcomes with those the model allows (exit 1 on a forbidden one)."""
+    observed outcomes with those the model allows (exit 1 on a forbidden one).
+
+    The thread's code becomes x86-64 asm with real struct rseq_cs descriptors
+    (RSEQ_SIG before each abort label) under glibc's registration; handlers
+    become C handlers; the parent process sends the environment's signals at
+    random times and feeds the pipe `syscall read` sleeps on.  One thread,
+    syscalls getpid/getppid/gettid/sched_yield/read/nanosleep; set_desc,
+    SUD, rseq() calls and assert are refused (exit 2), as is a kernel other
+    than the ones the presets were checked against."""
     spec = _load(spec_path)
     rules = _rules(rule_pairs)
     if emit_c:
@@ -130,6 +150,8 @@ def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states) 
         _fail(f"{spec.path}: cannot run faithfully: {e}")
     except Refused as e:
         _fail(f"{spec.path}: refused: {e}")
+    except TooLong as e:
+        _fail(f"{spec.path}: {e}", 3)
     except SpecError as e:
         _fail(str(e))
     _report(spec, rules, r)
@@ -137,8 +159,9 @@ def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states) 
 
 def _report(spec: Spec, rules: dict[str, str], r: RunResult) -> None:
     m = r.model
-    click.echo(f"Run {spec.name} on Linux {r.kernel}: {r.runs:,} runs, signals within {r.window_us:.1f} us "
-               f"of each start; model {spec.preset}{_rule_note(spec, rules)}, {len(m.counts)} allowed outcomes")
+    click.echo(f"Run {spec.name} on Linux {r.kernel}: {r.runs:,} runs (seed {r.seed}), events within "
+               f"{r.window_us:.1f} us of each start; model {spec.preset}{_rule_note(spec, rules)}, "
+               f"{len(m.counts)} allowed outcomes")
     rows: list[tuple[int, str, Outcome, str]] = []
     for o, n in r.observed.items():
         rows.append((n, str(r.preempted[o]) if r.preempted[o] else "", o,

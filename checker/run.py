@@ -29,6 +29,10 @@ class Refused(Exception):
     """The run cannot be done faithfully here (exit status 2)."""
 
 
+class TooLong(Exception):
+    """The program ran out of time (exit status 3)."""
+
+
 def machine_preset() -> str:
     """The preset of the running kernel, or Refused with what uname says."""
     u = platform.uname()
@@ -52,6 +56,7 @@ class RunResult:
     hung: int
     errors: list[str]
     window_us: float
+    seed: int
     model: OutcomeSet
     program: Program
     kernel: str
@@ -128,8 +133,11 @@ def run_spec(
     model = model_outcomes(spec, rules)
     try:
         win = str(window_us) if window_us else "0"  # 0: the program calibrates
-        p = subprocess.run([str(b.exe), str(runs), str(seed), win], capture_output=True, text=True,
-                           timeout=timeout or max(60.0, runs * 0.05))
+        limit = timeout or 120.0 + runs * 0.2  # a run takes µs to ms; a hung one is killed after 10 s
+        try:
+            p = subprocess.run([str(b.exe), str(runs), str(seed), win], capture_output=True, text=True, timeout=limit)
+        except subprocess.TimeoutExpired:
+            raise TooLong(f"the generated program did not finish within {limit:g} s") from None
     finally:
         if b.tmp is not None:
             b.tmp.cleanup()
@@ -159,7 +167,7 @@ def run_spec(
             observed[o] += 1
             if pre:
                 preempted[o] += 1
-    return RunResult(runs, observed, preempted, excluded, hung, errors, win_us, model, b.program, kernel)
+    return RunResult(runs, observed, preempted, excluded, hung, errors, win_us, seed, model, b.program, kernel)
 
 
-__all__ = ["Refused", "RunResult", "Unsupported", "build", "machine_preset", "run_spec"]
+__all__ = ["Refused", "RunResult", "TooLong", "Unsupported", "build", "machine_preset", "run_spec"]
