@@ -9,7 +9,10 @@ here; 3 a resource limit (state limit, runs that never ended).
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -26,6 +29,25 @@ from model.spec import Spec, load_spec
 def _fail(msg: str, status: int = 2) -> None:
     click.echo(msg, err=True)
     sys.exit(status)
+
+
+def _guarded(fn: Callable) -> Callable:
+    """As `verify` does: a bug in rseqcheck is one line (RSEQCHECK_DEBUG=1
+    shows the traceback), Ctrl-C is exit 3."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            _fail("interrupted", 3)
+        except Exception as e:
+            if os.environ.get("RSEQCHECK_DEBUG"):
+                raise
+            _fail(f"internal error: {type(e).__name__}: {e} (a bug in rseqcheck, not in the spec; "
+                  "RSEQCHECK_DEBUG=1 shows the traceback)")
+
+    return wrapper
 
 
 def _rules(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -69,6 +91,7 @@ def _rule_note(spec: Spec, rules: dict[str, str]) -> str:
 @click.option("--rule", "rule_pairs", multiple=True, metavar="NAME=CHOICE", help="Override a rule (repeatable).")
 @click.option("--max-states", type=click.IntRange(1), default=2_000_000, show_default=True)
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Seconds before giving up (exit 3).")
+@_guarded
 def outcomes(spec_path, rule_pairs, max_states, timeout) -> None:
     """Every outcome the model allows for SPEC, herd7-style.
 
@@ -123,6 +146,7 @@ def outcomes(spec_path, rule_pairs, max_states, timeout) -> None:
               help="Signals are sent at random within this many µs of a run's start (default: calibrated).")
 @click.option("--emit-c", type=click.Path(dir_okay=False), help="Write the generated C program here and stop.")
 @click.option("--max-states", type=click.IntRange(1), default=2_000_000, show_default=True)
+@_guarded
 def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states) -> None:
     """Run SPEC's scenario RUNS times on this machine's kernel and compare the
     observed outcomes with those the model allows (exit 1 on a forbidden one).
