@@ -2,9 +2,9 @@
 
 Exit status: 0 every verdict as expected; 1 some verdict differs from
 `expect` (or, with no expect, a violation); 2 a spec or usage error; 3 a
-resource limit (timeout, Ctrl-C) before a verdict.  When several apply, the
-lowest-numbered non-zero wins in the order 2, 1, 3: an unreadable spec or a
-changed verdict matters more to CI than a spec that ran out of time.
+resource limit (timeout, Ctrl-C) before a verdict.  When several apply, 2 wins
+over 1 and 1 over 3: an unreadable spec or a changed verdict matters more
+to CI than a spec that ran out of time.
 
 `replay` exits 0 when the trace still reaches its violation, 1 when a step
 no longer applies (or the end no longer violates), 2 when it cannot start.
