@@ -8,15 +8,20 @@ ample set whose successors are all new) keeps it sound for invariants.
 When the reduction pruned anything, a counterexample is cut down to the
 causal cone of its violating step and replayed, so it stays minimal in
 practice; `por=False` guarantees the shortest one.
+
+States are searched in the packed form of `checker.compile` (one int per
+state); `seen` maps each state to its parent, so a trace is rebuilt by
+walking parents and asking the successor function which action led there.
 """
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from checker.compile import compile_system
+from checker.compile import Packed, compile_system
 from model.ir import System, Var
 
 
@@ -49,6 +54,9 @@ class SearchResult:
 
 Progress = Callable[[Stats], None]
 
+_CHUNK = 4096  # states expanded between two looks at the clock
+_ROOT = -1  # parent of the initial state (packed states are >= 0)
+
 
 def _por_tables(system: System) -> tuple[list[bool], list[int], list[str]]:
     """Static independence: which actions may form an ample set on their own."""
@@ -76,6 +84,194 @@ def _por_tables(system: System) -> tuple[list[bool], list[int], list[str]]:
     return safe, [pid[a.proc] for a in system.actions], procs
 
 
+class _Stop(Exception):
+    """The search ends early: timeout or state limit (message: the reason)."""
+
+
+class _Search:
+    """One run of `bfs`: the shared state of its loops."""
+
+    def __init__(self, system: System, max_depth: int, por: bool, timeout: float | None,
+                 max_states: int | None, progress: Progress | None, progress_every: float):
+        self.system = system
+        self.max_depth = max_depth
+        self.por = por
+        self.pk: Packed = compile_system(system).packed()
+        self.timeout = timeout
+        self.limit = max_states if max_states else sys.maxsize
+        self.progress = progress
+        self.progress_every = progress_every
+        self.stats = Stats()
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + timeout if timeout else None
+        self.next_report = self.t0 + progress_every
+        self.watch = bool(progress or self.deadline)
+        self.F = bytearray(len(system.actions))  # actions that fired (reduced search)
+        self.fired_at_violation: tuple[int, set[int]] | None = None
+        self.reduced = False
+        self.depth = 0
+        self.seen: dict[int, int] = {}
+        if por:
+            self.safe, self.proc_of, _ = _por_tables(system)
+            props = set().union(*(p.holds.vars() for p in system.properties)) if system.properties else set()
+            term = system.terminal.vars()
+            self.needs_check = [bool(a.writes() & props) for a in system.actions]
+            self.needs_term = [bool(a.writes() & term) for a in system.actions]
+
+    # ------------------------------------------------------------ results
+
+    def finish(self, verdict: str, **kw) -> SearchResult:
+        st = self.stats
+        st.states = len(self.seen)
+        st.seconds = time.monotonic() - self.t0
+        fired = {i for i, f in enumerate(self.F) if f}
+        if self.fired_at_violation is None:
+            fired |= self.pk.fired()
+        else:
+            fired |= self.pk.fired(self.fired_at_violation[0]) | self.fired_at_violation[1]
+        return SearchResult(verdict, "explicit", st, self.max_depth, fired=fired, reduced=self.reduced, **kw)
+
+    def violation(self, t: int, prop: int) -> SearchResult:
+        self.stats.depth = self.depth + 1
+        trace = self.path_to(t)
+        shortest = not self.reduced
+        if self.reduced:
+            trace = causal_cone(self.system, trace, prop)
+        return self.finish("violation", prop=self.system.properties[prop].name, trace=trace, shortest=shortest)
+
+    def out(self, s: int) -> list:
+        """Successors of s as the search took them (after the reduction)."""
+        out: list = []
+        self.pk.succ(s, out)
+        if self.por and len(out) > 1:
+            out, _ = _ample(out, self.safe, self.proc_of, self.seen)
+        return out
+
+    def path_to(self, t: int) -> list[tuple[int, tuple]]:
+        chain = []
+        while t != _ROOT:
+            chain.append(t)
+            t = self.seen[t]
+        chain.reverse()
+        trace = [(-1, self.pk.unpack(chain[0]))]
+        for p, c in zip(chain, chain[1:]):
+            # the first successor of p that is c: the one that discovered it
+            out: list = []
+            self.pk.succ(p, out)
+            a = next(a for a, t in out if t == c)
+            trace.append((a, self.pk.unpack(c)))
+        return trace
+
+    def tick(self) -> None:
+        """Progress report and timeout, between chunks of states."""
+        now = time.monotonic()
+        if now >= self.next_report:
+            st = self.stats
+            st.states, st.depth, st.seconds = len(self.seen), self.depth, now - self.t0
+            if self.progress:
+                self.progress(st)
+            self.next_report = now + self.progress_every
+        if self.deadline and now >= self.deadline:
+            raise _Stop(f"timeout after {self.timeout:g} s")
+
+    # ------------------------------------------------------------- search
+
+    def run(self) -> SearchResult:
+        pk = self.pk
+        init = pk.pack(self.system.initial_state())
+        self.seen[init] = _ROOT
+        self.stats.states = 1
+        bad = pk.check(init)
+        if bad >= 0:
+            return self.finish("violation", prop=self.system.properties[bad].name, trace=self.path_to(init))
+        frontier = [] if pk.terminal(init) else [init]
+        nterm = len(frontier) ^ 1  # terminal states of the level: in the frontier, never expanded
+        level = self.level_por if self.por else self.level_full
+        try:
+            while (frontier or nterm) and self.depth < self.max_depth:
+                frontier, nterm = level(frontier)
+                self.depth += 1
+        except KeyboardInterrupt:
+            self.stats.depth = self.depth
+            return self.finish("unknown", reason="interrupted")
+        except _Stop as e:
+            self.stats.depth = self.depth
+            return self.finish("unknown", reason=str(e))
+        except _Found as f:
+            return self.violation(f.state, f.prop)
+        self.stats.depth = self.depth
+        return self.finish("holds", exhausted=not (frontier or nterm))
+
+    def level_full(self, frontier: list[int]) -> tuple[list[int], int]:
+        nxt: list[int] = []
+        tnxt: list[int] = []
+        pk, seen, limit, st = self.pk, self.seen, self.limit, self.stats
+        for i in range(0, len(frontier), _CHUNK):
+            chunk = frontier[i : i + _CHUNK]
+            before = st.transitions
+            try:
+                if limit == sys.maxsize:
+                    st.transitions += pk.expand(chunk, seen, nxt, tnxt)
+                else:
+                    k, n = pk.expand_limited(chunk, seen, nxt, tnxt, limit)
+                    st.transitions += n
+                    if k < len(chunk) or len(seen) >= limit:
+                        raise _Stop(f"state limit {limit} reached")
+            except pk.Violation as v:
+                # count the violating state's transitions as if it had been
+                # expanded whole; its actions fired up to the violating one
+                out: list = []
+                pk.succ(v.parent, out)
+                at = next(j for j, (_, t) in enumerate(out) if t == v.state)
+                st.transitions = before + v.before + len(out)
+                self.fired_at_violation = (v.parent, {a for a, _ in out[: at + 1]})
+                raise _Found(v.state, v.prop) from None
+            if self.watch:
+                self.tick()
+        return nxt, len(tnxt)
+
+    def level_por(self, frontier: list[int]) -> tuple[list[int], int]:
+        nxt: list[int] = []
+        nterm = 0
+        seen, F, limit = self.seen, self.F, self.limit
+        succ, check, terminal = self.pk.succ, self.pk.check, self.pk.terminal
+        safe, proc_of, needs_check, needs_term = self.safe, self.proc_of, self.needs_check, self.needs_term
+        st = self.stats
+        for k, s in enumerate(frontier, 1):
+            out: list = []
+            succ(s, out)
+            if len(out) > 1:
+                out, pruned = _ample(out, safe, proc_of, seen)
+                self.reduced = self.reduced or pruned
+            st.transitions += len(out)
+            for a, t in out:
+                F[a] = 1
+                if t in seen:
+                    continue
+                seen[t] = s
+                if needs_check[a]:
+                    b = check(t)
+                    if b >= 0:
+                        raise _Found(t, b)
+                if needs_term[a] and terminal(t):
+                    nterm += 1
+                else:
+                    nxt.append(t)
+            if len(seen) >= limit:
+                raise _Stop(f"state limit {limit} reached")
+            if self.watch and not k % _CHUNK:
+                self.tick()
+        if self.watch:
+            self.tick()
+        return nxt, nterm
+
+
+class _Found(Exception):
+    def __init__(self, state: int, prop: int):
+        super().__init__(prop)
+        self.state, self.prop = state, prop
+
+
 def bfs(
     system: System,
     max_depth: int,
@@ -85,100 +281,7 @@ def bfs(
     progress: Progress | None = None,
     progress_every: float = 1.0,
 ) -> SearchResult:
-    comp = compile_system(system)
-    succ, check, terminal = comp.succ, comp.check, comp.terminal
-    safe, proc_of, _ = _por_tables(system)
-    stats = Stats()
-    t0 = time.monotonic()
-    deadline = t0 + timeout if timeout else None
-    next_report = t0 + progress_every
-
-    init = system.initial_state()
-    states: list[tuple] = [init]
-    parent: list[int] = [-1]
-    via: list[int] = [-1]
-    seen: dict[tuple, int] = {init: 0}
-    fired: set[int] = set()
-    reduced = False
-    stats.states = 1
-
-    def finish(verdict: str, **kw) -> SearchResult:
-        stats.seconds = time.monotonic() - t0
-        return SearchResult(verdict, "explicit", stats, max_depth, fired=fired, reduced=reduced, **kw)
-
-    def path_to(j: int) -> list[tuple[int, tuple]]:
-        out = []
-        while j >= 0:
-            out.append((via[j], states[j]))
-            j = parent[j]
-        return out[::-1]
-
-    bad = check(init)
-    if bad >= 0:
-        return finish("violation", prop=system.properties[bad].name, trace=path_to(0))
-
-    frontier = [0]
-    depth = 0
-    try:
-        while frontier and depth < max_depth:
-            nxt: list[int] = []
-            for i in frontier:
-                s = states[i]
-                if terminal(s):
-                    continue
-                out: list = []
-                succ(s, out)
-                if por and len(out) > 1:
-                    out, pruned = _ample(out, safe, proc_of, seen)
-                    reduced = reduced or pruned
-                stats.transitions += len(out)
-                for a, t in out:
-                    fired.add(a)
-                    if t in seen:
-                        continue
-                    j = len(states)
-                    seen[t] = j
-                    states.append(t)
-                    parent.append(i)
-                    via.append(a)
-                    b = check(t)
-                    if b >= 0:
-                        stats.states = len(states)
-                        stats.depth = depth + 1
-                        trace = path_to(j)
-                        shortest = not reduced
-                        if reduced:
-                            trace = causal_cone(system, trace, b)
-                        return finish(
-                            "violation", prop=system.properties[b].name, trace=trace, shortest=shortest
-                        )
-                    nxt.append(j)
-                if progress or deadline or max_states:
-                    now = time.monotonic()
-                    if now >= next_report:
-                        stats.states = len(states)
-                        stats.depth = depth
-                        stats.seconds = now - t0
-                        if progress:
-                            progress(stats)
-                        next_report = now + progress_every
-                    if deadline and now >= deadline:
-                        stats.states = len(states)
-                        stats.depth = depth
-                        return finish("unknown", reason=f"timeout after {timeout:g} s")
-                    if max_states and len(states) >= max_states:
-                        stats.states = len(states)
-                        stats.depth = depth
-                        return finish("unknown", reason=f"state limit {max_states} reached")
-            frontier = nxt
-            depth += 1
-    except KeyboardInterrupt:
-        stats.states = len(states)
-        stats.depth = depth
-        return finish("unknown", reason="interrupted")
-    stats.states = len(states)
-    stats.depth = depth
-    return finish("holds", exhausted=not frontier)
+    return _Search(system, max_depth, por, timeout, max_states, progress, progress_every).run()
 
 
 def _ample(out: list, safe: list[bool], proc_of: list[int], seen: dict) -> tuple[list, bool]:
