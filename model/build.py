@@ -27,10 +27,10 @@ from model import signals as sigmod
 from model.errors import SpecError
 from model.ir import (
     FALSE,
-    Const,
     Action,
     And,
     Bool,
+    Const,
     Enum,
     Eq,
     Expr,
@@ -359,7 +359,7 @@ class Builder:
         if self.dynamic_reg:
             tv.reg = self.var(f"{n}.rseq", Enum(*self.reg_values), 1 if self.env.glibc_rseq else 0, n)
             tv.rseq_ret = self.var(f"{n}.rseq_ret", Enum(*RSEQ_ERRORS), 0, n)
-        if self.sud_regions:
+        if self.sud_regions or any(ins.op == "sud_select" for _, ins in self.code):
             names = ["OFF"] + [f"[{self.ip_label(lo)},{self.ip_label(hi) if hi < len(self.code) else '(end)'})"
                                + ("" if sel else " no selector") for lo, hi, sel in self.sud_regions]
             tv.sud = self.var(f"{n}.sud", Enum(*names), 0, n)

@@ -62,7 +62,7 @@ def add_actions(b: Builder, t: TV) -> None:
                 for suffix, ev in rseq.schedule(b, t, d):
                     for c in _norestart_cases(b, t, d, s, suffix):
                         b.add(t, kact, And(first, c.guard), {**deq, **ev, **c.updates}, c.label, GET)
-            elif act == "handler":
+            elif act == "handler" and b.N > 0:  # with max_nesting = 0 no frame fits: never deliverable
                 h = b.spec.handlers[s]
                 cases = _restart_cases(b, t, d, "SA_RESTART" in h.flags)
                 # without rseq in the spec, setup_rt_frame's rseq step does nothing

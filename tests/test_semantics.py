@@ -550,3 +550,16 @@ def test_r1_signal_at_syscall_exit_is_not_evaluated(tmp_path):
                env='signals = ["SIGUSR1"]\nmax_signals = 1', handlers=SA_RESTART, cs=CS1)
     assert sp.fired("rseq_signal_deliver: delivered at syscall exit (no user_irq)")
     assert sp.any(T0__depth=1, T0__ip0="T0+2")  # the rewound syscall, inside, kept for the restart
+
+
+def test_max_nesting_zero_with_a_handler_never_delivers(tmp_path):
+    # the bound: no frame fits, so the handled signal stays pending
+    sp = space(tmp_path, "nop\nexit", env='signals = ["SIGUSR1"]\nmax_signals = 1\nmax_nesting = 0', handlers=NO_FLAGS)
+    assert sp.any(T0__k="DEAD")
+    assert not sp.fired("setup_rt_frame")
+
+
+def test_sud_select_without_sud_on_is_a_plain_store(tmp_path):
+    sp = space(tmp_path, "sud_select BLOCK\nsyscall getpid\nexit")
+    assert not sp.fired("syscall_user_dispatch")
+    assert sp.any(T0__selector="BLOCK", T0__k="USER")
