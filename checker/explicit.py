@@ -109,7 +109,10 @@ class _Search:
         self.F = bytearray(len(system.actions))  # actions that fired (reduced search)
         self.fired_at_violation: tuple[int, set[int]] | None = None
         self.reduced = False
+        self.joined = False  # a reduced step reached a known state
+        self.forced: set[int] = set()  # fully expanded by the ignoring fix
         self.depth = 0
+        self.max_level = 0
         self.seen: dict[int, int] = {}
         if por:
             self.safe, self.proc_of, _ = _por_tables(system)
@@ -138,14 +141,6 @@ class _Search:
         if self.reduced:
             trace = causal_cone(self.system, trace, prop)
         return self.finish("violation", prop=self.system.properties[prop].name, trace=trace, shortest=shortest)
-
-    def out(self, s: int) -> list:
-        """Successors of s as the search took them (after the reduction)."""
-        out: list = []
-        self.pk.succ(s, out)
-        if self.por and len(out) > 1:
-            out, _ = _ample(out, self.safe, self.proc_of, self.seen)
-        return out
 
     def path_to(self, t: int) -> list[tuple[int, tuple]]:
         chain = []
@@ -186,11 +181,14 @@ class _Search:
             return self.finish("violation", prop=self.system.properties[bad].name, trace=self.path_to(init))
         frontier = [] if pk.terminal(init) else [init]
         nterm = len(frontier) ^ 1  # terminal states of the level: in the frontier, never expanded
-        level = self.level_por if self.por else self.level_full
         try:
-            while (frontier or nterm) and self.depth < self.max_depth:
-                frontier, nterm = level(frontier)
-                self.depth += 1
+            if not self.por:
+                while (frontier or nterm) and self.depth < self.max_depth:
+                    frontier, nterm = self.level_full(frontier)
+                    self.depth += 1
+                self.stats.depth = self.depth
+                return self.finish("holds", exhausted=not (frontier or nterm))
+            cut = self.search_reduced({0: (frontier, nterm)})
         except KeyboardInterrupt:
             self.stats.depth = self.depth
             return self.finish("unknown", reason="interrupted")
@@ -200,7 +198,47 @@ class _Search:
         except _Found as f:
             return self.violation(f.state, f.prop)
         self.stats.depth = self.depth
-        return self.finish("holds", exhausted=not (frontier or nterm))
+        if cut and self.reduced:
+            return self.unreduced()
+        return self.finish("holds", exhausted=not cut)
+
+    def unreduced(self) -> SearchResult:
+        """The reduced search reached the depth bound.  Its depths are those
+        of the reduced graph, where one thread runs ahead of the others, so
+        "no violation within N steps" needs the full search."""
+        spent = time.monotonic() - self.t0
+        left = None
+        if self.timeout:
+            left = self.timeout - spent
+            if left <= 0:
+                return self.finish("unknown", reason=f"timeout after {self.timeout:g} s")
+        res = _Search(self.system, self.max_depth, False, left, None if self.limit == sys.maxsize else self.limit,
+                      self.progress, self.progress_every).run()
+        res.stats.seconds += spent
+        return res
+
+    def search_reduced(self, pending: dict[int, tuple[list[int], int]]) -> bool:
+        """BFS with ample sets, level by level from `pending` (depth ->
+        states to expand, terminal states), then the ignoring fix until it
+        finds nothing; True if the depth bound cut the search."""
+        while True:
+            while pending:
+                d = min(pending)
+                if d >= self.max_depth:
+                    return True
+                frontier, nterm = pending.pop(d)
+                self.depth = d
+                nxt, nt = self.level_por(frontier)
+                if nxt or nt:
+                    f, t = pending.get(d + 1, ([], 0))
+                    pending[d + 1] = (f + nxt, t + nt)
+                self.max_level = max(self.max_level, d + 1)
+                self.depth = self.max_level
+            if not (self.reduced and self.joined):
+                return False
+            pending = self.fix_ignoring()
+            if not pending:
+                return False
 
     def level_full(self, frontier: list[int]) -> tuple[list[int], int]:
         nxt: list[int] = []
@@ -240,13 +278,17 @@ class _Search:
         for k, s in enumerate(frontier, 1):
             out: list = []
             succ(s, out)
+            pruned = False
             if len(out) > 1:
-                out, pruned = _ample(out, safe, proc_of, seen)
-                self.reduced = self.reduced or pruned
+                out, pruned = _ample(out, safe, proc_of)
+                if pruned:
+                    self.reduced = True
             st.transitions += len(out)
             for a, t in out:
                 F[a] = 1
                 if t in seen:
+                    if pruned:
+                        self.joined = True  # a cycle of reduced steps is possible
                     continue
                 seen[t] = s
                 if needs_check[a]:
@@ -264,6 +306,109 @@ class _Search:
         if self.watch:
             self.tick()
         return nxt, nterm
+
+    def reduced_succ(self, s: int) -> tuple[list, bool]:
+        """The successors the reduced search takes from s (it has been
+        expanded) and whether they are all of them."""
+        if s in self.forced:
+            out: list = []
+            self.pk.succ(s, out)
+            return out, True
+        if self.pk.terminal(s):
+            return [], True
+        out = []
+        self.pk.succ(s, out)
+        if len(out) > 1:
+            out, pruned = _ample(out, self.safe, self.proc_of)
+            return out, not pruned
+        return out, True
+
+    def fix_ignoring(self) -> dict[int, tuple[list[int], int]]:
+        """The cycle proviso, as a check on the finished reduced graph: every
+        bottom strongly connected component must hold a fully expanded state
+        (Valmari's condition for safety properties), else the actions its
+        states never take, of other threads, would be ignored.  Fully expands
+        one state (the least) of each component lacking one; returns the new
+        states to search from, by depth."""
+        index: dict[int, int] = {}
+        low: dict[int, int] = {}
+        on_stack: set[int] = set()
+        stack: list[int] = []
+        leaves: set[int] = set()  # states with a step out of their component
+        full: set[int] = set()
+        reps: list[int] = []
+
+        def visit(v: int) -> tuple[int, object]:
+            index[v] = low[v] = len(index)
+            stack.append(v)
+            on_stack.add(v)
+            out, is_full = self.reduced_succ(v)
+            if is_full:
+                full.add(v)
+            return v, iter([t for _, t in out])
+
+        for root in list(self.seen):
+            if root in index:
+                continue
+            work = [visit(root)]
+            while work:
+                v, it = work[-1]
+                for w in it:  # type: ignore[attr-defined]
+                    if w not in index:
+                        work.append(visit(w))
+                        break
+                    if w in on_stack:
+                        low[v] = min(low[v], index[w])
+                    else:
+                        leaves.add(v)
+                else:
+                    work.pop()
+                    if work:
+                        u = work[-1][0]
+                        if v in on_stack:
+                            low[u] = min(low[u], low[v])
+                        else:
+                            leaves.add(u)
+                    if low[v] == index[v]:
+                        members = []
+                        while True:
+                            w = stack.pop()
+                            on_stack.discard(w)
+                            members.append(w)
+                            if w == v:
+                                break
+                        if not any(m in leaves for m in members) and not any(m in full for m in members):
+                            reps.append(min(members))
+        pending: dict[int, tuple[list[int], int]] = {}
+        seen, st = self.seen, self.stats
+        for x in reps:
+            taken, _ = self.reduced_succ(x)
+            self.forced.add(x)
+            out: list = []
+            self.pk.succ(x, out)
+            st.transitions += len(out) - len(taken)
+            d = -1
+            p = x
+            while p != _ROOT:
+                d += 1
+                p = seen[p]
+            for a, t in out:
+                self.F[a] = 1
+                if t in seen:
+                    continue
+                seen[t] = x
+                if self.needs_check[a]:
+                    b = self.pk.check(t)
+                    if b >= 0:
+                        self.depth = d
+                        raise _Found(t, b)
+                f, nt = pending.get(d + 1, ([], 0))
+                if self.needs_term[a] and self.pk.terminal(t):
+                    pending[d + 1] = (f, nt + 1)
+                else:
+                    f.append(t)
+                    pending[d + 1] = (f, nt)
+        return pending
 
 
 class _Found(Exception):
@@ -284,15 +429,21 @@ def bfs(
     return _Search(system, max_depth, por, timeout, max_states, progress, progress_every).run()
 
 
-def _ample(out: list, safe: list[bool], proc_of: list[int], seen: dict) -> tuple[list, bool]:
+def _ample(out: list, safe: list[bool], proc_of: list[int]) -> tuple[list, bool]:
+    """The enabled actions of the first process (in name order) whose
+    enabled actions are all safe, when another process has some too."""
+    p0 = proc_of[out[0][0]]
+    for a, _ in out:
+        if proc_of[a] != p0:
+            break
+    else:
+        return out, False
     groups: dict[int, list] = {}
     for item in out:
         groups.setdefault(proc_of[item[0]], []).append(item)
-    if len(groups) == 1:
-        return out, False
     for p in sorted(groups):
         g = groups[p]
-        if all(safe[a] for a, _ in g) and not any(t in seen for _, t in g):
+        if all(safe[a] for a, _ in g):
             return g, True
     return out, False
 
