@@ -107,6 +107,8 @@ class TV:
     rseq_ret: Var | None = None  # return value of the last rseq() call
     tls: dict[str, Var] = field(default_factory=dict)
     ptrace_step: bool = False  # a tracer single-steps every instruction of this thread
+    ptrace_syscall: bool = False  # a tracer stops it at syscall entry and exit (PTRACE_SYSCALL)
+    seccomp: dict[str, str] = field(default_factory=dict)  # syscall name -> filter action
     tf: Var | None = None  # TF in the user flags of the running context
     ftf: dict[int, Var] = field(default_factory=dict)  # TF saved in frame d
     unrep: Var | None = None  # single-step-precise monitor: a stepped instruction awaits its report
@@ -211,7 +213,9 @@ class Builder:
         self.env_sigs: list[str] = [s for s in self.env.signals if self.sig_action(s) != "ignore"]
         self.user_tf = any(ins.op in ("set_tf", "clear_tf") for _, ins in self.code)
         self.stepping = self.user_tf or any(t.ptrace_step for t in spec.threads)
-        kernel_sigs = {"SIGSYS"} if self.sud_regions else set()
+        self.syscall_tracing = any(t.ptrace_syscall for t in spec.threads)
+        seccomp_trap = any("trap" in t.seccomp.values() for t in spec.threads)
+        kernel_sigs = {"SIGSYS"} if self.sud_regions or seccomp_trap else set()
         if self.stepping:
             kernel_sigs.add("SIGTRAP")  # exc_debug_user / user_single_step_report
         self.sigs: list[str] = sigmod.dequeue_order(sorted(set(self.env_sigs) | kernel_sigs))
@@ -340,7 +344,8 @@ class Builder:
         N = self.N
         seg = t.segment
         ipt = self.ip_type
-        tv = TV(n, t.rseq_flags, self.var(f"{n}.k", Enum(*PHASES), 0, n), [], ptrace_step=t.ptrace_step)
+        tv = TV(n, t.rseq_flags, self.var(f"{n}.k", Enum(*PHASES), 0, n), [], ptrace_step=t.ptrace_step,
+                ptrace_syscall=t.ptrace_syscall, seccomp=dict(t.seccomp))
         tv.ip = [self.var(f"{n}.ip{d}", ipt, seg.base if d == 0 else 0, n) for d in range(N + 1)]
         if N > 0:
             tv.depth = self.var(f"{n}.depth", IntRange(0, N), 0, n)
@@ -354,7 +359,7 @@ class Builder:
                 tv.ftf[d] = self.var(f"{n}.f{d}.tf", Bool(), 0, n)
         if self.stepping and "single-step-precise" in self.checked:
             tv.unrep = self.var(f"{n}.unreported", Bool(), 0, n)
-        if self.stepping and self.sud_regions:
+        if (self.stepping or self.syscall_tracing) and self.sud_regions:
             tv.on_dispatch = self.var(f"{n}.on_dispatch", Bool(), 0, n)
         if self.dynamic_reg:
             tv.reg = self.var(f"{n}.rseq", Enum(*self.reg_values), 1 if self.env.glibc_rseq else 0, n)

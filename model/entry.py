@@ -41,25 +41,35 @@ def add_actions(b: Builder, t: TV) -> None:
     kact = b.kernel_actor(t)
     # exit work is a step of its own only when it can do something
     debug = b.rules["rseq.debug"] == "on" and t.rseq_cs is not None
-    exit_phase = P("EXITWORK") if debug or b.stepping else P("LOOP")
+    exit_phase = P("EXITWORK") if debug or b.stepping or t.ptrace_syscall else P("LOOP")
     for d, pc, ins in contexts(b, t):
         if ins.op not in SYSCALL_OPS:
             continue
         post = pc + 1
         here = And(b.alive(t), t.at_depth(d), Eq(t.ip[d], post))
         name = ins.args[0] if ins.op == "syscall" else ins.op
-        # -- entry work: SUD first, then (proposals) the rseq check and the
-        # next-syscall descriptor, which a dispatched syscall never reaches
+        # -- entry work in syscall_trace_enter's order: SUD (returns early),
+        # ptrace entry stop, seccomp, then the proposals' hooks (the rseq
+        # check and the next-syscall descriptor), which run last
         cases: list[Case] = sud.entry_cases(b, t, pc, ins, exit_phase)
+        rest: list[Case] = seccomp_cases(b, t, ins, exit_phase)
         if b.rules["rseq.syscall_in_cs"] == "sigsegv-at-entry" and t.rseq_cs is not None:
             for c in b.cs:
                 if c.start <= pc < c.post:
-                    cases.append(Case(Eq(t.rseq_cs, c.id), b.kill(),
-                                      f"syscall entry: {name} inside armed {c.name} -> SIGSEGV",
-                                      "proposal: syscall entry work", "rseq.syscall_in_cs=sigsegv-at-entry"))
+                    rest.append(Case(Eq(t.rseq_cs, c.id), b.kill(),
+                                     f"syscall entry: {name} inside armed {c.name} -> SIGSEGV",
+                                     "proposal: syscall entry work", "rseq.syscall_in_cs=sigsegv-at-entry"))
         proceed = next_syscall.entry_cases(b, t, d, ins)  # exhaustive when present
-        cases += proceed or [Case(Const(1), {}, f"syscall entry: {name}", ENTRY)]
-        b.add_cases(t, kact, And(here, t.at("ENTRY")), cases, {t.k: P("BODY")})
+        rest += proceed or [Case(Const(1), {}, f"syscall entry: {name}", ENTRY)]
+        if t.ptrace_syscall:
+            # ptrace_report_syscall_entry: a syscall-entry-stop is a schedule-out
+            stop = rseq.schedule(b, t, d)[0][1]
+            rest = [c if b.killed in c.updates else
+                    Case(c.guard, {**stop, **c.updates}, "ptrace syscall-entry-stop (schedule); " + c.label, c.fn, c.rule, c.tags)
+                    for c in rest]
+        cases += rest
+        entry_common: dict[Var, Expr] = {t.k: P("BODY")}
+        b.add_cases(t, kact, And(here, t.at("ENTRY")), cases, entry_common)
         # -- body
         body = And(here, t.at("BODY"))
         if ins.op == "exit":
@@ -111,12 +121,47 @@ def add_actions(b: Builder, t: TV) -> None:
         for d in range(b.N + 1):
             base = And(b.alive(t), t.at_depth(d), t.at("EXITWORK"))
             cases = rseq.syscall_check_cases(b, t, d) + singlestep.exit_report_cases(b, t)
+            if t.ptrace_syscall:
+                stop = rseq.schedule(b, t, d)[0][1]
+                cases = [Case(c.guard, {**stop, **c.updates} if t.on_dispatch is None or t.on_dispatch not in c.updates
+                              else c.updates, c.label, c.fn, c.rule, c.tags) for c in cases]
+                cases.append(Case(Const(1), stop, "syscall exit work: ptrace syscall-exit-stop (schedule)",
+                                  "kernel/entry/common.c:syscall_exit_work -> ptrace_report_syscall_exit"))
             if debug:
                 cases.append(Case(Const(1), {}, "syscall exit work: rseq_syscall finds nothing wrong", "kernel/rseq.c:rseq_syscall", "rseq.debug=on"))
             else:
                 cases.append(Case(Const(1), {}, "syscall exit work: nothing to report", "kernel/entry/common.c:syscall_exit_work"))
             b.add_cases(t, kact, base, cases, {t.k: P("LOOP")})
     _loop(b, t)
+
+
+SECCOMP = "kernel/seccomp.c:__secure_computing"
+SECCOMP_NAME = {"sigreturn": "rt_sigreturn", "exit": "exit", "rseq_register": "rseq", "rseq_unregister": "rseq",
+                "sud_on": "prctl", "sud_off": "prctl"}
+
+
+def seccomp_cases(b: Builder, t: TV, ins, exit_phase: Const) -> list[Case]:
+    """Entry-work step after SUD and ptrace (syscall_trace_enter): the
+    thread's filter.  errno: the body is skipped and the syscall fails;
+    trap: SIGSYS (SYS_SECCOMP), forced like any kernel signal; kill:
+    SECCOMP_RET_KILL_PROCESS."""
+    name = ins.args[0] if ins.op == "syscall" else SECCOMP_NAME[ins.op]
+    act = t.seccomp.get(name, "allow")
+    if act == "allow":
+        return []
+    skip: dict[Var, Expr] = {t.k: exit_phase, t.ax: A("NONE")}
+    if t.traced is not None:
+        skip[t.traced] = Const(0)
+    if act == "errno":
+        return [Case(Const(1), skip, f"seccomp: {name} -> SECCOMP_RET_ERRNO, body skipped", SECCOMP)]
+    if act == "kill":
+        return [Case(Const(1), b.kill("SIGSYS"), f"seccomp: {name} -> SECCOMP_RET_KILL_PROCESS", SECCOMP)]
+    if b.sig_action("SIGSYS") != "handler" or b.N == 0:
+        return [Case(Const(1), b.kill("SIGSYS"), f"seccomp: {name} -> SECCOMP_RET_TRAP, SIGSYS has no handler: killed", SECCOMP)]
+    return [
+        Case(t.blk["SIGSYS"], b.kill("SIGSYS"), f"seccomp: {name} -> SECCOMP_RET_TRAP while SIGSYS is blocked: killed", SECCOMP),
+        Case(Const(1), {**skip, t.pend["SIGSYS"]: Const(1)}, f"seccomp: {name} -> SECCOMP_RET_TRAP: SIGSYS, body skipped", SECCOMP),
+    ]
 
 
 def _relabel(cases: list[Case], suffix: str) -> list[Case]:

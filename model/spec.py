@@ -19,6 +19,8 @@ from model.properties import PROPERTIES
 from model.rules import ALIASES, PRESETS, RULES
 from model.syscalls import SYSCALLS
 
+SECCOMP_ACTIONS = ("allow", "errno", "trap", "kill")
+SECCOMP_EXTRA = ("rt_sigreturn", "exit", "rseq", "prctl")  # names of the non-`syscall` instructions
 CS_FLAGS = ("NO_RESTART_ON_PREEMPT", "NO_RESTART_ON_SIGNAL", "NO_RESTART_ON_MIGRATE")
 SA_FLAGS = ("SA_RESTART", "SA_NODEFER")
 
@@ -52,6 +54,8 @@ class ThreadSpec:
     rseq_flags: tuple[str, ...]
     line: int
     ptrace_step: bool = False  # a tracer single-steps this thread (PTRACE_SINGLESTEP throughout)
+    ptrace_syscall: bool = False  # a tracer stops it at every syscall entry and exit (PTRACE_SYSCALL)
+    seccomp: dict[str, str] = field(default_factory=dict)  # syscall -> SECCOMP_RET_* action
 
 
 @dataclass
@@ -295,10 +299,18 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
             raise err(where, f"[thread.{name}] must be a table")
         if not re.match(r"[A-Za-z_][A-Za-z0-9_]*$", name):
             raise err(where, f"thread name {name!r} is not an identifier")
-        check_keys(t, {"code", "rseq_flags", "ptrace"}, where)
+        check_keys(t, {"code", "rseq_flags", "ptrace", "seccomp"}, where)
         ptrace = typed(t, "ptrace", str, where, "none")
-        if ptrace not in ("none", "singlestep"):
-            raise err(where + ("ptrace",), "ptrace must be \"none\" or \"singlestep\"")
+        if ptrace not in ("none", "singlestep", "syscall"):
+            raise err(where + ("ptrace",), "ptrace must be \"none\", \"singlestep\" or \"syscall\"")
+        seccomp = t.get("seccomp", {})
+        if not isinstance(seccomp, dict):
+            raise err(where + ("seccomp",), "seccomp must be a table: { getpid = \"errno\", ... }")
+        for sc, act in seccomp.items():
+            if sc not in SYSCALLS and sc not in SECCOMP_EXTRA:
+                raise err(where + ("seccomp",), f"seccomp: unknown syscall {sc!r}")
+            if act not in SECCOMP_ACTIONS:
+                raise err(where + ("seccomp",), f"seccomp: {sc} = {act!r}; actions: {', '.join(SECCOMP_ACTIONS)}")
         code = typed(t, "code", str, where)
         if code is None:
             raise err(where, f"[thread.{name}] needs code")
@@ -307,7 +319,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         for f in fl:
             if f not in CS_FLAGS:
                 raise err(where + ("rseq_flags",), f"unknown flag {f!r} (known: {', '.join(CS_FLAGS)})")
-        threads.append(ThreadSpec(name, seg, fl, at(*where), ptrace == "singlestep"))
+        threads.append(ThreadSpec(name, seg, fl, at(*where), ptrace == "singlestep", ptrace == "syscall", dict(seccomp)))
 
     handlers: dict[str, Handler] = {}
     for sig, h in table("handler").items():

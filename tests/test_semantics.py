@@ -563,3 +563,33 @@ def test_sud_select_without_sud_on_is_a_plain_store(tmp_path):
     sp = space(tmp_path, "sud_select BLOCK\nsyscall getpid\nexit")
     assert not sp.fired("syscall_user_dispatch")
     assert sp.any(T0__selector="BLOCK", T0__k="USER")
+
+
+# ------------------------------------------------------------ entry-work order
+
+
+def test_sud_runs_before_seccomp(tmp_path):
+    # syscall_trace_enter: a SUD-dispatched syscall never reaches seccomp.
+    code = """
+        sud_on     none, none
+        sud_select BLOCK
+        syscall    getpid
+none:   exit
+"""
+    sp = space(tmp_path, code, handlers=SIGSYS_ALLOW, thread_extra='seccomp = { getpid = "kill" }')
+    assert sp.fired("syscall_user_dispatch: getpid")
+    assert not sp.any(killed="SIGSYS")
+
+
+def test_seccomp_trap_raises_sigsys_and_skips_the_body(tmp_path):
+    sp = space(tmp_path, "syscall getpid\nexit", handlers=SIGSYS_ALLOW, thread_extra='seccomp = { getpid = "trap" }')
+    assert sp.fired("seccomp: getpid -> SECCOMP_RET_TRAP: SIGSYS, body skipped")
+    assert not sp.fired("getpid returns its result")
+    assert sp.any(T0__depth=1)
+
+
+def test_ptrace_syscall_stops_are_schedule_outs(tmp_path):
+    code = "rseq_cs cs1\nbegin: syscall getpid\nnop\nend: exit\nabort: exit"
+    sp = space(tmp_path, code, cs=CS1, thread_extra='ptrace = "syscall"')
+    assert sp.fired("ptrace syscall-entry-stop (schedule)")
+    assert sp.fired("notify-resume: ip inside cs1, event pending -> abort to abort")
