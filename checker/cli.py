@@ -69,7 +69,8 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--engine", type=click.Choice(ENGINES), default="explicit", show_default=True)
+@click.option("--engine", type=click.Choice(ENGINES + ("all",)), default="explicit", show_default=True,
+              help="all: explicit, bmc and induction; exit 3 if their verdicts or shortest lengths differ.")
 @click.option("--depth", type=click.IntRange(1, 100000), help="Override each spec's [check] depth.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="counterexamples", show_default=True,
@@ -89,7 +90,10 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, por, show_trace) 
     try:
         for f in files:
             prog = _progress_printer(Path(f).stem) if fmt == "text" else None
-            o = _check_one(f, depth=depth, engine=engine, por=por, timeout=timeout, progress=prog)
+            if engine == "all":
+                o = _check_all(f, depth=depth, por=por, timeout=timeout, progress=prog)
+            else:
+                o = _check_one(f, depth=depth, engine=engine, por=por, timeout=timeout, progress=prog)
             _clear_progress(prog)
             outcomes.append(o)
             if o.graph is not None:
@@ -138,6 +142,38 @@ def _check_one(f: str, **kw) -> Outcome:
         return Outcome(f, error=msg)
 
 
+def _check_all(f: str, por: bool, **kw) -> Outcome:
+    """Every engine on one spec; the explicit outcome is reported, with
+    `disagreement` set when another engine's verdict or shortest
+    counterexample length differs."""
+    base = _check_one(f, engine="explicit", por=por, **kw)
+    if base.error or base.result is None:
+        return base
+    lengths = {}
+    r = base.result
+    if r.verdict == "violation" and not r.shortest:  # POR pruned: ask for the shortest
+        r = _check_one(f, engine="explicit", por=False, **kw).result or r
+    runs = {"explicit": r}
+    for eng in ("bmc", "induction"):
+        o = _check_one(f, engine=eng, por=por, **kw)
+        if o.error or o.result is None:
+            base.disagreement = f"{eng}: {o.error}"
+            return base
+        runs[eng] = o.result
+    for eng, res in runs.items():
+        lengths[eng] = len(res.trace) - 1 if res.verdict == "violation" else None
+    known = {e: x for e, x in runs.items() if x.verdict != "unknown"}
+    verdicts = {x.verdict for x in known.values()}
+    lens = {lengths[e] for e in known}
+    if len(verdicts) > 1 or len(lens) > 1:
+        base.disagreement = "; ".join(
+            f"{e}: {x.verdict}" + (f" of {x.prop} in {lengths[e]} steps" if lengths[e] is not None else "")
+            + (f" ({x.reason})" if x.reason else "") for e, x in runs.items())
+    else:
+        base.engines = {e: (x.verdict + (f" ({x.reason})" if x.reason else "")) for e, x in runs.items()}
+    return base
+
+
 def _clear_progress(prog) -> None:
     if prog:
         sys.stderr.write("\r\033[K")
@@ -149,7 +185,7 @@ def _exit_code(outcomes: list[Outcome], interrupted: bool) -> int:
         return 2
     if any(o.verdict != "unknown" and not o.ok for o in outcomes):
         return 1
-    if interrupted or any(o.verdict == "unknown" for o in outcomes):
+    if interrupted or any(o.verdict == "unknown" or o.disagreement for o in outcomes):
         return 3
     return 0
 
@@ -167,6 +203,10 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
                    f"{r.stats.states:,} states, {r.stats.transitions:,} transitions, {r.stats.seconds:.2f} s")
         for p in o.vacuous:
             click.echo(f"     warning: {p} is vacuous here (its trigger never occurred)")
+        if o.disagreement:
+            click.echo(f"     ENGINES DISAGREE: {o.disagreement}")
+        elif o.engines:
+            click.echo("     engines: " + "; ".join(f"{e}: {v}" for e, v in o.engines.items()))
         if o.files:
             click.echo(f"     counterexample: {', '.join(o.files)}")
         if show_trace and o.graph is not None:

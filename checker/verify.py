@@ -22,7 +22,7 @@ from model.ir import ModelError, System
 from model.properties import PROPERTIES
 from model.spec import Spec, load_spec
 
-ENGINES = ("explicit",)
+ENGINES = ("explicit", "bmc", "induction")
 
 
 @dataclass
@@ -34,6 +34,8 @@ class Outcome:
     error: str | None = None  # spec or model error, already `file:line: msg`
     vacuous: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    disagreement: str | None = None  # --engine all: how the engines differ
+    engines: dict[str, str] = field(default_factory=dict)  # --engine all: each engine's verdict
 
     @property
     def verdict(self) -> str:
@@ -142,7 +144,13 @@ def check_spec(
         return out
     bound = depth if depth is not None else spec.depth
     try:
-        res = bfs(system, bound, por=por, timeout=timeout, progress=progress)
+        if engine == "explicit":
+            res = bfs(system, bound, por=por, timeout=timeout, progress=progress)
+        else:
+            from checker import symbolic
+
+            run = symbolic.bmc if engine == "bmc" else symbolic.kinduction
+            res = run(system, bound, timeout=timeout, progress=progress)
     except ModelError as e:
         out.error = f"{path}: model error: {e}"
         return out
