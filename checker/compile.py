@@ -542,6 +542,9 @@ class Packed:
     unpack: Callable[[int], tuple]
     source: str
     blocks: list[_Block]
+    rw: list[tuple[set[Var], set[Var]]]  # per action: variables read, written
+    needs_check: list[bool]  # per action: writes a variable of a property
+    needs_term: list[bool]  # per action: writes a variable of `terminal`
     Violation: type = _Violation
 
     def fired(self, violating: int | None = None) -> set[int]:
@@ -566,6 +569,7 @@ class _Block:
     mask: int  # key = state & mask
     collect: Callable[[int, list], None]
     special: frozenset[int]  # actions whose successor needs check()/terminal()
+    actions: tuple[int, ...]  # the run of the successor order it covers
     plain: dict[int, tuple[int, ...]] = field(default_factory=dict)  # key -> xor masks
     mixed: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # key -> (action, mask)
     acts: dict[int, tuple[int, ...]] = field(default_factory=dict)  # key -> actions of the entry
@@ -665,7 +669,7 @@ class Compiled:
         as long as this object, so one search per `packed()` result)."""
         if self._packed is None:
             assert self.system is not None
-            self._packed = _compile_packed(self.system, _tree(self.system))
+            self._packed = compile_packed(self.system)
         return self._packed
 
 
@@ -719,14 +723,16 @@ def compile_system(system: System) -> Compiled:
     return Compiled(ns["succ"], ns["check"], ns["terminal"], src, system)
 
 
-def _compile_packed(system: System, tree: _Node) -> Packed:
+def compile_packed(system: System) -> Packed:
+    """The packed-state engine alone (what the explicit search uses)."""
+    tree = _tree(system)
     L = Layout.of(system)
     idx = system.index()
     n = len(system.vars)
     em = _PackedEmitter(system, L)
-    lines = ["def succ(s, out):"]
-    lines += em.node(tree, "    ", {}, set())
-    lines.append("    return None")
+    runs = _blocks(system, tree)
+    # succ lists the blocks in order: the tree's order
+    lines = ["def succ(s, out):"] + [f"    collect{b}(s, out)" for b in range(len(runs))] + ["    return None"]
     unpack = ""
     if n:
         parts = []
@@ -739,7 +745,6 @@ def _compile_packed(system: System, tree: _Node) -> Packed:
     lines.append("def unpack(s):")
     lines.append(unpack if n else "    pass")
     lines.append("    return (" + "".join(f"v{i}, " for i in range(n)) + ")")
-    runs = _blocks(system, tree)
     for b, run in enumerate(runs):
         lines.append(f"def collect{b}(s, out):")
         lines += em.node(_prune(tree, set(run)), "    ", {}, set())
@@ -754,21 +759,22 @@ def _compile_packed(system: System, tree: _Node) -> Packed:
     for p in system.properties:
         prop_vars |= p.holds.vars()
     term_vars = system.terminal.vars()
-    needs_check = [bool(a.writes() & prop_vars) for a in system.actions]
-    needs_term = [bool(a.writes() & term_vars) for a in system.actions]
+    rw = [(a.reads(), a.writes()) for a in system.actions]
+    needs_check = [bool(w & prop_vars) for _, w in rw]
+    needs_term = [bool(w & term_vars) for _, w in rw]
     blocks: list[_Block] = []
     for b, run in enumerate(runs):
         used: set[Var] = set()
         for ai in run:
-            used |= system.actions[ai].reads() | system.actions[ai].writes()
+            used |= rw[ai][0] | rw[ai][1]
         mask = 0
         for v in used:
             mask |= L.mask[idx[v]] << L.shift[idx[v]]
         special = frozenset(ai for ai in run if needs_check[ai] or needs_term[ai])
-        blocks.append(_Block(b, mask, ns[f"collect{b}"], special))
+        blocks.append(_Block(b, mask, ns[f"collect{b}"], special, tuple(run)))
         ns[f"P{b}"] = blocks[-1].plain
         ns[f"R{b}"] = mask
     ns["_slow"] = _make_slow(blocks, ns["check"], ns["terminal"], needs_check, needs_term)
     exec(compile("\n" * len(lines) + "\n".join(tail) + "\n", "<rseqcheck-packed>", "exec"), ns)
     return Packed(L, ns["succ"], ns["check"], ns["terminal"], ns["expand"], ns["expand_limited"], L.pack,
-                  ns["unpack"], src, blocks)
+                  ns["unpack"], src, blocks, rw, needs_check, needs_term)

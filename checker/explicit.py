@@ -3,8 +3,20 @@
 BFS gives a shortest counterexample.  Optional partial-order reduction
 (ample sets computed from the IR's static read/write sets) explores one
 process at a time while that process's enabled actions are independent of
-every other process and invisible to the properties; the BFS proviso (an
-ample set whose successors are all new) keeps it sound for invariants.
+every other process and invisible to the properties: the ample set of a
+state is the enabled actions of the first process (in name order) whose
+enabled actions are all such, and it depends on the state alone.
+
+The cycle proviso is checked on the finished reduced graph rather than per
+step: every bottom strongly connected component must contain a fully
+expanded state, else one of its states is expanded fully and the search goes
+on (Valmari's condition for safety properties; a per-step "all successors
+new" rule also holds but keeps almost every interleaving of threads that
+loop, e.g. under preemption).  With it, every reachable violation and every
+action that can fire is still found.  Depths in the reduced graph are not
+the system's (one thread runs ahead), so a reduced search cut by the depth
+bound is redone in full.
+
 When the reduction pruned anything, a counterexample is cut down to the
 causal cone of its violating step and replayed, so it stays minimal in
 practice; `por=False` guarantees the shortest one.
@@ -21,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from checker.compile import Packed, compile_system
+from checker.compile import Packed, compile_packed, compile_system
 from model.ir import System, Var
 
 
@@ -55,32 +67,40 @@ class SearchResult:
 Progress = Callable[[Stats], None]
 
 _CHUNK = 4096  # states expanded between two looks at the clock
+_MEMO_CAP = 1 << 20  # ample-set memo entries per block before it is emptied
 _ROOT = -1  # parent of the initial state (packed states are >= 0)
 
 
-def _por_tables(system: System) -> tuple[list[bool], list[int], list[str]]:
-    """Static independence: which actions may form an ample set on their own."""
+def _por_tables(system: System, rw: list[tuple[set[Var], set[Var]]] | None = None
+                ) -> tuple[list[bool], list[int], list[str]]:
+    """Static independence: which actions may form an ample set on their own.
+    `rw`: each action's (reads, writes), if already known."""
+    if rw is None:
+        rw = [(a.reads(), a.writes()) for a in system.actions]
     procs = sorted({a.proc for a in system.actions})
     pid = {p: i for i, p in enumerate(procs)}
     reads: dict[str, set[Var]] = {p: set() for p in procs}
     writes: dict[str, set[Var]] = {p: set() for p in procs}
-    for a in system.actions:
-        reads[a.proc] |= a.reads()
-        writes[a.proc] |= a.writes()
+    for a, (r, w) in zip(system.actions, rw):
+        reads[a.proc] |= r
+        writes[a.proc] |= w
     visible: set[Var] = set(system.terminal.vars())
     for p in system.properties:
         visible |= p.holds.vars()
+    # what the other processes read and write, per process
+    r_all: dict[Var, int] = {}
+    w_all: dict[Var, int] = {}
+    for p in procs:
+        for v in reads[p]:
+            r_all[v] = r_all.get(v, 0) + 1
+        for v in writes[p]:
+            w_all[v] = w_all.get(v, 0) + 1
+    r_other = {p: {v for v, c in r_all.items() if c > (v in reads[p])} for p in procs}
+    w_other = {p: {v for v, c in w_all.items() if c > (v in writes[p])} for p in procs}
+    isolated = {p: not (reads[p] & w_other[p]) for p in procs}
     safe = []
-    for a in system.actions:
-        r_other: set[Var] = set()
-        w_other: set[Var] = set()
-        for p in procs:
-            if p != a.proc:
-                r_other |= reads[p]
-                w_other |= writes[p]
-        isolated = not (reads[a.proc] & w_other)
-        w = a.writes()
-        safe.append(isolated and not (w & (r_other | w_other | visible)))
+    for a, (_, w) in zip(system.actions, rw):
+        safe.append(isolated[a.proc] and not (w & (r_other[a.proc] | w_other[a.proc] | visible)))
     return safe, [pid[a.proc] for a in system.actions], procs
 
 
@@ -96,7 +116,7 @@ class _Search:
         self.system = system
         self.max_depth = max_depth
         self.por = por
-        self.pk: Packed = compile_system(system).packed()
+        self.pk: Packed = compile_packed(system)
         self.timeout = timeout
         self.limit = max_states if max_states else sys.maxsize
         self.progress = progress
@@ -111,15 +131,21 @@ class _Search:
         self.reduced = False
         self.joined = False  # a reduced step reached a known state
         self.forced: set[int] = set()  # fully expanded by the ignoring fix
+        self.terminals: set[int] = set()  # terminal states of the reduced search
         self.depth = 0
         self.max_level = 0
         self.seen: dict[int, int] = {}
         if por:
-            self.safe, self.proc_of, _ = _por_tables(system)
-            props = set().union(*(p.holds.vars() for p in system.properties)) if system.properties else set()
-            term = system.terminal.vars()
-            self.needs_check = [bool(a.writes() & props) for a in system.actions]
-            self.needs_term = [bool(a.writes() & term) for a in system.actions]
+            self.safe, self.proc_of, _ = _por_tables(system, self.pk.rw)
+            self.needs_check, self.needs_term = self.pk.needs_check, self.pk.needs_term
+            self.pmemo: list[dict[int, tuple[list, bool]]] = [{} for _ in self.pk.blocks]
+            self.bmask = [blk.mask for blk in self.pk.blocks]
+            # each block is a run of one process's actions: blocks by process
+            by: dict[int, list[int]] = {}
+            for b, blk in enumerate(self.pk.blocks):
+                by.setdefault(self.proc_of[blk.actions[0]], []).append(b)
+            self.proc_blocks = sorted(by.items())
+            self.proc_blocks_of = by
 
     # ------------------------------------------------------------ results
 
@@ -180,6 +206,8 @@ class _Search:
         if bad >= 0:
             return self.finish("violation", prop=self.system.properties[bad].name, trace=self.path_to(init))
         frontier = [] if pk.terminal(init) else [init]
+        if not frontier:
+            self.terminals.add(init)
         nterm = len(frontier) ^ 1  # terminal states of the level: in the frontier, never expanded
         try:
             if not self.por:
@@ -268,26 +296,68 @@ class _Search:
                 self.tick()
         return nxt, len(tnxt)
 
+    def entry(self, b: int, s: int) -> tuple[list[tuple[int, int]], bool]:
+        """Block b's enabled actions at s as (action, xor mask), and whether
+        all are safe; memoized by the block's key."""
+        blk = self.pk.blocks[b]
+        memo = self.pmemo[b]
+        if len(memo) >= _MEMO_CAP:
+            memo.clear()
+        out: list = []
+        blk.collect(s, out)
+        items = [(a, s ^ t) for a, t in out]
+        e = memo[s & blk.mask] = (items, all(self.safe[a] for a, _ in items))
+        return e
+
+    def choose(self, s: int) -> tuple[list[tuple[int, int]], bool]:
+        """The ample set of s, as (action, xor mask) in successor order, and
+        whether it is all of s's successors: the enabled actions of the first
+        process (in name order) whose enabled actions are all safe, if
+        another process has enabled actions too."""
+        pmemo, masks, entry = self.pmemo, self.bmask, self.entry
+        got: dict[int, tuple[list, bool]] = {}
+        choice = -1
+        enabled = 0  # processes with enabled actions
+        for pid, bl in self.proc_blocks:
+            has, ok = False, True
+            for b in bl:
+                e = pmemo[b].get(s & masks[b])
+                if e is None:
+                    e = entry(b, s)
+                got[b] = e
+                if e[0]:
+                    has = True
+                    ok = ok and e[1]
+            if has:
+                enabled += 1
+                if choice < 0 and ok:
+                    choice = pid
+                if choice >= 0 and enabled > 1:
+                    return [it for b in self.proc_blocks_of[choice] for it in got[b][0]], False
+        items = []
+        for b in range(len(masks)):
+            e = got[b]
+            if e[0]:
+                items += e[0]
+        return items, True
+
     def level_por(self, frontier: list[int]) -> tuple[list[int], int]:
         nxt: list[int] = []
         nterm = 0
-        seen, F, limit = self.seen, self.F, self.limit
-        succ, check, terminal = self.pk.succ, self.pk.check, self.pk.terminal
-        safe, proc_of, needs_check, needs_term = self.safe, self.proc_of, self.needs_check, self.needs_term
+        seen, F, limit, choose = self.seen, self.F, self.limit, self.choose
+        check, terminal = self.pk.check, self.pk.terminal
+        needs_check, needs_term = self.needs_check, self.needs_term
         st = self.stats
         for k, s in enumerate(frontier, 1):
-            out: list = []
-            succ(s, out)
-            pruned = False
-            if len(out) > 1:
-                out, pruned = _ample(out, safe, proc_of)
-                if pruned:
-                    self.reduced = True
-            st.transitions += len(out)
-            for a, t in out:
+            items, is_full = choose(s)
+            if not is_full:
+                self.reduced = True
+            st.transitions += len(items)
+            for a, x in items:
                 F[a] = 1
+                t = s ^ x
                 if t in seen:
-                    if pruned:
+                    if not is_full:
                         self.joined = True  # a cycle of reduced steps is possible
                     continue
                 seen[t] = s
@@ -297,6 +367,7 @@ class _Search:
                         raise _Found(t, b)
                 if needs_term[a] and terminal(t):
                     nterm += 1
+                    self.terminals.add(t)
                 else:
                     nxt.append(t)
             if len(seen) >= limit:
@@ -314,14 +385,10 @@ class _Search:
             out: list = []
             self.pk.succ(s, out)
             return out, True
-        if self.pk.terminal(s):
+        if s in self.terminals:
             return [], True
-        out = []
-        self.pk.succ(s, out)
-        if len(out) > 1:
-            out, pruned = _ample(out, self.safe, self.proc_of)
-            return out, not pruned
-        return out, True
+        items, is_full = self.choose(s)
+        return [(a, s ^ x) for a, x in items], is_full
 
     def fix_ignoring(self) -> dict[int, tuple[list[int], int]]:
         """The cycle proviso, as a check on the finished reduced graph: every
@@ -363,12 +430,6 @@ class _Search:
                         leaves.add(v)
                 else:
                     work.pop()
-                    if work:
-                        u = work[-1][0]
-                        if v in on_stack:
-                            low[u] = min(low[u], low[v])
-                        else:
-                            leaves.add(u)
                     if low[v] == index[v]:
                         members = []
                         while True:
@@ -379,6 +440,12 @@ class _Search:
                                 break
                         if not any(m in leaves for m in members) and not any(m in full for m in members):
                             reps.append(min(members))
+                    if work:  # back in the parent: v's component is done or is the parent's
+                        u = work[-1][0]
+                        if v in on_stack:
+                            low[u] = min(low[u], low[v])
+                        else:
+                            leaves.add(u)
         pending: dict[int, tuple[list[int], int]] = {}
         seen, st = self.seen, self.stats
         for x in reps:
@@ -405,6 +472,7 @@ class _Search:
                 f, nt = pending.get(d + 1, ([], 0))
                 if self.needs_term[a] and self.pk.terminal(t):
                     pending[d + 1] = (f, nt + 1)
+                    self.terminals.add(t)
                 else:
                     f.append(t)
                     pending[d + 1] = (f, nt)
