@@ -628,6 +628,7 @@ def _expand_source(nblocks: int, limited: bool) -> list[str]:
     out = [
         f"def {name}(frontier, seen, nxt, tnxt{', limit' if limited else ''}{params}, _slow=_slow):",
         "    n = 0",
+        "    push = nxt.append",
     ]
     if limited:
         out.append("    k = 0")
@@ -646,7 +647,7 @@ def _expand_source(nblocks: int, limited: bool) -> list[str]:
             "            t = s ^ x",
             "            if t not in seen:",
             "                seen[t] = s",
-            "                nxt.append(t)",
+            "                push(t)",
         ]
     if limited:
         out += ["        k += 1", "        if len(seen) >= limit: return k, n", "    return k, n"]

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from checker.compile import Packed, compile_packed, compile_system
+from checker.compile import Compiled, Packed, compile_packed, compile_system
 from model.ir import System, Var
 
 
@@ -539,10 +539,10 @@ def causal_cone(system: System, trace: list[tuple[int, tuple]], bad_prop: int) -
     if all(keep):
         return trace
     seq = [a for a, k in zip(acts, keep) if k]
-    replayed = replay(system, seq)
+    comp = compile_system(system)
+    replayed = _replay(comp, system, seq)
     if replayed is None:
         return trace
-    comp = compile_system(system)
     if comp.check(replayed[-1][1]) != bad_prop:
         return trace
     return replayed
@@ -551,7 +551,10 @@ def causal_cone(system: System, trace: list[tuple[int, tuple]], bad_prop: int) -
 def replay(system: System, seq: list[int]) -> list[tuple[int, tuple]] | None:
     """Run the action indices in order from the initial state; None if a
     step is not enabled where it is taken."""
-    comp = compile_system(system)
+    return _replay(compile_system(system), system, seq)
+
+
+def _replay(comp: Compiled, system: System, seq: list[int]) -> list[tuple[int, tuple]] | None:
     s = system.initial_state()
     out = [(-1, s)]
     for a in seq:
