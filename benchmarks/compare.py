@@ -14,7 +14,9 @@ for both.  Exit status 1 if anything differs.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,7 @@ import ladder  # noqa: E402
 def load_ref(rev: str) -> Any:
     """The explicit engine of `rev`, importable beside today's."""
     tmp = Path(tempfile.mkdtemp(prefix="rseqcheck-ref-"))
+    atexit.register(shutil.rmtree, tmp, True)
     pkg = tmp / "refengine"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")

@@ -30,14 +30,19 @@ sys.path.insert(0, str(HERE))
 import ladder  # noqa: E402
 
 
-def worker(path: str, por: bool, timeout: float | None) -> None:
+def worker(path: str, por: bool, timeout: float | None, ref: str | None) -> None:
     """Child side: build and search one spec, print one JSON line."""
     import resource
 
-    from checker.explicit import bfs
     from model.build import build_system
     from model.spec import load_spec
 
+    if ref:
+        from compare import load_ref
+
+        bfs = load_ref(ref).bfs
+    else:
+        from checker.explicit import bfs
     t0 = time.perf_counter()
     spec = load_spec(path)
     system = build_system(spec)
@@ -69,11 +74,13 @@ def worker(path: str, por: bool, timeout: float | None) -> None:
     )
 
 
-def run_one(path: str, por: bool, timeout: float | None) -> dict[str, Any]:
+def run_one(path: str, por: bool, timeout: float | None, ref: str | None = None) -> dict[str, Any]:
     """Parent side: run `worker` in a fresh interpreter, collect its rusage."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", path, "--por" if por else "--no-por"]
     if timeout:
         cmd += ["--timeout", str(timeout)]
+    if ref:
+        cmd += ["--ref", ref]
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT, text=True)
     killer = None
@@ -148,12 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--both", action="store_true", help="run every rung with POR on and off")
     ap.add_argument("--max-seconds", type=float, help="skip rungs predicted to exceed this; stop a rung at it")
     ap.add_argument("--json", type=Path, help="also save the records here")
+    ap.add_argument("--ref", metavar="REV", help="use the explicit engine of this git revision (before/after figures)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--por", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--timeout", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.por, args.timeout)
+        worker(args.worker, args.por, args.timeout, args.ref)
         return 0
 
     stale = ladder.main(["--check"])
@@ -172,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             for k in parse_set(args.rounds):
                 jobs.append((t, k, str((ladder.SPEC_DIR / f"{ladder.rung_name(t, k)}.toml").relative_to(ROOT))))
 
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; seconds: the search itself (bfs, after compiling the model)")
+    eng = f"engine of {args.ref}" if args.ref else "engine of the working tree"
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {eng}; seconds: the search itself (bfs, after compiling the model)")
     print(HEAD, flush=True)
     records: list[dict[str, Any]] = []
     history: dict[tuple[Any, bool], list[float]] = {}
@@ -188,12 +197,12 @@ def main(argv: list[str] | None = None) -> int:
                 rec = {"spec": path, "por": por, "verdict": "skipped", "reason": f"predicted ~{guess:.0f} s"}
                 blocked.add(col)
             else:
-                rec = run_one(path, por, args.max_seconds)
+                rec = run_one(path, por, args.max_seconds, args.ref)
                 if "seconds" in rec:
                     history.setdefault(col, []).append(rec["seconds"])
                 if rec.get("verdict") in ("unknown", "error"):
                     blocked.add(col)
-            rec.update(threads=t, rounds=k)
+            rec.update(threads=t, rounds=k, engine=args.ref or "HEAD")
             records.append(rec)
             print(row(t, k, rec) + ("" if t != "-" else f"  {path}"), flush=True)
     if args.json:

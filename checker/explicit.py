@@ -146,6 +146,8 @@ class _Search:
                 by.setdefault(self.proc_of[blk.actions[0]], []).append(b)
             self.proc_blocks = sorted(by.items())
             self.proc_blocks_of = by
+            if len(by) < 2 or not any(self.safe):
+                self.por = False  # no ample set can be smaller: the plain search is the same, faster
 
     # ------------------------------------------------------------ results
 
