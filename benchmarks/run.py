@@ -62,6 +62,7 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None) -> None
                 "states": st.states,
                 "transitions": st.transitions,
                 "depth": st.depth,
+                "prop": res.prop,
                 "trace_steps": len(res.trace) - 1 if res.trace else None,
                 "seconds": st.seconds,
                 "build_seconds": build_s,
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {eng}; seconds: the search itself (bfs, after compiling the model)")
     print(HEAD, flush=True)
     records: list[dict[str, Any]] = []
+    disagree: list[str] = []
     history: dict[tuple[Any, bool], list[float]] = {}
     blocked: set[tuple[Any, bool]] = set()
     for t, k, path in jobs:
@@ -204,11 +206,19 @@ def main(argv: list[str] | None = None) -> int:
                     blocked.add(col)
             rec.update(threads=t, rounds=k, engine=args.ref or "HEAD")
             records.append(rec)
-            print(row(t, k, rec) + ("" if t != "-" else f"  {path}"), flush=True)
+            note = ""
+            if not por and len(modes) == 2:  # POR soundness: both searches must agree
+                on = records[-2]
+                if "states" in on and "states" in rec and (on["verdict"], on.get("prop")) != (rec["verdict"], rec.get("prop")):
+                    note = f"  POR DISAGREES: {on['verdict']} {on.get('prop') or ''} with reduction"
+                    disagree.append(path)
+            print(row(t, k, rec) + ("" if t != "-" else f"  {path}") + note, flush=True)
     if args.json:
         args.json.write_text(json.dumps(records, indent=1) + "\n")
     bad = [r for r in records if r.get("verdict") not in ("skipped", "unknown") and r.get("expected") and r["verdict"] != r["expected"]]
-    return 1 if bad else 0
+    if disagree:
+        print(f"POR on and off disagree on {len(disagree)} spec(s): " + ", ".join(disagree))
+    return 1 if bad or disagree else 0
 
 
 if __name__ == "__main__":
