@@ -545,13 +545,14 @@ class Packed:
     rw: list[tuple[set[Var], set[Var]]]  # per action: variables read, written
     needs_check: list[bool]  # per action: writes a variable of a property
     needs_term: list[bool]  # per action: writes a variable of `terminal`
+    F: bytearray  # actions fired in direct (unmemoized) blocks
     Violation: type = _Violation
 
     def fired(self, violating: int | None = None) -> set[int]:
         """Actions with a successor taken: every block entry's, except the
         entries made while expanding `violating`, whose successors after the
         violating one were never taken (the caller adds those before it)."""
-        out: set[int] = set()
+        out = {a for a, f in enumerate(self.F) if f}
         for b in self.blocks:
             out |= b.fired
             for key, acts in b.acts.items():
@@ -570,6 +571,7 @@ class _Block:
     collect: Callable[[int, list], None]
     special: frozenset[int]  # actions whose successor needs check()/terminal()
     actions: tuple[int, ...]  # the run of the successor order it covers
+    direct: bool  # its key is the whole changing state: computed each time, not memoized
     plain: dict[int, tuple[int, ...]] = field(default_factory=dict)  # key -> xor masks
     mixed: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # key -> (action, mask)
     acts: dict[int, tuple[int, ...]] = field(default_factory=dict)  # key -> actions of the entry
@@ -621,12 +623,31 @@ def _make_slow(blocks: list[_Block], check: Callable[[int], int], terminal: Call
     return slow
 
 
-def _expand_source(nblocks: int, limited: bool) -> list[str]:
-    """The BFS level loop, one memo lookup per block and state."""
-    params = "".join(f", P{b}=P{b}, R{b}=R{b}" for b in range(nblocks))
+def _make_special(check: Callable[[int], int], terminal: Callable[[int], bool],
+                  needs_check: list[bool], needs_term: list[bool]) -> Callable:
+    def special(s: int, t: int, a: int, push: Callable, tnxt: list, before: int) -> None:
+        """A new successor by an action that may break a property or stop."""
+        if needs_check[a]:
+            bad = check(t)
+            if bad >= 0:
+                raise _Violation(s, t, bad, before)
+        if needs_term[a] and terminal(t):
+            tnxt.append(t)
+        else:
+            push(t)
+
+    return special
+
+
+def _expand_source(direct: list[bool], limited: bool) -> list[str]:
+    """The BFS level loop: per state and block, one memo lookup, or (direct
+    blocks) the block's successors computed on the spot."""
+    nblocks = len(direct)
+    params = "".join(f", C{b}=collect{b}" if direct[b] else f", P{b}=P{b}, R{b}=R{b}" for b in range(nblocks))
     name = "expand_limited" if limited else "expand"
     out = [
-        f"def {name}(frontier, seen, nxt, tnxt{', limit' if limited else ''}{params}, _slow=_slow):",
+        f"def {name}(frontier, seen, nxt, tnxt{', limit' if limited else ''}{params}, _slow=_slow,"
+        " _special=_special, F=F, SP=SP):",
         "    n = 0",
         "    push = nxt.append",
     ]
@@ -635,6 +656,19 @@ def _expand_source(nblocks: int, limited: bool) -> list[str]:
     out.append("    for s in frontier:")
     out.append("        n0 = n")
     for b in range(nblocks):
+        if direct[b]:
+            out += [
+                "        out = []",
+                f"        C{b}(s, out)",
+                "        n += len(out)",
+                "        for a, t in out:",
+                "            F[a] = 1",
+                "            if t not in seen:",
+                "                seen[t] = s",
+                "                if SP[a]: _special(s, t, a, push, tnxt, n0)",
+                "                else: push(t)",
+            ]
+            continue
         out += [
             f"        L = P{b}.get(s & R{b})",
             "        if L is None:",
@@ -750,9 +784,6 @@ def compile_packed(system: System) -> Packed:
         lines.append(f"def collect{b}(s, out):")
         lines += em.node(_prune(tree, set(run)), "    ", {}, set())
         lines.append("    return None")
-    # the expand loops bind the memos and the slow path as defaults: compiled last
-    tail = _expand_source(len(runs), False) + _expand_source(len(runs), True)
-    src = "\n".join(lines + tail) + "\n"
     ns: dict = {"_range_error": _range_error_fn(system)}
     exec(compile("\n".join(lines) + "\n", "<rseqcheck-packed>", "exec"), ns)
 
@@ -763,6 +794,10 @@ def compile_packed(system: System) -> Packed:
     rw = [(a.reads(), a.writes()) for a in system.actions]
     needs_check = [bool(w & prop_vars) for _, w in rw]
     needs_term = [bool(w & term_vars) for _, w in rw]
+    changing = 0  # bits of the variables some action writes
+    for _, w in rw:
+        for v in w:
+            changing |= L.mask[idx[v]] << L.shift[idx[v]]
     blocks: list[_Block] = []
     for b, run in enumerate(runs):
         used: set[Var] = set()
@@ -772,10 +807,19 @@ def compile_packed(system: System) -> Packed:
         for v in used:
             mask |= L.mask[idx[v]] << L.shift[idx[v]]
         special = frozenset(ai for ai in run if needs_check[ai] or needs_term[ai])
-        blocks.append(_Block(b, mask, ns[f"collect{b}"], special, tuple(run)))
+        # a key that is the whole changing state repeats only when the state does
+        direct = mask & changing == changing
+        blocks.append(_Block(b, mask, ns[f"collect{b}"], special, tuple(run), direct))
         ns[f"P{b}"] = blocks[-1].plain
         ns[f"R{b}"] = mask
     ns["_slow"] = _make_slow(blocks, ns["check"], ns["terminal"], needs_check, needs_term)
+    ns["_special"] = _make_special(ns["check"], ns["terminal"], needs_check, needs_term)
+    ns["F"] = F = bytearray(len(system.actions))
+    ns["SP"] = bytes(c or t for c, t in zip(needs_check, needs_term))
+    # the expand loops bind the memos, collectors and helpers as defaults: compiled last
+    direct = [blk.direct for blk in blocks]
+    tail = _expand_source(direct, False) + _expand_source(direct, True)
+    src = "\n".join(lines + tail) + "\n"
     exec(compile("\n" * len(lines) + "\n".join(tail) + "\n", "<rseqcheck-packed>", "exec"), ns)
     return Packed(L, ns["succ"], ns["check"], ns["terminal"], ns["expand"], ns["expand_limited"], L.pack,
-                  ns["unpack"], src, blocks, rw, needs_check, needs_term)
+                  ns["unpack"], src, blocks, rw, needs_check, needs_term, F)
