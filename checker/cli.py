@@ -199,8 +199,9 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
         assert r is not None and o.spec is not None
         mark = "ok  " if o.ok else ("??  " if o.verdict == "unknown" else "FAIL")
         exp = o.expected or "holds"
-        click.echo(f"{mark} {o.path}: {o.describe()} (expected {exp}); "
-                   f"{r.stats.states:,} states, {r.stats.transitions:,} transitions, {r.stats.seconds:.2f} s")
+        size = (f"{r.stats.states:,} states, {r.stats.transitions:,} transitions" if r.engine == "explicit"
+                else f"{r.engine}, depth {r.stats.depth}")  # the symbolic engines enumerate no states
+        click.echo(f"{mark} {o.path}: {o.describe()} (expected {exp}); {size}, {r.stats.seconds:.2f} s")
         for p in o.vacuous:
             click.echo(f"     warning: {p} is vacuous here (its trigger never occurred)")
         if o.disagreement:

@@ -61,6 +61,10 @@ class Outcome:
             return self.error
         assert r is not None
         if r.verdict == "holds":
+            if r.engine == "induction":
+                return f"holds ({r.reason})" if r.exhausted else f"holds up to depth {r.bound} ({r.reason})"
+            if r.exhausted and r.engine == "bmc":
+                return f"holds (no execution is {r.bound} steps long)"
             if r.exhausted:
                 return f"holds (state space exhausted at depth {r.stats.depth})"
             return f"holds up to depth {r.bound}"
@@ -155,7 +159,7 @@ def check_spec(
         out.error = f"{path}: model error: {e}"
         return out
     out.result = res
-    if res.verdict == "holds":
+    if res.verdict == "holds" and engine != "induction":  # induction's coverage stops below its k
         tags = set()
         for a in res.fired:
             tags |= system.actions[a].tags
