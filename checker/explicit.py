@@ -408,6 +408,8 @@ class _Search:
         reps: list[int] = []
 
         def visit(v: int) -> tuple[int, object]:
+            if self.watch and not len(index) % _CHUNK:
+                self.tick()
             index[v] = low[v] = len(index)
             stack.append(v)
             on_stack.add(v)
