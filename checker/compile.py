@@ -36,27 +36,29 @@ _TMP = "\0new"  # proc of the stand-in variables for a successor's computed fiel
 _CHAIN = 6  # a dispatch on more values than this is split in halves (binary search)
 
 
-def py_expr(e: Expr, idx: dict[Var, int] | Callable[[Var], str]) -> str:
-    """Python source of `e`; `idx` maps a variable to its local (`v<i>`)."""
+def py_expr(e: Expr, idx: dict[Var, int] | Callable[[Var], str], boolean: bool = False) -> str:
+    """Python source of `e`; `idx` maps a variable to its local (`v<i>`).
+    `boolean`: only the truth of the result matters (a guard).  Elsewhere
+    and/or are made to yield 0/1 as the IR says (Python's return an operand)."""
     name = idx if callable(idx) else (lambda v: f"v{idx[v]}")
-    return _py(e, name)
+    return _py(e, name, boolean)
 
 
-def _py(e: Expr, name: Callable[[Var], str]) -> str:
+def _py(e: Expr, name: Callable[[Var], str], boolean: bool = False) -> str:
     if isinstance(e, Const):
         return str(e.value)
     if isinstance(e, Ref):
         return name(e.var)
     assert isinstance(e, Op), e
-    a = [_py(x, name) for x in e.args]
+    if e.op in ("and", "or"):
+        inner = "(" + f" {e.op} ".join(_py(x, name, True) for x in e.args) + ")"
+        return inner if boolean else f"(1 if {inner} else 0)"
     if e.op == "not":
-        return f"(not {a[0]})"
-    if e.op == "and":
-        return "(" + " and ".join(a) + ")"
-    if e.op == "or":
-        return "(" + " or ".join(a) + ")"
+        return f"(not {_py(e.args[0], name, True)})"
     if e.op == "ite":
-        return f"({a[1]} if {a[0]} else {a[2]})"
+        c, x, y = e.args
+        return f"({_py(x, name)} if {_py(c, name, True)} else {_py(y, name)})"
+    a = [_py(x, name) for x in e.args]
     return f"({a[0]} {_PYOP[e.op]} {a[1]})"
 
 
@@ -92,36 +94,21 @@ def peval(e: Expr, known: dict[Var, int]) -> Expr:
 
 
 def _peval_andor(e: Op, known: dict[Var, int]) -> Expr:
-    """Python's and/or return an operand (the generated code relies on it in
-    assignments too), so a constant operand is dropped only where that keeps
-    the value: `and` yields the first falsy operand (numerically 0) or the
-    last one; `or` the first truthy operand or the last one."""
+    """and/or are 0/1-valued (model.ir.evaluate): a deciding constant
+    operand decides the whole, a neutral one is dropped."""
     is_and = e.op == "and"
     args: list[Expr] = []
-    ops = [peval(x, known) for x in e.args]
-    for k, y in enumerate(ops):
-        last = k == len(ops) - 1
+    for y in (peval(x, known) for x in e.args):
         if isinstance(y, Const):
             if is_and and not y.value:
-                return Const(0)  # every falsy int is 0
-            if is_and:  # truthy: skipped, unless it is the value of the whole
-                if last:
-                    if not args:
-                        return y
-                    args.append(y)
-                continue
-            if y.value:  # `or` stops at a truthy constant
-                if not args:
-                    return y
-                args.append(y)
-                break
-            if last and not args:
                 return Const(0)
-            continue  # falsy in `or`: `b or 0` is b or (numerically) 0
+            if not is_and and y.value:
+                return Const(1)
+            continue
         args.append(y)
-    if len(args) == 1 and isinstance(args[0], Const):
-        return args[0]
-    return Op(e.op, tuple(args))
+    if not args:
+        return Const(1 if is_and else 0)
+    return Op(e.op, tuple(args))  # even with one operand: it still makes a 0/1 value
 
 
 def _bounds(e: Expr, rng: dict[Var, tuple[int, int]] | None = None) -> tuple[int, int] | None:
@@ -137,11 +124,7 @@ def _bounds(e: Expr, rng: dict[Var, tuple[int, int]] | None = None) -> tuple[int
         if e.op in ("not", "==", "!=", "<", "<=", ">", ">="):
             return 0, 1
         if e.op in ("and", "or"):
-            # Python and/or return an operand: the hull of the operands' ranges
-            bs = [_bounds(x, rng) for x in e.args]
-            if all(bs):
-                return min(b[0] for b in bs if b), max(b[1] for b in bs if b)
-            return None
+            return 0, 1
         if e.op == "ite":
             a, b = _bounds(e.args[1], rng), _bounds(e.args[2], rng)
             if a and b:
@@ -326,7 +309,7 @@ class _TupleEmitter(_Emitter):
         out = []
         body = ind
         if rest:
-            out.append(f"{ind}if {' and '.join(py_expr(c, self.name) for c in rest)}:")
+            out.append(f"{ind}if {' and '.join(py_expr(c, self.name, True) for c in rest)}:")
             body = ind + "    "
         n = len(self.system.vars)
         new = {}
@@ -412,7 +395,7 @@ class _PackedEmitter(_Emitter):
         body = ind
         if rest:  # reads before the `if` run unconditionally: later siblings reuse them
             out += self.reads(rest, ind, scope)
-            out.append(f"{ind}if {' and '.join(py_expr(c, self.name) for c in rest)}:")
+            out.append(f"{ind}if {' and '.join(py_expr(c, self.name, True) for c in rest)}:")
             body = ind + "    "
         scope = set(scope)
         known2 = dict(known)
@@ -729,12 +712,12 @@ def _state_funcs(system: System, idx: dict[Var, int], unpack: str) -> list[str]:
     if unpack:
         lines.append(unpack)
     for pi, p in enumerate(system.properties):
-        lines.append(f"    if not {py_expr(p.holds, idx)}: return {pi}")
+        lines.append(f"    if not {py_expr(p.holds, idx, True)}: return {pi}")
     lines.append("    return -1")
     lines.append("def terminal(s):")
     if unpack:
         lines.append(unpack)
-    lines.append(f"    return bool({py_expr(system.terminal, idx)})")
+    lines.append(f"    return bool({py_expr(system.terminal, idx, True)})")
     return lines
 
 

@@ -281,12 +281,8 @@ def test_coverage_modes():
     assert bmc(s, 1, coverage="all").fired == {0}
 
 
-@pytest.mark.xfail(
-    reason="explicit engine bug: checker/compile.py evaluates `and`/`or` with Python's operand-returning "
-    "semantics, while model.ir.evaluate (the reference) gives 0/1",
-    strict=False,
-)
 def test_and_or_as_values_are_0_or_1():
+    # regression: checker/compile.py once returned an operand, as Python does
     x, z, y = Var("x", Bool()), Var("z", IntRange(0, 3)), Var("y", IntRange(0, 3))
     s = System(
         [x, z, y],
@@ -297,6 +293,7 @@ def test_and_or_as_values_are_0_or_1():
     assert evaluate(And(x, z), {x: 1, z: 2}) == 1
     assert bmc(s, 3).verdict == "holds"
     assert bfs(s, 3, por=False).verdict == "holds"
+    assert bfs(s, 3, por=True).verdict == "holds"
 
 
 # --------------------------------------------------------------------- the specs
