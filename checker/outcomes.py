@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from checker.compile import compile_system
 from model.errors import SpecError
 from model.ir import System
-from model.program import AExpr
+from model.program import AExpr, expr_vars
 from model.signals import SIGNUM
 from model.spec import Spec
 
@@ -218,14 +218,7 @@ def eval_condition(e: AExpr, o: Outcome) -> int:
 
 
 def condition_names(e: AExpr) -> set[str]:
-    if e.op == "var":
-        return {e.args[0]}
-    if e.op == "int":
-        return set()
-    out: set[str] = set()
-    for a in e.args:
-        out |= condition_names(a)
-    return out
+    return expr_vars(e)
 
 
 def validate_condition(spec: Spec, uvars: set[str]) -> None:

@@ -66,6 +66,16 @@ PHASES = (
 )
 
 
+def P(name: str) -> Const:
+    """The value of kernel phase `name` (PHASES)."""
+    return Const(PHASES.index(name))
+
+
+def A(name: str) -> Const:
+    """The value of `ax` `name` (syscalls.AX)."""
+    return Const(AX.index(name))
+
+
 @dataclass
 class CsInst:
     """A descriptor at fixed addresses: one per code block holding its labels."""

@@ -18,20 +18,12 @@ orig_ax = -1, so no restart logic runs on its exit.
 from __future__ import annotations
 
 from model import next_syscall, rseq, singlestep
-from model.build import PHASES, TV, Builder, Case
+from model.build import TV, A, Builder, Case, P
 from model.ir import Add, And, Const, Eq, Expr, Ite, Not, Or, Sub, Var
 from model.syscalls import AX
 
 HANDLE = "arch/x86/kernel/signal.c:handle_signal"
 GET = "kernel/signal.c:get_signal"
-
-
-def P(name: str) -> Const:
-    return Const(PHASES.index(name))
-
-
-def A(name: str) -> Const:
-    return Const(AX.index(name))
 
 
 def add_actions(b: Builder, t: TV) -> None:

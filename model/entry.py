@@ -19,22 +19,14 @@ reachable.
 from __future__ import annotations
 
 from model import next_syscall, rseq, singlestep, sud
-from model.build import PHASES, TV, Builder, Case
+from model.build import PHASES, TV, A, Builder, Case, P
 from model.ir import And, Const, Eq, Expr, Not, Var
 from model.program import SYSCALL_OPS
-from model.syscalls import AX, RESTART_CODE, SYSCALLS
+from model.syscalls import RESTART_CODE, SYSCALLS
 from model.user import contexts
 
 ENTRY = "kernel/entry/common.c:syscall_enter_from_user_mode"
 LOOP = "kernel/entry/common.c:exit_to_user_mode_loop"
-
-
-def P(name: str) -> Const:
-    return Const(PHASES.index(name))
-
-
-def A(name: str) -> Const:
-    return Const(AX.index(name))
 
 
 def add_actions(b: Builder, t: TV) -> None:
