@@ -47,3 +47,15 @@ def test_vacuous_property_is_reported(tmp_path):
     out = check_spec(str(p))
     assert out.verdict == "holds"
     assert out.vacuous == ["next-syscall-atomic"]
+
+
+def test_por_fuzz_random_systems_agree_with_full_search():
+    # benchmarks/por_fuzz.py: random multi-process systems; verdicts with and
+    # without the reduction agree, and the ignoring fix matches networkx.
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/por_fuzz.py"), "0", "300"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip().splitlines()[-1].startswith("0 disagreement(s); systems: 300")
