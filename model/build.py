@@ -21,7 +21,7 @@ no successor after it.  A property violation sets the global `bad`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from model import signals as sigmod
 from model.errors import SpecError
@@ -171,6 +171,10 @@ class Case:
     fn: str = ""
     rule: str = ""
     tags: frozenset[str] = frozenset()
+
+    def when(self, cond: Expr) -> Case:
+        """The same outcome, only where `cond` also holds."""
+        return replace(self, guard=And(cond, self.guard))
 
 
 class Builder:

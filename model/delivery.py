@@ -17,6 +17,8 @@ orig_ax = -1, so no restart logic runs on its exit.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from model import next_syscall, rseq, singlestep
 from model.build import TV, A, Builder, Case, P
 from model.ir import Add, And, Const, Eq, Expr, Ite, Not, Or, Sub, Var
@@ -81,13 +83,12 @@ def add_actions(b: Builder, t: TV) -> None:
                 if rseq.optimized(b):
                     # R1/V2: only after a user-mode interruption; R2 legacy mode: always
                     gate = Or(t.user_irq, rseq.legacy_mode(b, t))
-                    cases = [Case(And(gate, c.guard), c.updates, c.label, c.fn, c.rule, c.tags)
-                             for c in rseq.eval_cases(b, t, d, ip, "rseq_signal_deliver")]
+                    cases = [c.when(gate) for c in rseq.eval_cases(b, t, d, ip, "rseq_signal_deliver")]
                     cases.append(Case(Const(1), {}, "rseq_signal_deliver: delivered at syscall exit (no user_irq), "
                                       "critical section not evaluated", "include/linux/rseq.h:rseq_signal_deliver"))
                 else:
                     cases = rseq.fixup_cases(b, t, d, ip, "rseq_signal_deliver", signal=True)
-                cases = [Case(c.guard, c.updates, c.label, c.fn, c.rule or rule, c.tags) for c in cases]
+                cases = [replace(c, rule=c.rule or rule) for c in cases]
                 common: dict[Var, Expr] = {t.k: P("SIGFRAME")}
                 if "SIGNAL" in t.ev:
                     common[t.ev["SIGNAL"]] = Const(1)

@@ -18,6 +18,8 @@ reachable.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from model import next_syscall, rseq, singlestep, sud
 from model.build import PHASES, TV, A, Builder, Case, P
 from model.ir import And, Const, Eq, Expr, Not, Var
@@ -57,7 +59,7 @@ def add_actions(b: Builder, t: TV) -> None:
             # ptrace_report_syscall_entry: a syscall-entry-stop is a schedule-out
             stop = rseq.schedule(b, t, d)[0][1]
             rest = [c if b.killed in c.updates else
-                    Case(c.guard, {**stop, **c.updates}, "ptrace syscall-entry-stop (schedule); " + c.label, c.fn, c.rule, c.tags)
+                    replace(c, updates={**stop, **c.updates}, label="ptrace syscall-entry-stop (schedule); " + c.label)
                     for c in rest]
         cases += rest
         entry_common: dict[Var, Expr] = {t.k: P("BODY")}
@@ -115,8 +117,8 @@ def add_actions(b: Builder, t: TV) -> None:
             cases = rseq.syscall_check_cases(b, t, d) + singlestep.exit_report_cases(b, t)
             if t.ptrace_syscall:
                 stop = rseq.schedule(b, t, d)[0][1]
-                cases = [Case(c.guard, {**stop, **c.updates} if t.on_dispatch is None or t.on_dispatch not in c.updates
-                              else c.updates, c.label, c.fn, c.rule, c.tags) for c in cases]
+                # the SUD early return (it clears on_dispatch) skips the exit stop too
+                cases = [c if t.on_dispatch in c.updates else replace(c, updates={**stop, **c.updates}) for c in cases]
                 cases.append(Case(Const(1), stop, "syscall exit work: ptrace syscall-exit-stop (schedule)",
                                   "kernel/entry/common.c:syscall_exit_work -> ptrace_report_syscall_exit"))
             if debug:
@@ -157,7 +159,7 @@ def seccomp_cases(b: Builder, t: TV, ins, exit_phase: Const) -> list[Case]:
 
 
 def _relabel(cases: list[Case], suffix: str) -> list[Case]:
-    return [Case(c.guard, c.updates, c.label + suffix, c.fn, c.rule, c.tags) for c in cases]
+    return [replace(c, label=c.label + suffix) for c in cases]
 
 
 def _wakeups(b: Builder, t: TV, d: int) -> list[tuple[str, dict[Var, Expr]]]:
@@ -198,6 +200,3 @@ def _loop(b: Builder, t: TV) -> None:
             back[t.traced] = Const(0)
         b.add(t, kact, idle, back, "exit_to_user_mode: back to user", LOOP)
 
-
-def exprs_phase(t: TV, name: str) -> Expr:
-    return t.at(name)

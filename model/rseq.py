@@ -223,5 +223,5 @@ def exit_fastpath(b: Builder, t: TV, d: int) -> list[Case]:
     evaluated only with user_irq (generic IRQ entry)."""
     fn = "include/linux/rseq_entry.h:rseq_exit_to_user_mode_restart"
     evals = eval_cases(b, t, d, t.ip[d], "rseq exit fast path")
-    gated = [Case(And(t.user_irq, c.guard), c.updates, c.label, c.fn, c.rule, c.tags) for c in evals]
+    gated = [c.when(t.user_irq) for c in evals]
     return gated + [Case(Const(1), {}, "rseq exit fast path: no user_irq -> ids only, critical section not evaluated", fn)]

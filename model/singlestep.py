@@ -20,7 +20,7 @@ stepping and suppresses it.
 from __future__ import annotations
 
 from model.build import PHASES, TV, Builder, Case
-from model.ir import Const, Eq, Expr, Not, Or, Var
+from model.ir import Const, Eq, Expr, Var
 
 
 def stepped(t: TV) -> Expr:
@@ -89,5 +89,3 @@ def sigreturn(t: TV, d: int) -> dict[Var, Expr]:
         return {}
     return {t.tf: t.ftf[d], t.ftf[d]: Const(0)}  # type: ignore[dict-item]
 
-
-__all__ = ["stepped", "instr_cases", "exit_report_cases", "report", "frame", "sigreturn", "Not", "Or"]

@@ -24,7 +24,7 @@ selector read faults, ptrace get/set of the configuration.
 from __future__ import annotations
 
 from model.build import PHASES, TV, Builder, Case
-from model.ir import And, Const, Eq, Expr, Not, Or, Var
+from model.ir import And, Const, Eq, Expr, Not, Var
 from model.program import Instr
 
 DISPATCH = "kernel/entry/syscall_user_dispatch.c:syscall_user_dispatch"
@@ -87,10 +87,6 @@ def entry_cases(b: Builder, t: TV, pc: int, ins: Instr, exit_phase: Const) -> li
         out.append(Case(dispatch, ups,
                         f"syscall_user_dispatch: {name} {where}, {why} -> dispatch: ax = orig_ax, "
                         "SIGSYS queued, body skipped", DISPATCH, "", tags))
-    if "sud-no-escape" in b.checked and out:
-        # the syscall proceeds; with the kernel's rules only exempt ones can
-        # get here with BLOCK, so the ordinary case just carries the tag
-        pass
     return out
 
 
@@ -117,6 +113,3 @@ def selector_value(t: TV, arg: str) -> int:
         arg = "BLOCK"
     return names.index(arg)
 
-
-def any_on(t: TV) -> Expr:
-    return Or(*[Eq(t.sud, r) for r in range(1, len(t.sud.type.names))]) if t.sud is not None else Const(0)

@@ -171,5 +171,3 @@ def to_ir(e: AExpr, b: Builder, t: TV) -> Expr:
         return Or(to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
     return _BIN[e.op](to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
 
-
-__all__ = ["add_actions", "contexts", "to_ir", "In"]
