@@ -13,7 +13,6 @@ no longer applies (or the end no longer violates), 2 when it cannot start.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import textwrap
 from pathlib import Path
@@ -21,10 +20,12 @@ from pathlib import Path
 import click
 
 from checker import __version__
+from checker.cross import check_all as _check_all
+from checker.cross import check_one as _check_one
 from checker.explicit import Stats
 from checker.replay import ReplayError, load_trace, replay_file
 from checker.trace import FORMATS, render, render_text
-from checker.verify import ENGINES, Outcome, check_spec, junit_xml, save_counterexample, write_atomic
+from checker.verify import ENGINES, Outcome, junit_xml, save_counterexample, write_atomic
 from model.properties import PROPERTIES
 from model.rules import ERA, PRESETS, RULES
 
@@ -128,50 +129,6 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, por, show_trace) 
     if junit:
         write_atomic(Path(junit), junit_xml(outcomes))
     sys.exit(code)
-
-
-def _check_one(f: str, **kw) -> Outcome:
-    """check_spec, with a bug in rseqcheck itself reported on one line (set
-    RSEQCHECK_DEBUG=1 for the traceback) instead of ending the whole run."""
-    try:
-        return check_spec(f, **kw)
-    except Exception as e:
-        if os.environ.get("RSEQCHECK_DEBUG"):
-            raise
-        msg = f"{f}: internal error: {type(e).__name__}: {e} (a bug in rseqcheck, not in the spec; RSEQCHECK_DEBUG=1 shows the traceback)"
-        return Outcome(f, error=msg)
-
-
-def _check_all(f: str, por: bool, **kw) -> Outcome:
-    """Every engine on one spec; the explicit outcome is reported, with
-    `disagreement` set when another engine's verdict or shortest
-    counterexample length differs."""
-    base = _check_one(f, engine="explicit", por=por, **kw)
-    if base.error or base.result is None:
-        return base
-    lengths = {}
-    r = base.result
-    if r.verdict == "violation" and not r.shortest:  # POR pruned: ask for the shortest
-        r = _check_one(f, engine="explicit", por=False, **kw).result or r
-    runs = {"explicit": r}
-    for eng in ("bmc", "induction"):
-        o = _check_one(f, engine=eng, por=por, **kw)
-        if o.error or o.result is None:
-            base.disagreement = f"{eng}: {o.error}"
-            return base
-        runs[eng] = o.result
-    for eng, res in runs.items():
-        lengths[eng] = len(res.trace) - 1 if res.verdict == "violation" else None
-    known = {e: x for e, x in runs.items() if x.verdict != "unknown"}
-    verdicts = {x.verdict for x in known.values()}
-    lens = {lengths[e] for e in known}
-    if len(verdicts) > 1 or len(lens) > 1:
-        base.disagreement = "; ".join(
-            f"{e}: {x.verdict}" + (f" of {x.prop} in {lengths[e]} steps" if lengths[e] is not None else "")
-            + (f" ({x.reason})" if x.reason else "") for e, x in runs.items())
-    else:
-        base.engines = {e: (x.verdict + (f" ({x.reason})" if x.reason else "")) for e, x in runs.items()}
-    return base
 
 
 def _clear_progress(prog) -> None:

@@ -297,7 +297,7 @@ def test_ctrl_c_between_specs_reports_what_was_done(specs: Path, monkeypatch) ->
             raise KeyboardInterrupt
         return check_spec(path, **kw)
 
-    monkeypatch.setattr("checker.cli.check_spec", fake)
+    monkeypatch.setattr("checker.cross.check_spec", fake)
     code, out, err = run("verify", "specs", "--out", "cx", "--junit", "j.xml")
     assert code == 3
     assert out.startswith("ok   specs/holds.toml: holds")
