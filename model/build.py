@@ -240,9 +240,10 @@ class Builder:
             ins.op == "syscall" and SYSCALLS[ins.args[0]] != "fast" for _, ins in self.code
         )
 
-    def _sud_regions(self) -> list[tuple[int, int, bool]]:
-        """(start, end, has_selector) of every sud_on, in order; the region
-        is [start, end) in instruction addresses."""
+    def _sud_regions(self) -> list[tuple[int, int, bool, bool]]:
+        """(start, end, has_selector, inclusive) of every sud_on, in order;
+        the region is [start, end) in instruction addresses, allowed
+        (exclusive mode) or intercepted (inclusive mode)."""
         out: list[tuple[int, int, bool]] = []
         for seg, ins in self.code:
             if ins.op != "sud_on":
@@ -251,7 +252,7 @@ class Builder:
             hi = self.label_addr(ins.args[1], seg, ins.line)
             if hi < lo:
                 raise SpecError(self.spec.path, ins.line, "sud_on: END comes before START")
-            r = (lo, hi, len(ins.args) == 2)
+            r = (lo, hi, "noselector" not in ins.args, "inclusive" in ins.args)
             if r not in out:
                 out.append(r)
         return out
@@ -379,11 +380,13 @@ class Builder:
             tv.reg = self.var(f"{n}.rseq", Enum(*self.reg_values), 1 if self.env.glibc_rseq else 0, n)
             tv.rseq_ret = self.var(f"{n}.rseq_ret", Enum(*RSEQ_ERRORS), 0, n)
         if self.sud_regions or any(ins.op == "sud_select" for _, ins in self.code):
-            names = ["OFF"] + [f"[{self.ip_label(lo)},{self.ip_label(hi) if hi < len(self.code) else '(end)'})"
-                               + ("" if sel else " no selector") for lo, hi, sel in self.sud_regions]
+            names = ["OFF"] + [("intercept " if inc else "") + f"[{self.ip_label(lo)},"
+                               f"{self.ip_label(hi) if hi < len(self.code) else '(end)'})"
+                               + ("" if sel else " no selector") for lo, hi, sel, inc in self.sud_regions]
             tv.sud = self.var(f"{n}.sud", Enum(*names), 0, n)
+            selects = {ins.args[0] for _, ins in self.code if ins.op == "sud_select"}
             values = ["ALLOW", "BLOCK"] + sorted(
-                {ins.args[0] for _, ins in self.code if ins.op == "sud_select"} - {"ALLOW", "BLOCK", "0", "1"}, key=int)
+                {v for v in selects if v.isdigit()} - {"0", "1"}, key=int) + sorted(selects & {"unmapped"})
             tv.selector = self.var(f"{n}.selector", Enum(*values), 0, n)
         for s in self.sigs:
             tv.pend[s] = self.var(f"{n}.pend.{s}", Bool(), 0, n)

@@ -204,10 +204,14 @@ def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
         raise SpecError(file, line, f"unknown instruction {op!r} (known: {', '.join(MNEMONICS)})")
     if op == "sud_on":
         # prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON, START, END-START, &selector|NULL)
+        # or PR_SYS_DISPATCH_INCLUSIVE_ON (6.17+): [START, END) is then the
+        # intercepted region instead of the allowed one
         args = _args(rest)
-        if len(args) not in (2, 3) or not all(IDENT.match(a) for a in args[:2]) or args[2:] not in ([], ["noselector"]):
-            raise SpecError(file, line, "sud_on takes START, END [, noselector] (labels of the allowed region)")
-        return Instr(op, tuple(args), line=line)
+        flags = args[2:]
+        if (len(args) < 2 or not all(IDENT.match(a) for a in args[:2]) or len(set(flags)) != len(flags)
+                or not set(flags) <= {"noselector", "inclusive"}):
+            raise SpecError(file, line, "sud_on takes START, END [, noselector] [, inclusive] (labels of the region)")
+        return Instr(op, (args[0], args[1], *sorted(flags)), line=line)
     if op in ("rseq_register", "rseq_unregister"):
         # rseq(area, len, flags, sig): AREA names a struct rseq in TLS ("tls"
         # is glibc's), LEN the registered length, SIG RSEQ_SIG or "other"
@@ -242,8 +246,9 @@ def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
         return Instr(op, (args[0], val, args[2]), line=line)
     if op == "sud_select":
         args = _args(rest)
-        if len(args) != 1 or not (args[0] in ("ALLOW", "BLOCK") or args[0].isdigit()):
-            raise SpecError(file, line, "sud_select takes ALLOW, BLOCK or a byte value")
+        # `unmapped`: the selector's page goes away (munmap), so the next read faults
+        if len(args) != 1 or not (args[0] in ("ALLOW", "BLOCK", "unmapped") or args[0].isdigit()):
+            raise SpecError(file, line, "sud_select takes ALLOW, BLOCK, unmapped or a byte value")
         return Instr(op, (args[0],), line=line)
     if op in ("nop", "sigreturn", "exit", "sud_off", "set_tf", "clear_tf"):
         if rest:

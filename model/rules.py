@@ -223,10 +223,21 @@ _rule(
     Rule(
         "sud.bad_selector",
         ("kill-thread", "kill-process"),
-        "A selector byte other than ALLOW/BLOCK: do_exit(SIGSYS) ends only the "
-        "calling thread (5.11-5.15), force_exit_sig(SIGSYS) kills the process (5.16+).",
+        "A selector byte other than ALLOW/BLOCK (or a selector read that faults): "
+        "do_exit(SIGSYS) (SIGSEGV) ends only the calling thread (5.11-5.15), "
+        "force_exit_sig(SIGSYS) (SIGSEGV) kills the process (5.16+).",
         "kernel/entry/syscall_user_dispatch.c:syscall_user_dispatch",
         {p: ("kill-thread" if p == "linux-5.11" else "kill-process") for p in PRESETS},
+    )
+)
+_rule(
+    Rule(
+        "sud.inclusive",
+        ("no", "yes"),
+        "PR_SYS_DISPATCH_INCLUSIVE_ON (6.17+, a2fc422ed757): the region given to prctl is "
+        "the intercepted one and syscalls outside it run; before 6.17 the mode is -EINVAL.",
+        "kernel/entry/syscall_user_dispatch.c:task_set_syscall_user_dispatch",
+        _since("linux-6.18", "yes", "no"),
     )
 )
 

@@ -8,17 +8,23 @@ body), arch/x86/entry/vdso/vma.c:arch_syscall_is_vdso_sigreturn (false for
 64-bit).
 
 The decision, at syscall entry, with ip = the address after the syscall:
-  ip in [start, end)                    -> allowed
+  ip in [start, end) (exclusive mode), or
+  ip outside it (inclusive mode, 6.17+) -> allowed
   rt_sigreturn and rule sud.sigreturn=exempt -> allowed
   no selector                           -> dispatch
+  reading the selector faults           -> SIGSEGV kill (sud.bad_selector)
   selector ALLOW                        -> allowed
   selector BLOCK                        -> dispatch
   any other byte                        -> SIGSYS kill (sud.bad_selector)
+Inclusive mode is stored inverted by task_set_syscall_user_dispatch (offset
++= len, len = -len) so that the one unsigned test `ip - offset < len` of
+syscall_user_dispatch means "outside [start, end)"; we test that directly.
 Dispatch: ax = orig_ax (syscall_rollback), force_sig_info(SIGSYS) -- a
 blocked or handler-less SIGSYS kills the process -- and the body is skipped.
 The selector is a byte of user memory (`sud_select`), per thread here.
-Not modelled yet: fork/exec clearing the work bit, INCLUSIVE mode (6.17),
-selector read faults, ptrace get/set of the configuration.
+The work bit is cleared in a clone child (kernel/fork.c:dup_task_struct) and
+at exec (fs/exec.c:begin_new_exec): model/lifecycle.py.
+Not modelled: ptrace get/set of the configuration (checkpoint/restore).
 """
 
 from __future__ import annotations
@@ -41,11 +47,12 @@ def entry_cases(b: Builder, t: TV, pc: int, ins: Instr, exit_phase: Const) -> li
     allow, block = Eq(sel, 0), Eq(sel, 1)
     name = ins.args[0] if ins.op == "syscall" else ins.op
     exempt = ins.op == "sigreturn" and b.rules["sud.sigreturn"] == "exempt"
-    for r, (lo, hi, has_sel) in enumerate(b.sud_regions, start=1):
-        if lo <= post < hi:
+    for r, (lo, hi, has_sel, inclusive) in enumerate(b.sud_regions, start=1):
+        if (lo <= post < hi) != inclusive:
             continue  # allowed by the region
         on = Eq(t.sud, r)
-        where = f"ip {b.ip_label(post) if post < len(b.code) else '(end)'} outside the region"
+        at = b.ip_label(post) if post < len(b.code) else "(end)"
+        where = f"ip {at} inside the intercepted region" if inclusive else f"ip {at} outside the region"
         if exempt:
             if "sud-no-escape" in b.checked:
                 blocked = block if has_sel else Const(1)
@@ -54,16 +61,19 @@ def entry_cases(b: Builder, t: TV, pc: int, ins: Instr, exit_phase: Const) -> li
                                 DISPATCH, "sud.sigreturn=exempt", frozenset({"sud-check"})))
             continue
         if has_sel:
-            bad_byte = And(on, Not(allow), Not(block))
-            if b.rules["sud.bad_selector"] == "kill-process":
-                out.append(Case(bad_byte, b.kill("SIGSYS"),
-                                "syscall_user_dispatch: selector is neither ALLOW nor BLOCK -> force_exit_sig(SIGSYS)",
-                                DISPATCH, "sud.bad_selector=kill-process"))
-            else:
-                reset = {v: Const(b.init[v]) for v in t.thread_vars()}
-                out.append(Case(bad_byte, {**reset, t.k: Const(PHASES.index("DEAD"))},
-                                "syscall_user_dispatch: selector is neither ALLOW nor BLOCK -> do_exit(SIGSYS): the thread ends",
-                                DISPATCH, "sud.bad_selector=kill-thread"))
+            # the selector byte is read here, at each entry (__get_user); a
+            # fault and a bad byte end the same way, with SIGSEGV and SIGSYS
+            unmapped = Eq(sel, sel.type.names.index("unmapped")) if "unmapped" in sel.type.names else Const(0)
+            for cond, sig, what in ((unmapped, "SIGSEGV", "reading the selector faults"),
+                                    (And(Not(allow), Not(block)), "SIGSYS", "selector is neither ALLOW nor BLOCK")):
+                if b.rules["sud.bad_selector"] == "kill-process":
+                    out.append(Case(And(on, cond), b.kill(sig), f"syscall_user_dispatch: {what} -> force_exit_sig({sig})",
+                                    DISPATCH, "sud.bad_selector=kill-process"))
+                else:
+                    reset = {v: Const(b.init[v]) for v in t.thread_vars()}
+                    out.append(Case(And(on, cond), {**reset, t.k: Const(PHASES.index("DEAD"))},
+                                    f"syscall_user_dispatch: {what} -> do_exit({sig}): the thread ends",
+                                    DISPATCH, "sud.bad_selector=kill-thread"))
         dispatch = And(on, block) if has_sel else on
         why = "selector BLOCK" if has_sel else "no selector"
         tags = frozenset({"sud-check"})
@@ -98,11 +108,15 @@ def prctl_body(b: Builder, t: TV, ins: Instr, seg) -> tuple[dict[Var, Expr], str
         return {}, "prctl(PR_SET_SYSCALL_USER_DISPATCH): -EINVAL (no SUD in this kernel)"
     if ins.op == "sud_off":
         return {t.sud: Const(0)}, "prctl(PR_SET_SYSCALL_USER_DISPATCH, OFF)"
+    inclusive = "inclusive" in ins.args
+    mode = "INCLUSIVE_ON" if inclusive else "ON"
+    if inclusive and b.rules["sud.inclusive"] == "no":
+        return {}, f"prctl(PR_SET_SYSCALL_USER_DISPATCH, {mode}): -EINVAL (mode unknown before 6.17)"
     lo = b.label_addr(ins.args[0], seg, ins.line)
     hi = b.label_addr(ins.args[1], seg, ins.line)
-    r = b.sud_regions.index((lo, hi, len(ins.args) == 2)) + 1
-    return {t.sud: Const(r)}, f"prctl(PR_SET_SYSCALL_USER_DISPATCH, ON, {ins.args[0]}, {ins.args[1]})" + (
-        "" if len(ins.args) == 2 else ", no selector") + f" [{fn}]"
+    r = b.sud_regions.index((lo, hi, "noselector" not in ins.args, inclusive)) + 1
+    return {t.sud: Const(r)}, f"prctl(PR_SET_SYSCALL_USER_DISPATCH, {mode}, {ins.args[0]}, {ins.args[1]})" + (
+        ", no selector" if "noselector" in ins.args else "") + f" [{fn}]"
 
 
 def selector_value(t: TV, arg: str) -> int:

@@ -195,7 +195,7 @@ def test_internal_error_is_one_line_not_a_traceback(tmp_path: Path, monkeypatch)
     def boom(*a, **k):
         raise RuntimeError("engine exploded")
 
-    monkeypatch.setattr("checker.cli.check_spec", boom)
+    monkeypatch.setattr("checker.cross.check_spec", boom)
     code, _, err = run_cli("verify", str(ROOT / "specs/seed000/design_example.toml"))
     assert code == 2 and "Traceback" not in err
     assert "internal error: RuntimeError: engine exploded" in err

@@ -432,6 +432,56 @@ abort:  sud_select ALLOW
     assert not sp.any(T0__depth=1, T0__ip0="T0+4")  # after getpid, inside: always aborted
 
 
+def test_sud_inclusive_region_intercepts_by_post_syscall_ip(tmp_path):
+    # 2.17.1/2.17.2: INCLUSIVE_ON (6.17+) stores the region inverted, so the
+    # same test on the post-syscall ip now means "dispatch inside".  The
+    # syscall at sc ends at `after`: [after, after2) intercepts it, [sc, after)
+    # does not; the syscall at late ends outside both and always runs.
+    code = """
+        sud_on     {lo}, {hi}, inclusive
+        sud_select BLOCK
+sc:     syscall    getpid
+after:  nop
+after2: nop
+late:   syscall    getppid
+        sud_select ALLOW
+        exit
+"""
+    hit = space(tmp_path, code.format(lo="after", hi="after2"), handlers=SIGSYS_ALLOW)
+    assert hit.fired("syscall_user_dispatch: getpid ip after inside the intercepted region, selector BLOCK -> dispatch")
+    assert not hit.fired("getpid returns its result")
+    assert not hit.fired("syscall_user_dispatch: getppid")
+    assert hit.fired("getppid returns its result")
+    miss = space(tmp_path, code.format(lo="sc", hi="after"), handlers=SIGSYS_ALLOW)
+    assert not miss.fired("syscall_user_dispatch: ")
+    assert miss.fired("getpid returns its result")
+    # before 6.17 the mode does not exist: -EINVAL, nothing dispatched
+    old = space(tmp_path, code.format(lo="after", hi="after2"), preset="linux-6.0", handlers=SIGSYS_ALLOW)
+    assert old.fired("prctl(PR_SET_SYSCALL_USER_DISPATCH, INCLUSIVE_ON): -EINVAL")
+    assert not old.fired("syscall_user_dispatch: ")
+
+
+@pytest.mark.parametrize("preset, killed, dead", [("linux-5.11", "NONE", True), ("linux-5.16", "SIGSEGV", False)])
+def test_sud_selector_read_fault_kills(tmp_path, preset, killed, dead):
+    # 2.17.2 step 3: a faulting selector read is do_exit(SIGSEGV) on 5.11-5.15
+    # (this thread only), force_exit_sig(SIGSEGV) (the process) on 5.16+.  The
+    # region is tested first: the syscall ending inside it reads no selector.
+    code = """
+        sud_on     ok, ok2
+        sud_select unmapped
+        syscall    getppid
+ok:     syscall    getpid
+ok2:    exit
+"""
+    sp = space(tmp_path, code, preset=preset, handlers=SIGSYS_ALLOW)
+    assert sp.fired("syscall_user_dispatch: reading the selector faults")
+    assert sp.any(killed=killed)
+    assert sp.any(T0__k="DEAD") == dead
+    assert sp.fired("getppid returns its result")
+    assert not sp.fired("getpid returns its result")
+    assert not sp.fired("syscall_user_dispatch: selector is neither")
+
+
 # ------------------------------------------------------------ rseq() registration
 
 
