@@ -12,9 +12,11 @@ property, preset, rules, tool version, spec hash).
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
@@ -93,13 +95,141 @@ def _wrap(text: str, width: int, first: str = "", rest: str | None = None, hyphe
     for line in lines:
         while len(line) > width:
             cut = max(width, len(rest) + 8)
+            # prefer a cut after a path's / or a function's : over mid-word
+            at = max(line.rfind(c, len(rest) + 8, cut) for c in "/:,")
+            cut = at + 1 if at > 0 else cut
             out.append(line[:cut])
             line = rest + line[cut:]
         out.append(line)
     return out
 
 
-def render_text(g: nx.DiGraph, width: int = WIDTH) -> str:
+# One column (lane) per context: each thread, each of its handler frames,
+# its kernel side, then the environment.  A lane's column holds `*` where
+# its context takes the step, `|` while the context exists (a handler frame
+# is on the stack, the thread is inside the kernel), blank otherwise; the
+# step's text follows the lanes.  A staggered header names the lanes, so
+# even 9 lanes (3 threads, 2 frames each) cost 18 columns.
+
+_FRAME = re.compile(r"^(?P<t>.+)\.h(?P<d>[0-9]+)$")
+_KERNEL = ":kernel"
+_MIN_TEXT = 36  # columns left for a step's text, else no lanes (actor inline)
+
+
+@dataclass(frozen=True)
+class Lane:
+    name: str  # as the trace's actors write it: T0, T0.h1, T0:kernel, env
+    thread: str | None
+    kind: str  # "user" | "handler" | "kernel" | "other"
+    frame: int = 0  # a handler's depth (a kernel lane: of the actor that named it)
+
+
+def _context(actor: str) -> Lane:
+    """The lane an actor's steps go to (a kernel step of a handler frame,
+    "T0.h1:kernel", goes to its thread's kernel lane)."""
+    if actor.endswith(_KERNEL) and len(actor) > len(_KERNEL):
+        base = actor[: -len(_KERNEL)]
+        m = _FRAME.match(base)
+        t = m["t"] if m else base
+        return Lane(t + _KERNEL, t, "kernel", int(m["d"]) if m else 0)
+    m = _FRAME.match(actor)
+    if m:
+        return Lane(actor, m["t"], "handler", int(m["d"]))
+    if actor == "env":
+        return Lane(actor, None, "other")
+    return Lane(actor, actor, "user")
+
+
+def _natural(s: str) -> list:
+    return [int(x) if x.isdigit() else x for x in re.split(r"([0-9]+)", s)]
+
+
+def lanes(g: nx.DiGraph) -> list[Lane]:
+    """The trace's contexts, in column order: per thread (natural order) the
+    thread, its handler frames 1..deepest (from the actors and the
+    `T.depth` variable), its kernel side; then the others, `env` last."""
+    threads: dict[str, dict[str, int]] = {}
+    others: set[str] = set()
+    for e, _, _ in steps(g):
+        c = _context(e["actor"])
+        if c.thread is None:
+            others.add(c.name)
+            continue
+        t = threads.setdefault(c.thread, {"frames": 0, "kernel": 0})
+        t["frames"] = max(t["frames"], c.frame)
+        if c.kind == "kernel":
+            t["kernel"] = 1
+    for name, t in threads.items():
+        for i in range(g.number_of_nodes()):
+            d = g.nodes[i]["vars"].get(f"{name}.depth")
+            if isinstance(d, int) and not isinstance(d, bool):
+                t["frames"] = max(t["frames"], d)
+    out: list[Lane] = []
+    for name in sorted(threads, key=_natural):
+        t = threads[name]
+        out.append(Lane(name, name, "user"))
+        out += [Lane(f"{name}.h{d}", name, "handler", d) for d in range(1, t["frames"] + 1)]
+        if t["kernel"]:
+            out.append(Lane(name + _KERNEL, name, "kernel"))
+    out += [Lane(n, None, "other") for n in sorted(others - {"env"}, key=_natural)]
+    if "env" in others:
+        out.append(Lane("env", None, "other"))
+    return out
+
+
+def _lifelines(g: nx.DiGraph, ls: list[Lane]) -> list[list[bool]]:
+    """live[i][k]: lane k's context exists in state i.  A handler frame is
+    live while `T.depth` reaches it (without that variable: from its first
+    step to its last), a kernel lane while `T.k` is not USER; a thread is
+    always live; the environment never (it only acts)."""
+    n = g.number_of_nodes()
+    span: dict[str, tuple[int, int]] = {}
+    for i, (e, _, _) in enumerate(steps(g), start=1):
+        name = _context(e["actor"]).name
+        lo, _ = span.get(name, (i, i))
+        span[name] = (lo, i)
+    live = []
+    for i in range(n):
+        vars_ = g.nodes[i]["vars"]
+        row = []
+        for lane in ls:
+            if lane.kind == "user":
+                row.append(True)
+            elif lane.kind == "handler":
+                d = vars_.get(f"{lane.thread}.depth")
+                if isinstance(d, int) and not isinstance(d, bool):
+                    row.append(d >= lane.frame)
+                else:
+                    lo, hi = span.get(lane.name, (n, -1))
+                    row.append(lo <= i < hi)
+            elif lane.kind == "kernel":
+                k = vars_.get(f"{lane.thread}.k")
+                row.append(isinstance(k, str) and k != "USER")
+            else:
+                row.append(False)
+        live.append(row)
+    return live
+
+
+def _label(e: dict) -> str:
+    """The step's label without a copy of its kernel function, which the
+    text prints once, on its own line."""
+    label = e["label"]
+    kfn = e.get("kernel_fn")
+    if kfn and f"[{kfn}]" in label:
+        label = " ".join(label.replace(f"[{kfn}]", " ").split())
+    return label
+
+
+def _source_note(e: dict) -> str:
+    """`[kernel function; rule]` for a kernel step, `[rule]` for another
+    step a rule decided; empty otherwise."""
+    kfn = e.get("kernel_fn") if e["actor"].endswith(_KERNEL) else ""
+    parts = [x for x in (kfn, e.get("rule")) if x]
+    return f"[{'; '.join(parts)}]" if parts else ""
+
+
+def _header(g: nx.DiGraph, width: int) -> list[str]:
     h = g.graph
     lines: list[str] = []
     lines += _wrap(f"rseqcheck {h.get('version', '')}: violation of {h.get('property')}", width, "", "  ")
@@ -111,29 +241,115 @@ def render_text(g: nx.DiGraph, width: int = WIDTH) -> str:
     rule_txt = ", ".join(f"{k}={v}" for k, v in rules.items()) or "none"
     lines += _wrap(f"preset: {h.get('preset', '')}; overrides: {rule_txt}", width, "", "  ")
     n = g.number_of_nodes() - 1
-    lines.append(f"trace: {n} steps{' (shortest)' if h.get('shortest', True) else ''}")
+    what = [f"{n} step{'s' if n != 1 else ''}"]
+    if h.get("rank") and h.get("distinct"):
+        what.append(f"counterexample {h['rank']} of {h['distinct']} distinct interleavings")
+    elif h.get("shortest", True):
+        what.append("shortest")
+    if h.get("bound"):
+        what.append(f"depth bound {h['bound']}")
+    lines += _wrap("trace: " + what[0] + (f" ({'; '.join(what[1:])})" if what[1:] else ""), width, "", "  ")
+    return lines
+
+
+def _broken(g: nx.DiGraph, width: int) -> list[str]:
+    """The closing paragraph: which step broke which property, in words."""
+    h = g.graph
+    n = g.number_of_nodes() - 1
+    prop = h.get("property")
+    doc = h.get("property_doc") or ""
+    if n > 0:
+        e = g.edges[n - 1, n]
+        where = f"Broken at step {n} ({e['actor']}: {_label(e)}): {prop}"
+    else:
+        where = f"Broken in the initial state: {prop}"
+    text = where + (f", which says: {doc}" if doc else "")
+    return _wrap(text, width, "", "  ", hyphens=False)
+
+
+def _columns(ls: list[Lane]) -> list[int]:
+    """Each lane's column within the gutter: two apart, three between one
+    thread's lanes and the next thread's (or the environment)."""
+    cols, x = [], 0
+    for k, lane in enumerate(ls):
+        if k and lane.thread != ls[k - 1].thread:
+            x += 1
+        cols.append(x)
+        x += 2
+    return cols
+
+
+def render_text(g: nx.DiGraph, width: int = WIDTH) -> str:
+    lines = _header(g, width)
     lines.append("")
-    # the actor column never takes more than a third of the line
-    actor_w = min(max([len(e["actor"]) for e, _, _ in steps(g)] + [5]), width // 3)
-    num_w = len(str(n))
-    lead = num_w + 1 + actor_w + 1
-    pad = " " * lead
-    for i, (e, before, after) in enumerate(steps(g), start=1):
-        actor = e["actor"]
-        if len(actor) > actor_w:  # a long actor gets a line of its own
-            lines.append(f"{i:>{num_w}} {actor}"[:width])
-            lines += _wrap(e["label"], width, pad)
-        else:
-            lines += _wrap(e["label"], width, f"{i:>{num_w}} {actor:<{actor_w}} ", pad)
-        ch = changes(before, after)
-        if ch:
-            lines += _wrap("  ".join(ch), width, pad + "  ", hyphens=False)
-        if e.get("kernel_fn") and e["actor"].endswith("kernel"):
-            rule = "; " + e["rule"] if e.get("rule") else ""
-            lines += _wrap(f"[{e['kernel_fn']}{rule}]", width, pad + "  ", pad + "   ", hyphens=False)
+    n = g.number_of_nodes() - 1
+    ls = lanes(g)
+    cols = _columns(ls)
+    gutter = len(str(n)) + 2 + (cols[-1] + 1 if cols else 0) + 2
+    if n and width - gutter >= _MIN_TEXT:
+        lines += _steps_in_lanes(g, ls, cols, width)
+    elif n:
+        lines += _steps_inline(g, width)
     lines.append("")
-    lines += _wrap(f"Broken: {h.get('property')}: {h.get('property_doc', '')}", width, "", "  ")
+    lines += _broken(g, width)
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _step_body(e: dict, before: dict, after: dict) -> list[tuple[str, int, bool]]:
+    """A step's text as (text, extra indent, break on hyphens) paragraphs."""
+    out = [(_label(e), 0, True)]
+    ch = changes(before, after)
+    if ch:
+        out.append(("  ".join(ch), 2, False))
+    note = _source_note(e)
+    if note:
+        out.append((note, 2, False))
+    return out
+
+
+def _gutter(cols: list[int], marks: list[str]) -> str:
+    row = [" "] * (cols[-1] + 1)
+    for x, m in zip(cols, marks):
+        row[x] = m
+    return "".join(row)
+
+
+def _steps_in_lanes(g: nx.DiGraph, ls: list[Lane], cols: list[int], width: int) -> list[str]:
+    n = g.number_of_nodes() - 1
+    num_w = len(str(n))
+    lead = " " * (num_w + 2)
+    lines = []
+    for k, lane in enumerate(ls):  # the staggered header: lane k's name above its column
+        head = _gutter(cols[: k + 1], ["|"] * k + [" "])[: cols[k]]
+        lines.append((lead + head + lane.name)[:width])
+    live = _lifelines(g, ls)
+    col = {lane.name: k for k, lane in enumerate(ls)}
+    text_at = len(lead) + cols[-1] + 1 + 2
+    for i, (e, before, after) in enumerate(steps(g), start=1):
+        me = col[_context(e["actor"]).name]
+        marks = ["*" if k == me else ("|" if live[i][k] else " ") for k in range(len(ls))]
+        first = f"{i:>{num_w}}  " + _gutter(cols, marks)
+        cont = lead + _gutter(cols, ["|" if x else " " for x in live[i]])
+        body = []
+        for text, extra, hy in _step_body(e, before, after):
+            body += _wrap(text, width - text_at, " " * extra, " " * (extra + (1 if text.startswith("[") else 0)), hy)
+        for j, line in enumerate(body):
+            lines.append(f"{first if j == 0 else cont:<{text_at}}" + line)
+    return lines
+
+
+def _steps_inline(g: nx.DiGraph, width: int) -> list[str]:
+    """Too many contexts for lanes: each step names its actor."""
+    n = g.number_of_nodes() - 1
+    num_w = len(str(n))
+    pad = " " * (num_w + 1)
+    lines: list[str] = []
+    for i, (e, before, after) in enumerate(steps(g), start=1):
+        lines += _wrap(f"{e['actor']}: {_label(e)}", width, f"{i:>{num_w}} ", pad)
+        for text, extra, hy in _step_body(e, before, after)[1:]:
+            ind = pad + " " * extra
+            lines += _wrap(text, width, ind, ind + (" " if text.startswith("[") else ""), hy)
+    return lines
 
 
 # ---------------------------------------------------------------------- ITF

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from checker.trace import (
     WIDTH,
     from_itf,
+    lanes,
     render,
     render_dot,
     render_graphml,
@@ -75,11 +76,19 @@ def long_graph() -> nx.DiGraph:
     return g
 
 
-def saved_graph() -> nx.DiGraph:
-    return from_itf(json.loads((GOLDEN / "unprotected.itf.json").read_text()))
+def saved_graph(name: str = "unprotected") -> nx.DiGraph:
+    return from_itf(json.loads((GOLDEN / f"{name}.itf.json").read_text()))
 
 
-CASES = {"unprotected": saved_graph, "long": long_graph}
+# unprotected: one thread, one handler frame; nested: one thread, a handler
+# interrupted by a second one (T0.h2); two_threads: T0 and T1 with T1's
+# handler; long: every string longer than a line.
+CASES = {
+    "unprotected": saved_graph,
+    "nested": lambda: saved_graph("nested"),
+    "two_threads": lambda: saved_graph("two_threads"),
+    "long": long_graph,
+}
 
 
 @pytest.mark.parametrize("fmt", list(EXT))
@@ -202,3 +211,74 @@ def test_text_never_wider_than_72(title, spec, actor, label, kfn, rule, var, val
     for line in render_text(g).splitlines():
         assert len(line) <= WIDTH, line
     assert to_itf(g)["vars"] == [var]
+
+
+@st.composite
+def multi_context_graphs(draw) -> nx.DiGraph:
+    """Traces over 1-3 threads with up to 2 handler frames each, their
+    kernel sides and the environment, with random labels, kernel functions,
+    rules and state changes (including `T.depth` and `T.k`)."""
+    threads = [f"T{i}" for i in range(draw(st.integers(1, 3)))]
+    actors = ["env"]
+    for t in threads:
+        actors += [t, f"{t}:kernel"] + [f"{t}.h{d}" for d in range(1, draw(st.integers(0, 2)) + 1)]
+    state: dict = {"bad": "NONE"}
+    for t in threads:
+        state.update({f"{t}.k": "USER", f"{t}.depth": 0})
+    g = nx.DiGraph(version="0.1.0", spec=draw(_text), spec_hash="h", title=draw(_text), source="s", preset="p",
+                   rules={}, property="p", property_doc=draw(_text))
+    g.add_node(0, index=0, vars=dict(state))
+    for i in range(1, draw(st.integers(1, 12)) + 1):
+        actor = draw(st.sampled_from(actors))
+        t = actor.split(":")[0].split(".")[0]
+        if t in threads:
+            state[f"{t}.k"] = draw(st.sampled_from(["USER", "ENTRY", "LOOP"]))
+            state[f"{t}.depth"] = draw(st.integers(0, 2))
+        state[draw(_text.filter(lambda s: s.strip()))] = draw(_text)
+        g.add_node(i, index=i, vars=dict(state))
+        g.add_edge(i - 1, i, label=draw(_text), actor=actor, kernel_fn=draw(_text), rule=draw(_text), proc=t)
+    for i in range(g.number_of_nodes()):  # every state has every variable, as in a real trace
+        g.nodes[i]["vars"] = {k: g.nodes[i]["vars"].get(k, "") for k in state}
+    return g
+
+
+@settings(max_examples=150, deadline=None)
+@given(g=multi_context_graphs())
+def test_lanes_fit_72_columns_and_mark_the_actor(g: nx.DiGraph) -> None:
+    """Every line fits; one header line per lane names it at its column;
+    each step's first line has its `*` in its actor's column and nowhere
+    else in the gutter."""
+    text = render_text(g)
+    lines = text.splitlines()
+    assert all(len(line) <= WIDTH for line in lines), text
+    ls = lanes(g)
+    n = g.number_of_nodes() - 1
+    start = lines.index("") + 1
+    head = lines[start : start + len(ls)]
+    col = {}
+    for lane, line in zip(ls, head):
+        assert line.endswith(" " + lane.name), (lane, line)
+        col[lane.name] = len(line) - len(lane.name)
+    gutter_end = max(col.values()) + 1
+    firsts = [line for line in lines[start + len(ls) :] if line[: len(str(n))].strip().isdigit()]
+    assert [int(line[: len(str(n))]) for line in firsts] == list(range(1, n + 1))
+    for i, line in enumerate(firsts, start=1):
+        actor = g.edges[i - 1, i]["actor"]
+        want = actor if ":" not in actor else actor.split(".")[0].split(":")[0] + ":kernel"
+        gut = line[: gutter_end]
+        assert gut.count("*") == 1 and gut.index("*") == col[want], (actor, line)
+
+
+def test_too_many_contexts_for_lanes_name_the_actor_inline() -> None:
+    """Twelve threads leave too little room for lanes: each step then starts
+    with its actor's name, still within 72 columns."""
+    g = nx.DiGraph(version="0.1.0", spec="s.toml", spec_hash="h", preset="p", rules={}, property="p")
+    g.add_node(0, index=0, vars={"x": 0})
+    for i in range(1, 13):
+        g.add_node(i, index=i, vars={"x": i})
+        g.add_edge(i - 1, i, label="store x " * 12, actor=f"T{i - 1}", kernel_fn="", rule="", proc=f"T{i - 1}")
+    lines = render_text(g).splitlines()
+    assert all(len(line) <= WIDTH for line in lines)
+    assert "T11" not in "".join(lines[:10])  # no lane header
+    for i in range(1, 13):
+        assert any(line.startswith(f"{i:>2} T{i - 1}: store x store x") for line in lines), i
