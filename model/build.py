@@ -63,6 +63,7 @@ PHASES = (
     "SIGRSEQ",  # handle_signal: rseq_signal_deliver (first step of setup_rt_frame)
     "SIGFRAME",  # setup_rt_frame + signal_delivered
     "DEAD",  # the thread has exited
+    "NEW",  # not created yet: a later clone/fork starts it (model/lifecycle.py)
 )
 
 
@@ -132,6 +133,7 @@ class TV:
     traced: Var | None = None
     fdesc: dict[int, tuple[Var, Var, Var]] = field(default_factory=dict)
     dirty: dict[int, Var] = field(default_factory=dict)
+    spawned: bool = False  # created by a clone/fork instruction, NEW until then
 
     def at(self, phase: str) -> Expr:
         return Eq(self.k, PHASES.index(phase))
@@ -239,6 +241,10 @@ class Builder:
         self.sleepers = any(
             ins.op == "syscall" and SYSCALLS[ins.args[0]] != "fast" for _, ins in self.code
         )
+        from model import lifecycle
+
+        self.spawns = lifecycle.spawns(self)  # child thread -> (parent thread, clone/fork instruction)
+        self.execs = any(ins.op == "execve" for _, ins in self.code)
 
     def _sud_regions(self) -> list[tuple[int, int, bool, bool]]:
         """(start, end, has_selector, inclusive) of every sud_on, in order;
@@ -305,6 +311,8 @@ class Builder:
         # no-unexpected-kill reads `killed` directly; the others have monitors.
         self.bad_names = ["NONE"] + [p for p in PROPERTIES if p in self.checked and p != "no-unexpected-kill"]
         self.bad = self.var("bad", Enum(*self.bad_names), 0)
+        # the image was replaced by execve: handlers are SIG_DFL (flush_signal_handlers)
+        self.exec_done = self.var("execve_done", Bool(), 0) if self.execs else None
         self._user_vars()
 
     def _user_vars(self) -> None:
@@ -342,7 +350,8 @@ class Builder:
                 if v not in self.reg_values:
                     self.reg_values.append(v)
         self.dynamic_reg = len(self.reg_values) > 2 or any(
-            ins.op in ("rseq_register", "rseq_unregister") for _, ins in self.code) or not self.env.glibc_rseq
+            ins.op in ("rseq_register", "rseq_unregister") for _, ins in self.code) or not self.env.glibc_rseq or any(
+            ins.op == "clone" and "raw" in ins.args for _, ins in self.code)  # a raw clone child is unregistered
 
     def uvar(self, t: TV, name: str) -> Var:
         return t.tls[name] if name.startswith("tls.") else self.uvars[name]
@@ -359,8 +368,9 @@ class Builder:
         N = self.N
         seg = t.segment
         ipt = self.ip_type
-        tv = TV(n, t.rseq_flags, self.var(f"{n}.k", Enum(*PHASES), 0, n), [], ptrace_step=t.ptrace_step,
-                ptrace_syscall=t.ptrace_syscall, seccomp=dict(t.seccomp))
+        spawned = n in self.spawns
+        tv = TV(n, t.rseq_flags, self.var(f"{n}.k", Enum(*PHASES), PHASES.index("NEW") if spawned else 0, n), [],
+                ptrace_step=t.ptrace_step, ptrace_syscall=t.ptrace_syscall, seccomp=dict(t.seccomp), spawned=spawned)
         tv.ip = [self.var(f"{n}.ip{d}", ipt, seg.base if d == 0 else 0, n) for d in range(N + 1)]
         if N > 0:
             tv.depth = self.var(f"{n}.depth", IntRange(0, N), 0, n)
@@ -446,7 +456,8 @@ class Builder:
     # ------------------------------------------------------------ helpers
 
     def alive(self, t: TV) -> Expr:
-        return Ne(t.k, PHASES.index("DEAD"))
+        dead = Ne(t.k, PHASES.index("DEAD"))
+        return And(dead, Ne(t.k, PHASES.index("NEW"))) if t.spawned else dead
 
     def ip_label(self, ip: int) -> str:
         seg, ins = self.code[ip]

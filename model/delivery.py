@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from model import next_syscall, rseq, singlestep
+from model import signals as sigmod
 from model.build import TV, A, Builder, Case, P
 from model.ir import Add, And, Const, Eq, Expr, Ite, Not, Or, Sub, Var
 from model.syscalls import AX
@@ -57,6 +58,13 @@ def add_actions(b: Builder, t: TV) -> None:
                     for c in _norestart_cases(b, t, d, s, suffix):
                         b.add(t, kact, And(first, c.guard), {**deq, **ev, **c.updates}, c.label, GET)
             elif act == "handler" and b.N > 0:  # with max_nesting = 0 no frame fits: never deliverable
+                if b.exec_done is not None:
+                    # after execve the handler is SIG_DFL (fs/exec.c:flush_signal_handlers)
+                    dfl = b.kill(s) if s not in sigmod.DEFAULT_IGNORE else deq
+                    b.add(t, kact, And(first, b.exec_done), dfl,
+                          f"get_signal: {s} is SIG_DFL since execve -> "
+                          + ("ignored" if s in sigmod.DEFAULT_IGNORE else "default action kills the process"), GET)
+                    first = And(first, Not(b.exec_done))
                 h = b.spec.handlers[s]
                 cases = _restart_cases(b, t, d, "SA_RESTART" in h.flags)
                 # without rseq in the spec, setup_rt_frame's rseq step does nothing

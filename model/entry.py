@@ -86,6 +86,11 @@ def add_actions(b: Builder, t: TV) -> None:
             b.add(t, kact, body, {**ups, t.ax: A("OK"), t.k: exit_phase}, label,
                   "kernel/entry/syscall_user_dispatch.c:set_syscall_user_dispatch")
             continue
+        if ins.op in ("clone", "fork", "execve"):
+            from model import lifecycle
+
+            b.add_cases(t, kact, body, lifecycle.body_cases(b, t, ins), {t.ax: A("OK"), t.k: exit_phase})
+            continue
         cls = SYSCALLS[name]
         done_cases, done_reset = next_syscall.completion(b, t, ins)
         finish = {t.ax: A("OK"), t.k: exit_phase, **done_reset}
@@ -131,7 +136,7 @@ def add_actions(b: Builder, t: TV) -> None:
 
 SECCOMP = "kernel/seccomp.c:__secure_computing"
 SECCOMP_NAME = {"sigreturn": "rt_sigreturn", "exit": "exit", "rseq_register": "rseq", "rseq_unregister": "rseq",
-                "sud_on": "prctl", "sud_off": "prctl"}
+                "sud_on": "prctl", "sud_off": "prctl", "clone": "clone", "fork": "clone", "execve": "execve"}
 
 
 def seccomp_cases(b: Builder, t: TV, ins, exit_phase: Const) -> list[Case]:

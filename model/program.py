@@ -20,10 +20,12 @@ MNEMONICS = (
     "sud_on", "sud_off", "sud_select",
     "add", "beq", "bne", "rseq_register", "rseq_unregister",
     "set_tf", "clear_tf",
+    "clone", "fork", "execve",
 )  # fmt: skip
 
 # Instructions that enter the kernel through the syscall path.
-SYSCALL_OPS = ("syscall", "sigreturn", "exit", "sud_on", "sud_off", "rseq_register", "rseq_unregister")
+SYSCALL_OPS = ("syscall", "sigreturn", "exit", "sud_on", "sud_off", "rseq_register", "rseq_unregister",
+               "clone", "fork", "execve")
 
 VARNAME = re.compile(r"(tls\.)?[A-Za-z_][A-Za-z0-9_]*$")
 RSEQ_ERRORS = ("0", "EINVAL", "EPERM", "EBUSY")
@@ -244,6 +246,15 @@ def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
                 raise SpecError(file, line, f"{op}: {args[1]!r} is not an integer or one of {', '.join(RSEQ_ERRORS[1:])}") from None
             val = args[1]
         return Instr(op, (args[0], val, args[2]), line=line)
+    if op in ("clone", "fork", "execve"):
+        # clone THREAD [, raw]: pthread_create (glibc registers the child's
+        # rseq) or the raw syscall; fork THREAD: a child process running
+        # THREAD's code; execve LABEL: the new image starts at LABEL
+        args = _args(rest)
+        usage = {"clone": "clone THREAD [, raw]", "fork": "fork THREAD", "execve": "execve LABEL"}[op]
+        if not args or not IDENT.match(args[0]) or args[1:] not in ([], ["raw"]) or (args[1:] and op != "clone"):
+            raise SpecError(file, line, f"{op} takes {usage.split(' ', 1)[1]}")
+        return Instr(op, tuple(args), line=line)
     if op == "sud_select":
         args = _args(rest)
         # `unmapped`: the selector's page goes away (munmap), so the next read faults

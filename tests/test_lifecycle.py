@@ -1,0 +1,243 @@
+"""clone, fork and execve (model/lifecycle.py): each test's expectation is
+derived by hand from kernel-semantics.md 2.15 / 2.9.5 / 2.17.1 and the kernel
+functions named there (kernel/fork.c:copy_process, kernel/rseq.c:rseq_fork,
+rseq_execve, fs/exec.c:begin_new_exec)."""
+
+from __future__ import annotations
+
+import pytest
+
+from checker.explicit import bfs
+from model.errors import SpecError
+from tests.util import Space, system_of
+
+
+def spec(t0: str, t1: str = "", *, preset: str = "linux-6.18", env: str = "", extra: str = "",
+         props: str = '"no-unexpected-kill"') -> str:
+    second = f'[thread.T1]\ncode = """\n{t1}\n"""\n' if t1 else ""
+    return f'''[spec]
+title = "t"
+preset = "{preset}"
+[environment]
+{env}
+[thread.T0]
+code = """
+{t0}
+"""
+{second}
+{extra}
+[check]
+properties = [{props}]
+depth = 200
+'''
+
+
+CS = '''
+[rseq_cs.cs1]
+start = "begin"
+post_commit = "end"
+abort = "abort"
+'''
+ARM = """
+retry:  rseq_cs    cs1
+begin:  nop
+end:    exit
+abort:  jmp        retry
+"""
+SIGSYS_ALLOW = '''
+[handler.SIGSYS]
+code = """
+        store      tls.emulated, 1
+        sud_select ALLOW
+        sigreturn
+"""
+'''
+
+
+def space(tmp_path, text: str) -> Space:
+    return Space(system_of(tmp_path, text))
+
+
+def test_created_thread_does_nothing_before_its_clone(tmp_path):
+    # Until clone, T1 does not exist: no signal reaches it and it runs nothing.
+    sp = space(tmp_path, spec("        nop\n        clone T1\n        exit", "        syscall getpid\n        exit",
+                              env='signals = ["SIGUSR1"]\nmax_signals = 1'))
+    assert sp.any(T0__ip0="T0+1", T1__k="NEW")
+    assert not sp.any(T1__k="NEW", T1__pend__SIGUSR1=1)
+    assert not sp.any(T0__ip0="T0", T1__k="USER")
+    assert sp.any(T1__k="USER", T1__ip0="T1+0")  # after clone: its code from the start
+
+
+@pytest.mark.parametrize("how, want", [("clone T1, raw", "violation"), ("clone T1", "holds")])
+def test_raw_clone_child_is_unregistered(tmp_path, how, want):
+    # rseq_fork: a CLONE_VM child starts with t->rseq = NULL; pthread_create's
+    # start_thread then registers it (glibc 2.35+), the raw syscall does not.
+    s = system_of(tmp_path, spec(f"        {how}\n        exit", ARM, extra=CS, props='"rseq-registered-while-used"'))
+    r = bfs(s, 100, por=False)
+    assert r.verdict == want
+    if want == "violation":
+        # clone (user), entry, body, notify-resume, back to user, T1's rseq_cs
+        assert len(r.trace) - 1 == 6
+
+
+def test_clone_child_does_not_get_pending_signals(tmp_path):
+    # copy_process: the child's pending set starts empty, whatever the parent's.
+    src = spec("""
+        clone      T1
+        exit
+""", """
+        exit
+""", env='signals = ["SIGUSR1"]\nmax_signals = 1', extra='''
+[handler.SIGUSR1]
+code = """
+        sigreturn
+"""
+''')
+    sp = space(tmp_path, src)
+    assert sp.any(T0__k="BODY", T0__pend__SIGUSR1=1, T1__k="NEW")  # the parent has it pending at clone
+    clone = [a for a in sp.system.actions if a.label.startswith("pthread_create -> clone: thread T1")]
+    assert len(clone) == 1
+    assert "T1.pend.SIGUSR1" not in {v.name for v in clone[0].writes()}  # stays empty (its initial value)
+    assert sp.any(T1__pend__SIGUSR1=1)  # the child can be sent its own
+
+
+def test_sud_is_not_inherited_by_a_thread(tmp_path):
+    # The parent arms SUD with BLOCK; its thread runs its syscall undispatched.
+    src = spec("""
+        sud_on     none, none
+        sud_select ALLOW
+        clone      T1
+        exit
+none:   nop
+""", """
+        sud_select BLOCK
+        syscall    getppid
+        exit
+""", extra=SIGSYS_ALLOW)
+    sp = space(tmp_path, src)
+    assert sp.fired("getppid returns its result")
+    assert not sp.fired("syscall_user_dispatch: getppid")
+    assert sp.any(T0__sud="[none,none)", T1__k="USER")
+    assert not sp.any(T1__sud="[none,none)")
+
+
+def test_fork_child_keeps_registration_and_rseq_cs(tmp_path):
+    # rseq_fork without CLONE_VM copies the registration: the child's own
+    # rseq() registration of the same area is -EBUSY (sys_rseq: identical
+    # registration).  The child's copy of rseq_cs is the parent's.
+    src = spec("""
+        rseq_register
+        fork       T1
+        exit
+""", """
+        rseq_register
+        exit
+""", env="glibc_rseq = false", props='"registration-succeeds"')
+    s = system_of(tmp_path, src)
+    r = bfs(s, 100, por=False)
+    assert (r.verdict, r.prop) == ("violation", "registration-succeeds")
+    sp = Space(s)
+    assert sp.fired("rseq(tls/32/RSEQ_SIG): already registered -> -EBUSY")
+    # with a raw thread instead, the child registers fine
+    r2 = bfs(system_of(tmp_path, src.replace("fork       T1", "clone      T1, raw"), "u.toml"), 100, por=False)
+    assert r2.verdict == "holds"
+
+
+def test_fork_child_copies_tls_and_stale_rseq_cs_is_cleared_lazily(tmp_path):
+    # The parent leaves rseq_cs armed (lazy clear) and forks; the child's copy
+    # points at the parent's descriptor, its ip is outside: the notify-resume
+    # from wake_up_new_task's rseq_migrate clears it (legacy rseq_ip_fixup).
+    src = spec("""
+        store      tls.x, 3
+retry:  rseq_cs    cs1
+begin:  nop
+end:    fork       T1
+        exit
+abort:  jmp        retry
+""", """
+        bne        tls.x, 3, bad
+        exit
+bad:    assert     0 == 1
+""", extra=CS, props='"no-unexpected-kill"')
+    sp = space(tmp_path, src)
+    assert sp.any(T1__k="LOOP", T1__rseq_cs="cs1", T1__tls__x=3)
+    assert not sp.any(T1__k="USER", T1__rseq_cs="cs1")
+    assert not sp.any(bad="assert")
+
+
+def test_fork_inside_a_critical_section_is_refused(tmp_path):
+    src = spec("""
+retry:  rseq_cs    cs1
+begin:  fork       T1
+end:    exit
+abort:  jmp        retry
+""", "        exit", extra=CS)
+    with pytest.raises(SpecError, match="fork inside critical section cs1"):
+        system_of(tmp_path, src)
+
+
+def test_fork_child_must_use_tls_variables(tmp_path):
+    src = spec("        fork T1\n        exit", "        store x, 1\n        exit")
+    with pytest.raises(SpecError, match="x: a fork child has its own copy of memory"):
+        system_of(tmp_path, src)
+
+
+@pytest.mark.parametrize("bad, msg", [
+    ("        clone T9\n        exit", "no \\[thread.T9\\]"),
+    ("        clone T0\n        exit", "cannot create itself"),
+    ("        clone T1\n        clone T1\n        exit", "already created at line"),
+    ("        clone T1, fast\n        exit", "clone takes THREAD"),
+    ("        execve\n        exit", "execve takes LABEL"),
+])
+def test_lifecycle_spec_errors(tmp_path, bad, msg):
+    with pytest.raises(SpecError, match=msg):
+        system_of(tmp_path, spec(bad, "        exit"))
+
+
+def test_execve_clears_sud_and_registration(tmp_path):
+    # begin_new_exec: SUD work cleared; rseq_execve: unregistered, so the new
+    # image (without glibc registration) can register: 0, not -EBUSY.
+    src = spec("""
+        rseq_register
+        sud_on     none, none
+        sud_select ALLOW
+        execve     img
+none:   exit
+img:    sud_select BLOCK
+        syscall    getpid
+        rseq_register
+        exit
+""", env="glibc_rseq = false", extra=SIGSYS_ALLOW, props='"no-unexpected-kill", "registration-succeeds"')
+    sp = space(tmp_path, src)
+    assert sp.fired("execve: new image at img")
+    assert sp.fired("getpid returns its result")
+    assert not sp.fired("syscall_user_dispatch: getpid")
+    assert not sp.any(bad="registration-succeeds")
+    assert sp.any(T0__ip0="img", T0__sud="OFF", T0__rseq="none", execve_done=1)
+
+
+def test_execve_resets_handlers_and_ends_other_threads(tmp_path):
+    # flush_signal_handlers: a SIGUSR1 caught before exec kills after it;
+    # de_thread: T1 is gone.
+    src = spec("""
+        clone      T1
+        execve     img
+        exit
+img:    nop
+        exit
+""", """
+loop:   nop
+        jmp        loop
+""", env='signals = ["SIGUSR1"]\nmax_signals = 1', extra='''
+[handler.SIGUSR1]
+code = """
+        sigreturn
+"""
+''')
+    sp = space(tmp_path, src)
+    assert sp.any(T0__ip0="img", T1__k="DEAD")
+    assert not sp.any(execve_done=1, T1__k="USER")
+    assert sp.fired("get_signal: SIGUSR1 is SIG_DFL since execve -> default action kills the process")
+    assert sp.any(killed="SIGUSR1")
+    # before exec the handler runs
+    assert sp.any(T0__depth=1, execve_done=0)
