@@ -572,3 +572,215 @@ def _replay(comp: Compiled, system: System, seq: list[int]) -> list[tuple[int, t
         s = nxt[0]
         out.append((a, s))
     return out
+
+
+# ------------------------------------------------- distinct counterexamples
+
+
+def interleaving(system: System, trace: list[tuple[int, tuple]]) -> tuple[str, ...]:
+    """A trace's interleaving: the sequence of contexts (actors: T0, T0.h1,
+    T0:kernel, env, ...) that take its steps.  Two traces whose steps differ
+    only in what the same contexts do (say, which signal is sent) have the
+    same interleaving."""
+    return tuple(system.actions[a].actor for a, _ in trace[1:])
+
+
+@dataclass
+class Distinct:
+    """Counterexamples with pairwise different interleavings, shortest
+    first.  The first is `bfs`'s own (no reduction): `result` is that
+    search, with its statistics."""
+
+    result: SearchResult
+    traces: list[tuple[str, list[tuple[int, tuple]]]] = field(default_factory=list)  # (property, trace)
+    complete: bool = False  # every distinct interleaving within the bound is listed
+    reason: str = ""  # why the enumeration stopped early: timeout, interrupted
+    states: int = 0  # states within the bound that the enumeration looked at
+
+
+def distinct_counterexamples(
+    system: System,
+    max_depth: int,
+    n: int,
+    timeout: float | None = None,
+    max_states: int | None = None,
+    progress: Progress | None = None,
+    progress_every: float = 1.0,
+) -> Distinct:
+    """Up to `n` counterexamples whose interleavings (see `interleaving`)
+    differ, shortest first, each ending at its first violating state.
+
+    The first is what `bfs(por=False)` finds.  Then every state within the
+    bound is explored (a violating or terminal state is not expanded), and
+    for each state the lengths r of the walks that reach a violating state
+    in exactly r steps are computed backwards.  For each length L (shortest
+    first), a depth-first search over interleavings, not paths, follows the
+    set of states each prefix of contexts can lead to, keeping only states
+    from which a violation is exactly the remaining steps away: every branch
+    ends in a counterexample, so each one found costs O(L) set steps, and no
+    interleaving is produced twice.  Partial-order reduction is off: it
+    would drop interleavings by design."""
+    t0 = time.monotonic()
+    first = bfs(system, max_depth, por=False, timeout=timeout, max_states=max_states, progress=progress,
+                progress_every=progress_every)
+    out = Distinct(first)
+    if first.verdict != "violation":
+        return out
+    assert first.prop is not None
+    out.traces.append((first.prop, first.trace))
+    if len(first.trace) == 1:  # the initial state violates: no other trace ends there first
+        out.complete = True
+        return out
+    if n <= 1:
+        return out
+    actor = [a.actor for a in system.actions]
+    deadline = t0 + timeout if timeout else None
+    clock = [0]
+
+    def tick() -> None:
+        clock[0] += 1
+        if deadline and not clock[0] % 1024 and time.monotonic() >= deadline:
+            raise _Stop(f"timeout after {timeout:g} s")
+
+    pk = compile_packed(system)
+    init = pk.pack(system.initial_state())
+    try:
+        succ, bad, depth = _within_bound(pk, init, max_depth, tick, progress)
+        out.states = len(depth)
+        reach = _exact_reach(succ, bad, depth, max_depth, tick)
+        known = {interleaving(system, first.trace)}
+        lengths = [r for r in range(1, max_depth + 1) if reach.get(init, 0) >> r & 1]
+        for length in lengths:
+            for levels, sig in _interleavings(init, length, succ, reach, actor, tick):
+                if sig in known:
+                    continue
+                known.add(sig)
+                prop, trace = _trace_of(pk, levels, bad)
+                out.traces.append((system.properties[prop].name, trace))
+                if len(out.traces) >= n:
+                    return out
+        out.complete = True
+    except _Stop as e:
+        out.reason = str(e)
+    except KeyboardInterrupt:
+        out.reason = "interrupted"
+    return out
+
+
+def _within_bound(pk: Packed, init: int, max_depth: int, tick: Callable[[], None], progress: Progress | None
+                  ) -> tuple[dict[int, list[tuple[int, int]]], dict[int, int], dict[int, int]]:
+    """Every state within `max_depth` steps: successors of each expanded
+    state (no self-loops: a step that changes nothing is no step), the
+    violating states (property index) and each state's BFS depth."""
+    succ: dict[int, list[tuple[int, int]]] = {}
+    bad: dict[int, int] = {}
+    depth = {init: 0}
+    frontier = [init] if pk.check(init) < 0 and not pk.terminal(init) else []
+    for d in range(max_depth):
+        nxt: list[int] = []
+        for s in frontier:
+            tick()
+            got: list = []
+            pk.succ(s, got)
+            succ[s] = lst = [(a, t) for a, t in got if t != s]
+            for _, t in lst:
+                if t in depth:
+                    continue
+                depth[t] = d + 1
+                b = pk.check(t)
+                if b >= 0:
+                    bad[t] = b
+                elif not pk.terminal(t):
+                    nxt.append(t)
+        if progress:
+            progress(Stats(len(depth), sum(map(len, succ.values())), d + 1, 0.0))
+        frontier = nxt
+        if not frontier:
+            break
+    return succ, bad, depth
+
+
+def _exact_reach(succ: dict[int, list[tuple[int, int]]], bad: dict[int, int], depth: dict[int, int],
+                 max_depth: int, tick: Callable[[], None]) -> dict[int, int]:
+    """reach[s] has bit r set when some walk of exactly r steps leads from s
+    to a violating state (through none before it) and can still end within
+    the bound (s's depth + r <= max_depth)."""
+    preds: dict[int, list[int]] = {}
+    for s, lst in succ.items():
+        for _, t in lst:
+            preds.setdefault(t, []).append(s)
+    reach = dict.fromkeys(bad, 1)
+    layer: set[int] = set(bad)
+    for r in range(1, max_depth + 1):
+        bit = 1 << r
+        nl: set[int] = set()
+        for t in layer:
+            tick()
+            for s in preds.get(t, ()):
+                if depth[s] + r <= max_depth and not reach.get(s, 0) & bit:
+                    reach[s] = reach.get(s, 0) | bit
+                    nl.add(s)
+        layer = nl
+        if not layer:
+            break
+    return reach
+
+
+def _interleavings(init: int, length: int, succ: dict[int, list[tuple[int, int]]], reach: dict[int, int],
+                   actor: list[str], tick: Callable[[], None]):
+    """Each interleaving of exactly `length` steps that ends at a violating
+    state, as (levels, signature): levels[i] maps each state the first i
+    contexts can lead to onto (its parent at level i - 1, the action)."""
+    levels: list[dict[int, tuple[int, int]]] = [{init: (_ROOT, -1)}]
+    sig: list[str] = []
+    # an explicit stack of generators of (context, next level), one per level
+    stack = [iter(_branches(levels[0], length - 1, succ, reach, actor))]
+    while stack:
+        tick()
+        step = next(stack[-1], None)
+        if step is None:
+            stack.pop()
+            levels.pop()
+            if sig:
+                sig.pop()
+            continue
+        ctx, level = step
+        levels.append(level)
+        sig.append(ctx)
+        if len(sig) == length:
+            yield levels, tuple(sig)
+            levels.pop()
+            sig.pop()
+        else:
+            stack.append(iter(_branches(level, length - len(sig) - 1, succ, reach, actor)))
+
+
+def _branches(level: dict[int, tuple[int, int]], r: int, succ: dict[int, list[tuple[int, int]]],
+              reach: dict[int, int], actor: list[str]) -> list[tuple[str, dict[int, tuple[int, int]]]]:
+    """The next level per context: the successors, r steps away from a
+    violation, that the states of `level` reach by one step of that
+    context; contexts in the order their first action appears."""
+    bit = 1 << r
+    groups: dict[str, dict[int, tuple[int, int]]] = {}
+    for s in level:
+        for a, t in succ.get(s, ()):
+            if reach.get(t, 0) & bit:
+                g = groups.setdefault(actor[a], {})
+                if t not in g:
+                    g[t] = (s, a)
+    return list(groups.items())
+
+
+def _trace_of(pk: Packed, levels: list[dict[int, tuple[int, int]]], bad: dict[int, int]
+              ) -> tuple[int, list[tuple[int, tuple]]]:
+    """A concrete trace of the interleaving whose levels are given: back
+    from the first violating state of the last level."""
+    t = next(iter(levels[-1]))
+    prop = bad[t]
+    chain: list[tuple[int, int]] = []
+    for level in reversed(levels):
+        parent, a = level[t]
+        chain.append((a, t))
+        t = parent
+    chain.reverse()
+    return prop, [(a, pk.unpack(s)) for a, s in chain]
