@@ -32,10 +32,10 @@ Each declared thread is created once: a second clone of it fails (-EAGAIN).
 
 from __future__ import annotations
 
-from model.build import PHASES, TV, A, Builder, Case, P
+from model.build import PHASES, SPECIAL_VARS, TV, A, Builder, Case, P
 from model.errors import SpecError
 from model.ir import Const, Eq, Expr, Ite, Var
-from model.program import Instr
+from model.program import Instr, expr_vars
 
 COPY_PROCESS = "kernel/fork.c:copy_process"
 EXEC = "fs/exec.c:begin_new_exec"
@@ -71,7 +71,9 @@ def spawns(b: Builder) -> dict[str, tuple[str, Instr]]:
                 child_seg = next(t.segment for t in b.spec.threads if t.name == child)
                 for cins in child_seg.instrs:
                     used = [a for a in cins.args[:1] if isinstance(a, str)] if cins.op in ("store", "add", "beq", "bne") else []
-                    for v in used:
+                    if cins.op == "assert":
+                        used = sorted(expr_vars(cins.expr))
+                    for v in sorted(set(used) - set(SPECIAL_VARS)):
                         if not v.startswith("tls."):
                             raise SpecError(path, cins.line, f"{v}: a fork child has its own copy of memory; "
                                             "use tls.X variables in its code (copied at fork)")
