@@ -12,8 +12,9 @@ kernel's order:
     (rule rseq.register_clears_cs) and set NOTIFY_RESUME.
 glibc (2.35+) registers every thread before user code runs ("tls/32/
 RSEQ_SIG") unless [environment] glibc_rseq = false, and never unregisters.
-Not modelled yet: fork (the child keeps the registration), execve (cleared),
-CLONE_VM children, rseq_cs pointing at freed memory.
+fork, clone and execve (the child keeps, a CLONE_VM child loses, exec drops
+the registration) are in model/lifecycle.py.  Not modelled: an rseq_cs
+pointing at freed memory (a fault: the task is killed like an invalid one).
 """
 
 from __future__ import annotations
