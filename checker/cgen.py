@@ -1,13 +1,15 @@
 """Compile a spec's scenario to a C program that runs it on the real kernel
 (x86-64 Linux, glibc >= 2.35 registering rseq with RSEQ_SIG).
 
-The thread's code becomes one file-scope asm function in which every model
-instruction is a short run of machine instructions placed at its labels, so
-"the ip is inside [start, post_commit)" means the same thing in the model and
-on the CPU:
+Every code block (each thread's program and each handler) becomes one
+file-scope asm function in which every model instruction is a short run of
+machine instructions placed at its labels, so "the ip is inside [start,
+post_commit)" or "the post-syscall ip is inside the SUD region" means the
+same thing in the model and on the CPU:
 
   nop             a busy loop of `spin` iterations (so that asynchronous
-                  events can land inside a section); `spin = 0`: one `nop`
+                  events can land inside a section); `spin = 0`, or a
+                  single-stepped spec: one `nop`
   jmp L           jmp
   store V, N      movq $N, V(%r12)        (user variables live in a
   add V, N        addq $N, V(%r12)         MAP_SHARED page, so the parent
@@ -15,42 +17,60 @@ on the CPU:
   rseq_cs NAME|0  leaq desc, %rax; movq %rax, 8(%r13)   (r13 = glibc's area)
   syscall NAME    argument set-up, then the 2-byte `syscall`: a restart
                   rewind (ip -= 2) lands on it, as in the model
-  exit            exit_group (the helper-free child has one thread)
+  exit            SYS_exit (the thread; the process ends with its last one)
+  sigreturn       rsp back to the frame, then rt_sigreturn from this very
+                  address (not glibc's restorer: SUD judges its ip)
+  rseq_register / rseq_unregister   rseq(area, len, flags, sig); the result
+                  goes to a per-thread TLS word that `beq rseq_ret` tests
+  sud_on / sud_off / sud_select     prctl(PR_SET_SYSCALL_USER_DISPATCH) with
+                  the labels' addresses and a per-thread TLS selector byte
+  set_tf/clear_tf pushfq; or/and $0x100, (%rsp); popfq
 
 Descriptors are struct rseq_cs {u32 version, u32 flags, u64 start_ip,
-u64 post_commit_offset, u64 abort_ip}, 32-byte aligned in a writable section;
-the 4 bytes before each abort label are the signature, as the x86 `ud1`
-encoding librseq uses (0f b9 3d + imm32).  An abort target that ordinary code
-falls into is reached by a jmp over the signature.
+u64 post_commit_offset, u64 abort_ip}, 32-byte aligned in a writable section,
+one per (descriptor, code block) as the model's instances; the 4 bytes
+before each abort label are the signature, as the x86 `ud1` encoding librseq
+uses (0f b9 3d + imm32).  An abort target that ordinary code falls into is
+reached by a jmp over the signature.  A block ends with `hlt` (#GP: SIGSEGV),
+the model's fault of a context that runs off the end of its code.
 
-Signal handlers become C functions doing the same steps (raw syscalls,
-stores to the shared page); returning runs glibc's restorer, rt_sigreturn.
+Handlers are asm too (installed with SA_SIGINFO and the spec's flags): they
+load r12/r13 themselves and keep the entry rsp in r14 for `sigreturn`; the
+kernel's rt_sigreturn restores every register of the interrupted context.
 
 The environment is the parent process: per run it forks the child, waits
-until the child is about to start, sends up to `max_signals` signals of the
-spec's kinds at random times within a window calibrated to the length of a
-run (stop signals are followed by SIGCONT), then writes to the pipe the
-child's `read` sleeps on until the child ends.  Preemption and migration
-cannot be forced: they happen in the background (the child is pinned beside
-the parent, so it rarely migrates), and a conformance spec lets the model
-allow them; the runner counts the runs with an involuntary context switch.
-For a spec without preemption the child runs SCHED_FIFO where permitted and
-the runner sets its preempted runs aside.
+until its threads are about to start, sends up to `max_signals` signals per
+thread (tgkill, as the model's thread-directed sends) at random times within
+a window calibrated to the length of a run (stop signals are followed by
+SIGCONT), then writes to the pipe the child's `read` sleeps on until the
+child ends.  Preemption and migration cannot be forced: they happen in the
+background (the child is pinned beside the parent, so it rarely migrates),
+and a conformance spec lets the model allow them; the runner counts the runs
+with an involuntary context switch.  For a spec without preemption the child
+runs SCHED_FIFO where permitted and the runner sets its preempted runs aside.
 With `notify_resume = true` the child arms ITIMER_PROF with SIGPROF blocked:
 its expiry queues task_work, a TIF_NOTIFY_RESUME without any rseq event
 (POSIX_CPU_TIMERS_TASK_WORK), at a random CPU time within the window; CPU
 timers are checked at ticks (4 ms at HZ=250), so it lands inside a section
 only when `nop`s spin for milliseconds (`--spin`).
+With `[environment] glibc_rseq = false` the program runs under
+GLIBC_TUNABLES=glibc.pthread.rseq=0 (`Program.env`).  A thread with
+`ptrace = "singlestep"` is traced by the parent: its block starts with an
+`int3`, after which the parent PTRACE_SINGLESTEPs it to the end, suppressing
+each SIGTRAP and passing on every other signal (kernel/ptrace.c:
+ptrace_resume; each stop is a schedule-out, as in the model).
 
 Refused (`Unsupported`): anything with no faithful kernel counterpart here:
 set_desc (the next-syscall descriptor is a proposal no kernel implements),
-SUD, rseq registration calls, assert (use [outcomes]), more than one thread,
-handler code that is not straight-line, syscalls other than SYSCALL_NR.
+assert (use [outcomes]), `tls.` variables, seccomp and PTRACE_SYSCALL
+tracing, several threads with ptrace, a SUD region whose labels are in
+different blocks or are abort targets, syscalls other than SYSCALL_NR.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 from model.program import Instr, Segment
 from model.signals import DEFAULT_STOP, SIGNUM
@@ -58,9 +78,11 @@ from model.spec import Spec
 
 # Syscalls the generator can drive, with their x86-64 numbers.
 SYSCALL_NR = {"getpid": 39, "getppid": 110, "gettid": 186, "sched_yield": 24, "read": 0, "nanosleep": 35}
-HANDLER_SYSCALLS = ("getpid", "getppid", "gettid", "sched_yield")
+NR_RT_SIGRETURN, NR_EXIT, NR_PRCTL, NR_RSEQ = 15, 60, 157, 334
+PR_SET_SYSCALL_USER_DISPATCH = 59
 RSEQ_SIG = 0x53053053
 OTHER_SIG = 0x0BADC0DE  # signature = "other": any word but RSEQ_SIG
+RSEQ_ERRNO = {"0": 0, "EINVAL": -22, "EPERM": -1, "EBUSY": -16}  # rseq_ret values (-errno)
 CS_FLAG_BITS = {"NO_RESTART_ON_PREEMPT": 1, "NO_RESTART_ON_SIGNAL": 2, "NO_RESTART_ON_MIGRATE": 4}
 SA_FLAG_C = {"SA_RESTART": "SA_RESTART", "SA_NODEFER": "SA_NODEFER"}
 NANOSLEEP_NS = 200_000  # the nanosleep's duration: long enough to sleep, short enough for many runs
@@ -69,6 +91,7 @@ NANOSLEEP_NS = 200_000  # the nanosleep's duration: long enough to sleep, short 
 # tests the condition first), and a VM's wake-up latency is tens of µs.
 READ_DELAY_US = 1000
 SHARED_V = 24  # offset of v[0] in struct rsc_shared (ready, tsc0, tsc1 before it)
+TF = 0x100  # X86_EFLAGS_TF
 
 
 class Unsupported(Exception):
@@ -81,30 +104,196 @@ class Program:
     uvars: list[str]  # user variables, in the order the program prints them
     signals: list[str]  # environment signals
     max_signals: int
+    env: dict[str, str] = field(default_factory=dict)  # environment the program must run with
+    stepped: bool = False  # single-stepped (by a tracer or its own TF): `nop` is one instruction
 
 
-def _sym(label: str) -> str:
-    return f"rsc_L_{label}"
-
-
-def _cs_sym(name: str) -> str:
-    return f"rsc_cs_{name}"
+def _seg_id(seg: Segment) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", seg.name.replace("handler ", "h_"))
 
 
 def _where(ins: Instr) -> str:
     return f"line {ins.line}: {ins.text or ins.op}"
 
 
+def _c_string(line: str) -> str:
+    return '\t"' + line.replace("\\", "\\\\").replace('"', '\\"') + '\\n"'
+
+
+class _Gen:
+    def __init__(self, spec: Spec, spin: int):
+        self.spec = spec
+        self.uvars = _user_vars(spec)
+        self.off = {n: SHARED_V + 8 * i for i, n in enumerate(self.uvars)}
+        self.stepped = any(t.ptrace_step for t in spec.threads) or any(
+            ins.op in ("set_tf", "clear_tf") for seg in self.segments() for ins in seg.instrs)
+        self.spin = 0 if self.stepped else spin
+        self.areas: set[str] = set()  # own struct rseq areas of rseq_register/unregister
+        # descriptor instances: (name, block) for every block holding all three labels
+        self.homes: dict[str, list[Segment]] = {
+            c.name: [s for s in self.segments() if all(lab in s.labels for lab in (c.start, c.post_commit, c.abort))]
+            for c in spec.cs.values()
+        }
+
+    def segments(self) -> list[Segment]:
+        return [t.segment for t in self.spec.threads] + [
+            h.segment for h in self.spec.handlers.values() if h.segment is not None]
+
+    def sym(self, seg: Segment, label: str) -> str:
+        return f"rsc_L_{_seg_id(seg)}_{label}"
+
+    def cs_sym(self, name: str, seg: Segment) -> str:
+        return f"rsc_cs_{name}_{_seg_id(seg)}"
+
+    def instance(self, name: str, seg: Segment, ins: Instr) -> Segment:
+        """The block whose instance `rseq_cs NAME` in `seg` arms (as
+        model.build.Builder.instance_for)."""
+        homes = self.homes[name]
+        if seg in homes:
+            return seg
+        if len(homes) == 1:
+            return homes[0]
+        raise Unsupported(f"{_where(ins)}: rseq_cs {name} has instances in several blocks")
+
+    # -------------------------------------------------------------- blocks
+
+    def descriptors(self) -> list[str]:
+        out: list[str] = []
+        for c in self.spec.cs.values():
+            for seg in self.homes[c.name]:
+                flags = sum(CS_FLAG_BITS[f] for f in c.flags)
+                s = self.cs_sym(c.name, seg)
+                out += [
+                    '.pushsection .data.rsc_rseq_cs, "aw"',
+                    ".balign 32",
+                    f".globl {s}",
+                    f".type {s}, @object",
+                    f".size {s}, 32",
+                    f"{s}:",
+                    f".long {c.version}, {flags}",
+                    f".quad {self.sym(seg, c.start)}, {self.sym(seg, c.post_commit)} - {self.sym(seg, c.start)}, "
+                    f"{self.sym(seg, c.abort)}",
+                    ".popsection",
+                ]
+        return out
+
+    def block(self, seg: Segment, fn: str, prologue: list[str]) -> list[str]:
+        sig_at: dict[str, int] = {}  # abort label -> the word before it
+        for c in self.spec.cs.values():
+            if seg in self.homes[c.name]:
+                w = RSEQ_SIG if c.signature_ok else OTHER_SIG
+                if sig_at.setdefault(c.abort, w) != w:
+                    raise Unsupported(f"abort label {c.abort!r} is shared by descriptors with different signatures")
+        out = [".text", f".globl {fn}", f".type {fn}, @function", ".p2align 4", f"{fn}:", *prologue]
+        falls_through = True
+        for ins in seg.instrs:
+            aborts = [lab for lab in ins.labels if lab in sig_at]
+            for lab in ins.labels:
+                if lab not in sig_at:
+                    out += [f".globl {self.sym(seg, lab)}", f"{self.sym(seg, lab)}:"]
+            if aborts:
+                if falls_through:
+                    out.append(f"jmp {self.sym(seg, aborts[0])}")  # never execute the signature
+                out += [".byte 0x0f, 0xb9, 0x3d", f".long {sig_at[aborts[0]]:#x}"]
+                for lab in aborts:
+                    out += [f".globl {self.sym(seg, lab)}", f"{self.sym(seg, lab)}:"]
+            out += [f"# {ins.text or ins.op}"] + self.instr(seg, ins, sig_at)
+            falls_through = ins.op not in ("jmp", "exit", "sigreturn")
+        # past the block's end (a dispatched exit or sigreturn): a fault, SIGSEGV as in the model
+        out += ["hlt", f".size {fn}, .-{fn}"]
+        return out
+
+    def instr(self, seg: Segment, ins: Instr, sig_at: dict[str, int]) -> list[str]:
+        op, a = ins.op, ins.args
+        if op == "nop":
+            return ["nop"] if self.spin <= 0 else [f"movl ${self.spin}, %ecx", "1: decl %ecx", "jnz 1b"]
+        if op == "jmp":
+            return [f"jmp {self.sym(seg, a[0])}"]
+        if op == "store":
+            return [f"movq ${a[1]}, {self.off[a[0]]}(%r12)"]
+        if op == "add":
+            return [f"addq ${a[1]}, {self.off[a[0]]}(%r12)"]
+        if op in ("beq", "bne"):
+            jcc = f"{'je' if op == 'beq' else 'jne'} {self.sym(seg, a[2])}"
+            if a[0] == "rseq_ret":
+                return [f"cmpq ${RSEQ_ERRNO[str(a[1])]}, %fs:rsc_rseq_ret@tpoff", jcc]
+            if a[0] == "rseq_size":  # glibc's __rseq_size (in ld.so)
+                return ["movq __rseq_size@GOTPCREL(%rip), %rax", f"cmpl ${a[1]}, (%rax)", jcc]
+            if not isinstance(a[1], int):
+                raise Unsupported(f"{_where(ins)}: {op} on {a[1]!r} is not generated")
+            return [f"cmpq ${a[1]}, {self.off[a[0]]}(%r12)", jcc]
+        if op == "rseq_cs":
+            if a[0] == "0":
+                return ["movq $0, 8(%r13)"]
+            home = self.instance(a[0], seg, ins)
+            return [f"leaq {self.cs_sym(a[0], home)}(%rip), %rax", "movq %rax, 8(%r13)"]
+        if op == "syscall":
+            return _syscall(ins)
+        if op == "exit":
+            # tsc1: when the run ended, for the parent's window calibration
+            return ["rdtsc", "movl %eax, 16(%r12)", "movl %edx, 20(%r12)",
+                    f"movl ${NR_EXIT}, %eax", "xorl %edi, %edi", "syscall"]
+        if op == "sigreturn":
+            if seg.kind != "handler":
+                raise Unsupported(f"{_where(ins)}: sigreturn: rt_sigreturn outside a handler frame")
+            # the frame starts at the entry rsp (pretcode); rt_sigreturn finds it at rsp - 8
+            return ["leaq 8(%r14), %rsp", f"movl ${NR_RT_SIGRETURN}, %eax", "syscall"]
+        if op in ("rseq_register", "rseq_unregister"):
+            area, ln, sig = a
+            if area == "tls":
+                setup = ["movq %r13, %rdi"]
+            else:
+                self.areas.add(area)
+                setup = ["movq %fs:0, %rdi", f"leaq rsc_area_{area}@tpoff(%rdi), %rdi"]
+            flags = 1 if op == "rseq_unregister" else 0  # RSEQ_FLAG_UNREGISTER
+            word = RSEQ_SIG if sig == "RSEQ_SIG" else OTHER_SIG
+            return setup + [f"movl ${ln}, %esi", f"movl ${flags}, %edx", f"movl ${word:#x}, %r10d",
+                            f"movl ${NR_RSEQ}, %eax", "syscall", "movq %rax, %fs:rsc_rseq_ret@tpoff"]
+        if op == "sud_on":
+            lo, hi = a[0], a[1]
+            for lab in (lo, hi):
+                if lab not in seg.labels:
+                    raise Unsupported(f"{_where(ins)}: SUD region label {lab!r} is in another block: "
+                                      "its machine address is not ordered as the model's")
+                if lab in sig_at:
+                    raise Unsupported(f"{_where(ins)}: SUD region label {lab!r} is an abort target "
+                                      "(the signature sits before it)")
+            sel = ["xorl %r8d, %r8d"] if "noselector" in a[2:] else ["movq %fs:0, %r8", "leaq rsc_selector@tpoff(%r8), %r8"]
+            mode = 2 if "inclusive" in a[2:] else 1  # PR_SYS_DISPATCH_INCLUSIVE_ON (6.17+) | PR_SYS_DISPATCH_ON
+            return [f"movl ${PR_SET_SYSCALL_USER_DISPATCH}, %edi", f"movl ${mode}, %esi",
+                    f"leaq {self.sym(seg, lo)}(%rip), %rdx", f"leaq {self.sym(seg, hi)}(%rip), %r10",
+                    "subq %rdx, %r10", *sel, f"movl ${NR_PRCTL}, %eax", "syscall"]
+        if op == "sud_off":
+            return [f"movl ${PR_SET_SYSCALL_USER_DISPATCH}, %edi", "xorl %esi, %esi", "xorl %edx, %edx",
+                    "xorl %r10d, %r10d", "xorl %r8d, %r8d", f"movl ${NR_PRCTL}, %eax", "syscall"]
+        if op == "sud_select":
+            if a[0] == "unmapped":
+                raise Unsupported(f"{_where(ins)}: sud_select unmapped: unmapping the selector is a syscall here "
+                                  "(munmap), which SUD itself would judge; the model's is a plain user step")
+            v = {"ALLOW": 0, "BLOCK": 1}.get(a[0]) if not a[0].isdigit() else int(a[0])  # SYSCALL_DISPATCH_FILTER_*
+            return [f"movb ${v}, %fs:rsc_selector@tpoff"]
+        if op == "set_tf":
+            return ["pushfq", f"orq ${TF:#x}, (%rsp)", "popfq"]
+        if op == "clear_tf":
+            return ["pushfq", f"andq ${~TF}, (%rsp)", "popfq"]
+        why = {
+            "set_desc": "the next-syscall descriptor has no kernel counterpart (a proposal)",
+            "assert": "assert has no machine counterpart; state the claim in [outcomes] instead",
+        }.get(op, "not generated yet")
+        raise Unsupported(f"{_where(ins)}: {op}: {why}")
+
+
 def generate(spec: Spec, spin: int = 200000) -> Program:
-    if len(spec.threads) != 1:
-        raise Unsupported(f"{len(spec.threads)} threads: the generator drives one thread (T0) so far")
     env = spec.env
-    if not getattr(env, "glibc_rseq", True):
-        raise Unsupported("glibc_rseq = false: the generator uses glibc's registration")
-    thread = spec.threads[0]
-    seg = thread.segment
-    uvars = _user_vars(spec)
-    off = {n: SHARED_V + 8 * i for i, n in enumerate(uvars)}
+    for t in spec.threads:
+        if t.seccomp:
+            raise Unsupported(f"thread {t.name}: seccomp filters are not generated yet")
+        if t.ptrace_syscall:
+            raise Unsupported(f"thread {t.name}: ptrace = \"syscall\" (PTRACE_SYSCALL stops) is not generated yet")
+    traced = [t for t in spec.threads if t.ptrace_step]
+    if traced and (len(spec.threads) > 1 or env.max_signals):
+        raise Unsupported("ptrace = \"singlestep\" is generated for one thread without environment signals "
+                          "(the parent is the tracer)")
     if env.max_signals > env.max_nesting and any(
         h.action == "handler" and h.sig in env.signals for h in spec.handlers.values()
     ):
@@ -116,17 +305,38 @@ def generate(spec: Spec, spin: int = 200000) -> Program:
     for s in env.signals:
         if s == "SIGCONT" and "SIGCONT" in spec.handlers and any(x in DEFAULT_STOP for x in env.signals):
             raise Unsupported("a SIGCONT handler with stop signals: the runner continues stopped children with SIGCONT")
-    asm = _thread_asm(spec, seg, off, spin)
-    handlers = [_handler_c(spec, sig, off) for sig in sorted(spec.handlers, key=lambda s: SIGNUM[s])]
-    area_flags = sum(CS_FLAG_BITS[f] for f in thread.rseq_flags)
+    g = _Gen(spec, spin)
+    asm = g.descriptors()
+    for t in spec.threads:
+        pro = ["movq %rdi, %r12", "movq %rsi, %r13"]  # the shared page, glibc's struct rseq
+        if t.ptrace_step:
+            pro.append("int3")  # the tracer starts single-stepping here
+        asm += g.block(t.segment, f"rsc_thread_{t.name}", pro)
+    hsigs = sorted((s for s, h in spec.handlers.items() if h.action == "handler"), key=lambda s: SIGNUM[s])
+    for s in hsigs:
+        seg = spec.handlers[s].segment
+        assert seg is not None
+        pro = ["movq %rsp, %r14", "movq rsc_shared(%rip), %r12",
+               "movq %fs:0, %r13", "addq rsc_rseq_off(%rip), %r13"]
+        asm += g.block(seg, f"rsc_handler_{s}", pro)
+    decls = [f"void rsc_handler_{s}(int, siginfo_t *, void *);" for s in hsigs]
+    decls += [f"void rsc_thread_{t.name}(struct rsc_shared *, volatile void *) __attribute__((noreturn));"
+              for t in spec.threads]
+    decls += [f"__thread struct rsc_area rsc_area_{a};" for a in sorted(g.areas)]
+    starts = ",\n".join(f"\trsc_thread_{t.name}" for t in spec.threads)
+    install = "\n".join(_install(spec, s) for s in sorted(spec.handlers, key=lambda s: SIGNUM[s]))
+    area_flags = [sum(CS_FLAG_BITS[f] for f in t.rseq_flags) for t in spec.threads]
+    reads = any(ins.op == "syscall" and ins.args[0] == "read" for seg in g.segments() for ins in seg.instrs)
     src = _TEMPLATE
     for k, v in {
-        "@NV@": str(max(1, len(uvars))),
-        "@NVREAL@": str(len(uvars)),
-        "@ASM@": asm,
-        "@HANDLERS@": "\n".join(h[0] for h in handlers),
-        "@INSTALL@": "\n".join(h[1] for h in handlers),
-        "@AREA_FLAGS@": str(area_flags),
+        "@NV@": str(max(1, len(g.uvars))),
+        "@NVREAL@": str(len(g.uvars)),
+        "@NT@": str(len(spec.threads)),
+        "@ASM@": "\n".join(_c_string(line) for line in asm),
+        "@DECLS@": "\n".join(decls),
+        "@STARTS@": starts,
+        "@INSTALL@": install,
+        "@AREA_FLAGS@": ", ".join(f"{f}u" for f in area_flags),
         "@NSIGS@": str(len(env.signals)),
         "@SIGS@": ", ".join(str(SIGNUM[s]) for s in env.signals) or "0",
         "@STOPS@": ", ".join("1" if _stops(spec, s) else "0" for s in env.signals) or "0",
@@ -134,10 +344,25 @@ def generate(spec: Spec, spin: int = 200000) -> Program:
         "@NANOSLEEP_NS@": str(NANOSLEEP_NS),
         "@NOTIFY_TIMER@": "1" if env.notify_resume else "0",
         "@NO_PREEMPT@": "0" if env.preemption else "1",
-        "@READ_DELAY_US@": str(READ_DELAY_US if any(i.op == "syscall" and i.args[0] == "read" for i in seg.instrs) else 0),
+        "@READ_DELAY_US@": str(READ_DELAY_US if reads else 0),
+        "@GLIBC_RSEQ@": "1" if env.glibc_rseq else "0",
+        "@TRACED@": "1" if traced else "0",
     }.items():
         src = src.replace(k, v)
-    return Program(src, uvars, list(env.signals), env.max_signals)
+    run_env = {} if env.glibc_rseq else {"GLIBC_TUNABLES": "glibc.pthread.rseq=0"}
+    return Program(src, g.uvars, list(env.signals), env.max_signals, run_env, g.stepped)
+
+
+def _install(spec: Spec, sig: str) -> str:
+    h = spec.handlers[sig]
+    num = SIGNUM[sig]
+    if h.action != "handler":
+        disp = "SIG_IGN" if h.action == "ignore" else "SIG_DFL"
+        return f"\tsignal({num}, {disp});"
+    flags = " | ".join(["SA_SIGINFO"] + [SA_FLAG_C[f] for f in h.flags])
+    mask = "".join(f"\tsigaddset(&sa.sa_mask, {SIGNUM[m]});\n" for m in h.mask)
+    return (f"\tmemset(&sa, 0, sizeof(sa));\n\tsa.sa_sigaction = rsc_handler_{sig};\n\tsa.sa_flags = {flags};\n"
+            f"\tsigemptyset(&sa.sa_mask);\n{mask}\tif (sigaction({num}, &sa, NULL)) _exit(99);")
 
 
 def _stops(spec: Spec, sig: str) -> bool:
@@ -148,103 +373,16 @@ def _stops(spec: Spec, sig: str) -> bool:
 
 def _user_vars(spec: Spec) -> list[str]:
     names: set[str] = set()
-    segs = [spec.threads[0].segment] + [h.segment for h in spec.handlers.values() if h.segment]
+    segs = [t.segment for t in spec.threads] + [h.segment for h in spec.handlers.values() if h.segment]
     for seg in segs:
         for ins in seg.instrs:
             if ins.op in ("store", "add", "beq", "bne"):
-                if ins.args[0].startswith("tls.") or ins.args[0] in ("rseq_ret", "rseq_size"):
-                    raise Unsupported(f"{_where(ins)}: {ins.args[0]} is not user memory the generator can hold")
+                if ins.args[0] in ("rseq_ret", "rseq_size"):
+                    continue
+                if ins.args[0].startswith("tls."):
+                    raise Unsupported(f"{_where(ins)}: {ins.args[0]}: per-thread user variables are not generated")
                 names.add(ins.args[0])
     return sorted(names)
-
-
-# ------------------------------------------------------------------ thread
-
-
-def _thread_asm(spec: Spec, seg: Segment, off: dict[str, int], spin: int) -> str:
-    cs_here = {}
-    for c in spec.cs.values():
-        if not all(lab in seg.labels for lab in (c.start, c.post_commit, c.abort)):
-            raise Unsupported(f"rseq_cs {c.name}: its labels are not all in {seg.name}'s code "
-                              "(critical sections in handlers are not generated yet)")
-        cs_here[c.name] = c
-    # signature word in front of each abort target
-    sig_at: dict[str, int] = {}
-    for c in cs_here.values():
-        w = RSEQ_SIG if c.signature_ok else OTHER_SIG
-        if sig_at.setdefault(c.abort, w) != w:
-            raise Unsupported(f"abort label {c.abort!r} is shared by descriptors with different signatures")
-    out: list[str] = []
-    for c in cs_here.values():
-        flags = sum(CS_FLAG_BITS[f] for f in c.flags)
-        out += [
-            '.pushsection .data.rsc_rseq_cs, "aw"',
-            ".balign 32",
-            f".globl {_cs_sym(c.name)}",
-            f".type {_cs_sym(c.name)}, @object",
-            f".size {_cs_sym(c.name)}, 32",
-            f"{_cs_sym(c.name)}:",
-            f".long {c.version}, {flags}",
-            f".quad {_sym(c.start)}, {_sym(c.post_commit)} - {_sym(c.start)}, {_sym(c.abort)}",
-            ".popsection",
-        ]
-    out += [
-        ".text",
-        ".globl rsc_thread",
-        ".type rsc_thread, @function",
-        ".p2align 4",
-        "rsc_thread:",
-        "movq %rdi, %r12",  # the shared page (user variables)
-        "movq %rsi, %r13",  # glibc's struct rseq
-    ]
-    falls_through = True
-    for ins in seg.instrs:
-        aborts = [lab for lab in ins.labels if lab in sig_at]
-        for lab in ins.labels:
-            if lab not in sig_at:
-                out += [f".globl {_sym(lab)}", f"{_sym(lab)}:"]
-        if aborts:
-            if falls_through:
-                out.append(f"jmp {_sym(aborts[0])}")  # never execute the signature
-            out += [".byte 0x0f, 0xb9, 0x3d", f".long {sig_at[aborts[0]]:#x}"]
-            for lab in aborts:
-                out += [f".globl {_sym(lab)}", f"{_sym(lab)}:"]
-        out += [f"# {ins.text or ins.op}"] + _instr(ins, off, spin)
-        falls_through = ins.op not in ("jmp", "exit")
-    out += ["ud2", ".size rsc_thread, .-rsc_thread"]
-    return "\n".join('\t"' + line.replace("\\", "\\\\").replace('"', '\\"') + '\\n"' for line in out)
-
-
-def _instr(ins: Instr, off: dict[str, int], spin: int) -> list[str]:
-    op, a = ins.op, ins.args
-    if op == "nop":
-        return ["nop"] if spin <= 0 else [f"movl ${spin}, %ecx", "1: decl %ecx", "jnz 1b"]
-    if op == "jmp":
-        return [f"jmp {_sym(a[0])}"]
-    if op == "store":
-        return [f"movq ${a[1]}, {off[a[0]]}(%r12)"]
-    if op == "add":
-        return [f"addq ${a[1]}, {off[a[0]]}(%r12)"]
-    if op in ("beq", "bne"):
-        if not isinstance(a[1], int):
-            raise Unsupported(f"{_where(ins)}: {op} on {a[1]!r} is not generated")
-        return [f"cmpq ${a[1]}, {off[a[0]]}(%r12)", f"{'je' if op == 'beq' else 'jne'} {_sym(a[2])}"]
-    if op == "rseq_cs":
-        if a[0] == "0":
-            return ["movq $0, 8(%r13)"]
-        return [f"leaq {_cs_sym(a[0])}(%rip), %rax", "movq %rax, 8(%r13)"]
-    if op == "syscall":
-        return _syscall(ins)
-    if op == "exit":
-        # tsc1: when the run ended, for the parent's window calibration
-        return ["rdtsc", "movl %eax, 16(%r12)", "movl %edx, 20(%r12)",
-                "movl $231, %eax", "xorl %edi, %edi", "syscall"]
-    why = {
-        "set_desc": "the next-syscall descriptor has no kernel counterpart (a proposal)",
-        "sigreturn": "rt_sigreturn outside a handler frame",
-        "assert": "assert has no machine counterpart; state the claim in [outcomes] instead",
-    }.get(op, "not generated yet")
-    raise Unsupported(f"{_where(ins)}: {op}: {why}")
 
 
 def _syscall(ins: Instr) -> list[str]:
@@ -261,43 +399,16 @@ def _syscall(ins: Instr) -> list[str]:
     return setup + [f"movl ${nr}, %eax", "syscall"]
 
 
-# ---------------------------------------------------------------- handlers
+def descriptor_symbol(name: str, seg: Segment) -> str:
+    """The symbol of descriptor `name`'s instance in block `seg`."""
+    return f"rsc_cs_{name}_{_seg_id(seg)}"
 
 
-def _handler_c(spec: Spec, sig: str, off: dict[str, int]) -> tuple[str, str]:
-    """(function definition, installation statements) for one [handler.SIG]."""
-    h = spec.handlers[sig]
-    num = SIGNUM[sig]
-    if h.action != "handler":
-        disp = "SIG_IGN" if h.action == "ignore" else "SIG_DFL"
-        return "", f"\tsignal({num}, {disp});"
-    assert h.segment is not None
-    body: list[str] = []
-    instrs = h.segment.instrs
-    for k, ins in enumerate(instrs):
-        if ins.op == "sigreturn":
-            if k != len(instrs) - 1:
-                raise Unsupported(f"{_where(ins)}: handler code after sigreturn is not generated")
-            break
-        if ins.op == "nop":
-            continue
-        if ins.op == "store":
-            body.append(f"\trsc_shared->v[{(off[ins.args[0]] - SHARED_V) // 8}] = {ins.args[1]};")
-        elif ins.op == "add":
-            body.append(f"\trsc_shared->v[{(off[ins.args[0]] - SHARED_V) // 8}] += {ins.args[1]};")
-        elif ins.op == "syscall" and ins.args[0] in HANDLER_SYSCALLS:
-            body.append(f"\trsc_sys0({SYSCALL_NR[ins.args[0]]}); /* {ins.args[0]} */")
-        else:
-            raise Unsupported(f"{_where(ins)}: handler code is generated for straight-line "
-                              f"nop/store/add/syscall {'/'.join(HANDLER_SYSCALLS)}/sigreturn only")
-    fn = f"rsc_handler_{sig}"
-    flags = " | ".join(["SA_SIGINFO"] + [SA_FLAG_C[f] for f in h.flags])
-    mask = "".join(f"\tsigaddset(&sa.sa_mask, {SIGNUM[m]});\n" for m in h.mask)
-    define = (f"static void {fn}(int sig, siginfo_t *si, void *uc)\n{{\n\t(void)sig; (void)si; (void)uc;\n"
-              + "\n".join(body) + "\n}\n")
-    install = (f"\tmemset(&sa, 0, sizeof(sa));\n\tsa.sa_sigaction = {fn};\n\tsa.sa_flags = {flags};\n"
-               f"\tsigemptyset(&sa.sa_mask);\n{mask}\tif (sigaction({num}, &sa, NULL)) _exit(99);")
-    return define, install
+def label_symbol(seg: Segment, label: str) -> str:
+    return f"rsc_L_{_seg_id(seg)}_{label}"
+
+
+__all__ = ["Program", "Unsupported", "descriptor_symbol", "generate", "label_symbol"]
 
 
 # ----------------------------------------------------------------- program
@@ -309,6 +420,7 @@ _TEMPLATE = r"""/* Generated by rseqcheck (checker/cgen.py): one spec scenario, 
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -319,19 +431,24 @@ _TEMPLATE = r"""/* Generated by rseqcheck (checker/cgen.py): one spec scenario, 
 #include <unistd.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <x86intrin.h>
 
 #define NV @NV@
 #define NVREAL @NVREAL@
+#define NT @NT@
 #define NSIGS @NSIGS@
 #define MAXSIG @MAXSIG@
-#define AREA_FLAGS @AREA_FLAGS@u
+#define NSEND (MAXSIG * NT)
 #define READ_DELAY_US @READ_DELAY_US@
 #define NOTIFY_TIMER @NOTIFY_TIMER@
 #define NO_PREEMPT @NO_PREEMPT@
+#define GLIBC_RSEQ @GLIBC_RSEQ@
+#define TRACED @TRACED@
 
 extern const ptrdiff_t __rseq_offset;
 extern const unsigned int __rseq_size;
@@ -342,27 +459,32 @@ struct rsc_shared {          /* offsets used by the asm: tsc1 at 16, v at 24 */
 	volatile uint64_t tsc1;
 	volatile int64_t v[NV];
 	volatile int64_t prof_us;    /* CPU time until the notify-resume timer fires */
+	volatile int32_t tid[NT];
+	volatile int32_t started;
 };
 _Static_assert(offsetof(struct rsc_shared, v) == 24, "layout");
 
-static struct rsc_shared *rsc_shared;
+/* a struct rseq of the program's own (rseq_register AREA): room for length 64 */
+struct rsc_area { uint32_t w[16]; } __attribute__((aligned(32)));
+
+struct rsc_shared *rsc_shared;       /* read by the asm handlers */
+long rsc_rseq_off;                   /* __rseq_offset, for the asm handlers */
+__thread long rsc_rseq_ret;          /* the last rseq() result of this thread (-errno) */
+__thread unsigned char rsc_selector; /* this thread's SUD selector (ALLOW = 0) */
 int rsc_pipe_rd = -1;
 char rsc_buf[64];
 struct timespec rsc_ts = { 0, @NANOSLEEP_NS@ };
-void rsc_thread(struct rsc_shared *sh, volatile void *rseq_area) __attribute__((noreturn));
+@DECLS@
 
 __asm__(
 @ASM@
 );
 
-static inline long rsc_sys0(long nr)
-{
-	long ret;
-	__asm__ volatile("syscall" : "=a"(ret) : "a"(nr) : "rcx", "r11", "memory");
-	return ret;
-}
-
-@HANDLERS@
+typedef void (*rsc_start_fn)(struct rsc_shared *, volatile void *);
+static const rsc_start_fn starts[NT] = {
+@STARTS@
+};
+static const uint32_t area_flags[NT] = { @AREA_FLAGS@ };
 
 static volatile void *rseq_area(void)
 {
@@ -381,13 +503,36 @@ static void pin(int cpu)
 	sched_setaffinity(0, sizeof(s), &s);
 }
 
+/* Each thread: publish its tid, wait for the start, run its block. */
+static void *thread_main(void *arg)
+{
+	long i = (long)arg;
+	rsc_shared->tid[i] = (int32_t)syscall(SYS_gettid);
+	if (area_flags[i])
+		((volatile uint32_t *)rseq_area())[4] = area_flags[i];   /* struct rseq.flags */
+	__atomic_fetch_add(&rsc_shared->started, 1, __ATOMIC_ACQ_REL);
+	while (__atomic_load_n(&rsc_shared->ready, __ATOMIC_ACQUIRE) != 2)
+		__builtin_ia32_pause();
+	if (i == 0) {
+		if (NOTIFY_TIMER && rsc_shared->prof_us > 0) {
+			struct itimerval it = { { 0, 0 }, { 0, rsc_shared->prof_us } };
+			setitimer(ITIMER_PROF, &it, NULL);
+		}
+		rsc_shared->tsc0 = __rdtsc();
+	}
+	starts[i](rsc_shared, rseq_area());
+	__builtin_unreachable();
+}
+
 static void child(void)
 {
 	struct sigaction sa;
 	(void)sa;
+	if (TRACED) {        /* the parent traces this process from here on */
+		if (ptrace(PTRACE_TRACEME, 0, 0, 0)) _exit(97);
+		raise(SIGSTOP);
+	}
 @INSTALL@
-	if (AREA_FLAGS)
-		((volatile uint32_t *)rseq_area())[4] = AREA_FLAGS;   /* struct rseq.flags */
 	if (NO_PREEMPT) {    /* the spec has no preemption: avoid it where allowed (CAP_SYS_NICE) */
 		struct sched_param sp = { .sched_priority = 1 };
 		sched_setscheduler(0, SCHED_FIFO, &sp);
@@ -398,15 +543,14 @@ static void child(void)
 		sigaddset(&m, SIGPROF);
 		sigprocmask(SIG_BLOCK, &m, NULL);
 	}
-	__atomic_store_n(&rsc_shared->ready, 1, __ATOMIC_RELEASE);
-	while (__atomic_load_n(&rsc_shared->ready, __ATOMIC_ACQUIRE) != 2)
-		__builtin_ia32_pause();
-	if (NOTIFY_TIMER && rsc_shared->prof_us > 0) {
-		struct itimerval it = { { 0, 0 }, { 0, rsc_shared->prof_us } };
-		setitimer(ITIMER_PROF, &it, NULL);
+	for (long i = 1; i < NT; i++) {
+		pthread_t th;
+		if (pthread_create(&th, NULL, thread_main, (void *)i)) _exit(96);
 	}
-	rsc_shared->tsc0 = __rdtsc();
-	rsc_thread(rsc_shared, rseq_area());
+	while (__atomic_load_n(&rsc_shared->started, __ATOMIC_ACQUIRE) != NT - 1)
+		__builtin_ia32_pause();
+	__atomic_store_n(&rsc_shared->ready, 1, __ATOMIC_RELEASE);
+	thread_main((void *)0);
 }
 
 static const int sigs[] = { @SIGS@ };
@@ -433,6 +577,33 @@ static void pause_us(long us)
 	nanosleep(&t, NULL);
 }
 
+static void on_alarm(int sig) { (void)sig; }
+
+/* The tracer: continue to the int3 at the block's start, then single-step
+ * to the end, suppressing SIGTRAP and passing every other signal on. */
+static int trace_run(pid_t pid, struct rusage *ru, int *hung)
+{
+	int st = 0, stepping = 0;
+	alarm(10);
+	for (;;) {
+		pid_t r = wait4(pid, &st, __WALL, ru);
+		if (r < 0 && errno == EINTR) {
+			*hung = 1;
+			kill(pid, SIGKILL);
+			wait4(pid, &st, __WALL, ru);
+			break;
+		}
+		if (r != pid || WIFEXITED(st) || WIFSIGNALED(st))
+			break;
+		int sig = WSTOPSIG(st);
+		if (sig == SIGTRAP)
+			stepping = 1;
+		ptrace(stepping ? PTRACE_SINGLESTEP : PTRACE_CONT, pid, 0, sig == SIGTRAP ? 0 : sig);
+	}
+	alarm(0);
+	return st;
+}
+
 /* One run: returns the wait status; *hung when the child did not end. */
 static int one_run(int nsend, uint64_t window, struct rusage *ru, int *hung, int *reaped_stop)
 {
@@ -441,9 +612,13 @@ static int one_run(int nsend, uint64_t window, struct rusage *ru, int *hung, int
 	if (pipe(pfd)) { perror("pipe"); exit(98); }
 	rsc_pipe_rd = pfd[0];
 	rsc_shared->ready = 0;
+	rsc_shared->started = 0;
 	rsc_shared->tsc0 = rsc_shared->tsc1 = 0;
 	for (int i = 0; i < NV; i++) rsc_shared->v[i] = 0;
 	rsc_shared->prof_us = (NOTIFY_TIMER && nsend >= 0 && window) ? 1 + (int64_t)(rnd() % (uint64_t)(window / tpus + 1)) : 0;
+	if (TRACED && READ_DELAY_US) {   /* no signals come: the read finds its data */
+		if (write(pfd[1], "x", 1) != 1) { perror("write"); exit(98); }
+	}
 	fflush(stdout);
 	if (ncpu > 1)        /* the child is born on CPU 1, beside the parent, not after it */
 		pin(1);
@@ -458,26 +633,39 @@ static int one_run(int nsend, uint64_t window, struct rusage *ru, int *hung, int
 	*hung = 0;
 	*reaped_stop = 0;
 	memset(ru, 0, sizeof(*ru));
+	if (TRACED) {
+		if (waitpid(pid, &st, 0) != pid || !WIFSTOPPED(st)) { printf("error tracee did not stop\n"); exit(98); }
+		ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_EXITKILL);
+		ptrace(PTRACE_CONT, pid, 0, 0);
+	}
 	double t_start = now();
 	while (!__atomic_load_n(&rsc_shared->ready, __ATOMIC_ACQUIRE)) {
 		if (now() - t_start > 5) break;
 	}
-	uint64_t t0 = __rdtsc(), at[MAXSIG + 1];   /* the child starts now */
+	uint64_t t0 = __rdtsc(), at[NSEND + 1];   /* the child starts now */
 	__atomic_store_n(&rsc_shared->ready, 2, __ATOMIC_RELEASE);
-	int kind[MAXSIG + 1];
+	if (TRACED) {
+		st = trace_run(pid, ru, hung);
+		close(pfd[0]);
+		close(pfd[1]);
+		return st;
+	}
+	int kind[NSEND + 1], to[NSEND + 1];
 	for (int k = 0; k < nsend; k++) {
 		at[k] = window ? rnd() % window : 0;
 		kind[k] = (int)(rnd() % (NSIGS ? NSIGS : 1));
+		to[k] = k % NT;      /* max_signals per thread, as the model's budgets */
 	}
 	for (int i = 1; i < nsend; i++)        /* sort the send times */
 		for (int j = i; j > 0 && at[j] < at[j - 1]; j--) {
 			uint64_t x = at[j]; at[j] = at[j - 1]; at[j - 1] = x;
 			int y = kind[j]; kind[j] = kind[j - 1]; kind[j - 1] = y;
+			y = to[j]; to[j] = to[j - 1]; to[j - 1] = y;
 		}
 	for (int k = 0; k < nsend && !*reaped_stop; k++) {
 		while (__rdtsc() < t0 + at[k])
 			__builtin_ia32_pause();
-		kill(pid, sigs[kind[k]]);
+		syscall(SYS_tgkill, pid, rsc_shared->tid[to[k]], sigs[kind[k]]);
 		if (stops[kind[k]]) {          /* stopped: continue it a little later */
 			if (wait4(pid, &st, WUNTRACED, ru) == pid && !WIFSTOPPED(st)) {
 				*reaped_stop = 1;
@@ -526,10 +714,19 @@ int main(int argc, char **argv)
 	uint64_t window = 0;
 	struct rusage ru;
 	int hung, reaped_stop;
-	if (__rseq_size == 0) {
+	if (GLIBC_RSEQ && __rseq_size == 0) {
 		printf("error glibc did not register rseq (glibc.pthread.rseq=0?)\n");
 		return 3;
 	}
+	if (!GLIBC_RSEQ && __rseq_size != 0) {
+		printf("error glibc registered rseq: run with GLIBC_TUNABLES=glibc.pthread.rseq=0\n");
+		return 3;
+	}
+	struct sigaction al;
+	memset(&al, 0, sizeof(al));
+	al.sa_handler = on_alarm;    /* no SA_RESTART: the tracer's wait4 returns EINTR */
+	sigaction(SIGALRM, &al, NULL);
+	rsc_rseq_off = (long)__rseq_offset;
 	ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (ncpu > 1)
 		pin(0);
@@ -556,7 +753,7 @@ int main(int argc, char **argv)
 	}
 	printf("window %llu %.3f\n", (unsigned long long)window, window / tpus);
 	for (long r = 0; r < runs; r++) {
-		int st = one_run(MAXSIG, window, &ru, &hung, &reaped_stop);
+		int st = one_run(NSEND, window, &ru, &hung, &reaped_stop);
 		if (hung)
 			printf("run hung 0");
 		else if (WIFEXITED(st))

@@ -7,6 +7,7 @@ the program with gcc, runs it, parses one line per run and compares.
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import signal
@@ -135,7 +136,8 @@ def run_spec(
         win = str(window_us) if window_us else "0"  # 0: the program calibrates
         limit = timeout or 120.0 + runs * 0.2  # a run takes µs to ms; a hung one is killed after 10 s
         try:
-            p = subprocess.run([str(b.exe), str(runs), str(seed), win], capture_output=True, text=True, timeout=limit)
+            p = subprocess.run([str(b.exe), str(runs), str(seed), win], capture_output=True, text=True, timeout=limit,
+                               env={**os.environ, **b.program.env})
         except subprocess.TimeoutExpired:
             raise TooLong(f"the generated program did not finish within {limit:g} s") from None
     finally:
