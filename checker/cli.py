@@ -82,9 +82,18 @@ def main() -> None:
               help="Partial-order reduction; --no-por guarantees the shortest counterexample.")
 @click.option("--show-trace/--no-show-trace", default=None,
               help="Print counterexamples (default: when one spec is checked).")
-def verify(paths, engine, depth, fmt, out_dir, junit, timeout, por, show_trace) -> None:
+@click.option("--max-counterexamples", "max_cx", type=click.IntRange(1, 100000), default=1, show_default=True,
+              metavar="N",
+              help="Up to N counterexamples whose interleavings (the sequence of contexts taking the steps: "
+                   "T0, T0.h1, T0:kernel, env...) differ, shortest first; saved as NAME.json, NAME.2.json, ... "
+                   "Explicit engine only; N > 1 turns partial-order reduction off, so the set is complete "
+                   "for the depth bound when fewer than N are found.")
+def verify(paths, engine, depth, fmt, out_dir, junit, timeout, por, show_trace, max_cx) -> None:
     """Check specs (files or folders) against their expected verdicts."""
+    if max_cx > 1 and engine in ("bmc", "induction"):
+        raise Usage(f"--max-counterexamples {max_cx} needs the explicit engine (--engine explicit or all)")
     files = _collect(paths)
+    more = {"max_counterexamples": max_cx} if max_cx > 1 else {}
     outcomes: list[Outcome] = []
     interrupted = False
     prog = None
@@ -92,14 +101,14 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, por, show_trace) 
         for f in files:
             prog = _progress_printer(Path(f).stem) if fmt == "text" else None
             if engine == "all":
-                o = _check_all(f, depth=depth, por=por, timeout=timeout, progress=prog)
+                o = _check_all(f, depth=depth, por=por, timeout=timeout, progress=prog, **more)
             else:
-                o = _check_one(f, depth=depth, engine=engine, por=por, timeout=timeout, progress=prog)
+                o = _check_one(f, depth=depth, engine=engine, por=por, timeout=timeout, progress=prog, **more)
             _clear_progress(prog)
             outcomes.append(o)
             if o.graph is not None:
                 save_counterexample(o, Path(out_dir))
-            if o.result and o.result.reason == "interrupted":
+            if (o.result and o.result.reason == "interrupted") or (o.distinct and o.distinct.reason == "interrupted"):
                 interrupted = True
                 break
     except KeyboardInterrupt:  # outside the search (loading, compiling, saving)
@@ -165,11 +174,16 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
             click.echo(f"     ENGINES DISAGREE: {o.disagreement}")
         elif o.engines:
             click.echo("     engines: " + "; ".join(f"{e}: {v}" for e, v in o.engines.items()))
-        if o.files:
-            click.echo(f"     counterexample: {', '.join(o.files)}")
+        line = o.distinct_summary()
+        if line:
+            click.echo(f"     {line}")
+        for k in range(0, len(o.files), 2):
+            label = "counterexample" if k == 0 else f"counterexample {k // 2 + 1}"
+            click.echo(f"     {label}: {', '.join(o.files[k:k + 2])}")
         if show_trace and o.graph is not None:
-            click.echo("")
-            click.echo(render_text(o.graph))
+            for g in [o.graph] + o.more:
+                click.echo("")
+                click.echo(render_text(g))
     if len(outcomes) > 1:
         click.echo("")
         click.echo(summary_table(outcomes))

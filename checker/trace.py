@@ -242,10 +242,10 @@ def _header(g: nx.DiGraph, width: int) -> list[str]:
     lines += _wrap(f"preset: {h.get('preset', '')}; overrides: {rule_txt}", width, "", "  ")
     n = g.number_of_nodes() - 1
     what = [f"{n} step{'s' if n != 1 else ''}"]
+    if h.get("shortest", True):
+        what.append("shortest")
     if h.get("rank") and h.get("distinct"):
         what.append(f"counterexample {h['rank']} of {h['distinct']} distinct interleavings")
-    elif h.get("shortest", True):
-        what.append("shortest")
     if h.get("bound"):
         what.append(f"depth bound {h['bound']}")
     lines += _wrap("trace: " + what[0] + (f" ({'; '.join(what[1:])})" if what[1:] else ""), width, "", "  ")
@@ -253,18 +253,19 @@ def _header(g: nx.DiGraph, width: int) -> list[str]:
 
 
 def _broken(g: nx.DiGraph, width: int) -> list[str]:
-    """The closing paragraph: which step broke which property, in words."""
+    """The closing lines: what the last step did, then which property that
+    broke and what the property says, in words."""
     h = g.graph
     n = g.number_of_nodes() - 1
-    prop = h.get("property")
-    doc = h.get("property_doc") or ""
+    lines: list[str] = []
     if n > 0:
         e = g.edges[n - 1, n]
-        where = f"Broken at step {n} ({e['actor']}: {_label(e)}): {prop}"
-    else:
-        where = f"Broken in the initial state: {prop}"
-    text = where + (f", which says: {doc}" if doc else "")
-    return _wrap(text, width, "", "  ", hyphens=False)
+        label = _label(e)
+        stop = "" if label.endswith((".", "!", "?")) else "."
+        lines += _wrap(f"At step {n}, {e['actor']}: {label}{stop}", width, "", "  ", hyphens=False)
+    doc = h.get("property_doc") or ""
+    lines += _wrap(f"Broken: {h.get('property')}" + (f": {doc}" if doc else ""), width, "", "  ")
+    return lines
 
 
 def _columns(ls: list[Lane]) -> list[int]:

@@ -3,18 +3,20 @@ with the spec's `expect`, and keep the counterexample graph."""
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
 from checker import __version__
-from checker.explicit import SearchResult, Stats, bfs
+from checker.explicit import Distinct, SearchResult, Stats, bfs, distinct_counterexamples
 from checker.trace import build_graph, render
 from model.build import build_system
 from model.errors import SpecError
@@ -36,6 +38,9 @@ class Outcome:
     files: list[str] = field(default_factory=list)
     disagreement: str | None = None  # --engine all: how the engines differ
     engines: dict[str, str] = field(default_factory=dict)  # --engine all: each engine's verdict
+    asked: int = 1  # --max-counterexamples
+    distinct: Distinct | None = None  # when more than one counterexample was asked for
+    more: list[nx.DiGraph] = field(default_factory=list)  # counterexamples 2, 3, ... (shortest first)
 
     @property
     def verdict(self) -> str:
@@ -124,7 +129,33 @@ class Outcome:
                 vacuous=self.vacuous,
                 counterexample_files=self.files,
             )
+        if self.distinct is not None and r and r.verdict == "violation":
+            d = self.distinct
+            out["distinct_counterexamples"] = {
+                "asked": self.asked,
+                "found": len(d.traces),
+                "complete": d.complete,
+                "steps": [len(t) - 1 for _, t in d.traces],
+                "interleaving": "sequence of contexts (actors) of the steps",
+                "stopped": d.reason or None,
+            }
         return out
+
+    def distinct_summary(self) -> str | None:
+        """One line on --max-counterexamples: how many distinct interleavings
+        were found and whether that is all of them within the bound."""
+        d = self.distinct
+        if d is None or not d.traces:
+            return None
+        k = len(d.traces)
+        lens = sorted({len(t) - 1 for _, t in d.traces})
+        steps = f"{lens[0]}" if len(lens) == 1 else f"{lens[0]}-{lens[-1]}"
+        what = f"{k} distinct counterexample{'s' if k != 1 else ''} (interleavings), {steps} steps"
+        if d.complete:
+            return what + f"; all there are within depth {d.result.bound}"
+        if d.reason:
+            return what + f"; search stopped early ({d.reason}), there may be more"
+        return what + f"; the first {self.asked} asked for, there may be more"
 
 
 def check_spec(
@@ -134,8 +165,12 @@ def check_spec(
     por: bool = True,
     timeout: float | None = None,
     progress: Callable[[Stats], None] | None = None,
+    max_counterexamples: int = 1,
 ) -> Outcome:
-    out = Outcome(path)
+    """max_counterexamples > 1 (explicit engine): up to that many
+    counterexamples with different interleavings, shortest first, searched
+    without partial-order reduction; the symbolic engines ignore it."""
+    out = Outcome(path, asked=max_counterexamples)
     try:
         spec = load_spec(path)
         out.spec = spec
@@ -148,7 +183,11 @@ def check_spec(
         return out
     bound = depth if depth is not None else spec.depth
     try:
-        if engine == "explicit":
+        if engine == "explicit" and max_counterexamples > 1:
+            out.distinct = distinct_counterexamples(system, bound, max_counterexamples, timeout=timeout,
+                                                    progress=progress)
+            res = out.distinct.result
+        elif engine == "explicit":
             res = bfs(system, bound, por=por, timeout=timeout, progress=progress)
         else:
             from checker import symbolic
@@ -168,10 +207,19 @@ def check_spec(
                 out.vacuous.append(p.name)
     if res.verdict == "violation":
         out.graph = trace_graph(system, spec, res)
+    if out.distinct is not None and out.graph is not None:
+        d = out.distinct
+        k = len(d.traces)
+        out.graph.graph.update(rank=1, distinct=k)
+        for i, (prop, trace) in enumerate(d.traces[1:], start=2):
+            other = replace(res, prop=prop, trace=trace, shortest=len(trace) == len(res.trace))
+            out.more.append(trace_graph(system, spec, other, rank=i, distinct=k))
     return out
 
 
-def trace_graph(system: System, spec: Spec, res: SearchResult) -> nx.DiGraph:
+def trace_graph(system: System, spec: Spec, res: SearchResult, **extra: Any) -> nx.DiGraph:
+    """The counterexample's graph; `extra` (rank, distinct: counterexample
+    `rank` of `distinct` found) joins the header."""
     header = {
         "tool": "rseqcheck",
         "version": __version__,
@@ -186,6 +234,7 @@ def trace_graph(system: System, spec: Spec, res: SearchResult) -> nx.DiGraph:
         "engine": res.engine,
         "shortest": res.shortest,
         "bound": res.bound,
+        **extra,
     }
     return build_graph(system, res.trace, header)
 
@@ -247,13 +296,36 @@ def write_atomic_many(items: list[tuple[Path, str]]) -> None:
         raise
 
 
+def counterexample_paths(folder: Path, stem: str, rank: int = 1) -> tuple[Path, Path]:
+    """Where counterexample `rank` of a spec is saved: NAME.txt/.json for
+    the first (what CI replays), NAME.2.txt/.json, NAME.3... for the others."""
+    base = stem if rank == 1 else f"{stem}.{rank}"
+    return folder / f"{base}.txt", folder / f"{base}.json"
+
+
 def save_counterexample(out: Outcome, folder: Path) -> list[str]:
+    """Write the counterexample(s) as text and ITF JSON.  When several were
+    asked for, numbered files beyond those found now (NAME.4.* from an
+    earlier run that found 4) are removed, so every saved file replays."""
     assert out.graph is not None and out.spec is not None
     stem = out.spec.name
-    items = [(folder / f"{stem}.{ext}", render(out.graph, fmt)) for ext, fmt in (("txt", "text"), ("json", "json"))]
+    items: list[tuple[Path, str]] = []
+    for rank, g in enumerate([out.graph] + out.more, start=1):
+        txt, js = counterexample_paths(folder, stem, rank)
+        items += [(txt, render(g, "text")), (js, render(g, "json"))]
     write_atomic_many(items)
+    if out.distinct is not None:
+        _remove_stale(folder, stem, len(out.more) + 1)
     out.files = [str(p) for p, _ in items]
     return out.files
+
+
+def _remove_stale(folder: Path, stem: str, kept: int) -> None:
+    pat = re.compile(re.escape(stem) + r"\.([0-9]+)\.(txt|json)")
+    for p in folder.glob(f"{glob.escape(stem)}.*.*"):
+        m = pat.fullmatch(p.name)
+        if m and int(m[1]) > kept:
+            _unlink(str(p))
 
 
 # -------------------------------------------------------------------- JUnit
