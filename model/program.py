@@ -20,12 +20,12 @@ MNEMONICS = (
     "sud_on", "sud_off", "sud_select",
     "add", "beq", "bne", "rseq_register", "rseq_unregister",
     "set_tf", "clear_tf",
-    "clone", "fork", "execve",
+    "clone", "fork", "execve", "membarrier_rseq",
 )  # fmt: skip
 
 # Instructions that enter the kernel through the syscall path.
 SYSCALL_OPS = ("syscall", "sigreturn", "exit", "sud_on", "sud_off", "rseq_register", "rseq_unregister",
-               "clone", "fork", "execve")
+               "clone", "fork", "execve", "membarrier_rseq")
 
 VARNAME = re.compile(r"(tls\.)?[A-Za-z_][A-Za-z0-9_]*$")
 RSEQ_ERRORS = ("0", "EINVAL", "EPERM", "EBUSY")
@@ -261,7 +261,7 @@ def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
         if len(args) != 1 or not (args[0] in ("ALLOW", "BLOCK", "unmapped") or args[0].isdigit()):
             raise SpecError(file, line, "sud_select takes ALLOW, BLOCK, unmapped or a byte value")
         return Instr(op, (args[0],), line=line)
-    if op in ("nop", "sigreturn", "exit", "sud_off", "set_tf", "clear_tf"):
+    if op in ("nop", "sigreturn", "exit", "sud_off", "set_tf", "clear_tf", "membarrier_rseq"):
         if rest:
             raise SpecError(file, line, f"{op} takes no operand")
         return Instr(op, line=line)

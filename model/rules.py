@@ -240,6 +240,17 @@ _rule(
         _since("linux-6.18", "yes", "no"),
     )
 )
+_rule(
+    Rule(
+        "membarrier.rseq",
+        ("no", "yes"),
+        "membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) (5.10+): IPIs the other CPUs "
+        "running the process's threads, and each target does rseq_preempt; before 5.10 "
+        "the command is -EINVAL.",
+        "kernel/sched/membarrier.c:membarrier_private_expedited, ipi_rseq",
+        _since("linux-5.10", "yes", "no"),
+    )
+)
 
 # Older spellings kept so that every spec written against them stays valid.
 ALIASES = {"next_syscall.clear": "next_syscall.consume"}
