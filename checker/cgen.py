@@ -260,9 +260,15 @@ class _Gen:
                                       "(the signature sits before it)")
             sel = ["xorl %r8d, %r8d"] if "noselector" in a[2:] else ["movq %fs:0, %r8", "leaq rsc_selector@tpoff(%r8), %r8"]
             mode = 2 if "inclusive" in a[2:] else 1  # PR_SYS_DISPATCH_INCLUSIVE_ON (6.17+) | PR_SYS_DISPATCH_ON
+            if seg.labels[lo] == seg.labels[hi]:
+                # An empty region: the kernel wants offset 0 too (kernel/entry/syscall_user_dispatch.c:
+                # task_set_syscall_user_dispatch, -EINVAL for len 0 at a non-zero offset, probe p07f)
+                region = ["xorl %edx, %edx", "xorl %r10d, %r10d"]
+            else:
+                region = [f"leaq {self.sym(seg, lo)}(%rip), %rdx", f"leaq {self.sym(seg, hi)}(%rip), %r10",
+                          "subq %rdx, %r10"]
             return [f"movl ${PR_SET_SYSCALL_USER_DISPATCH}, %edi", f"movl ${mode}, %esi",
-                    f"leaq {self.sym(seg, lo)}(%rip), %rdx", f"leaq {self.sym(seg, hi)}(%rip), %r10",
-                    "subq %rdx, %r10", *sel, f"movl ${NR_PRCTL}, %eax", "syscall"]
+                    *region, *sel, f"movl ${NR_PRCTL}, %eax", "syscall"]
         if op == "sud_off":
             return [f"movl ${PR_SET_SYSCALL_USER_DISPATCH}, %edi", "xorl %esi, %esi", "xorl %edx, %edx",
                     "xorl %r10d, %r10d", "xorl %r8d, %r8d", f"movl ${NR_PRCTL}, %eax", "syscall"]

@@ -259,6 +259,11 @@ EXPECT_SEEN = {
     "p05_bad_signature": "killed by SIGSEGV; a=0 h=0",
     "p06g_register_glibc": "exit; fail=0",
     "p06t_register_own": "exit; fail=0",
+    "p07a_sud_dispatch": "exit; after=1 h=1",
+    "p07b_sud_sigreturn_blocked": "killed by SIGSYS; after=0 h=1",
+    "p07b2_sud_nodefer": "exit; after=1 n=2",
+    "p07c_sud_region": "exit; hit=0 r1=0 r2=1 r3=1 r4=0",
+    "p07d_sud_bad_selector": "killed by SIGSYS; h=0",
     "p09_stale_event": "exit; a=1",
     "p09f_fresh_event": "exit; a=0 f=1",
 }
