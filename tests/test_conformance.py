@@ -264,6 +264,9 @@ EXPECT_SEEN = {
     "p07b2_sud_nodefer": "exit; after=1 n=2",
     "p07c_sud_region": "exit; hit=0 r1=0 r2=1 r3=1 r4=0",
     "p07d_sud_bad_selector": "killed by SIGSYS; h=0",
+    "p08a_ptrace_step_syscall": "exit; after=1",
+    "p08b_user_tf_cs": "exit; a=1 c=0",
+    "p08c_ptrace_step_cs": "exit; a=1 c=0",
     "p09_stale_event": "exit; a=1",
     "p09f_fresh_event": "exit; a=0 f=1",
 }
