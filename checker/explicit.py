@@ -645,7 +645,7 @@ def distinct_counterexamples(
     pk = compile_packed(system)
     init = pk.pack(system.initial_state())
     try:
-        succ, bad, depth = _within_bound(pk, init, max_depth, tick, progress)
+        succ, bad, depth = _within_bound(pk, init, max_depth, tick, progress, t0)
         out.states = len(depth)
         reach = _exact_reach(succ, bad, depth, max_depth, tick)
         known = {interleaving(system, first.trace)}
@@ -667,8 +667,8 @@ def distinct_counterexamples(
     return out
 
 
-def _within_bound(pk: Packed, init: int, max_depth: int, tick: Callable[[], None], progress: Progress | None
-                  ) -> tuple[dict[int, list[tuple[int, int]]], dict[int, int], dict[int, int]]:
+def _within_bound(pk: Packed, init: int, max_depth: int, tick: Callable[[], None], progress: Progress | None,
+                  t0: float) -> tuple[dict[int, list[tuple[int, int]]], dict[int, int], dict[int, int]]:
     """Every state within `max_depth` steps: successors of each expanded
     state (no self-loops: a step that changes nothing is no step), the
     violating states (property index) and each state's BFS depth."""
@@ -693,7 +693,7 @@ def _within_bound(pk: Packed, init: int, max_depth: int, tick: Callable[[], None
                 elif not pk.terminal(t):
                     nxt.append(t)
         if progress:
-            progress(Stats(len(depth), sum(map(len, succ.values())), d + 1, 0.0))
+            progress(Stats(len(depth), sum(map(len, succ.values())), d + 1, time.monotonic() - t0))
         frontier = nxt
         if not frontier:
             break

@@ -149,6 +149,21 @@ def test_bundled_specs_distinct_shortest_first_and_real(spec: str) -> None:
     assert all(violates_first_at_end(system, t) for _, t in d.traces)
 
 
+def test_timeout_keeps_what_was_found(tmp_path: Path) -> None:
+    """With preemption the interleavings within 30 steps are far too many to
+    list: the timeout ends the enumeration, the verdict and the traces found
+    so far stay, and the set is not called complete."""
+    p = tmp_path / "race.toml"
+    p.write_text(RACE.format(depth=30).replace("[thread.T0]", "[environment]\npreemption = true\n\n[thread.T0]"))
+    system = build_system(load_spec(p))
+    d = distinct_counterexamples(system, 30, 10**6, timeout=0.3)
+    assert d.result.verdict == "violation"
+    assert d.reason == "timeout after 0.3 s" and not d.complete
+    assert 1 < len(d.traces) < 10**6
+    lengths = [len(t) - 1 for _, t in d.traces]
+    assert lengths == sorted(lengths)
+
+
 def test_por_does_not_change_the_set(tmp_path: Path) -> None:
     """Asking for several turns the reduction off: --por or not, the same."""
     p, _ = race(tmp_path, 4)
