@@ -313,6 +313,13 @@ class Builder:
         self.bad = self.var("bad", Enum(*self.bad_names), 0)
         # the image was replaced by execve: handlers are SIG_DFL (flush_signal_handlers)
         self.exec_done = self.var("execve_done", Bool(), 0) if self.execs else None
+        # descriptors whose memory a dlclose can unmap (process-wide)
+        self.unmapped: dict[str, Var] = {}
+        for _, ins in self.code:
+            if ins.op == "dlclose" and ins.args[0] not in self.unmapped:
+                if ins.args[0] not in self.spec.cs:
+                    raise SpecError(self.spec.path, ins.line, f"dlclose {ins.args[0]}: no [rseq_cs.{ins.args[0]}] in the spec")
+                self.unmapped[ins.args[0]] = self.var(f"{ins.args[0]}.unmapped", Bool(), 0)
         self._user_vars()
 
     def _user_vars(self) -> None:

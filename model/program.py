@@ -20,7 +20,7 @@ MNEMONICS = (
     "sud_on", "sud_off", "sud_select",
     "add", "beq", "bne", "rseq_register", "rseq_unregister",
     "set_tf", "clear_tf",
-    "clone", "fork", "execve", "membarrier_rseq",
+    "clone", "fork", "execve", "membarrier_rseq", "dlclose",
 )  # fmt: skip
 
 # Instructions that enter the kernel through the syscall path.
@@ -294,6 +294,11 @@ def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
         except ValueError:
             raise SpecError(file, line, f"store value {args[1]!r} is not an integer") from None
         return Instr(op, (args[0], val), line=line)
+    if op == "dlclose":
+        # the library holding descriptor NAME is unloaded: its page is unmapped
+        if len(args) != 1 or not IDENT.match(args[0]):
+            raise SpecError(file, line, "dlclose takes the name of a [rseq_cs.NAME] descriptor")
+        return Instr(op, (args[0],), line=line)
     if op in ("set_desc", "rseq_cs"):
         if len(args) != 1 or not (args[0] == "0" or IDENT.match(args[0])):
             raise SpecError(file, line, f"{op} takes one name or 0")

@@ -14,7 +14,7 @@ from its start, with RSEQ_SIG.
 
 from __future__ import annotations
 
-from model.build import TV, Builder, Case
+from model.build import TV, Builder, Case, CsInst
 from model.ir import And, Const, Eq, Expr, In, Not, Or, Var, lift
 from model.registration import registered, signature_ok
 
@@ -39,6 +39,7 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
     flags_rule = b.rules["rseq.flags"]
     for c in b.cs:
         armed = Eq(t.rseq_cs, c.id)
+        cases += unmapped_cases(b, t, c, why, GET_CS)
         if not c.valid:
             what = "version != 0" if c.desc.version else "abort_ip inside the section"
             cases.append(Case(armed, b.kill(), f"{why}: descriptor {c.name} invalid ({what}) -> SIGSEGV", GET_CS))
@@ -75,6 +76,18 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
     return cases
 
 
+def unmapped_cases(b: Builder, t: TV, c: CsInst, why: str, fn: str) -> list[Case]:
+    """rseq_cs points at a descriptor whose page a dlclose unmapped: reading
+    it faults, wherever the ip is (legacy rseq_get_rseq_cs: copy_from_user;
+    R1 rseq_update_user_cs: the get_user of start_ip), and the task gets
+    SIGSEGV."""
+    gone = b.unmapped.get(c.desc.name)
+    if gone is None:
+        return []
+    return [Case(And(Eq(t.rseq_cs, c.id), gone), b.kill(),
+                 f"{why}: descriptor {c.name} was unmapped (dlclose): reading it faults -> SIGSEGV", fn)]
+
+
 def syscall_check_cases(b: Builder, t: TV, d: int) -> list[Case]:
     """CONFIG_DEBUG_RSEQ rseq_syscall(): SIGSEGV if the descriptor is invalid
     or the post-syscall ip is inside it.  It never clears rseq_cs."""
@@ -84,7 +97,8 @@ def syscall_check_cases(b: Builder, t: TV, d: int) -> list[Case]:
         # R1/R2 rseq_debug_syscall_return: outside -> clear; inside -> fatal
         # (no user_irq on a syscall, generic IRQ entry)
         fn = "kernel/rseq.c:__rseq_debug_syscall_return"
-        out = [Case(And(registered(t), Eq(t.rseq_cs, c.id), In(t.ip[d], c.start, c.post)), b.kill(),
+        out = [u.when(registered(t)) for c in b.cs for u in unmapped_cases(b, t, c, "rseq_debug_syscall_return", fn)]
+        out += [Case(And(registered(t), Eq(t.rseq_cs, c.id), In(t.ip[d], c.start, c.post)), b.kill(),
                     f"rseq_debug_syscall_return: post-syscall ip inside {c.name} -> SIGSEGV", fn, "rseq.debug=on")
                for c in b.cs]
         out += [Case(And(registered(t), Eq(t.rseq_cs, c.id)), {t.rseq_cs: Const(0)},
@@ -95,6 +109,7 @@ def syscall_check_cases(b: Builder, t: TV, d: int) -> list[Case]:
     on = registered(t)
     for c in b.cs:
         armed = And(on, Eq(t.rseq_cs, c.id))
+        out += [u.when(on) for u in unmapped_cases(b, t, c, "rseq_syscall", "kernel/rseq.c:rseq_syscall")]
         if not c.valid:
             out.append(Case(armed, b.kill(), f"rseq_syscall: descriptor {c.name} invalid -> SIGSEGV", "kernel/rseq.c:rseq_syscall", "rseq.debug=on"))
         else:
@@ -190,6 +205,7 @@ def eval_cases(b: Builder, t: TV, d: int, ip: Expr, why: str) -> list[Case]:
     for c in b.cs:
         armed = Eq(t.rseq_cs, c.id)
         inside = In(ip, c.start, c.post)
+        cases += unmapped_cases(b, t, c, why, UPDATE_CS)
         cases.append(Case(And(armed, Not(inside)), {t.rseq_cs: Const(0)}, f"{why}: ip outside {c.name} -> clear rseq_cs", UPDATE_CS))
         if debug and (not c.valid or c.desc.flags or t.spec_flags):
             cases.append(Case(armed, b.kill(), f"{why}: ip inside {c.name}, debug checks fail (version/flags/abort_ip) -> SIGSEGV",

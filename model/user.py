@@ -89,6 +89,8 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr) -> None:
             ups[t.dirty[d]] = Const(0)
     elif ins.op == "assert":
         ups = {t.ip[d]: Const(nxt)}
+    elif ins.op == "dlclose":
+        ups = {b.unmapped[ins.args[0]]: Const(1), t.ip[d]: Const(nxt)}
     elif ins.op in SYSCALL_OPS:
         ups = {t.ip[d]: Const(nxt), t.k: Const(PHASES.index("ENTRY"))}
         tags.add("syscall")

@@ -241,3 +241,39 @@ code = """
     assert sp.any(killed="SIGUSR1")
     # before exec the handler runs
     assert sp.any(T0__depth=1, execve_done=0)
+
+
+# ------------------------------------------------------------ dlclose of a descriptor
+
+DLCLOSE = """
+retry:  rseq_cs    cs1
+begin:  store      x, 1
+end:    dlclose    cs1
+        syscall    {sc}
+        exit
+abort:  jmp        retry
+"""
+
+
+@pytest.mark.parametrize("preset, sc, env, want", [
+    # legacy: a preemption (timer) after dlclose runs the fixup, which reads the descriptor first
+    ("linux-6.18", "getpid", "preemption = true", "violation"),
+    # legacy: a sleep is a schedule-out too: NOTIFY_RESUME on the syscall's way out
+    ("linux-6.18", "read", "", "violation"),
+    # R1: the timer interrupt from user sets user_irq: the exit fast path evaluates rseq_cs
+    ("linux-6.19", "getpid", "preemption = true", "violation"),
+    # R1: a sleep in a syscall raises nothing (no user_irq): the stale pointer is never read
+    ("linux-6.19", "read", "", "holds"),
+])
+def test_dlclose_with_rseq_cs_armed(tmp_path, preset, sc, env, want):
+    s = system_of(tmp_path, spec(DLCLOSE.format(sc=sc), preset=preset, env=env, extra=CS))
+    r = bfs(s, 100, por=False)
+    assert r.verdict == want
+    if want == "violation":
+        assert r.prop == "no-unexpected-kill"
+        assert "was unmapped (dlclose): reading it faults -> SIGSEGV" in s.actions[r.trace[-1][0]].label
+
+
+def test_dlclose_of_an_unknown_descriptor_is_an_error(tmp_path):
+    with pytest.raises(SpecError, match=r"dlclose nope: no \[rseq_cs.nope\]"):
+        system_of(tmp_path, spec("        dlclose nope\n        exit"))
