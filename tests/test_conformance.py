@@ -248,6 +248,7 @@ def test_emit_c_writes_the_program(tmp_path):
 # in a modest number of runs.
 EXPECT_SEEN = {
     "p01_signal_in_cs": "exit; a=1 h=1",
+    "p01h_cs_in_handler": "exit; a=1 h=1 u=1",
     "p02_cs_flags": "killed by SIGSEGV; a=0 h=0",
     "p02e_area_flags": "killed by SIGSEGV; a=0 h=0",
     "p03a_syscall_last": "exit; a=0 c=1",
@@ -256,6 +257,7 @@ EXPECT_SEEN = {
     "p03d_stop_cont_aborted": "exit; a=1",
     "p04a_syscall_middle": "exit; a=0",
     "p04b_sleep_middle": "exit; a=1",
+    "p04d_yield_two_threads": "exit; a=1 y=1",
     "p05_bad_signature": "killed by SIGSEGV; a=0 h=0",
     "p06g_register_glibc": "exit; fail=0",
     "p06t_register_own": "exit; fail=0",
@@ -272,7 +274,7 @@ EXPECT_SEEN = {
 }
 # p09's notify-resume comes from a CPU timer checked at ticks (4 ms): long sections
 SPIN = {"p09_stale_event": "20000000", "p09f_fresh_event": "20000000"}
-RUNS = {"p09_stale_event": "100", "p09f_fresh_event": "100"}
+RUNS = {"p09_stale_event": "100", "p09f_fresh_event": "100", "p01h_cs_in_handler": "150", "p04d_yield_two_threads": "150"}
 
 
 def test_every_conformance_spec_has_an_expectation():
