@@ -428,6 +428,8 @@ def render_dot(g: nx.DiGraph) -> str:
     out = ["digraph counterexample {"]
     title = f"violation of {h.get('property', '')}\nspec: {h.get('spec', '')} (sha256 {h.get('spec_hash', '')})\n"
     title += f"preset: {h.get('preset', '')}; rseqcheck {h.get('version', '')}\n"
+    if h.get("rank") and h.get("distinct"):
+        title += f"counterexample {h['rank']} of {h['distinct']} distinct interleavings\n"
     out.append(f"  label={_dot_str(title)};")
     out.append("  labelloc=t;")
     out.append('  node [shape=box, fontname="monospace", fontsize=10];')

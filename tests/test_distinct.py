@@ -251,7 +251,7 @@ def _dot_shape(dot: str) -> tuple[list[str], list[tuple[str, str]]]:
 
 def test_every_format_of_a_saved_trace_loads(here: Path) -> None:
     assert run("verify", "race.toml", "--max-counterexamples", "3", "--out", "cx")[0] == 0
-    for name in ("race.json", "race.2.json", "race.3.json"):
+    for k, name in enumerate(("race.json", "race.2.json", "race.3.json"), start=1):
         trace = f"cx/{name}"
         g = load_trace(trace)
         n = g.number_of_nodes()
@@ -272,4 +272,5 @@ def test_every_format_of_a_saved_trace_loads(here: Path) -> None:
         nodes, edges = _dot_shape(forms["dot"])
         assert nodes == [f"s{i}" for i in range(n)]
         assert edges == [(f"s{i - 1}", f"s{i}") for i in range(1, n)]
+        assert f"counterexample {k} of 3 distinct interleavings" in forms["dot"]
         assert render(g, "text") == forms["text"]
