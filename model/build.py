@@ -234,6 +234,8 @@ class Builder:
         kernel_sigs = {"SIGSYS"} if self.sud_regions or seccomp_trap else set()
         if self.stepping:
             kernel_sigs.add("SIGTRAP")  # exc_debug_user / user_single_step_report
+        if self.uses_rseq and self.sig_action("SIGSEGV") == "handler":
+            kernel_sigs.add("SIGSEGV")  # an rseq failure's force_sig is catchable (model/rseq.py:catchable)
         self.sigs: list[str] = sigmod.dequeue_order(sorted(set(self.env_sigs) | kernel_sigs))
         if not any(self.sig_action(s) == "handler" for s in self.sigs):
             self.N = 0  # no frame can ever be pushed: no frame variables
@@ -313,6 +315,9 @@ class Builder:
         self.bad = self.var("bad", Enum(*self.bad_names), 0)
         # the image was replaced by execve: handlers are SIG_DFL (flush_signal_handlers)
         self.exec_done = self.var("execve_done", Bool(), 0) if self.execs else None
+        # force_fatal_sig(SIGSEGV) reset the SIGSEGV handler to SIG_DFL (model/rseq.py:catchable)
+        segv = self.uses_rseq and self.sig_action("SIGSEGV") == "handler" and self.N > 0
+        self.segv_dfl = self.var("SIGSEGV.dfl", Bool(), 0) if segv else None
         # descriptors whose memory a dlclose can unmap (process-wide)
         self.unmapped: dict[str, Var] = {}
         for _, ins in self.code:
@@ -488,6 +493,12 @@ class Builder:
 
     def any_deliverable(self, t: TV) -> Expr:
         return Or(*[self.deliverable(t, s) for s in self.sigs])
+
+    def sig_dfl(self, s: str) -> Expr | None:
+        """When the handler of s has been reset to SIG_DFL at run time (by
+        execve, or for SIGSEGV by force_fatal_sig); None if it never is."""
+        parts = [v for v in (self.exec_done, self.segv_dfl if s == "SIGSEGV" else None) if v is not None]
+        return Or(*parts) if parts else None
 
     def kill(self, sig: str = "SIGSEGV") -> dict[Var, Expr]:
         return {self.killed: lift(self.killed.type.names.index(sig))}

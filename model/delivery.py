@@ -58,13 +58,15 @@ def add_actions(b: Builder, t: TV) -> None:
                     for c in _norestart_cases(b, t, d, s, suffix):
                         b.add(t, kact, And(first, c.guard), {**deq, **ev, **c.updates}, c.label, GET)
             elif act == "handler" and b.N > 0:  # with max_nesting = 0 no frame fits: never deliverable
-                if b.exec_done is not None:
-                    # after execve the handler is SIG_DFL (fs/exec.c:flush_signal_handlers)
+                reset = b.sig_dfl(s)
+                if reset is not None:
+                    # the handler was reset: by execve (fs/exec.c:flush_signal_handlers)
+                    # or, for SIGSEGV, by force_fatal_sig (kernel/signal.c)
                     dfl = b.kill(s) if s not in sigmod.DEFAULT_IGNORE else deq
-                    b.add(t, kact, And(first, b.exec_done), dfl,
-                          f"get_signal: {s} is SIG_DFL since execve -> "
+                    b.add(t, kact, And(first, reset), dfl,
+                          f"get_signal: {s} is SIG_DFL now -> "
                           + ("ignored" if s in sigmod.DEFAULT_IGNORE else "default action kills the process"), GET)
-                    first = And(first, Not(b.exec_done))
+                    first = And(first, Not(reset))
                 h = b.spec.handlers[s]
                 cases = _restart_cases(b, t, d, "SA_RESTART" in h.flags)
                 # without rseq in the spec, setup_rt_frame's rseq step does nothing
@@ -96,6 +98,7 @@ def add_actions(b: Builder, t: TV) -> None:
                                       "critical section not evaluated", "include/linux/rseq.h:rseq_signal_deliver"))
                 else:
                     cases = rseq.fixup_cases(b, t, d, ip, "rseq_signal_deliver", signal=True)
+                cases = rseq.catchable(b, t, cases, delivering=s)
                 cases = [replace(c, rule=c.rule or rule) for c in cases]
                 common: dict[Var, Expr] = {t.k: P("SIGFRAME")}
                 if "SIGNAL" in t.ev:

@@ -124,7 +124,7 @@ def add_actions(b: Builder, t: TV) -> None:
     if exit_phase.value == PHASES.index("EXITWORK"):
         for d in range(b.N + 1):
             base = And(b.alive(t), t.at_depth(d), t.at("EXITWORK"))
-            cases = rseq.syscall_check_cases(b, t, d) + singlestep.exit_report_cases(b, t)
+            cases = rseq.catchable(b, t, rseq.syscall_check_cases(b, t, d)) + singlestep.exit_report_cases(b, t)
             if t.ptrace_syscall:
                 stop = rseq.schedule(b, t, d)[0][1]
                 # the SUD early return (it clears on_dispatch) skips the exit stop too
@@ -193,14 +193,14 @@ def _loop(b: Builder, t: TV) -> None:
         no_sig = Not(b.any_deliverable(t)) if b.sigs else Const(1)
         if t.notify is not None:
             nr = And(base, no_resched, no_sig, t.notify)
-            legacy_fixup = [] if rseq.optimized(b) else rseq.fixup_cases(b, t, d, t.ip[d], "notify-resume")
+            legacy_fixup = [] if rseq.optimized(b) else rseq.catchable(b, t, rseq.fixup_cases(b, t, d, t.ip[d], "notify-resume"))
             cases = legacy_fixup or [
                 Case(Const(1), {}, "notify-resume: task_work", "include/linux/resume_user_mode.h:resume_user_mode_work")]
             b.add_cases(t, kact, nr, cases, {t.notify: Const(0)})
         no_nr = Not(t.notify) if t.notify is not None else Const(1)
         if t.raised is not None:
             # R1/R2: the rseq work runs after the loop, with interrupts off
-            b.add_cases(t, kact, And(base, no_resched, no_sig, no_nr, t.raised), rseq.exit_fastpath(b, t, d),
+            b.add_cases(t, kact, And(base, no_resched, no_sig, no_nr, t.raised), rseq.catchable(b, t, rseq.exit_fastpath(b, t, d)),
                         {t.raised: Const(0)})
             no_nr = And(no_nr, Not(t.raised))
         idle = And(base, no_resched, no_sig, no_nr)

@@ -14,6 +14,8 @@ from its start, with RSEQ_SIG.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from model.build import TV, Builder, Case, CsInst
 from model.ir import And, Const, Eq, Expr, In, Not, Or, Var, lift
 from model.registration import registered, signature_ok
@@ -74,6 +76,34 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
         cases.append(Case(inside, clear_ev,
                           f"{why}: ip inside {c.name}, no event{' (masked by flags)' if masked else ''} -> continue", NEED_RESTART, rule))
     return cases
+
+
+def catchable(b: Builder, t: TV, cases: list[Case], delivering: str | None = None) -> list[Case]:
+    """An rseq failure ends in force_sigsegv (kernel/rseq.c:
+    __rseq_handle_notify_resume, its R1 slow path): force_sig(SIGSEGV), which
+    a SIGSEGV handler catches, unless SIGSEGV is blocked or already SIG_DFL
+    (force_sig_info_to_task then kills).  While SIGSEGV itself is being
+    delivered it is force_fatal_sig: SIG_DFL and pending, but the frame being
+    set up is still built, so a handler without SA_NODEFER runs once and the
+    task dies at its sigreturn (conformance probe p05-segv)."""
+    if b.segv_dfl is None:
+        return cases
+    segv = b.killed.type.names.index("SIGSEGV")
+    out: list[Case] = []
+    for c in cases:
+        v = c.updates.get(b.killed)
+        if len(c.updates) != 1 or not (isinstance(v, Const) and v.value == segv):
+            out.append(c)
+            continue
+        out.append(replace(c, guard=And(c.guard, Or(t.blk["SIGSEGV"], b.segv_dfl)),
+                           label=c.label + " (SIGSEGV blocked or SIG_DFL: killed)"))
+        ups: dict[Var, Expr] = {t.pend["SIGSEGV"]: Const(1)}
+        how = "force_sig(SIGSEGV), for the handler"
+        if delivering == "SIGSEGV":
+            ups[b.segv_dfl] = Const(1)
+            how = "force_fatal_sig(SIGSEGV): SIG_DFL and pending, this frame is still built"
+        out.append(replace(c, updates=ups, label=c.label.replace("-> SIGSEGV", "-> " + how)))
+    return out
 
 
 def unmapped_cases(b: Builder, t: TV, c: CsInst, why: str, fn: str) -> list[Case]:

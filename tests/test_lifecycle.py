@@ -237,7 +237,7 @@ code = """
     sp = space(tmp_path, src)
     assert sp.any(T0__ip0="img", T1__k="DEAD")
     assert not sp.any(execve_done=1, T1__k="USER")
-    assert sp.fired("get_signal: SIGUSR1 is SIG_DFL since execve -> default action kills the process")
+    assert sp.fired("get_signal: SIGUSR1 is SIG_DFL now -> default action kills the process")
     assert sp.any(killed="SIGUSR1")
     # before exec the handler runs
     assert sp.any(T0__depth=1, execve_done=0)
@@ -277,3 +277,50 @@ def test_dlclose_with_rseq_cs_armed(tmp_path, preset, sc, env, want):
 def test_dlclose_of_an_unknown_descriptor_is_an_error(tmp_path):
     with pytest.raises(SpecError, match=r"dlclose nope: no \[rseq_cs.nope\]"):
         system_of(tmp_path, spec("        dlclose nope\n        exit"))
+
+
+# ------------------------------------------------------------ the SIGSEGV of an rseq failure
+
+BAD_SIG = """
+retry:  rseq_cs    cs1
+begin:  nop
+end:    syscall    read             ; sleeps: PREEMPT + NOTIFY_RESUME, ip outside
+        exit
+abort:  jmp        retry
+"""
+BAD_CS = CS + 'signature = "other"\n'
+
+
+@pytest.mark.parametrize("flags, runs", [("", 1), ('"SA_NODEFER"', 0)])
+def test_rseq_failure_sigsegv_handler_runs_once_then_dies(tmp_path, flags, runs):
+    # Probe p05-segv on 6.18: the fixup at read's exit finds the bad
+    # signature (legacy validates wherever the ip is) -> force_sig(SIGSEGV);
+    # delivering it, rseq_signal_deliver fails again -> force_fatal_sig, yet
+    # the frame is built: the handler runs once (SIGSEGV blocked in it) and
+    # the task dies when sigreturn unblocks the pending SIGSEGV.  With
+    # SA_NODEFER nothing blocks it: killed before the handler's first step.
+    handler = f'''
+[handler.SIGSEGV]
+flags = [{flags}]
+code = """
+        add        tls.runs, 1
+        sigreturn
+"""
+[variables]
+"tls.runs" = [0, 3]
+'''
+    sp = space(tmp_path, spec(BAD_SIG, extra=BAD_CS + handler))
+    assert sp.fired("force_sig(SIGSEGV), for the handler")
+    assert sp.fired("force_fatal_sig(SIGSEGV): SIG_DFL and pending, this frame is still built")
+    assert sp.any(T0__tls__runs=runs)
+    assert not sp.any(T0__tls__runs=runs + 1)
+    assert sp.any(killed="SIGSEGV", T0__tls__runs=runs)
+    assert not sp.any(T0__tls__runs=1, T0__k="DEAD")  # a handler run never leads to a normal exit
+    assert sp.fired("get_signal: SIGSEGV is SIG_DFL now -> default action kills the process")
+    # (a read that returns without sleeping raises no rseq event: that run exits normally)
+
+
+def test_rseq_failure_without_sigsegv_handler_kills_at_once(tmp_path):
+    sp = space(tmp_path, spec(BAD_SIG, extra=BAD_CS))
+    assert sp.fired("notify-resume: signature before abort differs from the registered one -> SIGSEGV")
+    assert not sp.fired("force_sig(SIGSEGV)")
