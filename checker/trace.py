@@ -66,11 +66,23 @@ def steps(g: nx.DiGraph) -> list[tuple[dict, dict, dict]]:
     return [(g.edges[i - 1, i], g.nodes[i - 1]["vars"], g.nodes[i]["vars"]) for i in range(1, n)]
 
 
+_FRAME_VAR = re.compile(r"(.+)\.(?:ip|f)(\d+)(?:\.|$)")
+
+
 def changes(before: dict, after: dict) -> list[str]:
+    """What a step changed, leaving out the slots of frames it popped (a
+    popped frame's ip and saved state go back to their initial values,
+    which mean nothing): `T.ip<d>` and `T.f<d>.*` above the new `T.depth`."""
     out = []
     for k, v in after.items():
-        if before.get(k) != v:
-            out.append(f"{k}={_fmt(v)}")
+        if before.get(k) == v:
+            continue
+        m = _FRAME_VAR.fullmatch(k) or _FRAME_VAR.match(k)
+        if m and int(m.group(2)) > 0:
+            depth = after.get(f"{m.group(1)}.depth")
+            if isinstance(depth, int) and int(m.group(2)) > depth:
+                continue
+        out.append(f"{k}={_fmt(v)}")
     return out
 
 

@@ -282,3 +282,14 @@ def test_too_many_contexts_for_lanes_name_the_actor_inline() -> None:
     assert "T11" not in "".join(lines[:10])  # no lane header
     for i in range(1, 13):
         assert any(line.startswith(f"{i:>2} T{i - 1}: store x store x") for line in lines), i
+
+
+def test_changes_leave_out_the_slots_of_popped_frames():
+    from checker.trace import changes
+
+    before = {"T0.depth": 2, "T0.ip1": "SIGUSR1+3", "T0.ip2": "SIGUSR2+1", "T0.f2.blk.SIGUSR1": 1, "T0.k": "ENTRY"}
+    after = {"T0.depth": 1, "T0.ip1": "SIGUSR1+3", "T0.ip2": "T0+0", "T0.f2.blk.SIGUSR1": 0, "T0.k": "LOOP"}
+    assert changes(before, after) == ["T0.depth=1", "T0.k=LOOP"]
+    # a frame slot that is live after the step is shown
+    pushed = dict(after, **{"T0.depth": 2, "T0.ip2": "SIGUSR2+0"})
+    assert changes(after, pushed) == ["T0.depth=2", "T0.ip2=SIGUSR2+0"]
