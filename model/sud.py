@@ -103,7 +103,6 @@ def entry_cases(b: Builder, t: TV, pc: int, ins: Instr, exit_phase: Const) -> li
 def prctl_body(b: Builder, t: TV, ins: Instr, seg) -> tuple[dict[Var, Expr], str]:
     """prctl(PR_SET_SYSCALL_USER_DISPATCH): set or clear the configuration
     (on_dispatch is reset too; it only matters to exit work we do not model)."""
-    fn = "kernel/entry/syscall_user_dispatch.c:set_syscall_user_dispatch"
     if b.rules["sud.available"] == "no":
         return {}, "prctl(PR_SET_SYSCALL_USER_DISPATCH): -EINVAL (no SUD in this kernel)"
     if ins.op == "sud_off":
@@ -116,7 +115,7 @@ def prctl_body(b: Builder, t: TV, ins: Instr, seg) -> tuple[dict[Var, Expr], str
     hi = b.label_addr(ins.args[1], seg, ins.line)
     r = b.sud_regions.index((lo, hi, "noselector" not in ins.args, inclusive)) + 1
     return {t.sud: Const(r)}, f"prctl(PR_SET_SYSCALL_USER_DISPATCH, {mode}, {ins.args[0]}, {ins.args[1]})" + (
-        ", no selector" if "noselector" in ins.args else "") + f" [{fn}]"
+        ", no selector" if "noselector" in ins.args else "")
 
 
 def selector_value(t: TV, arg: str) -> int:
