@@ -221,7 +221,9 @@ class Builder:
                     inst = CsInst(len(self.cs) + 1, c, seg, st, po, ab, valid)
                     self.cs.append(inst)
                     self.cs_by_home[(c.name, seg.name)] = inst
-        self.uses_rseq = any(ins.op == "rseq_cs" for _, ins in self.code)
+        # (a registration of an unmapped area makes every rseq fixup fault)
+        self.uses_rseq = any(ins.op == "rseq_cs" or (ins.op == "rseq_register" and ins.args[0] == "unmapped")
+                             for _, ins in self.code)
         self.sud_regions = self._sud_regions()
         # Signals the environment can send; the ignored ones are dropped at
         # generation (kernel/signal.c:sig_ignored).  Kernel-generated ones

@@ -28,7 +28,10 @@ SYSCALL_OPS = ("syscall", "sigreturn", "exit", "sud_on", "sud_off", "rseq_regist
                "clone", "fork", "execve", "membarrier_rseq")
 
 VARNAME = re.compile(r"(tls\.)?[A-Za-z_][A-Za-z0-9_]*$")
-RSEQ_ERRORS = ("0", "EINVAL", "EPERM", "EBUSY")
+RSEQ_ERRORS = ("0", "EINVAL", "EPERM", "EBUSY", "EFAULT")
+# rseq() areas with a meaning: a kernel address (access_ok fails) and a user
+# page that is not mapped (faults when the kernel touches it)
+BAD_AREAS = ("kernel", "unmapped")
 
 
 @dataclass

@@ -56,6 +56,10 @@ def body_cases(b: Builder, t: TV, ins: Instr) -> list[Case]:
         err(regs(lambda a, n, s: a != area), "EINVAL", "another area is registered")
         err(regs(lambda a, n, s: a == area and n != ln), "EINVAL", "length differs")
         err(regs(lambda a, n, s: a == area and n == ln and s != sig), "EPERM", "signature differs")
+        if area == "unmapped":
+            # rseq_reset_rseq_cpu_id writes the area before forgetting it
+            err(Const(1), "EFAULT", "resetting the ids in the area faults")
+            return out
         out.append(Case(Const(1), {**ret["0"], t.reg: Const(0)}, f"rseq({me}, UNREGISTER): unregistered", SYS_RSEQ, "", tags))
         return out
     err(regs(lambda a, n, s: a != area or n != ln), "EINVAL", "already registered with another area or length")
@@ -64,6 +68,13 @@ def body_cases(b: Builder, t: TV, ins: Instr) -> list[Case]:
     ok_len = ln == 32 if b.rules["rseq.len_check"] == "32-only" else (ln == 32 or ln >= 64)
     if not ok_len:
         err(Const(1), "EINVAL", f"length {ln} not accepted ({b.rules['rseq.len_check']})")
+        return out
+    if area == "kernel":
+        err(Const(1), "EFAULT", "access_ok fails (not a user address)")
+        return out
+    if area == "unmapped" and (b.rules["rseq.register_clears_cs"] == "yes" or b.rules["rseq.impl"] != "legacy"):
+        # 6.15+ reads rseq_cs to clear it; R1/R2 write the initial contents
+        err(Const(1), "EFAULT", "the area's page is not mapped: reading rseq_cs faults")
         return out
     ups: dict[Var, Expr] = {**ret["0"], t.reg: Const(b.reg_values.index(me))}
     if t.raised is not None:

@@ -37,6 +37,12 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
     cases: list[Case] = []
     if t.reg is not None:
         cases.append(Case(Eq(t.reg, 0), {}, f"{why}: t->rseq == NULL (not registered), nothing to do", FIXUP))
+        # a registration of an unmapped area (accepted before 6.15): the
+        # handler's first user access faults (rseq_ip_fixup, rseq_update_cpu_id)
+        gone = [i for i, v in enumerate(b.reg_values) if i and v.startswith("unmapped/")]
+        if gone:
+            cases.append(Case(Or(*[Eq(t.reg, i) for i in gone]), b.kill(),
+                              f"{why}: the registered area is not mapped: reading it faults -> SIGSEGV", FIXUP))
     cases.append(Case(Eq(t.rseq_cs, 0), {}, f"{why}: rseq_cs == NULL, nothing to do", FIXUP))
     flags_rule = b.rules["rseq.flags"]
     for c in b.cs:

@@ -503,12 +503,32 @@ ok2:    exit
         (False, "rseq_register tls, 64, RSEQ_SIG", "linux-6.18", "0"),  # 6.3+ extensible
         (False, "rseq_register tls, 64, RSEQ_SIG", "linux-6.0", "EINVAL"),  # before 6.3: 32 only
         (False, "rseq_register tls, 32, RSEQ_SIG", "linux-4.18", "0"),
+        # p06 T: a kernel address fails access_ok; an unmapped user page faults
+        # where 6.15+ reads rseq_cs (R1/R2: writes the initial contents)
+        (False, "rseq_register kernel, 32, RSEQ_SIG", "linux-6.18", "EFAULT"),
+        (False, "rseq_register kernel, 32, RSEQ_SIG", "linux-4.18", "EFAULT"),
+        (False, "rseq_register kernel, 31, RSEQ_SIG", "linux-6.18", "EINVAL"),  # length first
+        (True, "rseq_register kernel, 32, RSEQ_SIG", "linux-6.18", "EINVAL"),  # registration checks first
+        (False, "rseq_register unmapped, 32, RSEQ_SIG", "linux-6.18", "EFAULT"),
+        (False, "rseq_register unmapped, 32, RSEQ_SIG", "linux-6.19", "EFAULT"),
+        (False, "rseq_register unmapped, 32, RSEQ_SIG", "linux-6.0", "0"),  # ...and then SIGSEGV
     ],
 )
 def test_rseq_syscall_return_codes(tmp_path, glibc, call, preset, want):
     sp = space(tmp_path, f"{call}\nexit", preset=preset, env=f"glibc_rseq = {str(glibc).lower()}")
     rets = {s["T0.rseq_ret"] for s in sp.where(T0__k="LOOP")}
     assert rets == {want}
+
+
+def test_unmapped_area_accepted_before_615_then_sigsegv(tmp_path):
+    # Before "rseq: Fix segfault on registration when rseq_cs is non-zero"
+    # sys_rseq touches no area memory: it registers and sets NOTIFY_RESUME,
+    # and the handler's first access on the way out faults -> SIGSEGV.
+    sp = space(tmp_path, "rseq_register unmapped, 32, RSEQ_SIG\nexit", preset="linux-6.0", env="glibc_rseq = false")
+    assert sp.fired("rseq(unmapped/32/RSEQ_SIG): registered")
+    assert sp.fired("notify-resume: the registered area is not mapped: reading it faults -> SIGSEGV")
+    assert sp.any(killed="SIGSEGV")
+    assert not sp.any(T0__k="USER", T0__rseq="unmapped/32/RSEQ_SIG")
 
 
 def test_unregister_leaves_rseq_cs_and_events_alone(tmp_path):
