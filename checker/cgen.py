@@ -155,6 +155,15 @@ class _Gen:
             return homes[0]
         raise Unsupported(f"{_where(ins)}: rseq_cs {name} has instances in several blocks")
 
+    def label_home(self, label: str, ins: Instr) -> Segment:
+        homes = [s for s in self.segments() if label in s.labels]
+        if len(homes) != 1:
+            raise Unsupported(f"{_where(ins)}: label {label!r} is in {len(homes)} blocks")
+        return homes[0]
+
+    def abort_labels(self, seg: Segment) -> set[str]:
+        return {c.abort for c in self.spec.cs.values() if seg in self.homes[c.name]}
+
     # -------------------------------------------------------------- blocks
 
     def descriptors(self) -> list[str]:
@@ -250,22 +259,24 @@ class _Gen:
             return setup + [f"movl ${ln}, %esi", f"movl ${flags}, %edx", f"movl ${word:#x}, %r10d",
                             f"movl ${NR_RSEQ}, %eax", "syscall", "movq %rax, %fs:rsc_rseq_ret@tpoff"]
         if op == "sud_on":
-            lo, hi = a[0], a[1]
-            for lab in (lo, hi):
-                if lab not in seg.labels:
-                    raise Unsupported(f"{_where(ins)}: SUD region label {lab!r} is in another block: "
-                                      "its machine address is not ordered as the model's")
-                if lab in sig_at:
+            # blocks are emitted in the model's address order (threads, then handlers as
+            # written), so a region may span blocks as model.build's label_addr lets it
+            where: list[tuple[Segment, str]] = []
+            for lab in a[:2]:
+                home = seg if lab in seg.labels else self.label_home(lab, ins)
+                if lab in self.abort_labels(home):
                     raise Unsupported(f"{_where(ins)}: SUD region label {lab!r} is an abort target "
                                       "(the signature sits before it)")
+                where.append((home, lab))
+            (slo, lo), (shi, hi) = where
             sel = ["xorl %r8d, %r8d"] if "noselector" in a[2:] else ["movq %fs:0, %r8", "leaq rsc_selector@tpoff(%r8), %r8"]
             mode = 2 if "inclusive" in a[2:] else 1  # PR_SYS_DISPATCH_INCLUSIVE_ON (6.17+) | PR_SYS_DISPATCH_ON
-            if seg.labels[lo] == seg.labels[hi]:
+            if slo is shi and slo.labels[lo] == shi.labels[hi]:
                 # An empty region: the kernel wants offset 0 too (kernel/entry/syscall_user_dispatch.c:
                 # task_set_syscall_user_dispatch, -EINVAL for len 0 at a non-zero offset, probe p07f)
                 region = ["xorl %edx, %edx", "xorl %r10d, %r10d"]
             else:
-                region = [f"leaq {self.sym(seg, lo)}(%rip), %rdx", f"leaq {self.sym(seg, hi)}(%rip), %r10",
+                region = [f"leaq {self.sym(slo, lo)}(%rip), %rdx", f"leaq {self.sym(shi, hi)}(%rip), %r10",
                           "subq %rdx, %r10"]
             return [f"movl ${PR_SET_SYSCALL_USER_DISPATCH}, %edi", f"movl ${mode}, %esi",
                     *region, *sel, f"movl ${NR_PRCTL}, %eax", "syscall"]
@@ -318,7 +329,7 @@ def generate(spec: Spec, spin: int = 200000) -> Program:
         if t.ptrace_step:
             pro.append("int3")  # the tracer starts single-stepping here
         asm += g.block(t.segment, f"rsc_thread_{t.name}", pro)
-    hsigs = sorted((s for s, h in spec.handlers.items() if h.action == "handler"), key=lambda s: SIGNUM[s])
+    hsigs = [s for s, h in spec.handlers.items() if h.action == "handler"]  # model.build's block order
     for s in hsigs:
         seg = spec.handlers[s].segment
         assert seg is not None

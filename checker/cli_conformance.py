@@ -9,6 +9,7 @@ here; 3 a resource limit (state limit, runs that never ended).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -18,11 +19,12 @@ from pathlib import Path
 import click
 
 from checker.cgen import Unsupported, generate
+from checker.host import HostRefused, host_preset
 from checker.outcomes import Outcome, OutcomeSet, check_condition, eval_condition, model_outcomes
 from checker.run import Refused, RunResult, TooLong, run_spec
 from model.errors import SpecError
 from model.ir import ModelError
-from model.rules import ALIASES, RULES
+from model.rules import ALIASES, PRESETS, RULES
 from model.spec import Spec, load_spec
 
 
@@ -81,6 +83,22 @@ def _model(spec: Spec, rules: dict[str, str], max_states: int, timeout: float | 
     raise AssertionError
 
 
+def _with_preset(spec: Spec, preset: str | None) -> Spec:
+    """`--preset host`: the preset of this machine's kernel (checker/host.py),
+    said on one line; `--preset NAME`: that preset.  Spec rules still apply."""
+    if preset is None:
+        return spec
+    if preset == "host":
+        try:
+            hp = host_preset()
+        except HostRefused as e:
+            _fail(f"--preset host: refused: {e}")
+            raise  # unreachable
+        click.echo(f"Preset host: {hp.describe()}")
+        preset = hp.preset
+    return dataclasses.replace(spec, preset=preset)
+
+
 def _rule_note(spec: Spec, rules: dict[str, str]) -> str:
     changed = {**spec.rules, **rules}
     return f" [{', '.join(f'{k}={v}' for k, v in changed.items())}]" if changed else ""
@@ -91,8 +109,11 @@ def _rule_note(spec: Spec, rules: dict[str, str]) -> str:
 @click.option("--rule", "rule_pairs", multiple=True, metavar="NAME=CHOICE", help="Override a rule (repeatable).")
 @click.option("--max-states", type=click.IntRange(1), default=2_000_000, show_default=True)
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Seconds before giving up (exit 3).")
+@click.option("--preset", type=click.Choice(["host", *PRESETS]), metavar="host|PRESET",
+              help="Compare with this preset instead of the spec's; host: the one of this machine's kernel "
+                   "(uname -r, the nearest preset at or below it).")
 @_guarded
-def outcomes(spec_path, rule_pairs, max_states, timeout) -> None:
+def outcomes(spec_path, rule_pairs, max_states, timeout, preset) -> None:
     """Every outcome the model allows for SPEC, herd7-style.
 
     An outcome is how the process ends (`exit` when every thread exited,
@@ -110,6 +131,7 @@ def outcomes(spec_path, rule_pairs, max_states, timeout) -> None:
     It is reported Ok or No (exit status 1)."""
     spec = _load(spec_path)
     rules = _rules(rule_pairs)
+    spec = _with_preset(spec, preset)
     res = _model(spec, rules, max_states, timeout)
     finals = sum(res.counts.values())
     click.echo(f"Test {spec.name} ({spec.preset}{_rule_note(spec, rules)})")
@@ -146,8 +168,11 @@ def outcomes(spec_path, rule_pairs, max_states, timeout) -> None:
               help="Signals are sent at random within this many µs of a run's start (default: calibrated).")
 @click.option("--emit-c", type=click.Path(dir_okay=False), help="Write the generated C program here and stop.")
 @click.option("--max-states", type=click.IntRange(1), default=2_000_000, show_default=True)
+@click.option("--preset", type=click.Choice(["host", *PRESETS]), metavar="host|PRESET",
+              help="Compare with this preset instead of the spec's; host: the one of this machine's kernel "
+                   "(uname -r, the nearest preset at or below it).")
 @_guarded
-def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states) -> None:
+def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states, preset) -> None:
     """Run SPEC's scenario RUNS times on this machine's kernel and compare the
     observed outcomes with those the model allows (exit 1 on a forbidden one).
 
@@ -160,6 +185,7 @@ def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states) 
     than the ones the presets were checked against."""
     spec = _load(spec_path)
     rules = _rules(rule_pairs)
+    spec = _with_preset(spec, preset)
     if emit_c:
         try:
             Path(emit_c).write_text(generate(spec, spin=spin).source)

@@ -245,3 +245,43 @@ def check_condition(spec: Spec, outcomes: set[Outcome]) -> CheckResult | None:
         return CheckResult("exists", oc.text, bool(sat), sat)
     bad = sorted(o for o in outcomes if not eval_condition(oc.expr, o))
     return CheckResult("forall", oc.text, not bad, bad)
+
+
+# ------------------------------------------------------------ for `verify`
+
+
+def verify_outcomes(
+    spec: Spec, system: System | None = None, max_states: int | None = 2_000_000, timeout: float | None = None
+) -> tuple[bool | None, str]:
+    """Whether the spec's [outcomes] condition holds in the model, and one
+    line saying so: (True|False, msg); (None, msg) when the search was cut
+    by `max_states`/`timeout`; (None, "") when the spec has no [outcomes].
+
+    `system` is the spec's System as `verify` built it; it is reused when no
+    property monitor can stop a step (only no-unexpected-kill is checked),
+    otherwise the outcomes come from the monitor-free system, as
+    `rseqcheck outcomes` computes them (a monitor would end a run early)."""
+    if spec.outcomes is None:
+        return None, ""
+    if system is not None and len(system.meta["builder"].bad_names) == 1:
+        proj = projection_for(system)
+        validate_condition(spec, set(proj.observe))
+        res = final_outcomes(system, proj, max_states=max_states, timeout=timeout)
+    else:
+        res = model_outcomes(spec, max_states=max_states, timeout=timeout)
+    oc = spec.outcomes
+    head = f"[outcomes] {oc.kind} ({oc.text})"
+    if not res.complete:
+        return None, f"{head}: unknown, {res.reason} ({len(res.counts)} outcomes found so far)"
+    chk = check_condition(spec, res.allowed)
+    assert chk is not None
+    n = len(res.counts)
+    if chk.ok:
+        how = f"{len(chk.witnesses)} of {n} allowed outcomes satisfy it" if chk.kind == "exists" else \
+            f"all {n} allowed outcomes satisfy it"
+        return True, f"{head} holds: {how}"
+    if chk.kind == "exists":
+        return False, f"{head} fails: none of the {n} allowed outcomes satisfies it"
+    shown = "; ".join(f"[{o}]" for o in chk.witnesses[:2])
+    more = f" and {len(chk.witnesses) - 2} more" if len(chk.witnesses) > 2 else ""
+    return False, f"{head} fails: the model allows {shown}{more}"

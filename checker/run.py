@@ -18,12 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from checker.cgen import Program, Unsupported, generate
+from checker.host import HostRefused, host_preset
 from checker.outcomes import Outcome, OutcomeSet, model_outcomes
 from model.spec import Spec
-
-# Kernels whose behaviour the presets were checked against (conformance
-# probes, ../shared/conformance/RESULTS.md): uname release prefix -> preset.
-KNOWN_KERNELS = {"6.18.": "linux-6.18"}
 
 
 class Refused(Exception):
@@ -35,17 +32,12 @@ class TooLong(Exception):
 
 
 def machine_preset() -> str:
-    """The preset of the running kernel, or Refused with what uname says."""
-    u = platform.uname()
-    shown = f"uname: {u.system} {u.release} {u.machine}"
-    if u.system != "Linux" or u.machine != "x86_64":
-        raise Refused(f"the generated programs are x86-64 Linux only ({shown})")
-    for prefix, preset in KNOWN_KERNELS.items():
-        if u.release.startswith(prefix):
-            return preset
-    known = ", ".join(f"{p}x" for p in KNOWN_KERNELS)
-    raise Refused(f"kernel {u.release} is not one whose behaviour the presets were checked against "
-                  f"(known: {known}; {shown})")
+    """The preset of the running kernel (checker/host.py), or Refused with
+    what uname says."""
+    try:
+        return host_preset().preset
+    except HostRefused as e:
+        raise Refused(str(e)) from None
 
 
 @dataclass

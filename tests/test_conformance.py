@@ -15,10 +15,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from checker import host
 from checker.cgen import RSEQ_SIG, Unsupported, generate
 from checker.cli import main
-from checker.outcomes import Outcome, Projection, final_outcomes, model_outcomes
+from checker.host import preset_for_release
+from checker.outcomes import Outcome, Projection, final_outcomes, model_outcomes, verify_outcomes
 from checker.run import Refused, build, machine_preset, run_spec
+from model.build import build_system
 from model.ir import Action, Const, Eq, IntRange, Ne, System, Var
 from model.spec import load_spec
 
@@ -29,7 +32,8 @@ SPECS = sorted(CONF.glob("*.toml"))
 
 def _can_run() -> bool:
     try:
-        machine_preset()
+        if machine_preset() != "linux-6.18":  # the preset of specs/conformance
+            return False
     except Refused:
         return False
     return subprocess.run(["gcc", "--version"], capture_output=True).returncode == 0
@@ -206,6 +210,9 @@ def test_descriptor_layout_and_signature(tmp_path):
         ("assert x == 0\nexit", "[outcomes]"),
         ("syscall futex\nexit", "syscall futex is not generated"),
         ("sigreturn", "rt_sigreturn outside a handler frame"),
+        ("store tls.x, 1\nexit", "per-thread user variables are not generated"),
+        ("sud_on a, b\na: sud_select unmapped\nb: exit", "unmapping the selector is a syscall here"),
+        ("execve e\ne: exit", "execve: not generated yet"),
     ],
 )
 def test_generator_refuses_what_it_cannot_drive(tmp_path, code, message):
@@ -218,14 +225,57 @@ def test_generator_refuses_what_it_cannot_drive(tmp_path, code, message):
 
 
 def test_unknown_kernel_is_refused_with_uname(monkeypatch):
-    fake = platform.uname_result("Linux", "vm", "5.15.0-generic", "#1", "x86_64")
+    fake = platform.uname_result("Linux", "vm", "4.9.0-generic", "#1", "x86_64")
     monkeypatch.setattr(platform, "uname", lambda: fake)
-    with pytest.raises(Refused, match=r"kernel 5\.15\.0-generic .*uname: Linux 5\.15\.0-generic x86_64"):
+    with pytest.raises(Refused, match=r"kernel 4\.9\.0-generic is older than every preset .*uname: Linux 4\.9\.0"):
         machine_preset()
     fake = platform.uname_result("Linux", "vm", "6.18.44", "#1", "aarch64")
     monkeypatch.setattr(platform, "uname", lambda: fake)
     with pytest.raises(Refused, match="x86-64 Linux only"):
         machine_preset()
+
+
+@pytest.mark.parametrize(
+    "release, preset",
+    [("6.18.44-fc-v669", ("linux-6.18", True)), ("6.12.3", ("linux-6.0", False)), ("7.0.1", ("linux-6.19", False)),
+     ("5.15.0-generic", ("linux-5.11", False)), ("4.18.0", ("linux-4.18", True)), ("4.9.0", None), ("x", None)],
+)
+def test_host_release_maps_to_the_nearest_lower_preset(release, preset):
+    assert preset_for_release(release) == preset
+
+
+@pytest.mark.parametrize(
+    "uname, rseq, message",
+    [
+        (("Linux", "vm", "6.18.44", "#1", "aarch64"), True, "x86-64 Linux only (uname: Linux 6.18.44 aarch64)"),
+        (("Linux", "vm", "4.4.0", "#1", "x86_64"), True, "kernel 4.4.0 is older than every preset"),
+        (("Linux", "vm", "6.18.44", "#1", "x86_64"), False, "kernel 6.18.44 has no rseq system call"),
+    ],
+)
+@pytest.mark.parametrize("command", ["outcomes", "run"])
+def test_preset_host_refuses_in_one_line(monkeypatch, uname, rseq, message, command):
+    monkeypatch.setattr(platform, "uname", lambda: platform.uname_result(*uname))
+    monkeypatch.setattr(host, "rseq_available", lambda: rseq)
+    r = CliRunner().invoke(main, [command, str(CONF / "p03a_syscall_last.toml"), "--preset", "host"])
+    assert r.exit_code == 2
+    assert r.output.count("\n") == 1 and message in r.output and "Traceback" not in r.output, r.output
+
+
+def test_rseq_is_available_here_or_says_enosys():
+    # this machine's kernel has rseq (glibc registered it); the probe must not claim otherwise
+    if platform.machine() == "x86_64" and platform.system() == "Linux" and _can_run():
+        assert host.rseq_available()
+
+
+@needs_kernel
+def test_preset_host_says_which_preset(tmp_path):
+    p = _spec(tmp_path, BASE.replace("linux-6.18", "linux-4.18") + '\n[outcomes]\nexists = "end == exit"\n')
+    r = _cli("outcomes", str(p), "--preset", "host")
+    assert r.exit_code == 0
+    assert re.match(r"Preset host: linux-6\.18 \(uname -r 6\.18\.\S+: its own preset\)\nTest t \(linux-6\.18\)",
+                    r.output), r.output
+    r = _cli("run", str(p), "--preset", "host", "--runs", "5")  # a linux-4.18 spec runs against the host's preset
+    assert r.exit_code == 0 and "model linux-6.18" in r.output, r.output
 
 
 @needs_kernel
@@ -329,3 +379,155 @@ def test_counter_type():
     # Outcome is hashable and ordered, so histograms sort deterministically
     c = Counter([Outcome("exit", (("a", 1),)), Outcome("exit", (("a", 0),))])
     assert sorted(c) == [Outcome("exit", (("a", 0),)), Outcome("exit", (("a", 1),))]
+
+
+# ------------------------------------------------- generator: new features
+
+
+def _gen_spec(tmp_path: Path, body: str, name: str = "g.toml"):
+    return load_spec(_spec(tmp_path, '[spec]\ntitle = "g"\npreset = "linux-6.18"\n' + body
+                           + '\n[check]\nproperties = ["no-unexpected-kill"]\n', name))
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('[thread.T0]\nseccomp = { getpid = "errno" }\ncode = "exit"\n', "seccomp filters are not generated"),
+        ('[thread.T0]\nptrace = "syscall"\ncode = "exit"\n', "PTRACE_SYSCALL"),
+        ('[thread.T0]\nptrace = "singlestep"\ncode = "exit"\n[thread.T1]\ncode = "exit"\n',
+         "one thread without environment signals"),
+        ('[thread.T0]\ncode = """\nsud_on x, y\nexit\n"""\n[thread.T1]\ncode = """\nx: nop\ny: exit\n"""\n'
+         '[thread.T2]\ncode = """\nx: nop\ny: exit\n"""\n', "label 'x' is in 2 blocks"),
+    ],
+)
+def test_generator_refuses_unfaithful_features(tmp_path, body, message):
+    with pytest.raises(Unsupported, match=re.escape(message)):
+        generate(_gen_spec(tmp_path, body))
+
+
+def _nopie(spec, tmp_path: Path) -> dict[str, int]:
+    src = tmp_path / "p.c"
+    src.write_text(generate(spec).source)
+    exe = tmp_path / "p"
+    subprocess.run(["gcc", "-O1", "-no-pie", "-o", str(exe), str(src)], check=True)
+    return _sym(exe), exe
+
+
+@needs_gcc
+def test_handler_descriptor_layout(tmp_path):
+    """A critical section in a handler: its own descriptor instance, with
+    the handler block's label addresses and RSEQ_SIG before its abort."""
+    sym, exe = _nopie(load_spec(CONF / "p01h_cs_in_handler.toml"), tmp_path)
+    d = sym["rsc_cs_hcs_h_SIGUSR1"]
+    raw = _bytes(exe, d, d + 32)
+    start, post, abort = (int.from_bytes(raw[i:i + 8], "little") for i in (8, 16, 24))
+    assert start == sym["rsc_L_h_SIGUSR1_hb"] and start + post == sym["rsc_L_h_SIGUSR1_he"]
+    assert abort == sym["rsc_L_h_SIGUSR1_ha"]
+    assert sym["rsc_handler_SIGUSR1"] < start < abort < sym["rsc_handler_SIGUSR2"]
+    assert _bytes(exe, abort - 4, abort) == RSEQ_SIG.to_bytes(4, "little")
+
+
+@needs_gcc
+def test_post_syscall_ip_is_the_next_label(tmp_path):
+    """SUD judges the ip after the 2-byte `syscall`: the generator must put
+    the next model instruction's label right there, and the SIGSYS
+    handler's rt_sigreturn must be a `syscall` of its own block."""
+    sym, exe = _nopie(load_spec(CONF / "p07c_sud_region.toml"), tmp_path)
+    for label in ("a1", "a2"):
+        assert _bytes(exe, sym[f"rsc_L_T0_{label}"] - 2, sym[f"rsc_L_T0_{label}"]) == b"\x0f\x05", label
+    tramp = load_spec(ROOT / "specs" / "seed003" / "region_exact_instruction.toml")
+    sym, exe = _nopie(tramp, tmp_path)
+    assert _bytes(exe, sym["rsc_L_h_SIGSYS_tend"] - 2, sym["rsc_L_h_SIGSYS_tend"]) == b"\x0f\x05"
+    assert sym["rsc_handler_SIGSYS"] < sym["rsc_L_h_SIGSYS_tramp"] < sym["rsc_L_h_SIGSYS_tend"]
+
+
+def test_stepped_programs_have_plain_nops():
+    """Under single-stepping each machine instruction traps: a `nop` is one
+    instruction, not a busy loop (which would take 10^5 steps)."""
+    for name in ("p08a_ptrace_step_syscall", "p08b_user_tf_cs", "p08c_ptrace_step_cs"):
+        prog = generate(load_spec(CONF / f"{name}.toml"))
+        assert prog.stepped and "decl %ecx" not in prog.source
+    assert "int3" in generate(load_spec(CONF / "p08c_ptrace_step_cs.toml")).source
+    assert "decl %ecx" in generate(load_spec(CONF / "p01_signal_in_cs.toml")).source
+
+
+def test_glibc_rseq_false_runs_under_the_tunable():
+    prog = generate(load_spec(CONF / "p06t_register_own.toml"))
+    assert prog.env == {"GLIBC_TUNABLES": "glibc.pthread.rseq=0"}
+    assert generate(load_spec(CONF / "p06g_register_glibc.toml")).env == {}
+
+
+def test_empty_sud_region_is_offset_zero(tmp_path):
+    """prctl(ON) with len 0 at a non-zero offset is -EINVAL on the kernel
+    (probe p07f), so the model's empty region [L, L) is emitted as (0, 0)."""
+    src = generate(load_spec(CONF / "p07a_sud_dispatch.toml")).source
+    assert "rsc_L_T0_none(%rip), %rdx" not in src and "xorl %r10d, %r10d" in src
+
+
+# ------------------------------------------------------ verify's [outcomes]
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_verify_outcomes_holds_for_conformance_specs(path):
+    spec = load_spec(path)
+    ok, msg = verify_outcomes(spec, build_system(spec))
+    assert ok is True, msg
+    assert msg.startswith(f"[outcomes] {spec.outcomes.kind} ({spec.outcomes.text}) holds: ")
+
+
+def test_verify_outcomes_fails_with_the_outcome(tmp_path):
+    spec = load_spec(CONF / "p02_cs_flags.toml")
+    spec.rules["rseq.flags"] = "honoured"
+    ok, msg = verify_outcomes(spec, build_system(spec))
+    assert ok is False
+    assert msg.endswith("fails: the model allows [exit; a=1 h=0]; [exit; a=1 h=1]"), msg
+    spec = _gen_spec(tmp_path, '[thread.T0]\ncode = "store x, 1"\n[outcomes]\nexists = "x == 2"\n')
+    assert verify_outcomes(spec, build_system(spec)) == (
+        False, "[outcomes] exists (x == 2) fails: none of the 1 allowed outcomes satisfies it")
+    assert verify_outcomes(spec, None)[0] is False  # builds its own system
+    spec = load_spec(ROOT / "specs" / "seed000" / "unprotected.toml")
+    assert verify_outcomes(spec, build_system(spec)) == (None, "")
+
+
+def test_verify_outcomes_ignores_monitors():
+    """p07b checks sud-sigreturn-not-redirected, whose monitor stops the run
+    at the dispatched rt_sigreturn; the outcome is still the kill."""
+    spec = load_spec(CONF / "p07b_sud_sigreturn_blocked.toml")
+    ok, msg = verify_outcomes(spec, build_system(spec))
+    assert ok is True, msg
+
+
+def test_verify_outcomes_reports_a_cut_search():
+    spec = load_spec(CONF / "p01h_cs_in_handler.toml")
+    ok, msg = verify_outcomes(spec, build_system(spec), max_states=100)
+    assert ok is None and "unknown, more than 100 states" in msg
+
+
+# ----------------------------------------------------- runs: rules caught
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    "name, rule, seen",
+    [
+        ("p06t_register_own", "rseq.register_clears_cs=no", "exit; fail=0"),
+        ("p06t_register_own", "rseq.len_check=32-only", "exit; fail=0"),
+        ("p07b_sud_sigreturn_blocked", "sud.sigreturn=exempt", "killed by SIGSYS; after=0 h=1"),
+        ("p07d_sud_bad_selector", "sud.bad_selector=kill-thread", "killed by SIGSYS; h=0"),
+    ],
+)
+def test_wrong_rule_of_new_features_is_caught(name, rule, seen):
+    r = _cli("run", str(CONF / f"{name}.toml"), "--runs", "10", "--rule", rule)
+    assert r.exit_code == 1, r.output
+    assert re.search(rf"No: observed \d+ runs ending \[{re.escape(seen)}\], an outcome the model forbids", r.output)
+
+
+@needs_kernel
+def test_the_tracer_is_what_aborts(tmp_path):
+    """Control for p08C: the same section without the tracer commits, so the
+    aborts of the spec's runs come from the ptrace stops."""
+    text = (CONF / "p08c_ptrace_step_cs.toml").read_text().replace('ptrace = "singlestep"\n', "")
+    res = run_spec(load_spec(_spec(tmp_path, text)), 10)
+    assert res.observed[Outcome("exit", (("a", 0), ("c", 1)))] > 0
+    res = run_spec(load_spec(CONF / "p08c_ptrace_step_cs.toml"), 10)
+    assert set(res.observed) == {Outcome("exit", (("a", 1), ("c", 0)))}
