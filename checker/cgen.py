@@ -12,8 +12,9 @@ same thing in the model and on the CPU:
                   single-stepped spec: one `nop`
   jmp L           jmp
   store V, N      movq $N, V(%r12)        (user variables live in a
-  add V, N        addq $N, V(%r12)         MAP_SHARED page, so the parent
-  beq/bne V, N, L cmpq + je/jne            reads them even after a kill)
+  add V, N        addq, wrapped around     MAP_SHARED page, so the parent
+                  V's declared range       reads them even after a kill;
+  beq/bne V, N, L cmpq + je/jne            `tls.X` in a __thread array)
   rseq_cs NAME|0  leaq desc, %rax; movq %rax, 8(%r13)   (r13 = glibc's area)
   syscall NAME    argument set-up, then the 2-byte `syscall`: a restart
                   rewind (ip -= 2) lands on it, as in the model
@@ -62,7 +63,7 @@ ptrace_resume; each stop is a schedule-out, as in the model).
 
 Refused (`Unsupported`): anything with no faithful kernel counterpart here:
 set_desc (the next-syscall descriptor is a proposal no kernel implements),
-assert (use [outcomes]), `tls.` variables, seccomp and PTRACE_SYSCALL
+assert (use [outcomes]), seccomp and PTRACE_SYSCALL
 tracing, several threads with ptrace, a SUD region whose labels are in
 different blocks or are abort targets, syscalls other than SYSCALL_NR.
 """
@@ -124,6 +125,7 @@ class _Gen:
     def __init__(self, spec: Spec, spin: int):
         self.spec = spec
         self.uvars = _user_vars(spec)
+        self.tls = _user_vars(spec, tls=True)
         self.off = {n: SHARED_V + 8 * i for i, n in enumerate(self.uvars)}
         self.stepped = any(t.ptrace_step for t in spec.threads) or any(
             ins.op in ("set_tf", "clear_tf") for seg in self.segments() for ins in seg.instrs)
@@ -154,6 +156,14 @@ class _Gen:
         if len(homes) == 1:
             return homes[0]
         raise Unsupported(f"{_where(ins)}: rseq_cs {name} has instances in several blocks")
+
+    def slot(self, name: str) -> str:
+        """Where user variable `name` lives: the shared page (r12), or for a
+        per-thread `tls.X` a slot of this thread's TLS (never reported: the
+        model's outcomes hold global variables only)."""
+        if name.startswith("tls."):
+            return f"%fs:rsc_tls@tpoff+{8 * self.tls.index(name)}"
+        return f"{self.off[name]}(%r12)"
 
     def label_home(self, label: str, ins: Instr) -> Segment:
         homes = [s for s in self.segments() if label in s.labels]
@@ -219,9 +229,15 @@ class _Gen:
         if op == "jmp":
             return [f"jmp {self.sym(seg, a[0])}"]
         if op == "store":
-            return [f"movq ${a[1]}, {self.off[a[0]]}(%r12)"]
+            return [f"movq ${a[1]}, {self.slot(a[0])}"]
         if op == "add":
-            return [f"addq ${a[1]}, {self.off[a[0]]}(%r12)"]
+            # C arithmetic on a narrow type, as the model's add: wrap around the declared range
+            lo, hi = self.spec.variables[a[0]]
+            size = hi - lo + 1
+            return [f"movq {self.slot(a[0])}, %rax", f"addq ${a[1]}, %rax",
+                    f"cmpq ${hi}, %rax", "jle 1f", f"subq ${size}, %rax",
+                    f"1: cmpq ${lo}, %rax", "jge 2f", f"addq ${size}, %rax",
+                    f"2: movq %rax, {self.slot(a[0])}"]
         if op in ("beq", "bne"):
             jcc = f"{'je' if op == 'beq' else 'jne'} {self.sym(seg, a[2])}"
             if a[0] == "rseq_ret":
@@ -230,7 +246,7 @@ class _Gen:
                 return ["movq __rseq_size@GOTPCREL(%rip), %rax", f"cmpl ${a[1]}, (%rax)", jcc]
             if not isinstance(a[1], int):
                 raise Unsupported(f"{_where(ins)}: {op} on {a[1]!r} is not generated")
-            return [f"cmpq ${a[1]}, {self.off[a[0]]}(%r12)", jcc]
+            return [f"cmpq ${a[1]}, {self.slot(a[0])}", jcc]
         if op == "rseq_cs":
             if a[0] == "0":
                 return ["movq $0, 8(%r13)"]
@@ -340,6 +356,8 @@ def generate(spec: Spec, spin: int = 200000) -> Program:
     decls += [f"void rsc_thread_{t.name}(struct rsc_shared *, volatile void *) __attribute__((noreturn));"
               for t in spec.threads]
     decls += [f"__thread struct rsc_area rsc_area_{a};" for a in sorted(g.areas)]
+    if g.tls:
+        decls.append(f"__thread int64_t rsc_tls[{len(g.tls)}];   /* tls.X user variables */")
     starts = ",\n".join(f"\trsc_thread_{t.name}" for t in spec.threads)
     install = "\n".join(_install(spec, s) for s in sorted(spec.handlers, key=lambda s: SIGNUM[s]))
     area_flags = [sum(CS_FLAG_BITS[f] for f in t.rseq_flags) for t in spec.threads]
@@ -388,7 +406,8 @@ def _stops(spec: Spec, sig: str) -> bool:
     return sig == "SIGSTOP" or (sig in DEFAULT_STOP and (h is None or h.action == "default"))
 
 
-def _user_vars(spec: Spec) -> list[str]:
+def _user_vars(spec: Spec, tls: bool = False) -> list[str]:
+    """The global user variables (or, `tls`, the per-thread ones), sorted."""
     names: set[str] = set()
     segs = [t.segment for t in spec.threads] + [h.segment for h in spec.handlers.values() if h.segment]
     for seg in segs:
@@ -396,9 +415,8 @@ def _user_vars(spec: Spec) -> list[str]:
             if ins.op in ("store", "add", "beq", "bne"):
                 if ins.args[0] in ("rseq_ret", "rseq_size"):
                     continue
-                if ins.args[0].startswith("tls."):
-                    raise Unsupported(f"{_where(ins)}: {ins.args[0]}: per-thread user variables are not generated")
-                names.add(ins.args[0])
+                if ins.args[0].startswith("tls.") == tls:
+                    names.add(ins.args[0])
     return sorted(names)
 
 

@@ -124,6 +124,11 @@ def run_spec(
                           "a run compares the model with the kernel it runs on")
     b = build(spec, spin=spin)  # Unsupported before the (slower) model
     model = model_outcomes(spec, rules)
+    if model.complete and not model.counts:
+        if b.tmp is not None:
+            b.tmp.cleanup()
+        raise Refused("no run of this scenario ends in the model (it loops forever): "
+                      "there is no outcome to compare")
     try:
         win = str(window_us) if window_us else "0"  # 0: the program calibrates
         limit = timeout or 120.0 + runs * 0.2  # a run takes µs to ms; a hung one is killed after 10 s

@@ -531,3 +531,23 @@ def test_the_tracer_is_what_aborts(tmp_path):
     assert res.observed[Outcome("exit", (("a", 0), ("c", 1)))] > 0
     res = run_spec(load_spec(CONF / "p08c_ptrace_step_cs.toml"), 10)
     assert set(res.observed) == {Outcome("exit", (("a", 1), ("c", 0)))}
+
+
+@needs_gcc
+def test_tls_variables_and_wrapping_add(tmp_path):
+    """`tls.X` lives in a __thread array, and `add` wraps around the declared
+    range as the model's does (C arithmetic on a narrow type)."""
+    spec = _gen_spec(tmp_path, '[variables]\n"tls.r" = [0, 3]\nn = [-2, 1]\n[thread.T0]\ncode = """\n'
+                     'add tls.r, 3\nadd tls.r, 2\nbne tls.r, 1, bad\nadd n, -3\nexit\nbad: store n, -2\nexit\n"""\n')
+    assert model_outcomes(spec).allowed == {Outcome("exit", (("n", 1),))}
+    b = build(spec, workdir=tmp_path)
+    out = subprocess.run([str(b.exe), "3", "1", "10"], capture_output=True, text=True, check=True).stdout
+    assert re.findall(r"^run (\S+ \d+) \d+ (.*)$", out, re.M) == [("exit 0", "1")] * 3, out
+
+
+def test_a_scenario_that_never_ends_is_refused(tmp_path):
+    spec = _gen_spec(tmp_path, '[thread.T0]\ncode = """\nl: nop\njmp l\n"""\n')
+    if not _can_run():
+        pytest.skip("needs x86-64 Linux 6.18 with gcc")
+    with pytest.raises(Refused, match="no run of this scenario ends in the model"):
+        run_spec(spec, 1)
