@@ -16,6 +16,10 @@ an assumption literal; once depth k is proved safe, `good(s_k)` (properties
 and ranges) is asserted for good, which is sound and prunes later queries.
 So the first counterexample found is a shortest one.
 
+Unbounded proofs: plain k-induction (loop-free paths), and `strengthen`,
+which builds an inductive invariant from lemmas that the explicit engine's
+reachable states suggest and Z3 alone proves (kinduction tries it first).
+
 Like explicit, nothing here knows what the variables mean.
 """
 
@@ -23,17 +27,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import count
 
 import z3
 
 from checker.explicit import SearchResult, Stats
+from checker.lemmas import Cube, Reach, reachable
 from model.ir import Const, Expr, ModelError, Op, Ref, System, Var, evaluate
 
 Progress = Callable[[Stats], None]
 Term = z3.ExprRef
 
 ENCODINGS = ("bv", "int")
+# kinduction enumerates at most this many reachable states to suggest lemmas.
+LEMMA_STATES = 1_000_000
 
 
 # ------------------------------------------------------------- static bounds
@@ -383,6 +391,7 @@ def bmc(
     *,
     encoding: str = "bv",
     coverage: str = "triggers",
+    budget: float | None = None,
 ) -> SearchResult:
     """Bounded model checking for depths 0..max_depth; the first violation
     found is a shortest one.  "holds" means up to `max_depth`; `exhausted`
@@ -395,8 +404,10 @@ def bmc(
     it to establish: "all"; "triggers" (default), at least one firing action
     per property `trigger_tag`, which is what vacuity needs; or "none".
     `encoding` is "bv" (default) or "int" (Z3 Ints: slower, kept as an
-    independent cross-check of the bit-vector sizing)."""
-    return _search(system, max_depth, "bmc", timeout, progress, encoding, coverage)
+    independent cross-check of the bit-vector sizing).  `budget` (seconds)
+    is a soft limit: once spent, "holds" up to the last depth checked, which
+    becomes `bound` (`timeout` is the hard one: verdict "unknown")."""
+    return _search(system, max_depth, "bmc", timeout, progress, encoding, coverage, budget)
 
 
 def kinduction(
@@ -407,6 +418,8 @@ def kinduction(
     *,
     encoding: str = "bv",
     coverage: str = "triggers",
+    lemma_states: int = LEMMA_STATES,
+    budget: float | None = None,
 ) -> SearchResult:
     """k-induction over loop-free paths, k = 0, 1, ... max_k.  Base case as
     bmc (a violation found is a shortest one); the step case asks for k+1
@@ -416,11 +429,37 @@ def kinduction(
     the properties hold in every reachable state: verdict "holds",
     `exhausted`, and `reason` "proved by k-induction, k=K ...".  Otherwise
     "holds" up to max_k only, reason "induction did not close up to k=N".
-    The only strengthening is the variables' ranges, so the step case often
-    fails on unreachable states; on a finite system the loop-free-path check
-    closes it at the longest loop-free path, which may be far beyond the
-    BFS depth.  `fired` covers depths < the k reached only."""
-    return _search(system, max_k, "induction", timeout, progress, encoding, coverage)
+
+    Plain k-induction's only strengthening is the variables' ranges, so its
+    step case keeps failing on unreachable states (on a finite system the
+    loop-free-path check closes it at the longest loop-free path, far
+    beyond the BFS depth).  So first, when the system has at most
+    `lemma_states` reachable states (0: never), they are enumerated and
+    `strengthen` looks for an invariant they suggest and Z3 proves; if it
+    finds one, the proof is 1-induction with those lemmas.
+
+    `budget` (seconds) is a soft limit on plain k-induction: once spent, it
+    stops with "holds" up to the last depth whose base case was checked
+    (`bound` is set to it) and reason "induction could not close at k=K".
+    `timeout` is the hard limit (verdict "unknown").  `fired` covers
+    depths < the k reached only."""
+    t0 = time.monotonic()
+    if lemma_states:
+        part = None if timeout is None else timeout / 2  # leave time for plain induction
+        reach = reachable(system, lemma_states, part)
+        left = None if part is None else part - (time.monotonic() - t0)
+        if reach is not None and (left is None or left > 0):
+            st = strengthen(system, reach, left, encoding=encoding)
+            if st.proved:
+                return SearchResult(
+                    "holds", "induction", Stats(depth=1, seconds=time.monotonic() - t0), max_k, exhausted=True,
+                    reason=f"proved by k-induction, k=1, with {len(st.lemmas)} lemmas suggested by the "
+                    f"{reach.n} reachable states",
+                )
+    left = None if timeout is None else max(timeout - (time.monotonic() - t0), 1e-3)
+    res = _search(system, max_k, "induction", left, progress, encoding, coverage, budget)
+    res.stats.seconds = time.monotonic() - t0
+    return res
 
 
 def _search(
@@ -431,19 +470,32 @@ def _search(
     progress: Progress | None,
     encoding: str,
     coverage: str,
+    budget: float | None = None,
 ) -> SearchResult:
     t0 = time.monotonic()
     deadline = t0 + timeout if timeout else None
+    soft = t0 + budget if budget else None
+    if soft is not None and deadline is not None and soft >= deadline:
+        soft = None
     stats = Stats()
     fired: set[int] = set()
     induction = engine == "induction"
     goals = _coverage_goals(system, coverage)
 
-    def finish(verdict: str, **kw) -> SearchResult:
+    def finish(verdict: str, bound: int = bound, **kw) -> SearchResult:
         stats.seconds = time.monotonic() - t0
         return SearchResult(verdict, engine, stats, bound, fired=fired, **kw)
 
+    checked = -1  # the deepest depth whose base case is refuted
+    failed = -1  # the deepest k whose step case is satisfiable
+
     def unknown(r: z3.CheckSatResult | None) -> SearchResult:
+        if soft is not None and time.monotonic() >= soft:
+            # The budget, not the hard limit: report what was checked.
+            if checked < 0:
+                return finish("unknown", reason=f"budget of {budget:g} s spent before depth 0")
+            what = f"induction could not close at k={failed}" if induction else f"stopped at depth {checked + 1}"
+            return finish("holds", bound=checked, reason=f"{what} within its {budget:g} s budget")
         why = un.solver.reason_unknown() if r is not None else "timeout"
         if deadline is not None and (why in ("timeout", "canceled") or time.monotonic() >= deadline):
             return finish("unknown", reason=f"timeout after {timeout:g} s")
@@ -454,6 +506,7 @@ def _search(
 
     un = _Unrolling(system, encoding, anchored=not induction, simple_path=induction)
     init = un.init_lit
+    limit = soft if soft is not None else deadline
     try:
         for k in range(bound + 1):
             if k > 0:
@@ -461,7 +514,7 @@ def _search(
             stats.depth = k
             # Base case: a bad state at exactly depth k.
             bad = un.lit(z3.Not(un.good(k)))
-            if not un.set_timeout(deadline):
+            if not un.set_timeout(limit):
                 return unknown(None)
             r = un.check(init, bad)
             if r == z3.sat:
@@ -469,22 +522,24 @@ def _search(
                 return finish("violation", prop=_first_violation(system, trace), trace=trace)
             if r != z3.sat and r != z3.unsat:
                 return unknown(r)
+            checked = k
             if induction:
                 # Step case: k good states then a bad one, anywhere.
-                if not un.set_timeout(deadline):
+                if not un.set_timeout(limit):
                     return unknown(None)
                 r = un.check(bad)
                 if r == z3.unsat:
                     return finish("holds", exhausted=True, reason=f"proved by k-induction, k={k}")
                 if r != z3.sat:
                     return unknown(r)
+                failed = k
             un.solver.add(un.good(k))
             if induction and k > 0:
                 # No loop-free path of length k from init: every reachable
                 # state is at depth < k, all checked.  A query per depth
                 # that bmc, with no loop-freedom to close, asks only at the
                 # bound.
-                if not un.set_timeout(deadline):
+                if not un.set_timeout(limit):
                     return unknown(None)
                 r = un.check(init)
                 if r == z3.unsat:
@@ -499,7 +554,7 @@ def _search(
                 # Only the last step: the previous depth's query proved the
                 # goals left unreachable before it.
                 q = un.lit(z3.Or([un.acts[k - 1][i] for i in sorted(set().union(*goals))]))
-                if not un.set_timeout(deadline):
+                if not un.set_timeout(limit):
                     return unknown(None)
                 r = un.check(init, q)
                 if r == z3.unsat:
@@ -514,6 +569,133 @@ def _search(
         return finish("unknown", reason="interrupted")
     if induction:
         return finish("holds", reason=f"induction did not close up to k={bound}")
-    if bound > 0 and un.set_timeout(deadline) and un.check(init) == z3.unsat:
+    if bound > 0 and un.set_timeout(limit) and un.check(init) == z3.unsat:
         return finish("holds", exhausted=True, reason=f"no execution is {bound} steps long")
     return finish("holds")
+
+
+# ---------------------------------------------------- strengthened induction
+
+
+@dataclass
+class Strengthening:
+    """What `strengthen` found: `proved` when the properties and the lemmas
+    together are inductive (checked by Z3), else `reason` says why not."""
+
+    proved: bool
+    lemmas: list[Cube]  # each: no reachable state matches this cube
+    ctis: int  # counterexamples to induction blocked
+    queries: int
+    seconds: float
+    reason: str = ""
+
+
+def strengthen(system: System, reach: Reach, timeout: float | None = None, *, encoding: str = "bv") -> Strengthening:
+    """Look for an inductive invariant J = properties and lemmas, where each
+    lemma says "not this cube" and is proposed by the reachable states
+    `reach`: whenever Z3 finds a state s in J with a successor outside J
+    (a counterexample to induction), s is unreachable (every reachable
+    state satisfies J, and so do its successors), and `reach.block(s)`
+    gives a cube holding s and no reachable state, whose negation joins J.
+    J only shrinks, so each lemma needs its consecution checked once; the
+    loop ends when the properties and every lemma are preserved by every
+    step from J and no step from J leaves a range.  The result is then
+    re-checked from scratch on a fresh solver: the proof rests on Z3 only,
+    the reachable states merely suggest it.  This is IC3's inductive
+    strengthening with a single frame and exact reachability as the oracle
+    for generalisation."""
+    t0 = time.monotonic()
+    deadline = t0 + timeout if timeout else None
+    un = _Unrolling(system, encoding, anchored=False, simple_path=False)
+    un.extend()
+    enc, s0 = un.enc, un.states[0]
+    sol = un.solver
+    ranges = [enc.in_range(x, v.type.lo, v.type.hi) for v, x in zip(system.vars, s0, strict=True)]
+    sol.add(*ranges)
+    env0 = dict(zip(system.vars, s0, strict=True))
+    memo: dict[int, Term] = {}
+    sol.add(*[enc.boolean(p.holds, env0, memo) for p in system.properties])
+    lits: dict[tuple[int, int, int], Term] = {}
+
+    def lit(k: int, i: int, x: int) -> Term:
+        t = lits.get((k, i, x))
+        if t is None:
+            t = lits[(k, i, x)] = enc.eq(un.states[k][i], enc.num(x))
+        return t
+
+    bad = un.lit(z3.Not(un.good(1)))  # a property fails at s1, or the step left a range
+    lemmas: list[Cube] = []
+    todo: list[int] = []  # lemmas whose consecution is not yet checked
+    out = Strengthening(False, lemmas, 0, 0, 0.0)
+
+    def finish(proved: bool, reason: str = "") -> Strengthening:
+        out.proved, out.reason, out.seconds = proved, reason, time.monotonic() - t0
+        return out
+
+    while True:
+        if todo:
+            j = todo[-1]
+            assumptions = [lit(1, i, x) for i, x in lemmas[j]]
+        else:
+            j, assumptions = -1, [bad]
+        if not un.set_timeout(deadline):
+            return finish(False, f"timeout after {timeout:g} s")
+        r = un.check(*assumptions)
+        out.queries += 1
+        if r == z3.unsat:
+            if j < 0:
+                break
+            todo.pop()
+            continue
+        if r != z3.sat:
+            why = sol.reason_unknown()
+            return finish(False, f"timeout after {timeout:g} s" if deadline and time.monotonic() >= deadline
+                          else f"solver gave up: {why}")
+        m = sol.model()
+        s = tuple(enc.value(m.eval(x, model_completion=True)) for x in s0)
+        if s in reach.members:
+            # A reachable state with a bad successor: explicit would have
+            # reported it, so an engine is wrong.  No proof.
+            return finish(False, f"reachable state {system.state_dict(s)} has a successor outside J: engines disagree")
+        cube = reach.block(s)
+        out.ctis += 1
+        sol.add(z3.Or([z3.Not(lit(0, i, x)) for i, x in cube]))
+        lemmas.append(cube)
+        todo.append(len(lemmas) - 1)
+    why = _check_invariant(system, lemmas, encoding, deadline)
+    return finish(why is None, why or "")
+
+
+def _check_invariant(system: System, lemmas: list[Cube], encoding: str, deadline: float | None) -> str | None:
+    """Re-check on a fresh solver that J = properties and `lemmas` holds
+    initially, holds after every step from J, and no step from J leaves a
+    range; None if so, else what fails."""
+    un = _Unrolling(system, encoding, anchored=False, simple_path=False)
+    un.extend()
+    enc = un.enc
+    if not un.set_timeout(deadline):
+        return "timeout before the re-check"
+
+    def j_at(k: int) -> Term:
+        st = un.states[k]
+        env = dict(zip(system.vars, st, strict=True))
+        memo: dict[int, Term] = {}
+        parts = [enc.boolean(p.holds, env, memo) for p in system.properties]
+        parts += [z3.Or([z3.Not(enc.eq(st[i], enc.num(x))) for i, x in c]) for c in lemmas]
+        return z3.And(parts)
+
+    init = dict(zip(system.vars, system.initial_state(), strict=True))
+    if not all(evaluate(p.holds, init) for p in system.properties):
+        return "a property fails in the initial state"
+    for c in lemmas:
+        if all(init[system.vars[i]] == x for i, x in c):
+            return "a lemma excludes the initial state"
+    s0 = un.states[0]
+    un.solver.add(*[enc.in_range(x, v.type.lo, v.type.hi) for v, x in zip(system.vars, s0, strict=True)])
+    un.solver.add(j_at(0))
+    r = un.solver.check(un.lit(z3.Or(z3.Not(j_at(1)), z3.Not(un.good(1)))))
+    if r == z3.unsat:
+        return None
+    if r == z3.sat:
+        return "J is not inductive (re-check)"
+    return f"re-check gave up: {un.solver.reason_unknown()}"

@@ -4,6 +4,7 @@ counterexample is a bug in one of them."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from checker.explicit import SearchResult, bfs, replay
-from checker.symbolic import bmc, kinduction
+from checker.lemmas import Reach, reachable
+from checker.replay import replay_file
+from checker.symbolic import bmc, kinduction, strengthen
+from checker.verify import check_spec, save_counterexample
 from model.build import build_system
 from model.ir import (
     FALSE,
@@ -109,7 +113,7 @@ def test_counter_ends_exhausted_and_induction_proves_it():
     r = agree(s, 10)
     assert r.exhausted and r.verdict == "holds"
     assert not bmc(s, 5).exhausted  # an execution of 5 steps exists
-    k = kinduction(s, 10)
+    k = kinduction(s, 10, lemma_states=0)
     assert (k.verdict, k.exhausted, k.engine) == ("holds", True, "induction")
     assert k.reason.startswith("proved by k-induction, k=")
 
@@ -213,7 +217,7 @@ def test_kinduction_needs_k_above_one():
     cyc = Action("x = (x+1) mod 4", Le(x, 3), assign((x, Ite(Eq(x, 3), 0, Add(x, 1)))), "P", "P")
     up = Action("x++ above 3", And(Gt(x, 3), Lt(x, 7)), assign((x, Add(x, 1))), "P", "P")
     s = System([x], {x: 0}, [cyc, up], [Property("p", Ne(x, 5), "")])
-    r = kinduction(s, 10)
+    r = kinduction(s, 10, lemma_states=0)
     assert (r.verdict, r.exhausted, r.reason) == ("holds", True, "proved by k-induction, k=2")
 
 
@@ -223,24 +227,88 @@ def test_kinduction_counts_a_range_error_as_bad():
     x = Var("x", IntRange(0, 7))
     cyc = Action("x = (x+1) mod 4", Const(1), assign((x, Ite(Eq(x, 3), 0, Add(x, 1)))), "P", "P")
     s = System([x], {x: 0}, [cyc], [Property("p", Ne(x, 5), "")])
-    r = kinduction(s, 10)
+    r = kinduction(s, 10, lemma_states=0)
     assert (r.verdict, r.exhausted, r.reason) == ("holds", True, "proved by k-induction, k=3")
 
 
-def test_kinduction_may_not_close():
+def chain_system() -> System:
     # Reachable: the cycle 0..5.  Unreachable: a chain 6..20 ending in a bad
-    # state, so the step case stays satisfiable up to k=14; only the absence
-    # of a loop-free path of length 6 from the initial state proves it.
+    # state, so the step case stays satisfiable up to k=14.
     x = Var("x", IntRange(0, 20))
     cyc = Action("cycle", Lt(x, 6), assign((x, Ite(Eq(x, 5), 0, Add(x, 1)))), "P", "P")
     chain = Action("chain", And(Ge(x, 6), Lt(x, 20)), assign((x, Add(x, 1))), "P", "P")
-    s = System([x], {x: 0}, [cyc, chain], [Property("p", Ne(x, 20), "")])
-    r = kinduction(s, 4)
+    return System([x], {x: 0}, [cyc, chain], [Property("p", Ne(x, 20), "")])
+
+
+def test_kinduction_may_not_close():
+    # Plain k-induction: only the absence of a loop-free path of length 6
+    # from the initial state proves it.
+    s = chain_system()
+    r = kinduction(s, 4, lemma_states=0)
     assert (r.verdict, r.exhausted) == ("holds", False)
     assert r.reason == "induction did not close up to k=4"
-    r = kinduction(s, 10)
+    r = kinduction(s, 10, lemma_states=0)
     assert (r.verdict, r.exhausted) == ("holds", True)
     assert r.reason == "proved by k-induction, k=6 (no loop-free path of length 6)"
+
+
+def test_lemmas_from_reachable_states_close_induction_at_k1():
+    # Each counterexample to induction is a chain state x = v, which the
+    # reachable states 0..5 turn into the lemma "x != v": from 19 (the bad
+    # state's predecessor) down to 6, the properties become 1-inductive.
+    s = chain_system()
+    reach = reachable(s, 100)
+    assert reach is not None and (reach.n, reach.diameter) == (6, 5)
+    st = strengthen(s, reach)
+    assert st.proved, st.reason
+    assert sorted(st.lemmas) == [((0, v),) for v in range(6, 20)]
+    assert st.ctis == 14
+    r = kinduction(s, 4)
+    assert (r.verdict, r.exhausted, r.bound) == ("holds", True, 4)
+    assert r.reason == "proved by k-induction, k=1, with 14 lemmas suggested by the 6 reachable states"
+
+
+def test_strengthening_with_a_wrong_oracle_proves_nothing():
+    # Were the explicit engine to miss reachable states (here 3..5), the
+    # lemmas it suggests would exclude some: Z3 must then fail to close
+    # the invariant (a lemma excludes a state it must keep), never prove.
+    x = Var("x", IntRange(0, 7))
+    s = System([x], {x: 0}, [Action("x++", Lt(x, 6), assign((x, Add(x, 1))), "P", "P")],
+               [Property("p", Ne(x, 6), "")])
+    assert bfs(s, 10, por=False).verdict == "violation"
+    st = strengthen(s, Reach(s, [(0,), (1,), (2,)], 2))
+    assert not st.proved
+    assert "engines disagree" in st.reason
+
+
+def test_reach_blocks_with_the_rarest_values():
+    a, b, c = (Var(n, IntRange(0, 2)) for n in "abc")
+    s = System([a, b, c], {a: 0, b: 0, c: 0}, [], [])
+    reach = Reach(s, [(0, 0, 0), (0, 1, 0), (1, 1, 0), (0, 0, 1)], 1)
+    assert reach.block((1, 0, 0)) == ((0, 1), (1, 0))  # no a=1 with b=0
+    assert reach.block((2, 0, 0)) == ((0, 2),)
+    assert reach.matches(((0, 0),)).bit_count() == 3
+    with pytest.raises(AssertionError):
+        reach.block((0, 1, 0))
+    assert reachable(counter(), 100) is None  # a violation: nothing to prove
+
+
+def test_budget_reports_the_depth_reached():
+    s = chain_system()
+    slow = kinduction(s, 10, lemma_states=0, budget=1e-9)
+    assert slow.verdict == "unknown"  # not even depth 0 within the budget
+    x = Var("x", IntRange(0, 63))
+    big = System([x], {x: 0}, [Action("x++", Const(1), assign((x, Ite(Lt(x, 63), Add(x, 1), 0))), "P", "P")],
+                 [Property("p", Ne(x, 64), "")])
+    seen: list[int] = []
+    r = bmc(big, 63, budget=0.3, progress=lambda st: seen.append(st.depth) or time.sleep(0.05))
+    assert r.verdict == "holds" and not r.exhausted
+    assert 0 <= r.bound < 63 and r.bound == seen[-1]
+    assert r.reason == f"stopped at depth {r.bound + 1} within its 0.3 s budget"
+    r = kinduction(chain_system(), 20, lemma_states=0, budget=0.3,
+                   progress=lambda st: time.sleep(0.05))
+    assert r.verdict == "holds" and not r.exhausted and r.bound < 6
+    assert r.reason.startswith(f"induction could not close at k={r.bound}")
 
 
 def test_kinduction_reports_violation_like_bmc():
@@ -300,21 +368,54 @@ def test_and_or_as_values_are_0_or_1():
 
 
 @pytest.mark.parametrize("path", SPECS)
-def test_spec_bmc_agrees_with_explicit(path):
+def test_spec_bmc_agrees_with_explicit(path, tmp_path):
     spec = load_spec(ROOT / path)
     system = build_system(spec)
     exp = bfs(system, spec.depth, por=False)
     if exp.verdict == "violation":
-        # Unroll exactly to the shortest counterexample: bmc must find one
-        # of that length (none shorter) and it must replay.
-        depth = len(exp.trace) - 1
-        sym = bmc(system, depth, coverage="none")
-        assert sym.verdict == "violation", sym.reason
+        # bmc from the spec's own bound, as `verify --engine bmc` runs it:
+        # it must stop at the shortest length, and its saved trace must
+        # replay against the semantics (checker/replay.py, as `rseqcheck
+        # replay` does) and step by step in the explicit successor function.
+        out = check_spec(str(ROOT / path), engine="bmc")
+        sym = out.result
+        assert sym is not None and sym.verdict == "violation", out.describe()
         assert len(sym.trace) == len(exp.trace)
         check_counterexample(system, sym)
+        files = save_counterexample(out, tmp_path)
+        report = replay_file(next(f for f in files if f.endswith(".json")), ROOT / path)
+        assert report.ok, report.message
     else:
         depth = min(spec.depth, SPEC_HOLDS_DEPTH)
         agree(system, depth)
+
+
+HOLDS_SPECS = [p for p in SPECS if load_spec(ROOT / p).expect == "holds"]
+
+
+@pytest.mark.parametrize("path", HOLDS_SPECS)
+def test_spec_holds_unbounded_by_induction(path):
+    # Every bundled "holds" spec is proved for every depth: 1-induction
+    # with lemmas suggested by the explicit reachable states, checked by Z3.
+    system = build_system(load_spec(ROOT / path))
+    r = kinduction(system, 1)
+    assert (r.verdict, r.exhausted) == ("holds", True), r.reason
+    assert r.reason.startswith("proved by k-induction, k=1, with ")
+
+
+def test_vyukov_without_flags_on_618_is_proved_unbounded():
+    # The issue's "done when": rseq protects the descriptor, no flags,
+    # cleared on signal delivery.  Plain k-induction does not close (its
+    # first counterexample to induction is unreachable, see below); the
+    # lemmas do, and the invariant they make is re-checked from scratch.
+    system = build_system(load_spec(ROOT / "specs/seed000/rseq_clear_linux618.toml"))
+    reach = reachable(system, 100_000)
+    assert reach is not None and (reach.n, reach.diameter) == (10828, 53)
+    st = strengthen(system, reach)
+    assert st.proved, st.reason
+    assert 200 < len(st.lemmas) < 2000 and st.ctis == len(st.lemmas)
+    plain = kinduction(system, 3, lemma_states=0)
+    assert (plain.verdict, plain.exhausted, plain.reason) == ("holds", False, "induction did not close up to k=3")
 
 
 # ------------------------------------------------------------ generated systems
@@ -439,16 +540,18 @@ def random_agreement(system: System, depth: int, encoding: str) -> None:
     agree(system, depth, encoding)
     # k-induction: a proof must agree with an exhaustive explicit search,
     # a violation must be a shortest one.
-    ind = kinduction(system, 12, encoding=encoding)
+    # Both with lemmas from the reachable states and plain.
     full = bfs(system, 200, por=False)
     assert full.exhausted or full.verdict == "violation"
-    if ind.verdict == "violation":
-        assert full.verdict == "violation" and len(ind.trace) == len(full.trace)
-        check_counterexample(system, ind)
-    elif ind.exhausted:
-        assert full.verdict == "holds"
-    else:
-        assert full.verdict == "holds" or len(full.trace) - 1 > 12
+    for lemma_states in (1000, 0):
+        ind = kinduction(system, 12, encoding=encoding, lemma_states=lemma_states)
+        if ind.verdict == "violation":
+            assert full.verdict == "violation" and len(ind.trace) == len(full.trace)
+            check_counterexample(system, ind)
+        elif ind.exhausted:
+            assert full.verdict == "holds"
+        else:
+            assert full.verdict == "holds" or len(full.trace) - 1 > 12
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
