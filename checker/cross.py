@@ -1,11 +1,42 @@
 """One spec under one engine, or under every engine with their verdicts
-and shortest counterexample lengths compared (`verify --engine all`)."""
+and shortest counterexample lengths compared (`verify --engine all`).
+
+Engines disagree only when their results contradict each other: a
+violation of length L against a "holds" that covers depth L (up to a bound
+>= L, or unbounded), or two shortest counterexamples of different lengths.
+A "holds up to depth K" next to a violation deeper than K is not a
+contradiction, and neither is "unknown".
+
+To keep `all` fast without weakening any claim:
+
+* explicit's full search (no POR) gives the shortest counterexample, or
+  the depth at which the reachable states run out (`exhausted`);
+* bmc is unrolled only as deep as that: to the counterexample's length, or
+  to the depth of explicit's last BFS level plus one, which covers every
+  reachable state (so says its reason: that coverage rests on explicit's
+  count); it has a time budget, past which it reports the depth it reached;
+* induction (checker.symbolic.kinduction) first tries an invariant proved
+  by Z3, else plain k-induction within a time budget: "induction could not
+  close at k=K ...; holds up to depth N" is reported, not a disagreement.
+"""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 
+from checker import symbolic
+from checker.explicit import SearchResult, Stats, bfs, replay
 from checker.verify import Outcome, check_spec
+from model.build import build_system
+from model.errors import SpecError
+from model.ir import ModelError, System
+
+# Seconds each symbolic engine may spend on a spec under `--engine all`
+# before it reports the depth it reached instead of going on.
+BMC_BUDGET = 30.0
+INDUCTION_BUDGET = 30.0
 
 
 def check_one(f: str, **kw) -> Outcome:
@@ -16,37 +47,128 @@ def check_one(f: str, **kw) -> Outcome:
     except Exception as e:
         if os.environ.get("RSEQCHECK_DEBUG"):
             raise
-        msg = f"{f}: internal error: {type(e).__name__}: {e} (a bug in rseqcheck, not in the spec; RSEQCHECK_DEBUG=1 shows the traceback)"
-        return Outcome(f, error=msg)
+        return Outcome(f, error=_internal(f, e))
 
 
-def check_all(f: str, por: bool, **kw) -> Outcome:
+def _internal(f: str, e: Exception) -> str:
+    return (f"{f}: internal error: {type(e).__name__}: {e} (a bug in rseqcheck, not in the spec; "
+            "RSEQCHECK_DEBUG=1 shows the traceback)")
+
+
+def covered(r: SearchResult) -> float:
+    """The depth up to which a result says no violation exists."""
+    if r.verdict == "violation":
+        return len(r.trace) - 2
+    if r.verdict == "holds":
+        return float("inf") if r.exhausted else r.bound
+    return -1
+
+
+def contradiction(runs: dict[str, SearchResult]) -> bool:
+    """Do some two results contradict each other?"""
+    lengths = {len(r.trace) - 1 for r in runs.values() if r.verdict == "violation"}
+    if len(lengths) > 1:
+        return True
+    if not lengths:
+        return False
+    n = lengths.pop()
+    return any(r.verdict == "holds" and covered(r) >= n for r in runs.values())
+
+
+def summary(r: SearchResult) -> str:
+    if r.verdict == "violation":
+        return f"violation of {r.prop} in {len(r.trace) - 1} steps"
+    if r.verdict == "holds":
+        why = r.reason
+        if r.engine == "explicit" and r.exhausted:
+            why = f"all {r.stats.states:,} reachable states, none deeper than {r.stats.depth - 1} steps"
+        return ("holds" if r.exhausted else f"holds up to depth {r.bound}") + (f" ({why})" if why else "")
+    return f"unknown ({r.reason})"
+
+
+def replays(system: System, r: SearchResult) -> bool:
+    """A counterexample is a real execution: its steps replay in the
+    explicit engine's successor function to the same states."""
+    again = replay(system, [a for a, _ in r.trace[1:]])
+    return again is not None and [s for _, s in again] == [s for _, s in r.trace]
+
+
+def check_all(
+    f: str,
+    por: bool,
+    depth: int | None = None,
+    timeout: float | None = None,
+    progress: Callable[[Stats], None] | None = None,
+    bmc_budget: float | None = BMC_BUDGET,
+    induction_budget: float | None = INDUCTION_BUDGET,
+    **kw,
+) -> Outcome:
     """Every engine on one spec; the explicit outcome is reported, with
-    `disagreement` set when another engine's verdict or shortest
-    counterexample length differs."""
-    base = check_one(f, engine="explicit", por=por, **kw)
-    if base.error or base.result is None:
+    `engines` set to each engine's result, and `disagreement` set when
+    two results contradict each other."""
+    base = check_one(f, engine="explicit", por=por, depth=depth, timeout=timeout, progress=progress, **kw)
+    if base.error or base.result is None or base.spec is None:
         return base
-    lengths = {}
+    try:
+        return _compare(base, por, depth, timeout, bmc_budget, induction_budget)
+    except Exception as e:
+        if os.environ.get("RSEQCHECK_DEBUG"):
+            raise
+        base.disagreement = _internal(f, e)
+        return base
+
+
+def _compare(base: Outcome, por: bool, depth: int | None, timeout: float | None,
+             bmc_budget: float | None, induction_budget: float | None) -> Outcome:
+    assert base.spec is not None and base.result is not None
+    try:
+        system = build_system(base.spec)
+    except (SpecError, ModelError) as e:  # check_spec built it once already
+        base.error = str(e)
+        return base
+    bound = depth if depth is not None else base.spec.depth
     r = base.result
-    if r.verdict == "violation" and not r.shortest:  # POR pruned: ask for the shortest
-        r = check_one(f, engine="explicit", por=False, **kw).result or r
-    runs = {"explicit": r}
-    for eng in ("bmc", "induction"):
-        o = check_one(f, engine=eng, por=por, **kw)
-        if o.error or o.result is None:
-            base.disagreement = f"{eng}: {o.error}"
-            return base
-        runs[eng] = o.result
-    for eng, res in runs.items():
-        lengths[eng] = len(res.trace) - 1 if res.verdict == "violation" else None
-    known = {e: x for e, x in runs.items() if x.verdict != "unknown"}
-    verdicts = {x.verdict for x in known.values()}
-    lens = {lengths[e] for e in known}
-    if len(verdicts) > 1 or len(lens) > 1:
-        base.disagreement = "; ".join(
-            f"{e}: {x.verdict}" + (f" of {x.prop} in {lengths[e]} steps" if lengths[e] is not None else "")
-            + (f" ({x.reason})" if x.reason else "") for e, x in runs.items())
+    if por and (r.reduced or not r.shortest):
+        # The reduced graph's depths are not the system's: the full search
+        # gives the shortest counterexample or the real exhaustion depth.
+        t = time.monotonic()
+        r = bfs(system, bound, por=False, timeout=timeout)
+        r.stats.seconds = time.monotonic() - t
+    runs: dict[str, SearchResult] = {"explicit": r}
+
+    # bmc only as deep as explicit says anything can be.
+    if r.verdict == "violation":
+        b_bound, b_budget = len(r.trace) - 1, None
+    elif r.verdict == "holds" and r.exhausted:
+        b_bound, b_budget = min(bound, r.stats.depth), bmc_budget
     else:
-        base.engines = {e: (x.verdict + (f" ({x.reason})" if x.reason else "")) for e, x in runs.items()}
+        b_bound, b_budget = bound, bmc_budget
+    try:
+        b = symbolic.bmc(system, b_bound, timeout=timeout, budget=b_budget, coverage="none")  # vacuity: explicit
+    except ModelError as e:
+        base.disagreement = f"bmc: model error: {e}"
+        return base
+    if b.verdict == "holds" and not b.exhausted and r.exhausted and b.bound >= r.stats.depth:
+        # No reachable state lies deeper than explicit's last level.
+        b.reason = (f"covers every reachable state: explicit's full search found none deeper than "
+                    f"{r.stats.depth - 1} steps")
+    runs["bmc"] = b
+
+    # induction: a shortest counterexample needs no more than its length.
+    i_bound = len(r.trace) - 1 if r.verdict == "violation" else bound
+    try:
+        runs["induction"] = symbolic.kinduction(system, i_bound, timeout=timeout, budget=induction_budget)
+    except ModelError as e:
+        base.disagreement = f"induction: model error: {e}"
+        return base
+
+    problems = []
+    if contradiction({e: x for e, x in runs.items() if x.verdict != "unknown"}):
+        problems.append("; ".join(f"{e}: {summary(x)}" for e, x in runs.items()))
+    problems += [f"{e}'s counterexample does not replay in the explicit engine"
+                 for e, x in runs.items() if x.verdict == "violation" and not replays(system, x)]
+    if problems:
+        base.disagreement = "; ".join(problems)
+    else:
+        base.engines = {e: summary(x) for e, x in runs.items()}
     return base

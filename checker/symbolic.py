@@ -454,7 +454,7 @@ def kinduction(
                 return SearchResult(
                     "holds", "induction", Stats(depth=1, seconds=time.monotonic() - t0), max_k, exhausted=True,
                     reason=f"proved by k-induction, k=1, with {len(st.lemmas)} lemmas suggested by the "
-                    f"{reach.n} reachable states",
+                    f"{reach.n:,} reachable states",
                 )
     left = None if timeout is None else max(timeout - (time.monotonic() - t0), 1e-3)
     res = _search(system, max_k, "induction", left, progress, encoding, coverage, budget)

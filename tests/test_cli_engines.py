@@ -1,17 +1,21 @@
-"""`verify --engine bmc|induction|all` from the command line."""
+"""`verify --engine bmc|induction|all` from the command line, and how
+`all` compares the engines (checker/cross.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
-from checker import symbolic
+from checker import cross, symbolic
 from checker.cli import main
+from checker.explicit import SearchResult, Stats
 
 ROOT = Path(__file__).resolve().parent.parent
 UNPROTECTED = str(ROOT / "specs/seed000/unprotected.toml")
 HOLDS = str(ROOT / "specs/seed003/handler_allows_before_return.toml")
+LOOPS = str(ROOT / "specs/conformance/p03d_stop_cont_aborted.toml")  # holds; its states loop
 
 
 def run(*args: str):
@@ -27,13 +31,25 @@ def test_bmc_engine_gets_the_expected_verdicts(tmp_path):
 def test_induction_proves_a_finite_spec_unbounded(tmp_path):
     r = run("--engine", "induction", "--out", str(tmp_path), HOLDS)
     assert r.exit_code == 0, r.output
-    assert "holds (proved by k-induction, k=19" in r.output
+    assert "holds (proved by k-induction, k=1, with " in r.output
+    assert " lemmas suggested by the 19 reachable states)" in r.output
 
 
 def test_all_engines_agree(tmp_path):
     r = run("--engine", "all", "--out", str(tmp_path), UNPROTECTED, HOLDS)
     assert r.exit_code == 0, r.output
-    assert r.output.count("engines: explicit: violation; bmc: violation; induction: violation") == 1
+    v = "violation of next-syscall-atomic in 8 steps"
+    assert f"engines: explicit: {v}; bmc: {v}; induction: {v}" in r.output
+    assert "bmc: holds (no execution is 19 steps long)" in r.output
+
+
+def test_all_bmc_stops_where_explicit_ran_out_of_states(tmp_path):
+    r = run("--engine", "all", "--out", str(tmp_path), LOOPS)
+    assert r.exit_code == 0, r.output
+    assert "explicit: holds (all 1,001 reachable states, none deeper than 21 steps)" in r.output
+    assert ("bmc: holds up to depth 22 (covers every reachable state: explicit's full search found "
+            "none deeper than 21 steps)") in r.output
+    assert "induction: holds (proved by k-induction, k=1, with " in r.output
 
 
 def test_all_engines_disagreement_exits_3(tmp_path, monkeypatch):
@@ -48,3 +64,41 @@ def test_all_engines_disagreement_exits_3(tmp_path, monkeypatch):
     r = run("--engine", "all", "--out", str(tmp_path), UNPROTECTED)
     assert r.exit_code == 3, r.output
     assert "ENGINES DISAGREE: explicit: violation of next-syscall-atomic in 8 steps; bmc: violation of next-syscall-atomic in 9 steps" in r.output
+    assert "bmc's counterexample does not replay in the explicit engine" in r.output
+
+
+def fake(verdict: str, bound: int, exhausted: bool = False, reason: str = ""):
+    def kinduction(system, max_k, **kw):
+        return SearchResult(verdict, "induction", Stats(), bound, exhausted=exhausted, reason=reason)
+
+    return kinduction
+
+
+def test_all_induction_within_budget_is_no_disagreement(tmp_path, monkeypatch):
+    # "holds up to depth 5" next to a violation in 8 steps: no contradiction.
+    monkeypatch.setattr(symbolic, "kinduction", fake("holds", 5, reason="induction could not close at k=5"))
+    r = run("--engine", "all", "--out", str(tmp_path), UNPROTECTED)
+    assert r.exit_code == 0, r.output
+    assert "induction: holds up to depth 5 (induction could not close at k=5)" in r.output
+
+
+@pytest.mark.parametrize("bound,exhausted", [(8, False), (3, True)])
+def test_all_induction_holding_past_a_violation_exits_3(tmp_path, monkeypatch, bound, exhausted):
+    monkeypatch.setattr(symbolic, "kinduction", fake("holds", bound, exhausted))
+    r = run("--engine", "all", "--out", str(tmp_path), UNPROTECTED)
+    assert r.exit_code == 3, r.output
+    assert "ENGINES DISAGREE" in r.output
+
+
+def res(verdict: str, bound: int = 10, steps: int = 0, exhausted: bool = False) -> SearchResult:
+    return SearchResult(verdict, "x", Stats(), bound, exhausted=exhausted, trace=[(-1, ())] * (steps + 1))
+
+
+def test_contradiction():
+    v8, v9 = res("violation", steps=8), res("violation", steps=9)
+    assert not cross.contradiction({"a": v8, "b": res("violation", steps=8)})
+    assert cross.contradiction({"a": v8, "b": v9})
+    assert cross.contradiction({"a": v8, "b": res("holds", bound=8)})
+    assert not cross.contradiction({"a": v8, "b": res("holds", bound=7)})
+    assert cross.contradiction({"a": v8, "b": res("holds", bound=2, exhausted=True)})
+    assert not cross.contradiction({"a": res("holds", bound=3), "b": res("holds", bound=9, exhausted=True)})
