@@ -490,13 +490,15 @@ def _search(
     failed = -1  # the deepest k whose step case is satisfiable
 
     def unknown(r: z3.CheckSatResult | None) -> SearchResult:
-        if soft is not None and time.monotonic() >= soft:
+        why = un.solver.reason_unknown() if r is not None else "timeout"
+        # A query is given the time left to the budget when there is one
+        # (soft < deadline), and Z3 may stop a millisecond early.
+        if soft is not None and (time.monotonic() >= soft or why in ("timeout", "canceled")):
             # The budget, not the hard limit: report what was checked.
             if checked < 0:
                 return finish("unknown", reason=f"budget of {budget:g} s spent before depth 0")
             what = f"induction could not close at k={failed}" if induction else f"stopped at depth {checked + 1}"
             return finish("holds", bound=checked, reason=f"{what} within its {budget:g} s budget")
-        why = un.solver.reason_unknown() if r is not None else "timeout"
         if deadline is not None and (why in ("timeout", "canceled") or time.monotonic() >= deadline):
             return finish("unknown", reason=f"timeout after {timeout:g} s")
         if "interrupted" in why or why == "canceled":
