@@ -438,14 +438,17 @@ def kinduction(
     `strengthen` looks for an invariant they suggest and Z3 proves; if it
     finds one, the proof is 1-induction with those lemmas.
 
-    `budget` (seconds) is a soft limit on plain k-induction: once spent, it
-    stops with "holds" up to the last depth whose base case was checked
-    (`bound` is set to it) and reason "induction could not close at k=K".
-    `timeout` is the hard limit (verdict "unknown").  `fired` covers
-    depths < the k reached only."""
+    `budget` (seconds) is a soft limit on each of the two parts: once spent
+    in plain k-induction, it stops with "holds" up to the last depth whose
+    base case was checked (`bound` is set to it) and reason "induction
+    could not close at k=K".  `timeout` is the hard limit on the whole
+    (verdict "unknown"), half of it at most for the lemmas.  `fired`
+    covers depths < the k reached only."""
     t0 = time.monotonic()
     if lemma_states:
-        part = None if timeout is None else timeout / 2  # leave time for plain induction
+        # Leave time for plain induction; the budget bounds this part too.
+        limits = [t for t in (None if timeout is None else timeout / 2, budget) if t is not None]
+        part = min(limits) if limits else None
         reach = reachable(system, lemma_states, part)
         left = None if part is None else part - (time.monotonic() - t0)
         if reach is not None and (left is None or left > 0):
