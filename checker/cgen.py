@@ -83,7 +83,13 @@ NR_RT_SIGRETURN, NR_EXIT, NR_PRCTL, NR_RSEQ = 15, 60, 157, 334
 PR_SET_SYSCALL_USER_DISPATCH = 59
 RSEQ_SIG = 0x53053053
 OTHER_SIG = 0x0BADC0DE  # signature = "other": any word but RSEQ_SIG
-RSEQ_ERRNO = {"0": 0, "EINVAL": -22, "EPERM": -1, "EBUSY": -16}  # rseq_ret values (-errno)
+RSEQ_ERRNO = {"0": 0, "EINVAL": -22, "EPERM": -1, "EBUSY": -16, "EFAULT": -14}  # rseq_ret values (-errno)
+KERNEL_ADDR = 0xFFFFFFFF81000000  # rseq_register kernel: fails access_ok
+UNMAPPED_ADDR = 0x1000  # rseq_register unmapped: below vm.mmap_min_addr, never mapped
+NR_MUNMAP, NR_MEMBARRIER = 11, 324
+MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ = 1 << 7
+MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ = 1 << 8
+PAGE = 4096
 CS_FLAG_BITS = {"NO_RESTART_ON_PREEMPT": 1, "NO_RESTART_ON_SIGNAL": 2, "NO_RESTART_ON_MIGRATE": 4}
 SA_FLAG_C = {"SA_RESTART": "SA_RESTART", "SA_NODEFER": "SA_NODEFER"}
 NANOSLEEP_NS = 200_000  # the nanosleep's duration: long enough to sleep, short enough for many runs
@@ -131,6 +137,8 @@ class _Gen:
             ins.op in ("set_tf", "clear_tf") for seg in self.segments() for ins in seg.instrs)
         self.spin = 0 if self.stepped else spin
         self.areas: set[str] = set()  # own struct rseq areas of rseq_register/unregister
+        self.membarrier = False  # a membarrier_rseq is issued
+        self.unmapped: set[str] = set()  # descriptors a dlclose unmaps
         # descriptor instances: (name, block) for every block holding all three labels
         self.homes: dict[str, list[Segment]] = {
             c.name: [s for s in self.segments() if all(lab in s.labels for lab in (c.start, c.post_commit, c.abort))]
@@ -178,12 +186,18 @@ class _Gen:
 
     def descriptors(self) -> list[str]:
         out: list[str] = []
+        closed = {ins.args[0] for seg in self.segments() for ins in seg.instrs if ins.op == "dlclose"}
         for c in self.spec.cs.values():
+            if c.name in closed:
+                # alone in whole pages, so that dlclose can unmap them and nothing else
+                out += [f'.pushsection .data.rsc_page_{c.name}, "aw"', f".balign {PAGE}", f"rsc_page_{c.name}:",
+                        ".popsection"]
             for seg in self.homes[c.name]:
                 flags = sum(CS_FLAG_BITS[f] for f in c.flags)
                 s = self.cs_sym(c.name, seg)
+                section = f".data.rsc_page_{c.name}" if c.name in closed else ".data.rsc_rseq_cs"
                 out += [
-                    '.pushsection .data.rsc_rseq_cs, "aw"',
+                    f'.pushsection {section}, "aw"',
                     ".balign 32",
                     f".globl {s}",
                     f".type {s}, @object",
@@ -194,6 +208,8 @@ class _Gen:
                     f"{self.sym(seg, c.abort)}",
                     ".popsection",
                 ]
+            if c.name in closed:
+                out += [f'.pushsection .data.rsc_page_{c.name}, "aw"', f".balign {PAGE}", ".popsection"]
         return out
 
     def block(self, seg: Segment, fn: str, prologue: list[str]) -> list[str]:
@@ -267,6 +283,10 @@ class _Gen:
             area, ln, sig = a
             if area == "tls":
                 setup = ["movq %r13, %rdi"]
+            elif area == "kernel":
+                setup = [f"movabsq ${KERNEL_ADDR:#x}, %rdi"]
+            elif area == "unmapped":
+                setup = [f"movl ${UNMAPPED_ADDR:#x}, %edi"]
             else:
                 self.areas.add(area)
                 setup = ["movq %fs:0, %rdi", f"leaq rsc_area_{area}@tpoff(%rdi), %rdi"]
@@ -305,6 +325,25 @@ class _Gen:
                                   "(munmap), which SUD itself would judge; the model's is a plain user step")
             v = {"ALLOW": 0, "BLOCK": 1}.get(a[0]) if not a[0].isdigit() else int(a[0])  # SYSCALL_DISPATCH_FILTER_*
             return [f"movb ${v}, %fs:rsc_selector@tpoff"]
+        if op == "membarrier_rseq":
+            self.membarrier = True  # the child registers for it first, as the model assumes
+            return [f"movl ${MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ}, %edi", "xorl %esi, %esi", "xorl %edx, %edx",
+                    f"movl ${NR_MEMBARRIER}, %eax", "syscall"]
+        if op == "dlclose":
+            # the descriptor's page goes: munmap of the page its instances sit alone in
+            self.unmapped.add(a[0])
+            return [f"leaq rsc_page_{a[0]}(%rip), %rdi", f"movl ${PAGE}, %esi", f"movl ${NR_MUNMAP}, %eax", "syscall"]
+        if op == "clone":
+            if "raw" in a[1:]:
+                raise Unsupported(f"{_where(ins)}: clone raw: a bare clone(CLONE_VM|CLONE_THREAD) is not generated")
+            if any(seg in self.homes[c.name] and seg.labels[c.start] <= seg.instrs.index(ins) < seg.labels[c.post_commit]
+                   for c in self.spec.cs.values()):
+                raise Unsupported(f"{_where(ins)}: clone inside a critical section: glibc's pthread_create "
+                                  "issues the clone syscall from its own code, outside the section")
+            idx = [t.name for t in self.spec.threads].index(a[0])
+            # pthread_create from C (glibc registers the new thread's rseq): rbx keeps rsp, which
+            # is 16-byte aligned for the call; r12-r14 are callee-saved
+            return ["movq %rsp, %rbx", "andq $-16, %rsp", f"movl ${idx}, %edi", "call rsc_clone", "movq %rbx, %rsp"]
         if op == "set_tf":
             return ["pushfq", f"orq ${TF:#x}, (%rsp)", "popfq"]
         if op == "clear_tf":
@@ -338,6 +377,18 @@ def generate(spec: Spec, spin: int = 200000) -> Program:
     for s in env.signals:
         if s == "SIGCONT" and "SIGCONT" in spec.handlers and any(x in DEFAULT_STOP for x in env.signals):
             raise Unsupported("a SIGCONT handler with stop signals: the runner continues stopped children with SIGCONT")
+    ops = {ins.op for t in spec.threads for ins in t.segment.instrs} | {
+        ins.op for h in spec.handlers.values() if h.segment for ins in h.segment.instrs}
+    if "sud_on" in ops and ops & {"dlclose", "clone"}:
+        raise Unsupported("dlclose/clone with SUD: munmap and glibc's clone are syscalls here, issued from "
+                          "code outside the spec's blocks, which SUD would judge")
+    for op in ("fork", "execve"):
+        if op in ops:
+            raise Unsupported(f"{op}: a new process or image is not generated yet")
+    cloned = {ins.args[0] for t in spec.threads for ins in t.segment.instrs if ins.op == "clone"} | {
+        ins.args[0] for h in spec.handlers.values() if h.segment for ins in h.segment.instrs if ins.op == "clone"}
+    if spec.threads[0].name in cloned:
+        raise Unsupported(f"{spec.threads[0].name} is the process's first thread; it cannot be cloned")
     g = _Gen(spec, spin)
     asm = g.descriptors()
     for t in spec.threads:
@@ -382,6 +433,8 @@ def generate(spec: Spec, spin: int = 200000) -> Program:
         "@READ_DELAY_US@": str(READ_DELAY_US if reads else 0),
         "@GLIBC_RSEQ@": "1" if env.glibc_rseq else "0",
         "@TRACED@": "1" if traced else "0",
+        "@AT_START@": ", ".join("0" if t.name in cloned else "1" for t in spec.threads),
+        "@MEMBARRIER@": "1" if g.membarrier else "0",
     }.items():
         src = src.replace(k, v)
     run_env = {} if env.glibc_rseq else {"GLIBC_TUNABLES": "glibc.pthread.rseq=0"}
@@ -465,7 +518,9 @@ _TEMPLATE = r"""/* Generated by rseqcheck (checker/cgen.py): one spec scenario, 
 #include <time.h>
 #include <unistd.h>
 #include <sched.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -484,6 +539,7 @@ _TEMPLATE = r"""/* Generated by rseqcheck (checker/cgen.py): one spec scenario, 
 #define NO_PREEMPT @NO_PREEMPT@
 #define GLIBC_RSEQ @GLIBC_RSEQ@
 #define TRACED @TRACED@
+#define MEMBARRIER @MEMBARRIER@
 
 extern const ptrdiff_t __rseq_offset;
 extern const unsigned int __rseq_size;
@@ -520,6 +576,7 @@ static const rsc_start_fn starts[NT] = {
 @STARTS@
 };
 static const uint32_t area_flags[NT] = { @AREA_FLAGS@ };
+static const int at_start[NT] = { @AT_START@ };   /* 0: started by a `clone` */
 
 static volatile void *rseq_area(void)
 {
@@ -559,10 +616,22 @@ static void *thread_main(void *arg)
 	__builtin_unreachable();
 }
 
-static void child(void)
+/* `clone T`: pthread_create (glibc registers the thread's rseq), once per thread */
+void rsc_clone(long i)
+{
+	static int created[NT];
+	pthread_t th;
+	if (__atomic_exchange_n(&created[i], 1, __ATOMIC_ACQ_REL))
+		return;
+	if (pthread_create(&th, NULL, thread_main, (void *)i)) _exit(96);
+}
+
+static void child(pid_t parent)
 {
 	struct sigaction sa;
 	(void)sa;
+	/* never outlive the runner: a SCHED_FIFO orphan spinning forever would hog its CPU */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent) _exit(94);
 	if (TRACED) {        /* the parent traces this process from here on */
 		if (ptrace(PTRACE_TRACEME, 0, 0, 0)) _exit(97);
 		raise(SIGSTOP);
@@ -578,11 +647,17 @@ static void child(void)
 		sigaddset(&m, SIGPROF);
 		sigprocmask(SIG_BLOCK, &m, NULL);
 	}
+	if (MEMBARRIER && syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0))
+		_exit(95);
+	int n = 0;
 	for (long i = 1; i < NT; i++) {
 		pthread_t th;
+		if (!at_start[i])
+			continue;
 		if (pthread_create(&th, NULL, thread_main, (void *)i)) _exit(96);
+		n++;
 	}
-	while (__atomic_load_n(&rsc_shared->started, __ATOMIC_ACQUIRE) != NT - 1)
+	while (__atomic_load_n(&rsc_shared->started, __ATOMIC_ACQUIRE) != n)
 		__builtin_ia32_pause();
 	__atomic_store_n(&rsc_shared->ready, 1, __ATOMIC_RELEASE);
 	thread_main((void *)0);
@@ -643,11 +718,12 @@ static int trace_run(pid_t pid, struct rusage *ru, int *hung)
 static int one_run(int nsend, uint64_t window, struct rusage *ru, int *hung, int *reaped_stop)
 {
 	int pfd[2], st = 0;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 	if (pipe(pfd)) { perror("pipe"); exit(98); }
 	rsc_pipe_rd = pfd[0];
 	rsc_shared->ready = 0;
 	rsc_shared->started = 0;
+	for (int i = 0; i < NT; i++) rsc_shared->tid[i] = 0;   /* a thread not cloned yet gets no signal */
 	rsc_shared->tsc0 = rsc_shared->tsc1 = 0;
 	for (int i = 0; i < NV; i++) rsc_shared->v[i] = 0;
 	rsc_shared->prof_us = (NOTIFY_TIMER && nsend >= 0 && window) ? 1 + (int64_t)(rnd() % (uint64_t)(window / tpus + 1)) : 0;
@@ -663,7 +739,7 @@ static int one_run(int nsend, uint64_t window, struct rusage *ru, int *hung, int
 		pin(0);
 	if (pid == 0) {
 		close(pfd[1]);
-		child();
+		child(parent);
 	}
 	*hung = 0;
 	*reaped_stop = 0;

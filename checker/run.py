@@ -132,11 +132,17 @@ def run_spec(
     try:
         win = str(window_us) if window_us else "0"  # 0: the program calibrates
         limit = timeout or 120.0 + runs * 0.2  # a run takes µs to ms; a hung one is killed after 10 s
-        try:
-            p = subprocess.run([str(b.exe), str(runs), str(seed), win], capture_output=True, text=True, timeout=limit,
-                               env={**os.environ, **b.program.env})
-        except subprocess.TimeoutExpired:
-            raise TooLong(f"the generated program did not finish within {limit:g} s") from None
+        # its own session, so that a timeout kills the runner and every child it forked
+        with subprocess.Popen([str(b.exe), str(runs), str(seed), win], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, **b.program.env},
+                              start_new_session=True) as proc:
+            try:
+                out, err = proc.communicate(timeout=limit)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+                raise TooLong(f"the generated program did not finish within {limit:g} s") from None
+        p = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     finally:
         if b.tmp is not None:
             b.tmp.cleanup()

@@ -20,7 +20,7 @@ from checker.cgen import RSEQ_SIG, Unsupported, generate
 from checker.cli import main
 from checker.host import preset_for_release
 from checker.outcomes import Outcome, Projection, final_outcomes, model_outcomes, verify_outcomes
-from checker.run import Refused, build, machine_preset, run_spec
+from checker.run import Refused, TooLong, build, machine_preset, run_spec
 from model.build import build_system
 from model.ir import Action, Const, Eq, IntRange, Ne, System, Var
 from model.spec import load_spec
@@ -551,3 +551,24 @@ def test_a_scenario_that_never_ends_is_refused(tmp_path):
         pytest.skip("needs x86-64 Linux 6.18 with gcc")
     with pytest.raises(Refused, match="no run of this scenario ends in the model"):
         run_spec(spec, 1)
+
+
+@needs_kernel
+def test_a_timeout_leaves_no_child_behind():
+    """The runner's children run SCHED_FIFO where allowed: an orphan that
+    spins would hog its CPU for good.  A timeout kills the whole session,
+    and a child dies with its parent (PR_SET_PDEATHSIG)."""
+    import time
+
+    with pytest.raises(TooLong):
+        run_spec(load_spec(CONF / "p01_signal_in_cs.toml"), 1_000_000, timeout=2)
+    time.sleep(0.5)
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            comm, state = re.match(r"\d+ \((.*)\) (\S)", stat.read_text()).groups()
+        except (OSError, AttributeError):
+            continue
+        if comm == "p01_signal_in_c" and state != "Z":  # a zombie waits for init; it does not run
+            alive.append(stat)
+    assert not alive
