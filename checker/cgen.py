@@ -45,7 +45,9 @@ thread (tgkill, as the model's thread-directed sends) at random times within
 a window calibrated to the length of a run (stop signals are followed by
 SIGCONT), then writes to the pipe the child's `read` sleeps on until the
 child ends.  Preemption and migration cannot be forced: they happen in the
-background (the child is pinned beside the parent, so it rarely migrates),
+background (the child's threads are pinned to one CPU beside the parent, so
+they rarely migrate; with `membarrier_rseq` they are spread over the CPUs,
+since the fence's IPIs go to the other CPUs),
 and a conformance spec lets the model allow them; the runner counts the runs
 with an involuntary context switch.  For a spec without preemption the child
 runs SCHED_FIFO where permitted and the runner sets its preempted runs aside.
@@ -599,6 +601,8 @@ static void pin(int cpu)
 static void *thread_main(void *arg)
 {
 	long i = (long)arg;
+	if (MEMBARRIER && i > 0 && ncpu > 1)   /* the fence IPIs other CPUs: spread the threads */
+		pin((int)((1 + i) % ncpu));
 	rsc_shared->tid[i] = (int32_t)syscall(SYS_gettid);
 	if (area_flags[i])
 		((volatile uint32_t *)rseq_area())[4] = area_flags[i];   /* struct rseq.flags */
