@@ -210,9 +210,8 @@ def test_descriptor_layout_and_signature(tmp_path):
         ("assert x == 0\nexit", "[outcomes]"),
         ("syscall futex\nexit", "syscall futex is not generated"),
         ("sigreturn", "rt_sigreturn outside a handler frame"),
-        ("store tls.x, 1\nexit", "per-thread user variables are not generated"),
         ("sud_on a, b\na: sud_select unmapped\nb: exit", "unmapping the selector is a syscall here"),
-        ("execve e\ne: exit", "execve: not generated yet"),
+        ("execve e\ne: exit", "execve: a new process or image is not generated yet"),
     ],
 )
 def test_generator_refuses_what_it_cannot_drive(tmp_path, code, message):
@@ -395,6 +394,9 @@ def _gen_spec(tmp_path: Path, body: str, name: str = "g.toml"):
     [
         ('[thread.T0]\nseccomp = { getpid = "errno" }\ncode = "exit"\n', "seccomp filters are not generated"),
         ('[thread.T0]\nptrace = "syscall"\ncode = "exit"\n', "PTRACE_SYSCALL"),
+        ('[thread.T0]\ncode = """\nclone T1, raw\nexit\n"""\n[thread.T1]\ncode = "exit"\n', "clone raw"),
+        ('[thread.T0]\ncode = """\nsud_on a, a\na: clone T1\nexit\n"""\n[thread.T1]\ncode = "exit"\n',
+         "dlclose/clone with SUD"),
         ('[thread.T0]\nptrace = "singlestep"\ncode = "exit"\n[thread.T1]\ncode = "exit"\n',
          "one thread without environment signals"),
         ('[thread.T0]\ncode = """\nsud_on x, y\nexit\n"""\n[thread.T1]\ncode = """\nx: nop\ny: exit\n"""\n'
