@@ -176,13 +176,15 @@ def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states, 
     """Run SPEC's scenario RUNS times on this machine's kernel and compare the
     observed outcomes with those the model allows (exit 1 on a forbidden one).
 
-    The thread's code becomes x86-64 asm with real struct rseq_cs descriptors
-    (RSEQ_SIG before each abort label) under glibc's registration; handlers
-    become C handlers; the parent process sends the environment's signals at
-    random times and feeds the pipe `syscall read` sleeps on.  One thread,
-    syscalls getpid/getppid/gettid/sched_yield/read/nanosleep; set_desc,
-    SUD, rseq() calls and assert are refused (exit 2), as is a kernel other
-    than the ones the presets were checked against."""
+    Every code block (threads and handlers) becomes x86-64 asm with real
+    struct rseq_cs descriptors (RSEQ_SIG before each abort label) under
+    glibc's registration, or none with glibc_rseq = false; rseq() calls,
+    SUD (prctl), own TF, ptrace single-stepping (the runner is the tracer),
+    threads, clone, membarrier_rseq and dlclose are real.  The parent sends
+    the environment's signals at random times and feeds the pipe `syscall
+    read` sleeps on.  set_desc, assert, seccomp, PTRACE_SYSCALL, fork and
+    execve are refused (exit 2), as is a kernel whose preset is not the
+    spec's (see --preset host).  docs/conformance.md has the details."""
     spec = _load(spec_path)
     rules = _rules(rule_pairs)
     spec = _with_preset(spec, preset)
