@@ -170,6 +170,8 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
         click.echo(f"{mark} {o.path}: {o.describe()} (expected {exp}); {size}, {r.stats.seconds:.2f} s")
         for p in o.vacuous:
             click.echo(f"     warning: {p} is vacuous here (its trigger never occurred)")
+        if o.outcomes_check[1]:
+            click.echo(f"     {o.outcomes_check[1]}")
         if o.disagreement:
             click.echo(f"     ENGINES DISAGREE: {o.disagreement}")
         elif o.engines:

@@ -41,6 +41,7 @@ class Outcome:
     asked: int = 1  # --max-counterexamples
     distinct: Distinct | None = None  # when more than one counterexample was asked for
     more: list[nx.DiGraph] = field(default_factory=list)  # counterexamples 2, 3, ... (shortest first)
+    outcomes_check: tuple[bool | None, str] = (None, "")  # [outcomes]: (holds? None: unknown or none, one line)
 
     @property
     def verdict(self) -> str:
@@ -57,6 +58,8 @@ class Outcome:
     def ok(self) -> bool:
         """The verdict is the one the spec expects (no expect: holds)."""
         if self.error or self.verdict == "unknown":
+            return False
+        if self.outcomes_check[0] is False:
             return False
         return self.verdict == (self.expected or "holds")
 
@@ -85,11 +88,14 @@ class Outcome:
             return [(p, "error") for p in props]
         r = self.result
         assert r is not None
+        oc = []
+        if self.outcomes_check[1]:
+            oc = [("[outcomes]", {True: "holds", False: "fails", None: "unknown"}[self.outcomes_check[0]])]
         if r.verdict == "violation":
             return [(p, "violation" if p == r.prop else "not reached") for p in props] + (
                 [(r.prop, "violation")] if r.prop not in props else []  # e.g. an `assert` in the code
-            )
-        return [(p, r.verdict) for p in props]
+            ) + oc
+        return [(p, r.verdict) for p in props] + oc
 
     def record(self) -> dict[str, Any]:
         r = self.result
@@ -111,6 +117,8 @@ class Outcome:
         if self.error:
             out["error"] = self.error
         out["property_verdicts"] = dict(self.property_verdicts())
+        if self.outcomes_check[1]:
+            out["outcomes_check"] = {"holds": self.outcomes_check[0], "message": self.outcomes_check[1]}
         if r:
             out.update(
                 engine=r.engine,
@@ -198,6 +206,11 @@ def check_spec(
         out.error = f"{path}: model error: {e}"
         return out
     out.result = res
+    if engine == "explicit" and res.verdict != "unknown":
+        # the herd7-style [outcomes] condition, on the outcomes the model allows
+        from checker.outcomes import verify_outcomes
+
+        out.outcomes_check = verify_outcomes(spec, system, timeout=timeout)
     if res.verdict == "holds" and engine != "induction":  # induction's coverage stops below its k
         tags = set()
         for a in res.fired:
@@ -364,13 +377,20 @@ def junit_xml(outcomes: list[Outcome]) -> str:
             if o.error:
                 counts["errors"] += 1
                 ET.SubElement(tc, "error", type="spec-error", message=o.error).text = o.error
+            elif prop == "[outcomes]":
+                if verdict == "fails":
+                    counts["failures"] += 1
+                    ET.SubElement(tc, "failure", type="outcomes", message=o.outcomes_check[1]).text = o.outcomes_check[1]
+                elif verdict == "unknown":
+                    counts["errors"] += 1
+                    ET.SubElement(tc, "error", type="resource-limit", message=o.outcomes_check[1])
             elif verdict == "unknown":
                 counts["errors"] += 1
                 ET.SubElement(tc, "error", type="resource-limit", message=o.describe())
             elif verdict == "not reached":
                 counts["skipped"] += 1
                 ET.SubElement(tc, "skipped", message=f"search stopped at the violation of {r.prop if r else '?'}")
-            elif o.ok:
+            elif o.verdict == (o.expected or "holds"):
                 pass
             else:
                 counts["failures"] += 1

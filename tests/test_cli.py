@@ -529,3 +529,49 @@ def test_replay_spec_error_is_exit_2(saved: dict, specs: Path) -> None:
     (specs / "violation.toml").write_text(VIOLATION.replace("set_desc  TRACE", "set_dsc  TRACE"))
     code, _, err = run("replay", "cx/violation.json")
     assert code == 2 and err.startswith("specs/violation.toml:12: unknown instruction 'set_dsc'")
+
+
+OUTCOMES_SPEC = '''[spec]
+title = "t"
+preset = "linux-6.18"
+expect = "holds"
+[thread.T0]
+code = """
+        sud_on     none, none
+        sud_select BLOCK
+        syscall    getpid
+        store      after, 1
+none:   exit
+"""
+[handler.SIGSYS]
+code = """
+        store      h, 1
+        sud_select ALLOW
+        sigreturn
+"""
+[outcomes]
+forall = "{cond}"
+[check]
+properties = ["no-unexpected-kill"]
+depth = 40
+'''
+
+
+def test_verify_checks_outcomes(tmp_path: Path) -> None:
+    # The dispatched getpid runs the handler (h = 1), then `after` is stored:
+    # the only allowed outcome is exit with h = 1, after = 1.
+    good = tmp_path / "good.toml"
+    good.write_text(OUTCOMES_SPEC.format(cond="end == exit && h == 1 && after == 1"))
+    bad = tmp_path / "bad.toml"
+    bad.write_text(OUTCOMES_SPEC.format(cond="h == 0"))
+    junit = tmp_path / "j.xml"
+    r = CliRunner().invoke(main, ["verify", "--out", str(tmp_path / "o"), "--junit", str(junit), str(good), str(bad)])
+    assert r.exit_code == 1, r.output
+    assert "[outcomes] forall (end == exit && h == 1 && after == 1) holds: all 1 allowed outcomes satisfy it" in r.output
+    assert "1 of 2 specs as expected" in r.output
+    xml = junit.read_text()
+    assert xml.count('type="outcomes"') == 1 and 'failures="1"' in xml
+    r = CliRunner().invoke(main, ["verify", "--format", "json", "--out", str(tmp_path / "o"), str(bad)])
+    rec = json.loads(r.output)["results"][0]
+    assert rec["outcomes_check"]["holds"] is False
+    assert rec["property_verdicts"] == {"no-unexpected-kill": "holds", "[outcomes]": "fails"}
