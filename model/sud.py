@@ -113,6 +113,12 @@ def prctl_body(b: Builder, t: TV, ins: Instr, seg) -> tuple[dict[Var, Expr], str
         return {}, f"prctl(PR_SET_SYSCALL_USER_DISPATCH, {mode}): -EINVAL (mode unknown before 6.17)"
     lo = b.label_addr(ins.args[0], seg, ins.line)
     hi = b.label_addr(ins.args[1], seg, ins.line)
+    # An empty exclusive region [L, L) stands for offset 0, len 0 ("nothing
+    # allowed"): the kernel refuses an empty region at a non-zero offset, so
+    # that is how a program asks for it.  An empty intercepted region is
+    # -EINVAL (task_set_syscall_user_dispatch: len 0 in inclusive mode).
+    if inclusive and lo == hi:
+        return {}, f"prctl(PR_SET_SYSCALL_USER_DISPATCH, {mode}, {ins.args[0]}, {ins.args[1]}): -EINVAL (empty region)"
     r = b.sud_regions.index((lo, hi, "noselector" not in ins.args, inclusive)) + 1
     return {t.sud: Const(r)}, f"prctl(PR_SET_SYSCALL_USER_DISPATCH, {mode}, {ins.args[0]}, {ins.args[1]})" + (
         ", no selector" if "noselector" in ins.args else "")

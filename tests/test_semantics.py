@@ -455,6 +455,10 @@ late:   syscall    getppid
     miss = space(tmp_path, code.format(lo="sc", hi="after"), handlers=SIGSYS_ALLOW)
     assert not miss.fired("syscall_user_dispatch: ")
     assert miss.fired("getpid returns its result")
+    # an empty intercepted region is -EINVAL (len 0 in inclusive mode)
+    empty = space(tmp_path, code.format(lo="after", hi="after"), handlers=SIGSYS_ALLOW)
+    assert empty.fired("INCLUSIVE_ON, after, after): -EINVAL (empty region)")
+    assert not empty.fired("syscall_user_dispatch: ")
     # before 6.17 the mode does not exist: -EINVAL, nothing dispatched
     old = space(tmp_path, code.format(lo="after", hi="after2"), preset="linux-6.0", handlers=SIGSYS_ALLOW)
     assert old.fired("prctl(PR_SET_SYSCALL_USER_DISPATCH, INCLUSIVE_ON): -EINVAL")
