@@ -117,6 +117,8 @@ class Outcome:
         if self.error:
             out["error"] = self.error
         out["property_verdicts"] = dict(self.property_verdicts())
+        if self.engines or self.disagreement:
+            out.update(engines=self.engines, disagreement=self.disagreement)
         if self.outcomes_check[1]:
             out["outcomes_check"] = {"holds": self.outcomes_check[0], "message": self.outcomes_check[1]}
         if r:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,12 @@ def test_contradiction():
     assert not cross.contradiction({"a": v8, "b": res("holds", bound=7)})
     assert cross.contradiction({"a": v8, "b": res("holds", bound=2, exhausted=True)})
     assert not cross.contradiction({"a": res("holds", bound=3), "b": res("holds", bound=9, exhausted=True)})
+
+
+def test_all_engines_json_carries_each_engine(tmp_path):
+    r = run("--engine", "all", "--format", "json", "--out", str(tmp_path), UNPROTECTED)
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.output)["results"][0]
+    assert set(rec["engines"]) == {"explicit", "bmc", "induction"}
+    assert all(v.startswith("violation") for v in rec["engines"].values())
+    assert rec["disagreement"] is None
