@@ -46,13 +46,7 @@ def spacer(system: System, timeout: float | None = None, *, encoding: str = "bv"
     enc = _Encoder(system, encoding)
     cur = [enc.var(f"{v.name}", v) for v in system.vars]
     nxt = [enc.var(f"{v.name}'", v) for v in system.vars]
-    fp = z3.Fixedpoint()
-    fp.set(engine="spacer")
-    if timeout:
-        fp.set(timeout=max(1, int(timeout * 1000)))
-    inv = z3.Function("Inv", *[x.sort() for x in cur], z3.BoolSort())
-    bad = z3.Function("Bad", z3.BoolSort())
-    fp.register_relation(inv, bad)
+    fp, inv, bad = _fixedpoint(cur, timeout)
     fp.declare_var(*cur, *nxt)
     env = dict(zip(system.vars, cur, strict=True))
     memo: dict[int, z3.ExprRef] = {}
@@ -89,10 +83,8 @@ def spacer(system: System, timeout: float | None = None, *, encoding: str = "bv"
     return _query(fp, bad, inv, t0, timeout)
 
 
-def _spacer_one(system: System, timeout: float | None, encoding: str) -> ChcResult:
-    t0 = time.monotonic()
-    un = _Unrolling(system, encoding, anchored=True, simple_path=False)
-    enc, cur, nxt = un.enc, un._cur, un._nxt
+def _fixedpoint(cur: list[z3.ExprRef], timeout: float | None) -> tuple[z3.Fixedpoint, z3.FuncDeclRef, z3.FuncDeclRef]:
+    """A Spacer context with the relations Inv(state) and Bad()."""
     fp = z3.Fixedpoint()
     fp.set(engine="spacer")
     if timeout:
@@ -100,6 +92,14 @@ def _spacer_one(system: System, timeout: float | None, encoding: str) -> ChcResu
     inv = z3.Function("Inv", *[x.sort() for x in cur], z3.BoolSort())
     bad = z3.Function("Bad", z3.BoolSort())
     fp.register_relation(inv, bad)
+    return fp, inv, bad
+
+
+def _spacer_one(system: System, timeout: float | None, encoding: str) -> ChcResult:
+    t0 = time.monotonic()
+    un = _Unrolling(system, encoding, anchored=True, simple_path=False)
+    enc, cur, nxt = un.enc, un._cur, un._nxt
+    fp, inv, bad = _fixedpoint(cur, timeout)
     fp.declare_var(*cur, *nxt, *un._act, un._err)
     sizes = [x.size() if enc.bv else 0 for x in cur]
     fp.rule(inv(*[enc.num(val, w) for val, w in zip(system.initial_state(), sizes, strict=True)]))
