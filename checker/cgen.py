@@ -346,6 +346,13 @@ class _Gen:
             # pthread_create from C (glibc registers the new thread's rseq): rbx keeps rsp, which
             # is 16-byte aligned for the call; r12-r14 are callee-saved
             return ["movq %rsp, %rbx", "andq $-16, %rsp", f"movl ${idx}, %edi", "call rsc_clone", "movq %rbx, %rsp"]
+        if op == "fault":
+            # one faulting instruction each (SIGFPE: the divide), as the model's one step
+            asm = {"SIGSEGV": ["movq 0, %rax"], "SIGILL": ["ud2"], "SIGTRAP": ["int3"],
+                   "SIGFPE": ["xorl %ecx, %ecx", "xorl %edx, %edx", "divl %ecx"]}.get(a[0])
+            if asm is None:
+                raise Unsupported(f"{_where(ins)}: fault {a[0]}: no instruction raises it reliably here")
+            return asm
         if op == "set_tf":
             return ["pushfq", f"orq ${TF:#x}, (%rsp)", "popfq"]
         if op == "clear_tf":

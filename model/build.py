@@ -236,6 +236,10 @@ class Builder:
         kernel_sigs = {"SIGSYS"} if self.sud_regions or seccomp_trap else set()
         if self.stepping:
             kernel_sigs.add("SIGTRAP")  # exc_debug_user / user_single_step_report
+        kernel_sigs |= {ins.args[0] for _, ins in self.code if ins.op == "fault"}
+        if self.stepping and any(ins.op == "fault" for _, ins in self.code):
+            raise SpecError(self.spec.path, next(ins.line for _, ins in self.code if ins.op == "fault"),
+                            "fault with single-stepping is not modelled")
         if self.uses_rseq and self.sig_action("SIGSEGV") == "handler":
             kernel_sigs.add("SIGSEGV")  # an rseq failure's force_sig is catchable (model/rseq.py:catchable)
         self.sigs: list[str] = sigmod.dequeue_order(sorted(set(self.env_sigs) | kernel_sigs))

@@ -20,7 +20,7 @@ MNEMONICS = (
     "sud_on", "sud_off", "sud_select",
     "add", "beq", "bne", "rseq_register", "rseq_unregister",
     "set_tf", "clear_tf",
-    "clone", "fork", "execve", "membarrier_rseq", "dlclose",
+    "clone", "fork", "execve", "membarrier_rseq", "dlclose", "fault",
 )  # fmt: skip
 
 # Instructions that enter the kernel through the syscall path.
@@ -32,6 +32,9 @@ RSEQ_ERRORS = ("0", "EINVAL", "EPERM", "EBUSY", "EFAULT")
 # rseq() areas with a meaning: a kernel address (access_ok fails) and a user
 # page that is not mapped (faults when the kernel touches it)
 BAD_AREAS = ("kernel", "unmapped")
+# Signals a `fault` instruction raises; SIGTRAP (int3) is a trap (the ip
+# moves past it), the others are faults (the ip stays on the instruction).
+FAULT_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGTRAP")
 
 
 @dataclass
@@ -297,6 +300,12 @@ def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
         except ValueError:
             raise SpecError(file, line, f"store value {args[1]!r} is not an integer") from None
         return Instr(op, (args[0], val), line=line)
+    if op == "fault":
+        # an instruction that raises a synchronous exception: a bad load
+        # (SIGSEGV/SIGBUS), ud2 (SIGILL), a division (SIGFPE), int3 (SIGTRAP)
+        if len(args) != 1 or args[0] not in FAULT_SIGNALS:
+            raise SpecError(file, line, f"fault takes one of {', '.join(FAULT_SIGNALS)}")
+        return Instr(op, (args[0],), line=line)
     if op == "dlclose":
         # the library holding descriptor NAME is unloaded: its page is unmapped
         if len(args) != 1 or not IDENT.match(args[0]):

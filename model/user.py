@@ -55,6 +55,7 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr) -> None:
     base = And(t.at("USER"), t.at_depth(d), Eq(t.ip[d], pc))
     nxt = pc + 1
     ups: dict[Var, Expr] = {}
+    forced: list[Case] = []
     label = ins.text
     tags = {"user"}
     if ins.op == "nop":
@@ -89,6 +90,18 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr) -> None:
             ups[t.dirty[d]] = Const(0)
     elif ins.op == "assert":
         ups = {t.ip[d]: Const(nxt)}
+    elif ins.op == "fault":
+        # an exception from user mode (irqentry_enter_from_user_mode; R1:
+        # user_irq) whose handler force_sig()s the signal; the exit loop
+        # delivers it, after rseq_signal_deliver (an armed section aborts)
+        sig = ins.args[0]
+        ups = {t.k: Const(PHASES.index("LOOP")), t.pend[sig]: Const(1),
+               t.ip[d]: Const(nxt if sig == "SIGTRAP" else pc)}
+        if t.user_irq is not None:
+            ups[t.user_irq] = Const(1)
+        # force_sig_info_to_task: a blocked one is unblocked with SIG_DFL: it kills
+        forced = [Case(t.blk[sig], b.kill(sig), f"{label}  -- {sig} is blocked: force_sig kills",
+                       "kernel/signal.c:force_sig_info_to_task")]
     elif ins.op == "dlclose":
         ups = {b.unmapped[ins.args[0]]: Const(1), t.ip[d]: Const(nxt)}
     elif ins.op in SYSCALL_OPS:
@@ -103,7 +116,7 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr) -> None:
         ups = {t.tf: Const(int(ins.op == "set_tf")), t.ip[d]: Const(nxt)}
     step_bad, step_cases, step_common = singlestep.instr_cases(b, t, label, ins.op in SYSCALL_OPS)
     bad, extra = _violations(b, t, d, pc, ins, nxt)
-    cases = step_bad + bad + step_cases
+    cases = step_bad + bad + forced + step_cases
     cases.append(Case(Const(1), {}, label, tags=frozenset(tags | extra)))
     b.add_cases(t, actor, base, cases, {**ups, **step_common})
 

@@ -320,6 +320,9 @@ EXPECT_SEEN = {
     "p08c_ptrace_step_cs": "exit; a=1 c=0",
     "p09_stale_event": "exit; a=1",
     "p10_membarrier": "exit; a=1 c=0 in=1 m=1",
+    "p11_fault_in_cs_ill": "exit; a=1 after=0 h=1",
+    "p11_fault_in_cs_segv": "exit; a=1 after=0 h=1",
+    "p11_fault_in_cs_trap": "exit; a=1 after=0 h=1",
     "p09f_fresh_event": "exit; a=0 f=1",
 }
 # p09's notify-resume comes from a CPU timer checked at ticks (4 ms): long sections

@@ -324,3 +324,61 @@ def test_rseq_failure_without_sigsegv_handler_kills_at_once(tmp_path):
     sp = space(tmp_path, spec(BAD_SIG, extra=BAD_CS))
     assert sp.fired("notify-resume: signature before abort differs from the registered one -> SIGSEGV")
     assert not sp.fired("force_sig(SIGSEGV)")
+
+
+# ------------------------------------------------------------ faults in user mode
+
+FAULT_CS = """
+retry:  rseq_cs    cs1
+begin:  nop
+        fault      {sig}
+        nop
+end:    exit
+abort:  store      aborted, 1
+        exit
+"""
+H = '''
+[handler.{sig}]
+code = """
+        store      h, 1
+        sigreturn
+"""
+'''
+
+
+@pytest.mark.parametrize("preset", ["linux-6.18", "linux-6.19"])
+@pytest.mark.parametrize("sig", ["SIGSEGV", "SIGILL", "SIGTRAP"])
+def test_fault_inside_a_section_delivers_with_abort_ip(tmp_path, preset, sig):
+    # Probe p11 / kernel-semantics 2.12 (exceptions): the fault's signal is
+    # delivered on the exception's way out; rseq_signal_deliver aborts first
+    # (R1: user_irq is set by the exception entry), so the frame holds
+    # abort_ip and the handler returns to the abort path, never into the
+    # section: every run ends with aborted = 1, h = 1.
+    sp = space(tmp_path, spec(FAULT_CS.format(sig=sig), preset=preset, extra=CS + H.format(sig=sig)))
+    assert sp.any(T0__depth=1, T0__ip0="abort")
+    assert not sp.any(T0__depth=1, T0__ip0="T0+2")
+    assert not sp.any(T0__depth=1, T0__ip0="T0+3")
+    ends = sp.where(T0__k="DEAD")
+    assert ends and all(s["aborted"] == "1" and s["h"] == "1" for s in ends)
+
+
+def test_fault_resumes_at_the_instruction_trap_after_it(tmp_path):
+    # Outside a section: a fault's frame holds the faulting ip (the handler's
+    # return re-executes it), int3's the next one.
+    code = "        fault {sig}\n        exit"
+    fault = space(tmp_path, spec(code.format(sig="SIGILL"), extra=H.format(sig="SIGILL")))
+    assert fault.any(T0__depth=1, T0__ip0="T0+0") and not fault.any(T0__depth=1, T0__ip0="T0+1")
+    assert not fault.any(T0__k="DEAD")  # the handler returns to ud2: it never gets past
+    trap = space(tmp_path, spec(code.format(sig="SIGTRAP"), extra=H.format(sig="SIGTRAP")))
+    assert trap.any(T0__depth=1, T0__ip0="T0+1") and trap.any(T0__k="DEAD")
+
+
+def test_fault_without_handler_or_blocked_kills(tmp_path):
+    sp = space(tmp_path, spec("        fault SIGSEGV\n        exit"))
+    assert sp.any(killed="SIGSEGV")
+    assert sp.fired("get_signal: SIGSEGV has no handler -> default action kills the process")
+    # in the SIGSEGV handler (SIGSEGV blocked) a second fault is forced: SIG_DFL, killed
+    nested = space(tmp_path, spec("        fault SIGSEGV\n        exit",
+                                  extra=H.format(sig="SIGSEGV").replace("store      h, 1", "fault      SIGSEGV")))
+    assert nested.fired("fault      SIGSEGV  -- SIGSEGV is blocked: force_sig kills")
+    assert nested.any(killed="SIGSEGV")
