@@ -258,7 +258,7 @@ class Builder:
         """(start, end, has_selector, inclusive) of every sud_on, in order;
         the region is [start, end) in instruction addresses, allowed
         (exclusive mode) or intercepted (inclusive mode)."""
-        out: list[tuple[int, int, bool]] = []
+        out: list[tuple[int, int, bool, bool]] = []
         for seg, ins in self.code:
             if ins.op != "sud_on":
                 continue
