@@ -34,7 +34,7 @@ import z3
 
 from checker.explicit import SearchResult, Stats
 from checker.lemmas import Cube, Reach, reachable
-from model.ir import Const, Expr, ModelError, Op, Ref, System, Var, evaluate
+from model.ir import COMPARISONS, Const, Expr, ModelError, Op, Ref, System, Var, evaluate
 
 Progress = Callable[[Stats], None]
 Term = z3.ExprRef
@@ -178,9 +178,9 @@ class _Encoder:
                 w = _swidth(*_interval(e, self._iv)) if self.bv else 0
                 x, y = self.widen(self.number(args[0], env, memo), self.number(args[1], env, memo), width=w)
                 t = _ARITH[op](x, y)
-            elif op in _CMP:
+            elif op in COMPARISONS:
                 x, y = self.widen(self.number(args[0], env, memo), self.number(args[1], env, memo))
-                t = _CMP[op](x, y)  # signed for bit-vectors, as z3py's operators are
+                t = COMPARISONS[op](x, y)  # signed for bit-vectors, as z3py's operators are
             else:
                 raise ModelError(f"unknown operator {op!r}")
         memo[id(e)] = t
@@ -188,14 +188,6 @@ class _Encoder:
 
 
 _ARITH: dict[str, Callable[[Term, Term], Term]] = {"+": lambda x, y: x + y, "-": lambda x, y: x - y}
-_CMP: dict[str, Callable[[Term, Term], Term]] = {
-    "==": lambda x, y: x == y,
-    "!=": lambda x, y: x != y,
-    "<": lambda x, y: x < y,
-    "<=": lambda x, y: x <= y,
-    ">": lambda x, y: x > y,
-    ">=": lambda x, y: x >= y,
-}
 
 
 # ----------------------------------------------------------------- unrolling

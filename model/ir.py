@@ -234,10 +234,12 @@ def evaluate(e: Expr, env: dict[Var, int]) -> int:
         return x + y
     if op == "-":
         return x - y
-    return int(_CMP[op](x, y))
+    return int(COMPARISONS[op](x, y))
 
 
-_CMP = {
+# Comparison operators of the IR; Python's operators, so they apply as well
+# to Z3 terms (checker/symbolic.py).
+COMPARISONS = {
     "==": lambda x, y: x == y,
     "!=": lambda x, y: x != y,
     "<": lambda x, y: x < y,
