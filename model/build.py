@@ -500,6 +500,11 @@ class Builder:
     def any_deliverable(self, t: TV) -> Expr:
         return Or(*[self.deliverable(t, s) for s in self.sigs])
 
+    def thread_ends(self, t: TV) -> dict[Var, Expr]:
+        """The thread is gone (kernel/exit.c:do_exit): DEAD, and its
+        variables back to their initial values, which costs no states."""
+        return {**{v: Const(self.init[v]) for v in t.thread_vars()}, t.k: Const(PHASES.index("DEAD"))}
+
     def sig_dfl(self, s: str) -> Expr | None:
         """When the handler of s has been reset to SIG_DFL at run time (by
         execve, or for SIGSEGV by force_fatal_sig); None if it never is."""

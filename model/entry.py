@@ -67,8 +67,7 @@ def add_actions(b: Builder, t: TV) -> None:
         # -- body
         body = And(here, t.at("BODY"))
         if ins.op == "exit":
-            reset = {v: Const(b.init[v]) for v in t.thread_vars()}
-            b.add(t, kact, body, {**reset, t.k: P("DEAD")}, "exit: the thread ends", "kernel/exit.c:do_exit")
+            b.add(t, kact, body, b.thread_ends(t), "exit: the thread ends", "kernel/exit.c:do_exit")
             continue
         if ins.op == "sigreturn":
             from model import delivery
@@ -94,7 +93,7 @@ def add_actions(b: Builder, t: TV) -> None:
         if ins.op in ("clone", "fork", "execve"):
             from model import lifecycle
 
-            b.add_cases(t, kact, body, lifecycle.body_cases(b, t, ins), {t.ax: A("OK"), t.k: exit_phase})
+            b.add_cases(t, kact, body, lifecycle.body_cases(b, t, b.code[pc][0], ins), {t.ax: A("OK"), t.k: exit_phase})
             continue
         cls = SYSCALLS[name]
         done_cases, done_reset = next_syscall.completion(b, t, ins)

@@ -35,7 +35,7 @@ from __future__ import annotations
 from model.build import PHASES, SPECIAL_VARS, TV, A, Builder, Case, P
 from model.errors import SpecError
 from model.ir import Const, Eq, Expr, Ite, Var
-from model.program import Instr, expr_vars
+from model.program import Instr, Segment, expr_vars
 
 COPY_PROCESS = "kernel/fork.c:copy_process"
 EXEC = "fs/exec.c:begin_new_exec"
@@ -87,11 +87,11 @@ def spawns(b: Builder) -> dict[str, tuple[str, Instr]]:
     return out
 
 
-def body_cases(b: Builder, t: TV, ins: Instr) -> list[Case]:
-    """Outcomes of the body of clone/fork/execve (ax and the exit phase are
-    set by the caller)."""
+def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
+    """Outcomes of the body of clone/fork/execve, an instruction of block
+    `seg` (ax and the exit phase are set by the caller)."""
     if ins.op == "execve":
-        return [_execve(b, t, ins)]
+        return [_execve(b, t, seg, ins)]
     child = next(c for c in b.threads if c.name == ins.args[0])
     ups: dict[Var, Expr] = {child.k: P("LOOP"), child.ax: A("OK")}  # ret_from_fork, fork returns 0
     for s, v in child.blk.items():
@@ -127,8 +127,7 @@ def body_cases(b: Builder, t: TV, ins: Instr) -> list[Case]:
     ]
 
 
-def _execve(b: Builder, t: TV, ins: Instr) -> Case:
-    seg = next(s for s in b.segments if any(i is ins for i in s.instrs))
+def _execve(b: Builder, t: TV, seg: Segment, ins: Instr) -> Case:
     target = b.label_addr(ins.args[0], seg, ins.line)
     keep = set(t.pend.values()) | set(t.blk.values()) | {t.k, t.ax, t.budget}
     ups: dict[Var, Expr] = {v: Const(b.init[v]) for v in t.thread_vars() if v not in keep}
@@ -137,9 +136,8 @@ def _execve(b: Builder, t: TV, ins: Instr) -> Case:
         if u is t:
             continue
         # de_thread: every other thread ends; one not created yet stays so
-        ups.update({v: Const(b.init[v]) for v in u.thread_vars()})
-        new = Eq(u.k, PHASES.index("NEW"))
-        ups[u.k] = Ite(new, Const(PHASES.index("NEW")), Const(PHASES.index("DEAD")))
+        ups.update(b.thread_ends(u))
+        ups[u.k] = Ite(Eq(u.k, PHASES.index("NEW")), Const(PHASES.index("NEW")), Const(PHASES.index("DEAD")))
     for v in b.uvars.values():
         ups[v] = Const(b.init[v])  # the new image's memory
     assert b.exec_done is not None
