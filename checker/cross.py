@@ -29,8 +29,6 @@ from collections.abc import Callable
 from checker import symbolic
 from checker.explicit import SearchResult, Stats, bfs, replay
 from checker.verify import Outcome, check_spec
-from model.build import build_system
-from model.errors import SpecError
 from model.ir import ModelError, System
 
 # Seconds each symbolic engine may spend on a spec under `--engine all`
@@ -120,12 +118,8 @@ def check_all(
 
 def _compare(base: Outcome, por: bool, depth: int | None, timeout: float | None,
              bmc_budget: float | None, induction_budget: float | None) -> Outcome:
-    assert base.spec is not None and base.result is not None
-    try:
-        system = build_system(base.spec)
-    except (SpecError, ModelError) as e:  # check_spec built it once already
-        base.error = str(e)
-        return base
+    assert base.spec is not None and base.result is not None and base.system is not None
+    system = base.system
     bound = depth if depth is not None else base.spec.depth
     r = base.result
     if por and (r.reduced or not r.shortest):

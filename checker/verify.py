@@ -31,6 +31,7 @@ ENGINES = ("explicit", "bmc", "induction")
 class Outcome:
     path: str
     spec: Spec | None = None
+    system: System | None = None  # the spec's IR, as the engine checked it
     result: SearchResult | None = None
     graph: nx.DiGraph | None = None
     error: str | None = None  # spec or model error, already `file:line: msg`
@@ -184,7 +185,7 @@ def check_spec(
     try:
         spec = load_spec(path)
         out.spec = spec
-        system = build_system(spec)
+        system = out.system = build_system(spec)
     except SpecError as e:
         out.error = str(e)
         return out
