@@ -148,7 +148,8 @@ def projection_for(system: System) -> Projection:
     if len(b.bad.type.names or ()) > 1:
         halts.append((b.bad.name, "violation of"))
     dead = PHASES.index("DEAD")
-    return Projection(tuple(halts), tuple((t.k.name, dead) for t in b.threads), tuple(b.uvars))
+    slots = tuple(v.name for vs in b.slots.values() for v in vs)  # per-CPU arrays: NAME[N]
+    return Projection(tuple(halts), tuple((t.k.name, dead) for t in b.threads), tuple(b.uvars) + slots)
 
 
 def model_outcomes(spec: Spec, rules: dict[str, str] | None = None, **limits) -> OutcomeSet:

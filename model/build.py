@@ -44,7 +44,7 @@ from model.ir import (
     Var,
     lift,
 )
-from model.program import RSEQ_ERRORS, Instr, Segment, expr_ints, expr_vars
+from model.program import RSEQ_ERRORS, Instr, Segment, expr_ints, expr_vars, is_reg
 from model.properties import PROPERTIES
 from model.rules import resolve
 from model.spec import CsDesc, Spec
@@ -134,6 +134,13 @@ class TV:
     fdesc: dict[int, tuple[Var, Var, Var]] = field(default_factory=dict)
     dirty: dict[int, Var] = field(default_factory=dict)
     spawned: bool = False  # created by a clone/fork instruction, NEW until then
+    # the data machine (model/data.py, model/cpus.py)
+    regs: dict[str, Var] = field(default_factory=dict)  # %r0..%r15
+    fregs: dict[int, dict[str, Var]] = field(default_factory=dict)  # registers saved in frame d
+    rs: dict[str, Var] = field(default_factory=dict)  # fields of the rseq area: cpu_id_start, cpu_id
+    ids_changed: Var | None = None  # R1/R2 t->rseq.event.ids_changed
+    cpu: Var | None = None  # the CPU it is on, when migration can change it
+    cpu0: int = 0  # the CPU it starts on
 
     def at(self, phase: str) -> Expr:
         return Eq(self.k, PHASES.index(phase))
@@ -149,6 +156,8 @@ class TV:
             if v is not None:
                 out.append(v)
         out += list(self.tls.values()) + list(self.ftf.values())
+        out += list(self.regs.values()) + [v for m in self.fregs.values() for v in m.values()] + list(self.rs.values())
+        out += [v for v in (self.ids_changed, self.cpu) if v is not None]
         out += list(self.pend.values()) + list(self.blk.values())
         for m in self.fblk.values():
             out += list(m.values())
@@ -221,9 +230,14 @@ class Builder:
                     inst = CsInst(len(self.cs) + 1, c, seg, st, po, ab, valid)
                     self.cs.append(inst)
                     self.cs_by_home[(c.name, seg.name)] = inst
+        # CPU data: per-CPU arrays, the rseq area's fields, placed threads
+        from model import data
+
+        self.uses_fields = data.uses_fields(self.code) or "rseq-cpu-id-accurate" in self.checked
+        self.cpu_data = self.uses_fields or bool(spec.arrays) or any(t.cpu is not None for t in spec.threads)
         # (a registration of an unmapped area makes every rseq fixup fault)
-        self.uses_rseq = any(ins.op == "rseq_cs" or (ins.op == "rseq_register" and ins.args[0] == "unmapped")
-                             for _, ins in self.code)
+        self.uses_rseq = self.uses_fields or any(
+            ins.op == "rseq_cs" or (ins.op == "rseq_register" and ins.args[0] == "unmapped") for _, ins in self.code)
         self.sud_regions = self._sud_regions()
         # Signals the environment can send; the ignored ones are dropped at
         # generation (kernel/signal.c:sig_ignored).  Kernel-generated ones
@@ -332,16 +346,30 @@ class Builder:
                     raise SpecError(self.spec.path, ins.line, f"dlclose {ins.args[0]}: no [rseq_cs.{ins.args[0]}] in the spec")
                 self.unmapped[ins.args[0]] = self.var(f"{ins.args[0]}.unmapped", Bool(), 0)
         self._user_vars()
+        from model import cpus
+
+        # which thread each CPU runs (model/cpus.py)
+        self.curr: dict[int, Var] = cpus.make_curr(self) if self.cpu_data and len(self.spec.threads) > 1 else {}
 
     def _user_vars(self) -> None:
         """User variables of store/add/beq/bne/assert.  A declared range
         ([variables]) wins; otherwise one range holds every constant the
         programs use.  Names `tls.X` are per thread (created in _thread)."""
+        from model import data
+
         names: set[str] = set()
         consts: set[int] = {0}
         added: dict[str, int] = {}
         for _, ins in self.code:
-            if ins.op == "store":
+            if data.is_data(ins):
+                # a variable a data instruction names must be declared
+                for a in data.operands(ins):
+                    if not isinstance(a, str) or is_reg(a) or "[" in a or a.startswith("rseq.") or a in SPECIAL_VARS:
+                        continue
+                    if a not in self.spec.variables:
+                        raise SpecError(self.spec.path, ins.line, f"{a}: declare its range in [variables], e.g. \"{a}\" = [0, 3]")
+                    names.add(a)
+            elif ins.op == "store":
                 names.add(ins.args[0])
                 consts.add(ins.args[1])
             elif ins.op == "add":
@@ -352,7 +380,7 @@ class Builder:
                 if isinstance(ins.args[1], int):
                     consts.add(ins.args[1])
             elif ins.op == "assert":
-                names |= expr_vars(ins.expr)
+                names |= {n for n in expr_vars(ins.expr) if not (is_reg(n) or "[" in n or n.startswith("rseq."))}
                 consts |= expr_ints(ins.expr)
         for n, line in added.items():
             if n not in self.spec.variables:
@@ -360,6 +388,11 @@ class Builder:
         lo, hi = min(consts), max(consts)
         self.uvar_range = {n: self.spec.variables.get(n, (lo, hi)) for n in sorted(names)}
         self.uvars = {n: self.var(n, IntRange(*r), 0) for n, r in self.uvar_range.items() if not n.startswith("tls.")}
+        # per-CPU arrays: one global per slot
+        self.slots: dict[str, list[Var]] = {
+            a: [self.var(f"{a}[{c}]", IntRange(*r), 0) for c in range(self.env.cpus)] for a, r in sorted(self.spec.arrays.items())}
+        self.data_range = data.hull(self)
+        self.reg_names = data.registers(self.code)
         # rseq registration is dynamic when a program calls rseq() or glibc did not register
         self.reg_values = ["none", "tls/32/RSEQ_SIG"]
         for _, ins in self.code:
@@ -396,6 +429,7 @@ class Builder:
         for name, r in self.uvar_range.items():
             if name.startswith("tls."):
                 tv.tls[name] = self.var(f"{n}.{name}", IntRange(*r), 0, n)
+        self._data_vars(t, tv)
         if self.user_tf:
             tv.tf = self.var(f"{n}.tf", Bool(), 0, n)
             for d in range(1, N + 1):
@@ -464,6 +498,31 @@ class Builder:
                 tv.dirty[d] = self.var(f"{n}.dirty{d}", Bool(), 0, n)
         return tv
 
+    def _data_vars(self, t, tv: TV) -> None:
+        """Registers, the frames' copies of the ones a handler writes, the
+        rseq area's fields and the CPU (model/data.py, model/cpus.py)."""
+        from model import data
+
+        n = t.name
+        tv.cpu0 = t.cpu or 0
+        hull = IntRange(*self.data_range)
+        for r in self.reg_names:
+            tv.regs[r] = self.var(f"{n}.{r}", hull, 0, n)
+        saved = sorted(data.written_registers(self.handler_seg.values()) & set(self.reg_names), key=lambda r: int(r[2:]))
+        for d in range(1, self.N + 1):
+            tv.fregs[d] = {r: self.var(f"{n}.f{d}.{r}", hull, 0, n) for r in saved}
+        if self.uses_fields:
+            # glibc registered before the first instruction, and the kernel
+            # wrote the ids on the way out; without it glibc marks the area
+            # RSEQ_CPU_ID_REGISTRATION_FAILED (sysdeps/unix/sysv/linux/rseq-internal.h)
+            start = tv.cpu0 if self.env.glibc_rseq else data.REGISTRATION_FAILED
+            tv.rs["cpu_id_start"] = self.var(f"{n}.rseq.cpu_id_start", hull, tv.cpu0 if self.env.glibc_rseq else 0, n)
+            tv.rs["cpu_id"] = self.var(f"{n}.rseq.cpu_id", hull, start, n)
+            if self.rules["rseq.impl"] != "legacy":
+                tv.ids_changed = self.var(f"{n}.ids_changed", Bool(), 0, n)
+        if self.cpu_data and self.migrates:
+            tv.cpu = self.var(f"{n}.cpu", IntRange(0, self.env.cpus - 1), tv.cpu0, n)
+
     def _dup(self, c: CsInst) -> bool:
         return sum(1 for x in self.cs if x.name == c.name) > 1
 
@@ -503,7 +562,9 @@ class Builder:
     def thread_ends(self, t: TV) -> dict[Var, Expr]:
         """The thread is gone (kernel/exit.c:do_exit): DEAD, and its
         variables back to their initial values, which costs no states."""
-        return {**{v: Const(self.init[v]) for v in t.thread_vars()}, t.k: Const(PHASES.index("DEAD"))}
+        from model import cpus
+
+        return {**{v: Const(self.init[v]) for v in t.thread_vars()}, t.k: Const(PHASES.index("DEAD")), **cpus.release(self, t)}
 
     def sig_dfl(self, s: str) -> Expr | None:
         """When the handler of s has been reset to SIG_DFL at run time (by
@@ -528,9 +589,16 @@ class Builder:
         rule: str = "",
         tags: frozenset[str] | set[str] = frozenset(),
         proc: str | None = None,
+        anywhere: bool = False,
     ) -> None:
+        """A step of thread t; unless `anywhere` (a signal sent to it, say),
+        only while its CPU runs it (model/cpus.py)."""
         ups = tuple((v, lift(e)) for v, e in updates.items())
         g = And(guard)
+        if self.curr and not anywhere:
+            from model import cpus
+
+            g = And(g, cpus.oncpu(self, t))
         if isinstance(g, Const) and not g.value:
             return  # a case that can never happen (e.g. a check a registration makes moot)
         self.actions.append(
@@ -558,7 +626,7 @@ class Builder:
 
 
 def build_system(spec: Spec) -> System:
-    from model import delivery, entry, environment, user
+    from model import cpus, delivery, entry, environment, user
 
     b = Builder(spec)
     for t in b.threads:
@@ -566,6 +634,7 @@ def build_system(spec: Spec) -> System:
         entry.add_actions(b, t)
         delivery.add_actions(b, t)
         environment.add_actions(b, t)
+        cpus.add_actions(b, t)
     props = []
     for name in b.bad_names[1:]:
         info = PROPERTIES[name]

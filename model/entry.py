@@ -108,9 +108,15 @@ def add_actions(b: Builder, t: TV) -> None:
         else:
             # The body may finish at once, or sleep (a schedule-out).
             b.add_cases(t, kact, body, _relabel(done_cases, " without sleeping"), finish)
-            sleep = rseq.event(b, t, d, "PREEMPT")
-            b.add(t, kact, body, {t.k: P("BLOCKED"), **sleep}, f"{name} sleeps (schedule: rseq_preempt)",
-                  "kernel/sched/core.c:prepare_task_switch")
+            if b.cpu_data:
+                # the CPU runs another thread, or this one migrates, while it sleeps (model/cpus.py)
+                for suffix, ev in rseq.schedule(b, t, d):
+                    b.add(t, kact, body, {t.k: P("BLOCKED"), **ev}, f"{name} sleeps (schedule: rseq_preempt){suffix}",
+                          "kernel/sched/core.c:prepare_task_switch")
+            else:
+                sleep = rseq.event(b, t, d, "PREEMPT")
+                b.add(t, kact, body, {t.k: P("BLOCKED"), **sleep}, f"{name} sleeps (schedule: rseq_preempt)",
+                      "kernel/sched/core.c:prepare_task_switch")
             blocked = And(here, t.at("BLOCKED"))
             for suffix, ev in _wakeups(b, t, d):
                 b.add_cases(t, kact, blocked, _relabel(done_cases, f" after waking{suffix}"), {**finish, **ev})
@@ -174,7 +180,7 @@ def _relabel(cases: list[Case], suffix: str) -> list[Case]:
 
 def _wakeups(b: Builder, t: TV, d: int) -> list[tuple[str, dict[Var, Expr]]]:
     out: list[tuple[str, dict[Var, Expr]]] = [("", {})]
-    if b.migrates:
+    if b.migrates and not b.cpu_data:  # with CPU data, it migrated when it went to sleep
         out.append((" on another CPU (rseq_migrate)", rseq.event(b, t, d, "MIGRATE")))
     return out
 

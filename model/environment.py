@@ -28,7 +28,7 @@ def add_actions(b: Builder, t: TV) -> None:
         for s in b.env_sigs:
             b.add(t, "env", And(alive, Ge(t.budget, 1), Not(t.pend[s])),
                   {t.pend[s]: Const(1), t.budget: Sub(t.budget, 1)},
-                  f"send {s} to {t.name}", "kernel/signal.c:send_signal", tags={"env"})
+                  f"send {s} to {t.name}", "kernel/signal.c:send_signal", tags={"env"}, anywhere=True)
     if t.resched is not None:
         b.add(t, "env", And(user, Not(t.resched)), {t.resched: Const(1), t.k: Const(PHASES.index("LOOP")), **irq},
               f"timer interrupt preempts {t.name} in user mode", "kernel/entry/common.c:irqentry_exit_to_user_mode",
@@ -46,4 +46,5 @@ def add_actions(b: Builder, t: TV) -> None:
               "kernel/entry/common.c:irqentry_enter_from_user_mode", tags={"env"})
     if b.env.notify_resume and t.notify is not None:
         b.add(t, "env", And(alive, Not(t.notify)), {t.notify: Const(1)},
-              f"task_work sets TIF_NOTIFY_RESUME on {t.name}", "kernel/task_work.c:task_work_add", tags={"env"})
+              f"task_work sets TIF_NOTIFY_RESUME on {t.name}", "kernel/task_work.c:task_work_add", tags={"env"},
+              anywhere=True)

@@ -1,7 +1,9 @@
 """The spec's small assembly: parsing of thread and handler code.
 
 v0 instructions: nop, jmp L, store VAR, VALUE, set_desc VALUE|0,
-rseq_cs NAME|0, syscall NAME [@tag], sigreturn, exit, assert EXPR.
+rseq_cs NAME|0, syscall NAME [@tag], sigreturn, exit, assert EXPR; later
+ones in docs/spec-format.md (the data machine's registers and memory
+operands: model/data.py).
 Labels end with ':'; ';' starts a comment.  Each parsed instruction keeps the
 file line it came from so that errors and traces can point at it.
 """
@@ -21,13 +23,37 @@ MNEMONICS = (
     "add", "beq", "bne", "rseq_register", "rseq_unregister",
     "set_tf", "clear_tf",
     "clone", "fork", "execve", "membarrier_rseq", "dlclose", "fault",
+    "mov", "load", "sub", "blt", "bge",
 )  # fmt: skip
+
+# Conditional branches: beq/bne (v0) and the ordered compares of the data machine.
+BRANCHES = ("beq", "bne", "blt", "bge")
 
 # Instructions that enter the kernel through the syscall path.
 SYSCALL_OPS = ("syscall", "sigreturn", "exit", "sud_on", "sud_off", "rseq_register", "rseq_unregister",
                "clone", "fork", "execve", "membarrier_rseq")
 
 VARNAME = re.compile(r"(tls\.)?[A-Za-z_][A-Za-z0-9_]*$")
+# The data machine (model/data.py): registers %r0..%r15, and memory operands:
+# a user variable, a per-CPU slot ARRAY[%rN] / ARRAY[N], or a field of the
+# thread's rseq area.
+REG = re.compile(r"%r(?:1[0-5]|[0-9])$")
+RSEQ_FIELDS = ("cpu_id_start", "cpu_id", "node_id", "mm_cid")
+MEM = re.compile(r"(?:(tls\.)?([A-Za-z_][A-Za-z0-9_]*)(?:\[(%r(?:1[0-5]|[0-9])|[0-9]+)\])?|rseq\.([a-z_]+))$")
+
+
+def is_reg(x: object) -> bool:
+    return isinstance(x, str) and REG.match(x) is not None
+
+
+def is_mem(x: str) -> bool:
+    """A memory operand: VAR, tls.VAR, ARRAY[%rN], ARRAY[N] or rseq.FIELD."""
+    m = MEM.match(x)
+    if not m:
+        return False
+    if m.group(4) is not None:
+        return m.group(4) in RSEQ_FIELDS
+    return not (m.group(1) and m.group(3))  # no tls arrays
 RSEQ_ERRORS = ("0", "EINVAL", "EPERM", "EBUSY", "EFAULT")
 # rseq() areas with a meaning: a kernel address (access_ok fails) and a user
 # page that is not mapped (faults when the kernel touches it)
@@ -68,7 +94,7 @@ class AExpr:
     args: tuple
 
 
-_TOK = re.compile(r"\s*(?:(\d+)|((?:tls\.)?[A-Za-z_][A-Za-z0-9_]*)|(==|!=|<=|>=|&&|\|\||[-+<>!()]))")
+_TOK = re.compile(r"\s*(?:(\d+)|((?:tls\.|rseq\.)?[A-Za-z_][A-Za-z0-9_]*(?:\[[0-9]+\])?|%r[0-9]+)|(==|!=|<=|>=|&&|\|\||[-+<>!()]))")
 
 _BIN = {"||": 1, "&&": 2, "==": 3, "!=": 3, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5}
 
@@ -207,6 +233,16 @@ def _args(rest: str) -> list[str]:
     return [a.strip() for a in rest.split(",")] if rest else []
 
 
+def _src(x: str) -> int | str | None:
+    """A source operand: an integer or a register (None if neither)."""
+    if is_reg(x):
+        return x
+    try:
+        return int(x, 0)
+    except ValueError:
+        return None
+
+
 def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
     if op not in MNEMONICS:
         raise SpecError(file, line, f"unknown instruction {op!r} (known: {', '.join(MNEMONICS)})")
@@ -231,25 +267,31 @@ def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
         if not IDENT.match(args[0]) or not args[1].isdigit() or args[2] not in ("RSEQ_SIG", "other"):
             raise SpecError(file, line, f"{op} takes [AREA [, LEN [, RSEQ_SIG|other]]], e.g. '{op} tls, 32, RSEQ_SIG'")
         return Instr(op, (args[0], int(args[1]), args[2]), line=line)
-    if op == "add":
+    if op in ("add", "sub", "mov", "load"):
+        # add/sub DST, SRC (DST a register or memory; v0: add VAR, N);
+        # mov REG, SRC; load REG, MEM (model/data.py)
         args = _args(rest)
-        try:
-            n = int(args[1], 0) if len(args) == 2 else None
-        except ValueError:
-            n = None
-        if n is None or not VARNAME.match(args[0]):
-            raise SpecError(file, line, "add takes VAR, N (N an integer, may be negative)")
-        return Instr(op, (args[0], n), line=line)
-    if op in ("beq", "bne"):
+        src = _src(args[1]) if len(args) == 2 else None
+        usage = {"add": "DST, SRC (DST a register or a variable, SRC an integer or a register)",
+                 "sub": "DST, SRC (DST a register or a variable, SRC an integer or a register)",
+                 "mov": "REG, SRC (REG one of %r0..%r15, SRC an integer or a register)",
+                 "load": "REG, MEM (REG one of %r0..%r15; MEM a variable, ARRAY[%rN], ARRAY[N] or rseq.FIELD)"}[op]
+        if op == "load":
+            if len(args) != 2 or not is_reg(args[0]) or not is_mem(args[1]):
+                raise SpecError(file, line, f"load takes {usage}")
+            return Instr(op, (args[0], args[1]), line=line)
+        dst_ok = len(args) == 2 and (is_reg(args[0]) if op == "mov" else (is_reg(args[0]) or is_mem(args[0])))
+        if src is None or not dst_ok:
+            raise SpecError(file, line, f"{op} takes {usage}")
+        return Instr(op, (args[0], src), line=line)
+    if op in BRANCHES:
         args = _args(rest)
-        if len(args) != 3 or not VARNAME.match(args[0]) or not IDENT.match(args[2]):
-            raise SpecError(file, line, f"{op} takes VAR, VALUE, LABEL")
-        val: int | str
-        try:
-            val = int(args[1], 0)
-        except ValueError:
-            if args[1] not in RSEQ_ERRORS:
-                raise SpecError(file, line, f"{op}: {args[1]!r} is not an integer or one of {', '.join(RSEQ_ERRORS[1:])}") from None
+        if len(args) != 3 or not (is_reg(args[0]) or is_mem(args[0])) or not IDENT.match(args[2]):
+            raise SpecError(file, line, f"{op} takes A, B, LABEL (A a register or a variable, B an integer or a register)")
+        val = _src(args[1])
+        if val is None:
+            if args[1] not in RSEQ_ERRORS or op not in ("beq", "bne"):
+                raise SpecError(file, line, f"{op}: {args[1]!r} is not an integer, a register or one of {', '.join(RSEQ_ERRORS[1:])}")
             val = args[1]
         return Instr(op, (args[0], val, args[2]), line=line)
     if op in ("clone", "fork", "execve"):
@@ -293,12 +335,14 @@ def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
             raise SpecError(file, line, "jmp takes one label")
         return Instr(op, (args[0],), line=line)
     if op == "store":
-        if len(args) != 2 or not VARNAME.match(args[0]):
-            raise SpecError(file, line, "store takes VAR, VALUE")
-        try:
-            val = int(args[1], 0)
-        except ValueError:
-            raise SpecError(file, line, f"store value {args[1]!r} is not an integer") from None
+        # store MEM, SRC: v0's store VAR, N, and the data machine's stores of
+        # a register, to a per-CPU slot or an rseq area field
+        if len(args) != 2 or not is_mem(args[0]):
+            raise SpecError(file, line, "store takes MEM, VALUE (MEM a variable, ARRAY[%rN], ARRAY[N] or rseq.FIELD; "
+                            "VALUE an integer or a register)")
+        val = _src(args[1])
+        if val is None:
+            raise SpecError(file, line, f"store value {args[1]!r} is not an integer or a register")
         return Instr(op, (args[0], val), line=line)
     if op == "fault":
         # an instruction that raises a synchronous exception: a bad load

@@ -35,6 +35,15 @@ PROPERTIES: dict[str, PropInfo] = {
             "traced-complete",
         ),
         PropInfo(
+            "rseq-cpu-id-accurate",
+            "Every user instruction of a thread registered with its TLS area runs with "
+            "rseq.cpu_id equal to the CPU it runs on (the kernel rewrites the ids before "
+            "every return to user after a migration; the first return after registration "
+            "writes them).",
+            "issue 'what rseq is for'; Documentation/userspace-api/rseq.rst (cpu_id)",
+            "cpu-id-read",
+        ),
+        PropInfo(
             "rseq-cs-atomic",
             "A critical section that commits saw no preemption, migration or signal "
             "delivery since it started (events its descriptor opts out of by "

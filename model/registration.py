@@ -19,6 +19,7 @@ pointing at freed memory (a fault: the task is killed like an invalid one).
 
 from __future__ import annotations
 
+from model import data
 from model.build import TV, Builder, Case
 from model.ir import Const, Eq, Expr, Ne, Or, Var
 from model.program import RSEQ_ERRORS, Instr
@@ -60,7 +61,16 @@ def body_cases(b: Builder, t: TV, ins: Instr) -> list[Case]:
             # rseq_reset_rseq_cpu_id writes the area before forgetting it
             err(Const(1), "EFAULT", "resetting the ids in the area faults")
             return out
-        out.append(Case(Const(1), {**ret["0"], t.reg: Const(0)}, f"rseq({me}, UNREGISTER): unregistered", SYS_RSEQ, "", tags))
+        ups: dict[Var, Expr] = {**ret["0"], t.reg: Const(0)}
+        rule = ""
+        if t.rs and area == "tls":
+            # the ids are reset before the task forgets the area
+            start = 0 if b.rules["rseq.unregister_cpu_id_start"] == "0" else data.UNINITIALIZED
+            ups[t.rs["cpu_id_start"]] = Const(start)
+            ups[t.rs["cpu_id"]] = Const(data.UNINITIALIZED)
+            rule = "rseq.unregister_cpu_id_start=" + b.rules["rseq.unregister_cpu_id_start"]
+        what = "ids reset, unregistered" if rule else "unregistered"
+        out.append(Case(Const(1), ups, f"rseq({me}, UNREGISTER): {what}", SYS_RSEQ, rule, tags))
         return out
     err(regs(lambda a, n, s: a != area or n != ln), "EINVAL", "already registered with another area or length")
     err(regs(lambda a, n, s: a == area and n == ln and s != sig), "EPERM", "already registered with another signature")
@@ -79,12 +89,22 @@ def body_cases(b: Builder, t: TV, ins: Instr) -> list[Case]:
     ups: dict[Var, Expr] = {**ret["0"], t.reg: Const(b.reg_values.index(me))}
     if t.raised is not None:
         ups[t.raised] = Const(1)  # R1/R2: rseq_force_update
+        if t.ids_changed is not None:
+            ups[t.ids_changed] = Const(1)
     elif t.notify is not None:
         ups[t.notify] = Const(1)  # rseq_set_notify_resume: IDs written on the way out
     if t.rseq_cs is not None and b.rules["rseq.register_clears_cs"] == "yes":
         ups[t.rseq_cs] = Const(0)
     out.append(Case(Const(1), ups, f"rseq({me}): registered", SYS_RSEQ, "rseq.register_clears_cs=" + b.rules["rseq.register_clears_cs"], tags))
     return out
+
+
+def registered_tls(b: Builder, t: TV) -> Expr:
+    """t's registered area is its TLS one (the area whose fields the
+    program reads as rseq.FIELD)."""
+    if t.reg is None:
+        return Const(1)
+    return Or(*[Eq(t.reg, i) for i, v in enumerate(b.reg_values) if i and _parse(v)[0] == "tls"])
 
 
 def registered(t: TV) -> Expr:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from model.build import TV, Builder, Case, CsInst
-from model.ir import And, Const, Eq, Expr, In, Not, Or, Var, lift
+from model.ir import And, Const, Eq, Expr, In, Ite, Not, Or, Var, lift
 from model.registration import registered, signature_ok
 
 FIXUP = "kernel/rseq.c:rseq_ip_fixup"
@@ -81,7 +81,26 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
                               f"{why}: ip inside {c.name}, event pending -> abort to {b.ip_label(c.abort)}", FIXUP, rule))
         cases.append(Case(inside, clear_ev,
                           f"{why}: ip inside {c.name}, no event{' (masked by flags)' if masked else ''} -> continue", NEED_RESTART, rule))
+    if t.rs:
+        # then rseq_update_cpu_node_id rewrites the ids, changed or not
+        new = ids(b, t)
+        cases = [c if b.killed in c.updates else replace(c, updates={**new, **c.updates}) for c in cases]
     return cases
+
+
+def ids(b: Builder, t: TV, when: Expr | None = None) -> dict[Var, Expr]:
+    """rseq_update_cpu_node_id (legacy) / rseq_set_ids (R1/R2): the
+    registered area's cpu_id_start and cpu_id become the CPU the task is
+    on (node_id stays 0: one node); only into the TLS area, whose fields
+    the program reads.  `when`: only if it holds."""
+    from model import cpus
+    from model.registration import registered_tls
+
+    on = registered_tls(b, t)
+    if when is not None:
+        on = And(on, when)
+    cpu = cpus.cpu_of(b, t)
+    return {v: (cpu if isinstance(on, Const) and on.value else Ite(on, cpu, v)) for v in t.rs.values()}
 
 
 def catchable(b: Builder, t: TV, cases: list[Case], delivering: str | None = None) -> list[Case]:
@@ -190,13 +209,22 @@ def schedule(b: Builder, t: TV, d: int) -> list[tuple[str, dict[Var, Expr]]]:
     """A context switch away and back (kernel/sched/core.c:
     prepare_task_switch -> rseq_preempt), optionally onto another CPU
     (set_task_cpu -> rseq_migrate)."""
+    from model import cpus
+
     base = event(b, t, d, "PREEMPT")
     out = [("", base)]
+    for u in b.threads if b.curr else ():
+        sw = cpus.switch_to(b, t, u) if u is not t else None
+        if sw is not None:
+            out.append((f" (switches to {u.name})", {**base, **sw}))
     if b.migrates:
         mig = dict(base)
         for v, e in event(b, t, d, "MIGRATE").items():
-            mig[v] = Or(e, mig[v]) if v in mig and v in t.dirty.values() else e
-        out.append((" and migrates (rseq_migrate)", mig))
+            mig[v] = Or(e, mig[v]) if v in mig and (v in t.dirty.values() or v is t.raised or v is t.ids_changed) else e
+        if t.cpu is None:
+            out.append((" and migrates (rseq_migrate)", mig))
+        for k in range(1, b.env.cpus) if t.cpu is not None else ():
+            out.append((" and migrates (set_task_cpu -> rseq_migrate)", {**mig, **cpus.move(b, t, k)}))
     return out
 
 
@@ -265,6 +293,12 @@ def raise_work(b: Builder, t: TV, d: int, bit: str) -> dict[Var, Expr]:
             out[t.raised] = Const(1)
         else:
             out[t.raised] = Or(t.raised, t.user_irq, legacy_mode(b, t))
+    if t.ids_changed is not None:
+        # __set_task_cpu sets ids_changed; R2 legacy mode sets it on every switch too
+        if bit == "MIGRATE":
+            out[t.ids_changed] = Const(1)
+        elif bit == "PREEMPT":
+            out[t.ids_changed] = Or(t.ids_changed, legacy_mode(b, t))
     if d in t.dirty and bit in BIT_FLAG:
         out[t.dirty[d]] = Or(t.dirty[d], inside_armed(b, t, d, optout=bit))
     return out
@@ -276,4 +310,10 @@ def exit_fastpath(b: Builder, t: TV, d: int) -> list[Case]:
     fn = "include/linux/rseq_entry.h:rseq_exit_to_user_mode_restart"
     evals = eval_cases(b, t, d, t.ip[d], "rseq exit fast path")
     gated = [c.when(t.user_irq) for c in evals]
-    return gated + [Case(Const(1), {}, "rseq exit fast path: no user_irq -> ids only, critical section not evaluated", fn)]
+    out = gated + [Case(Const(1), {}, "rseq exit fast path: no user_irq -> ids only, critical section not evaluated", fn)]
+    if t.ids_changed is not None:
+        # rseq_update_usr writes the ids only when they changed (R2 legacy
+        # mode: every switch marks them changed)
+        new = {**ids(b, t, when=Eq(t.ids_changed, 1)), t.ids_changed: Const(0)}
+        out = [c if b.killed in c.updates else replace(c, updates={**new, **c.updates}) for c in out]
+    return out

@@ -251,6 +251,18 @@ _rule(
         _since("linux-5.10", "yes", "no"),
     )
 )
+_rule(
+    Rule(
+        "rseq.unregister_cpu_id_start",
+        ("0", "uninitialized"),
+        "What rseq(RSEQ_FLAG_UNREGISTER) leaves in the area's cpu_id_start (cpu_id is always "
+        "RSEQ_CPU_ID_UNINITIALIZED, -1). 0 (4.18-6.18, and 7.1 again with 'rseq: Set "
+        "rseq::cpu_id_start to 0 on unregistration'); uninitialized: -1, the 6.19 rewrite "
+        "(rseq_reset_ids passes RSEQ_CPU_ID_UNINITIALIZED for both fields).",
+        "kernel/rseq.c:rseq_reset_rseq_cpu_node_id (legacy), rseq_reset_ids (6.19)",
+        {p: ("uninitialized" if p == "linux-6.19" else "0") for p in PRESETS},
+    )
+)
 
 # Older spellings kept so that every spec written against them stays valid.
 ALIASES = {"next_syscall.clear": "next_syscall.consume"}

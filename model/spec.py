@@ -14,7 +14,7 @@ from pathlib import Path
 
 from model import signals as sigs
 from model.errors import SpecError
-from model.program import AExpr, Segment, parse_code, parse_expr
+from model.program import BRANCHES, AExpr, Segment, parse_code, parse_expr
 from model.properties import PROPERTIES
 from model.rules import ALIASES, PRESETS, RULES
 from model.syscalls import SYSCALLS
@@ -56,6 +56,7 @@ class ThreadSpec:
     ptrace_step: bool = False  # a tracer single-steps this thread (PTRACE_SINGLESTEP throughout)
     ptrace_syscall: bool = False  # a tracer stops it at every syscall entry and exit (PTRACE_SYSCALL)
     seccomp: dict[str, str] = field(default_factory=dict)  # syscall -> SECCOMP_RET_* action
+    cpu: int | None = None  # the CPU it starts on ([thread.T] cpu; 0 when not given)
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Spec:
     depth: int
     lines: dict[tuple, int] = field(default_factory=dict)
     variables: dict[str, tuple[int, int]] = field(default_factory=dict)  # declared ranges
+    arrays: dict[str, tuple[int, int]] = field(default_factory=dict)  # per-CPU arrays: "NAME[cpu]" = [MIN, MAX]
     outcomes: OutcomeCheck | None = None  # [outcomes]
 
     @property
@@ -299,7 +301,10 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
             raise err(where, f"[thread.{name}] must be a table")
         if not re.match(r"[A-Za-z_][A-Za-z0-9_]*$", name):
             raise err(where, f"thread name {name!r} is not an identifier")
-        check_keys(t, {"code", "rseq_flags", "ptrace", "seccomp"}, where)
+        check_keys(t, {"code", "rseq_flags", "ptrace", "seccomp", "cpu"}, where)
+        cpu = typed(t, "cpu", int, where)
+        if cpu is not None and not 0 <= cpu < env.cpus:
+            raise err(where + ("cpu",), f"cpu = {cpu} is out of range 0..{env.cpus - 1} ([environment] cpus = {env.cpus})")
         ptrace = typed(t, "ptrace", str, where, "none")
         if ptrace not in ("none", "singlestep", "syscall"):
             raise err(where + ("ptrace",), "ptrace must be \"none\", \"singlestep\" or \"syscall\"")
@@ -319,7 +324,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         for f in fl:
             if f not in CS_FLAGS:
                 raise err(where + ("rseq_flags",), f"unknown flag {f!r} (known: {', '.join(CS_FLAGS)})")
-        threads.append(ThreadSpec(name, seg, fl, at(*where), ptrace == "singlestep", ptrace == "syscall", dict(seccomp)))
+        threads.append(ThreadSpec(name, seg, fl, at(*where), ptrace == "singlestep", ptrace == "syscall", dict(seccomp), cpu))
 
     handlers: dict[str, Handler] = {}
     for sig, h in table("handler").items():
@@ -379,13 +384,24 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
     if isinstance(declared.get("tls"), dict):  # tls.x = [...] written as a dotted key
         for k, v in declared.pop("tls").items():
             declared[f"tls.{k}"] = v
+    arrays: dict[str, tuple[int, int]] = {}
     for name, rng in declared.items():
-        if not re.match(r"(tls\.)?[A-Za-z_][A-Za-z0-9_]*$", name):
-            raise err(("variables", name), f"variable name {name!r} is not an identifier (tls.NAME for a per-thread one)")
+        per_cpu = re.match(r"([A-Za-z_][A-Za-z0-9_]*)\[cpu\]$", name)
+        if not per_cpu and not re.match(r"(tls\.)?[A-Za-z_][A-Za-z0-9_]*$", name):
+            raise err(("variables", name), f"variable name {name!r} is not an identifier (tls.NAME for a per-thread "
+                      "one, NAME[cpu] for a per-CPU array)")
+        if name in ("rseq_ret", "rseq_size"):
+            raise err(("variables", name), f"{name!r} is reserved (the result of rseq(), glibc's __rseq_size)")
         if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in rng)
                 and rng[0] <= 0 <= rng[1]):
             raise err(("variables", name), f"{name} must be [MIN, MAX] with MIN <= 0 <= MAX (variables start at 0)")
-        variables[name] = (rng[0], rng[1])
+        if per_cpu:
+            arrays[per_cpu.group(1)] = (rng[0], rng[1])
+        else:
+            variables[name] = (rng[0], rng[1])
+    for a in arrays:
+        if a in variables:
+            raise err(("variables", f"{a}[cpu]"), f"{a} is declared both as a variable and as a per-CPU array")
 
     ck = table("check", required=True)
     check_keys(ck, {"properties", "depth"}, ("check",))
@@ -399,7 +415,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
     if not 1 <= depth <= 100000:
         raise err(("check", "depth"), f"depth = {depth} is out of range 1..100000")
 
-    spec = Spec(file, text, title, source, preset, expect, rules, env, threads, handlers, cs, props, depth, lines, variables)
+    spec = Spec(file, text, title, source, preset, expect, rules, env, threads, handlers, cs, props, depth, lines, variables,
+                arrays=arrays)
     spec.outcomes = _outcome_check(file, table("outcomes"), at)
     _check_code(spec)
     return spec
@@ -410,7 +427,7 @@ def _check_code(spec: Spec) -> None:
     segs = [t.segment for t in spec.threads] + [h.segment for h in spec.handlers.values() if h.segment]
     for seg in segs:
         for ins in seg.instrs:
-            target = ins.args[0] if ins.op == "jmp" else ins.args[2] if ins.op in ("beq", "bne") else None
+            target = ins.args[0] if ins.op == "jmp" else ins.args[2] if ins.op in BRANCHES else None
             if target is not None and target not in seg.labels:
                 raise SpecError(spec.path, ins.line, f"unknown label {target!r} in {seg.name}")
             if ins.op == "jmp" and ins.args[0] not in seg.labels:

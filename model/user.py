@@ -5,11 +5,13 @@ ip is the address after the instruction, kernel-semantics.md 2.2)."""
 
 from __future__ import annotations
 
-from model import singlestep
+from dataclasses import replace
+
+from model import cpus, data, singlestep
 from model.build import PHASES, TV, Builder, Case
 from model.errors import SpecError
 from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Ite, Le, Lt, Ne, Not, Or, Ref, Sub, Var
-from model.program import SYSCALL_OPS, AExpr, Instr
+from model.program import BRANCHES, SYSCALL_OPS, AExpr, Instr, is_reg
 
 
 def contexts(b: Builder, t: TV):
@@ -26,8 +28,9 @@ def contexts(b: Builder, t: TV):
 
 def add_actions(b: Builder, t: TV) -> None:
     valid: dict[int, list[int]] = {}
+    dead = _dead_registers(b, t)
     for d, pc, ins in contexts(b, t):
-        _instr(b, t, d, pc, ins)
+        _instr(b, t, d, pc, ins, dead.get((d > 0, pc), set()))
         valid.setdefault(d, []).append(pc)
     # A dispatched `exit` or a restarted final syscall returns to the address
     # after the last instruction of a code block: what follows in memory is
@@ -37,6 +40,27 @@ def add_actions(b: Builder, t: TV) -> None:
         inside = Or(*[In(t.ip[d], lo, hi + 1) for lo, hi in _runs(pcs)])
         b.add(t, b.ctx_name(t, d), And(t.at("USER"), t.at_depth(d), Not(inside)), b.kill("SIGSEGV"),
               "runs off the end of its code block -> fault (SIGSEGV)", tags={"user"})
+
+
+def _dead_registers(b: Builder, t: TV) -> dict[tuple[bool, int], set[str]]:
+    """(in a handler, code index) -> registers a step there resets to 0
+    (model/data.py:dead_after).  In a handler only the registers its frame
+    saves: rt_sigreturn restores them; the others are the interrupted
+    code's."""
+    if not t.regs:
+        return {}
+    handler_regs = {r for s in b.handler_seg.values() for ins in s.instrs for r in data.operands(ins) if is_reg(r)}
+    handler_regs |= {r for s in b.handler_seg.values() for ins in s.instrs if ins.op == "assert"
+                     for r in data._uses_defs(ins)[0]}
+    saved = set(t.fregs[1]) if 1 in t.fregs else set()
+    seg = next(ts.segment for ts in b.spec.threads if ts.name == t.name)
+    out: dict[tuple[bool, int], set[str]] = {}
+    for i, dead in enumerate(data.dead_after(b, seg, handler_regs)):
+        out[(False, seg.base + i)] = dead
+    for hseg in b.handler_seg.values():
+        for i, dead in enumerate(data.dead_after(b, hseg, set())):
+            out[(True, hseg.base + i)] = dead & saved
+    return out
 
 
 def _runs(pcs: list[int]) -> list[tuple[int, int]]:
@@ -49,7 +73,7 @@ def _runs(pcs: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr) -> None:
+def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> None:
     seg, _ = b.code[pc]
     actor = b.ctx_name(t, d)
     base = And(t.at("USER"), t.at_depth(d), Eq(t.ip[d], pc))
@@ -58,7 +82,14 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr) -> None:
     forced: list[Case] = []
     label = ins.text
     tags = {"user"}
-    if ins.op == "nop":
+    data_cases: list[Case] = []
+    if data.is_data(ins):
+        target = seg.base + seg.labels[ins.args[2]] if ins.op in BRANCHES else None
+        data_cases, oob = data.instr_cases(b, t, ins, t.ip[d], nxt, target)
+        if oob is not None:
+            forced = [Case(oob, b.kill("SIGSEGV"), f"{label}  -- index outside the per-CPU array: the access faults (SIGSEGV)")]
+        ups = {t.ip[d]: Const(nxt)}
+    elif ins.op == "nop":
         ups = {t.ip[d]: Const(nxt)}
     elif ins.op == "jmp":
         nxt = seg.base + seg.labels[ins.args[0]]
@@ -114,10 +145,20 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr) -> None:
     elif ins.op in ("set_tf", "clear_tf"):
         # pushf; or/and $TF; popf: the new TF applies from the next instruction
         ups = {t.tf: Const(int(ins.op == "set_tf")), t.ip[d]: Const(nxt)}
+    for r in sorted(dead):
+        ups.setdefault(t.regs[r], Const(0))  # dead after this step
     step_bad, step_cases, step_common = singlestep.instr_cases(b, t, label, ins.op in SYSCALL_OPS)
     bad, extra = _violations(b, t, d, pc, ins, nxt)
+    if data_cases:
+        # a data instruction's outcomes are cases: a single-step trap comes
+        # on top of each (the instruction completes, then #DB)
+        step_cases = [replace(sc, guard=And(sc.guard, dc.guard), updates={**dc.updates, **sc.updates})
+                      for sc in step_cases for dc in data_cases]
     cases = step_bad + bad + forced + step_cases
-    cases.append(Case(Const(1), {}, label, tags=frozenset(tags | extra)))
+    if data_cases:
+        cases += [replace(c, tags=frozenset(tags | extra)) for c in data_cases]
+    else:
+        cases.append(Case(Const(1), {}, label, tags=frozenset(tags | extra)))
     b.add_cases(t, actor, base, cases, {**ups, **step_common})
 
 
@@ -152,6 +193,14 @@ def _violations(b: Builder, t: TV, d: int, pc: int, ins: Instr, nxt: int) -> tup
     if ins.op == "assert":
         out.append(Case(Not(to_ir(ins.expr, b, t)), b.flag_bad("assert"), f"{ins.text}  -- FAILS", tags=frozenset({"assert"})))
         tags.add("assert")
+    if "rseq-cpu-id-accurate" in b.checked:
+        from model.registration import registered_tls
+
+        on = registered_tls(b, t)
+        out.append(Case(And(on, Ne(t.rs["cpu_id"], cpus.cpu_of(b, t))), b.flag_bad("rseq-cpu-id-accurate"),
+                        f"{ins.text}  -- rseq.cpu_id is not the CPU it runs on", tags=frozenset({"cpu-id-read"})))
+        if not (isinstance(on, Const) and not on.value):
+            tags.add("cpu-id-read")
     if ins.op in SYSCALL_OPS and t.rseq_cs is not None and "no-syscall-in-rseq-cs" in b.checked:
         for c in b.cs:
             if c.start <= nxt < c.post:
@@ -177,7 +226,13 @@ def to_ir(e: AExpr, b: Builder, t: TV) -> Expr:
     if e.op == "int":
         return Const(e.args[0])
     if e.op == "var":
-        return Ref(b.uvar(t, e.args[0]))
+        name = e.args[0]
+        if is_reg(name) or "[" in name or name.startswith("rseq."):
+            if is_reg(name) and name not in t.regs:
+                raise SpecError(b.spec.path, 0, f"{name}: no instruction uses this register")
+            locs, _ = data.locations(b, t, name, 0)
+            return Ref(locs[0][1]) if not isinstance(locs[0][1], Const) else locs[0][1]
+        return Ref(b.uvar(t, name))
     if e.op == "!":
         return Not(to_ir(e.args[0], b, t))
     if e.op == "&&":
