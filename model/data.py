@@ -56,7 +56,7 @@ def operands(ins: Instr) -> list[str]:
         if not isinstance(a, str):
             continue
         m = MEM.match(a)
-        if m and m.group(3):
+        if m and m.group(3) and is_reg(m.group(3)):
             out.append(m.group(3))
         out.append(a)
     return out

@@ -12,7 +12,9 @@ default actions, stops) -> handle_signal:
 Without a handler: a stop schedules the task out and, once continued, the
 interrupted syscall is restarted (ax = orig_ax, ip -= 2).
 rt_sigreturn (arch/x86/kernel/signal_64.c) restores ip and the mask and sets
-orig_ax = -1, so no restart logic runs on its exit.
+orig_ax = -1, so no restart logic runs on its exit.  The frame holds the
+user registers too (uc_mcontext; restore_sigcontext reloads them): the model
+saves the data machine's registers that a handler writes (model/data.py).
 """
 
 from __future__ import annotations
@@ -119,6 +121,8 @@ def add_actions(b: Builder, t: TV) -> None:
                 ups[t.fblk[d + 1][x]] = t.blk[x]  # type: ignore[assignment]
                 if x in h.mask or (x == s and "SA_NODEFER" not in h.flags):
                     ups[t.blk[x]] = Const(1)
+            for r, v in t.fregs.get(d + 1, {}).items():
+                ups[v] = t.regs[r]  # type: ignore[assignment]  # uc_mcontext keeps the registers a handler may change
             ups.update(rseq.event(b, t, d, "SIGNAL"))
             if "SIGNAL" in t.ev:
                 del ups[t.ev["SIGNAL"]]  # set by the rseq step already
@@ -176,6 +180,9 @@ def sigreturn(b: Builder, t: TV, d: int, body: Expr, exit_phase: Const) -> None:
         ups[t.dirty[d]] = Const(0)
     if t.traced is not None:
         ups[t.traced] = Const(0)
+    for r, v in t.fregs.get(d, {}).items():
+        ups[t.regs[r]] = v  # type: ignore[assignment]  # restore_sigcontext
+        ups[v] = Const(0)
     ups.update(next_syscall.on_sigreturn(b, t, d))
     ups.update(singlestep.sigreturn(t, d))
     b.add(t, kact, body, ups, "rt_sigreturn: restore ip and mask, orig_ax = -1", fn)

@@ -84,7 +84,9 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
     if t.rs:
         # then rseq_update_cpu_node_id rewrites the ids, changed or not
         new = ids(b, t)
-        cases = [c if b.killed in c.updates else replace(c, updates={**new, **c.updates}) for c in cases]
+        cases = [c if b.killed in c.updates or "not registered" in c.label else
+                 replace(c, updates={**new, **c.updates}, label=c.label.replace(", nothing to do", "")
+                         + "; ids := this CPU (rseq_update_cpu_node_id)") for c in cases]
     return cases
 
 
@@ -315,5 +317,6 @@ def exit_fastpath(b: Builder, t: TV, d: int) -> list[Case]:
         # rseq_update_usr writes the ids only when they changed (R2 legacy
         # mode: every switch marks them changed)
         new = {**ids(b, t, when=Eq(t.ids_changed, 1)), t.ids_changed: Const(0)}
-        out = [c if b.killed in c.updates else replace(c, updates={**new, **c.updates}) for c in out]
+        out = [c if b.killed in c.updates else replace(c, updates={**new, **c.updates},
+                                                       label=c.label + "; ids := this CPU if they changed") for c in out]
     return out
