@@ -69,13 +69,25 @@ def steps(g: nx.DiGraph) -> list[tuple[dict, dict, dict]]:
 _FRAME_VAR = re.compile(r"(.+)\.(?:ip|f)(\d+)(?:\.|$)")
 
 
-def changes(before: dict, after: dict) -> list[str]:
+_REG_VAR = re.compile(r".+\.(%r\d+)$")
+_REG_WRITERS = ("mov", "load", "add", "sub")
+
+
+def changes(before: dict, after: dict, label: str | None = None) -> list[str]:
     """What a step changed, leaving out the slots of frames it popped (a
     popped frame's ip and saved state go back to their initial values,
-    which mean nothing): `T.ip<d>` and `T.f<d>.*` above the new `T.depth`."""
+    which mean nothing): `T.ip<d>` and `T.f<d>.*` above the new `T.depth`.
+    Given the step's `label`, also a register reset to 0 because its value
+    is dead (model/data.py:dead_after) by an instruction that does not
+    write it."""
     out = []
+    words = (label or "").replace(",", " ").split()
     for k, v in after.items():
         if before.get(k) == v:
+            continue
+        r = _REG_VAR.match(k) if label is not None and v == 0 else None
+        if r and not (words[:1] and words[0] in _REG_WRITERS and words[1:2] == [r.group(1)]) \
+                and not label.startswith("rt_sigreturn"):
             continue
         m = _FRAME_VAR.fullmatch(k) or _FRAME_VAR.match(k)
         if m and int(m.group(2)) > 0:
@@ -311,7 +323,7 @@ def render_text(g: nx.DiGraph, width: int = WIDTH) -> str:
 def _step_body(e: dict, before: dict, after: dict) -> list[tuple[str, int, bool]]:
     """A step's text as (text, extra indent, break on hyphens) paragraphs."""
     out = [(_label(e), 0, True)]
-    ch = changes(before, after)
+    ch = changes(before, after, str(e.get("label", "")))
     if ch:
         out.append(("  ".join(ch), 2, False))
     note = _source_note(e)

@@ -32,9 +32,10 @@ Each declared thread is created once: a second clone of it fails (-EAGAIN).
 
 from __future__ import annotations
 
+from model import cpus
 from model.build import PHASES, SPECIAL_VARS, TV, A, Builder, Case, P
 from model.errors import SpecError
-from model.ir import Const, Eq, Expr, Ite, Var
+from model.ir import Const, Eq, Expr, Ite, Ne, Or, Var
 from model.program import Instr, Segment, expr_vars
 
 COPY_PROCESS = "kernel/fork.c:copy_process"
@@ -108,8 +109,16 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
             ups[child.tls[name]] = v
     elif "raw" in ins.args and child.reg is not None:
         ups[child.reg] = Const(0)  # rseq_fork: CLONE_VM -> unregistered, and no glibc to register it
-    if child.notify is not None and b.rules["rseq.impl"] == "legacy":
-        ups[child.notify] = Const(1)  # wake_up_new_task -> rseq_migrate
+    if fork:
+        # the child's memory is a copy: its area holds the parent's ids
+        for f, v in t.rs.items():
+            ups[child.rs[f]] = v
+        if t.ids_changed is not None:
+            # R1 (rseq_fork copies the cached ids): ids_changed only if the CPU differs
+            ups[child.ids_changed] = Or(t.ids_changed, Ne(cpus.cpu_of(b, t), cpus.cpu_of(b, child)))
+    new_task = b.rules["rseq.new_task_migrate"] == "yes" or not fork  # glibc registers a new thread itself
+    if child.notify is not None and b.rules["rseq.impl"] == "legacy" and new_task:
+        ups[child.notify] = Const(1)  # wake_up_new_task -> rseq_migrate (a pthread: its rseq() too)
         if "MIGRATE" in child.ev:
             ups[child.ev["MIGRATE"]] = Const(1)
     if fork:

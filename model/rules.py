@@ -263,6 +263,19 @@ _rule(
         {p: ("uninitialized" if p == "linux-6.19" else "0") for p in PRESETS},
     )
 )
+_rule(
+    Rule(
+        "rseq.new_task_migrate",
+        ("no", "yes"),
+        "Whether wake_up_new_task treats placing a new task on its first CPU as a migration "
+        "(rseq_migrate: NOTIFY_RESUME, so its first return to user writes the ids). no: before "
+        "5.8, a fork child (which keeps its parent's registration and area contents) starts on "
+        "another CPU with its parent's cpu_id until its first preemption; yes: 'sched: Fix "
+        "unreliable rseq cpu_id for new tasks' (ce3614daabea, 5.8).",
+        "kernel/sched/core.c:wake_up_new_task",
+        _since("linux-5.8", "yes", "no"),
+    )
+)
 
 # Older spellings kept so that every spec written against them stays valid.
 ALIASES = {"next_syscall.clear": "next_syscall.consume"}
