@@ -364,7 +364,8 @@ class Builder:
             if data.is_data(ins):
                 # a variable a data instruction names must be declared
                 for a in data.operands(ins):
-                    if not isinstance(a, str) or is_reg(a) or "[" in a or a.startswith("rseq.") or a in SPECIAL_VARS:
+                    if (not isinstance(a, str) or is_reg(a) or "[" in a or a.startswith("rseq.") or a in SPECIAL_VARS
+                            or a in self.spec.arrays):
                         continue
                     if a not in self.spec.variables:
                         raise SpecError(self.spec.path, ins.line, f"{a}: declare its range in [variables], e.g. \"{a}\" = [0, 3]")

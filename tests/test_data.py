@@ -1,0 +1,412 @@
+"""The data machine (model/data.py, model/cpus.py): registers, per-CPU
+arrays, the rseq area's fields and CPUs.  Every expectation is derived by
+hand in the test's comment from the kernel function it cites or from the
+instruction's meaning."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from checker.explicit import bfs
+from checker.outcomes import final_outcomes, model_outcomes, projection_for
+from model import data
+from model.build import build_system
+from model.errors import SpecError
+from model.ir import Const, IntRange, Ref, Var, evaluate
+from model.program import parse_code
+from model.rules import PRESETS
+from model.spec import load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def two(t0: str, t1: str, *, preset: str = "linux-6.18", env: str = "", variables: str = "", extra: str = "",
+        cpus: tuple[int | None, int | None] = (None, None), outcomes: str = "", props: str = '"no-unexpected-kill"') -> str:
+    def cpu(c: int | None) -> str:
+        return f"cpu = {c}\n" if c is not None else ""
+
+    second = f'[thread.T1]\n{cpu(cpus[1])}code = """\n{t1}\n"""\n' if t1 else ""
+    return f'''[spec]
+title = "t"
+preset = "{preset}"
+[environment]
+{env}
+[variables]
+{variables}
+[thread.T0]
+{cpu(cpus[0])}code = """
+{t0}
+"""
+{second}
+{extra}
+[outcomes]
+{outcomes}
+[check]
+properties = [{props}]
+depth = 300
+'''
+
+
+def load(tmp_path: Path, text: str):
+    p = tmp_path / "t.toml"
+    p.write_text(text)
+    return load_spec(p)
+
+
+def outcomes(tmp_path: Path, text: str) -> set[str]:
+    res = model_outcomes(load(tmp_path, text))
+    assert res.complete
+    return {str(o) for o in res.allowed}
+
+
+def _line_of(text: str, fragment: str) -> int:
+    return next(i for i, line in enumerate(text.split("\n"), start=1) if fragment in line)
+
+
+INC = """
+        load     %r0, x
+        add      %r0, 1
+        store    x, %r0
+"""
+
+
+# ------------------------------------------------------------------ parsing
+
+
+def test_operands_parse() -> None:
+    seg = parse_code("""
+a:  load  %r0, rseq.cpu_id
+    load  %r1, counter[%r0]
+    load  %r2, counter[1]
+    add   %r1, %r2
+    sub   %r1, -3
+    store counter[%r0], %r1
+    store x, 3
+    mov   %r15, %r1
+    blt   %r1, %r2, a
+    bge   x, 2, a
+    beq   rseq_ret, EINVAL, a
+""", "T0", "thread", "f", 1)
+    got = [(i.op, i.args) for i in seg.instrs[:-1]]
+    assert got == [
+        ("load", ("%r0", "rseq.cpu_id")), ("load", ("%r1", "counter[%r0]")), ("load", ("%r2", "counter[1]")),
+        ("add", ("%r1", "%r2")), ("sub", ("%r1", -3)), ("store", ("counter[%r0]", "%r1")), ("store", ("x", 3)),
+        ("mov", ("%r15", "%r1")), ("blt", ("%r1", "%r2", "a")), ("bge", ("x", 2, "a")),
+        ("beq", ("rseq_ret", "EINVAL", "a")),
+    ]
+    # v0 forms are still v0 (model/user.py keeps their semantics)
+    assert [data.is_data(i) for i in seg.instrs[:-1]] == [True] * 6 + [False, True, True, True, False]
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("mov   x, 1", "mov takes REG, SRC"),
+    ("mov   %r16, 1", "mov takes REG, SRC"),
+    ("load  %r0, 5", "load takes REG, MEM"),
+    ("load  x, y", "load takes REG, MEM"),
+    ("store %r0, 1", "store takes MEM, VALUE"),
+    ("store x, y", "store value 'y' is not an integer or a register"),
+    ("add   x, y", "add takes DST, SRC"),
+    ("blt   %r0, EINVAL, a", "blt: 'EINVAL' is not an integer, a register"),
+    ("bge   %r0, 1", "bge takes A, B, LABEL"),
+    ("load  %r0, tls.a[%r1]", "load takes REG, MEM"),
+])
+def test_bad_operands_are_spec_errors_at_their_line(tmp_path: Path, line: str, message: str) -> None:
+    text = two(f"a:  nop\n    {line}", "", variables="x = [0, 3]")
+    with pytest.raises(SpecError) as e:
+        load(tmp_path, text)
+    assert e.value.line == _line_of(text, line), str(e.value)
+    assert e.value.message.startswith(message), e.value.message
+
+
+@pytest.mark.parametrize(("code", "variables", "message"), [
+    ("load %r0, y", "", "y: declare its range in [variables]"),
+    ("load %r0, c[%r0]", "", "c[...]: no per-CPU array c"),
+    ("load %r0, c[2]", '"c[cpu]" = [0, 1]', "c[2]: the array has 2 slots"),
+    ("load %r0, c", '"c[cpu]" = [0, 1]', "c is a per-CPU array: index it"),
+    ("load %r0, rseq.flags", "", "rseq.flags: the rseq area's fields are"),
+    ("load %r0, rseq.mm_cid", "", "rseq.mm_cid is not modelled yet"),
+    ("store rseq.node_id, 1", "", "rseq.node_id cannot be written"),
+])
+def test_bad_data_is_refused_at_build(tmp_path: Path, code: str, variables: str, message: str) -> None:
+    text = two(code, "", variables=variables)
+    with pytest.raises(SpecError) as e:
+        build_system(load(tmp_path, text))
+    assert e.value.line == _line_of(text, code) and e.value.message.startswith(message), str(e.value)
+
+
+def test_variables_table_refuses_bad_shapes(tmp_path: Path) -> None:
+    for decl, msg in (('"rseq_ret" = [0, 1]', "'rseq_ret' is reserved"),
+                      ('"a[cpu]" = [0, 1]\na = [0, 1]', "a is declared both"),
+                      ('"a[4]" = [0, 1]', "variable name 'a[4]' is not an identifier")):
+        with pytest.raises(SpecError) as e:
+            load(tmp_path, two("nop", "", variables=decl))
+        assert msg in e.value.message, e.value.message
+
+
+def test_thread_cpu_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as e:
+        load(tmp_path, two("nop", "", cpus=(2, None)))
+    assert e.value.message == "cpu = 2 is out of range 0..1 ([environment] cpus = 2)"
+
+
+# ------------------------------------------------------------ arithmetic
+
+
+@given(st.integers(-40, 40), st.integers(-5, 0), st.integers(0, 6))
+def test_wrap_is_modulo_the_destination_range(x: int, lo: int, hi: int) -> None:
+    v = Var("v", IntRange(-40, 40))
+    got = evaluate(data.wrap(Ref(v), -40, 40, lo, hi), {v: x})
+    assert lo <= got <= hi and (got - x) % (hi - lo + 1) == 0
+
+
+def test_register_arithmetic_and_ordered_branches(tmp_path: Path) -> None:
+    # %r0 = 2 - 5 = -3 (z's range puts -3 in the registers' hull); blt
+    # -3 < 0 is taken, bge -3 >= -2 is not: y = 1; w = -3 + 4 = 1.
+    text = two("""
+        mov      %r0, 2
+        sub      %r0, 5
+        blt      %r0, 0, neg
+        store    y, 3
+neg:    bge      %r0, -2, bad
+        store    y, 1
+        jmp      pos
+bad:    store    y, 2
+pos:    mov      %r1, %r0
+        add      %r1, 4
+        add      w, %r1
+""", "", variables="w = [0, 3]\ny = [0, 3]\nz = [-3, 0]")
+    assert outcomes(tmp_path, text) == {"exit; w=1 y=1"}
+
+
+def test_register_arithmetic_wraps_around_the_hull(tmp_path: Path) -> None:
+    # the hull is -2..5 here (constants and ranges): 2 - 5 = -3 wraps to 5
+    text = two("mov %r0, 2\nsub %r0, 5\nstore y, %r0", "", variables="y = [-2, 5]")
+    assert outcomes(tmp_path, text) == {"exit; y=5"}
+
+
+def test_index_outside_the_array_faults(tmp_path: Path) -> None:
+    # cpus = 2: slots 0 and 1; index 2 faults (SIGSEGV) before the load.
+    text = two("mov %r0, 2\nload %r1, c[%r0]\nstore y, 1", "", variables='"c[cpu]" = [0, 1]\ny = [0, 1]')
+    assert outcomes(tmp_path, text) == {"killed by SIGSEGV; c[0]=0 c[1]=0 y=0"}
+
+
+# ------------------------------------------------------------ CPUs
+
+
+def test_threads_on_one_cpu_without_preemption_are_serialized(tmp_path: Path) -> None:
+    # Both threads on CPU 0, nothing forces a switch: T0 runs to its exit
+    # (do_exit -> __schedule releases the CPU), then T1: x = 2 only.
+    text = two(INC, INC, variables="x = [0, 2]", cpus=(0, 0))
+    assert outcomes(tmp_path, text) == {"exit; x=2"}
+    # On two CPUs they interleave: the lost update x = 1 is possible.
+    assert outcomes(tmp_path, two(INC, INC, variables="x = [0, 2]", cpus=(0, 1))) == {"exit; x=1", "exit; x=2"}
+
+
+def test_preemption_lets_the_other_thread_of_the_cpu_run(tmp_path: Path) -> None:
+    # With ticks, T0 can be switched out between its load and its store
+    # (exit loop: NEED_RESCHED -> schedule() switches to T1): x = 1 too.
+    text = two(INC, INC, variables="x = [0, 2]", cpus=(0, 0), env="preemption = true")
+    assert outcomes(tmp_path, text) == {"exit; x=1", "exit; x=2"}
+
+
+def test_no_thread_steps_while_its_cpu_runs_another(tmp_path: Path) -> None:
+    # model/cpus.py: a thread's own steps (user or kernel) fire only in
+    # states where its CPU runs it; checked on every reachable transition.
+    from checker.compile import compile_system
+
+    system = build_system(load(tmp_path, two(INC, INC, variables="x = [0, 2]", cpus=(0, 0),
+                                              env="preemption = true")))
+    comp = compile_system(system)
+    curr = system.index()[system.var("cpu0.curr")]
+    names = system.var("cpu0.curr").type.names
+    seen, todo, checked = {system.initial_state()}, [system.initial_state()], 0
+    while todo:
+        s = todo.pop()
+        if comp.terminal(s):
+            continue
+        out: list = []
+        comp.succ(s, out)
+        for a, t in out:
+            act = system.actions[a]
+            if act.actor != "env" and "is idle" not in act.label:
+                assert names[s[curr]] == act.proc, (act.label, names[s[curr]])
+                checked += 1
+            if t not in seen:
+                seen.add(t)
+                todo.append(t)
+    assert checked > 100
+    labels = {system.actions[a].label for a in range(len(system.actions))}
+    assert any("(switches to T1)" in lab for lab in labels) and any("(switches to T0)" in lab for lab in labels)
+
+
+# ------------------------------------------------------------ registers and signals
+
+
+def test_handler_registers_are_saved_and_restored(tmp_path: Path) -> None:
+    system = build_system(load_spec(ROOT / "specs/librseq/handler_clobbers_registers.toml"))
+    names = {v.name for v in system.vars}
+    # frames save %r0 (the handler writes it), at both nesting levels
+    assert {"T0.%r0", "T0.f1.%r0", "T0.f2.%r0"} <= names
+    assert bfs(system, 60, por=False).verdict == "holds"
+
+
+def test_registers_the_handler_does_not_write_are_not_saved(tmp_path: Path) -> None:
+    handler = '[handler.SIGUSR1]\ncode = """\n        nop\n"""'
+    text = two("mov %r3, 1\nnop\nassert %r3 == 1", "", env='signals = ["SIGUSR1"]\nmax_signals = 1', extra=handler)
+    names = {v.name for v in build_system(load(tmp_path, text)).vars}
+    assert "T0.%r3" in names and not any(".f1.%r" in n for n in names)
+
+
+# ------------------------------------------------ dead register reduction
+
+
+@pytest.mark.parametrize("name", ["percpu_counter_cpu_outside", "percpu_cmpxchg", "percpu_counter_two_stores"])
+def test_dead_register_reduction_changes_no_outcome(name: str, monkeypatch) -> None:
+    spec = load_spec(ROOT / f"specs/librseq/{name}.toml")
+    reduced = build_system(spec)
+    r = bfs(reduced, spec.depth, por=False)
+    out_r = final_outcomes(reduced, projection_for(reduced))
+    monkeypatch.setattr(data, "dead_after", lambda b, seg, always: [set() for _ in seg.instrs])
+    full = build_system(spec)
+    f = bfs(full, spec.depth, por=False)
+    out_f = final_outcomes(full, projection_for(full))
+    assert (r.verdict, r.prop, len(r.trace or [])) == (f.verdict, f.prop, len(f.trace or []))
+    assert out_r.allowed == out_f.allowed
+    assert r.stats.states < f.stats.states
+
+
+def test_dead_after_follows_branches_and_aborts(tmp_path: Path) -> None:
+    # %r0 is read at `abort`'s target: live everywhere in the section, and
+    # dead after the store that follows the section (nothing reads it).
+    text = two("""
+retry:  load     %r0, rseq.cpu_id
+        rseq_cs  cs1
+begin:  nop
+        store    x, 1
+end:    store    x, %r0
+        exit
+abort:  jmp      retry
+""", "", variables="x = [0, 1]", extra='[rseq_cs.cs1]\nstart = "begin"\npost_commit = "end"\nabort = "abort"')
+    system = build_system(load(tmp_path, text))
+    b = system.meta["builder"]
+    dead = data.dead_after(b, b.spec.threads[0].segment, set())
+    # load, rseq_cs, nop, store 1: %r0 live (read at `end`, and the abort
+    # path reloads it); after the read, the exit and the jmp (to the load
+    # that redefines it): dead
+    assert [sorted(d) for d in dead] == [[], [], [], [], ["%r0"], ["%r0"], ["%r0"]]
+
+
+# ------------------------------------------------------------ the rseq area
+
+
+def _area(tmp_path: Path, preset: str, code: str, **kw) -> set[str]:
+    return outcomes(tmp_path, two(code, "", preset=preset, variables="s = [-2, 1]\nc = [-2, 1]", **kw))
+
+
+RECORD = """
+        load     %r0, rseq.cpu_id_start
+        store    s, %r0
+        load     %r0, rseq.cpu_id
+        store    c, %r0
+"""
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_unregistration_values_per_preset(tmp_path: Path, preset: str) -> None:
+    # kernel/rseq.c: rseq_reset_rseq_cpu_node_id (legacy) writes
+    # cpu_id_start = 0, cpu_id = -1; 6.19's rseq_reset_ids writes -1 to
+    # both; 7.1 restores cpu_id_start = 0.  The thread is on CPU 1.
+    start = -1 if preset == "linux-6.19" else 0
+    got = _area(tmp_path, preset, "rseq_unregister\n" + RECORD, cpus=(1, None))
+    assert got == {f"exit; c=-1 s={start}"}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_ids_at_start_and_without_glibc(tmp_path: Path, preset: str) -> None:
+    # glibc registered before the first instruction: the ids are the CPU.
+    assert _area(tmp_path, preset, RECORD, cpus=(1, None)) == {"exit; c=1 s=1"}
+    # GLIBC_TUNABLES=glibc.pthread.rseq=0: glibc marks cpu_id
+    # RSEQ_CPU_ID_REGISTRATION_FAILED (-2), cpu_id_start stays 0; a later
+    # rseq() of the TLS area makes the kernel write the ids on the way out
+    # (legacy: NOTIFY_RESUME; 6.19+: rseq_force_update).
+    got = _area(tmp_path, preset, RECORD + "rseq_register\n" + RECORD.replace("s,", "s,").replace("store    s", "store    s"),
+                cpus=(1, None), env="glibc_rseq = false")
+    assert got == {"exit; c=1 s=1"}
+    assert _area(tmp_path, preset, RECORD, cpus=(1, None), env="glibc_rseq = false") == {"exit; c=-2 s=0"}
+
+
+def test_user_write_to_cpu_id_breaks_accuracy(tmp_path: Path) -> None:
+    # the ABI makes cpu_id read-only for user space; a program that writes
+    # it is what rseq-cpu-id-accurate reports, at the next instruction.
+    text = two("store rseq.cpu_id, 1\nnop", "", props='"rseq-cpu-id-accurate"')
+    r = bfs(build_system(load(tmp_path, text)), 20, por=False)
+    assert (r.verdict, r.prop, len(r.trace) - 1) == ("violation", "rseq-cpu-id-accurate", 2)
+
+
+def test_legacy_rewrites_cpu_id_start_on_every_preemption_r1_only_on_migration(tmp_path: Path) -> None:
+    # tcmalloc's overlay: the thread stores 8 into cpu_id_start; a tick
+    # preempts it.  Legacy (6.18): the notify-resume rewrites it to the CPU
+    # (rseq_update_cpu_node_id), so s = 0 is reachable; 6.19: written only
+    # when the ids changed, and with one CPU nothing changes: s = 8 always;
+    # 7.1 legacy mode (32-byte registration): every switch marks them
+    # changed: s = 0 reachable again.
+    code = "store rseq.cpu_id_start, 8\nnop\nload %r0, rseq.cpu_id_start\nstore s, %r0"
+    env = "preemption = true\ncpus = 1"
+    for preset, want in (("linux-6.18", {"exit; s=0", "exit; s=8"}), ("linux-6.19", {"exit; s=8"}),
+                         ("linux-7.1", {"exit; s=0", "exit; s=8"})):
+        got = outcomes(tmp_path, two(code, "", preset=preset, variables="s = [0, 8]", env=env))
+        assert got == want, preset
+
+
+# ------------------------------------------------------------ the bundled specs
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_percpu_counter_holds_on_every_preset(preset: str) -> None:
+    spec = dataclasses.replace(load_spec(ROOT / "specs/librseq/percpu_counter.toml"), preset=preset)
+    r = bfs(build_system(spec), spec.depth, por=False)
+    assert (r.verdict, r.exhausted) == ("holds", True), preset
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_cpu_id_accurate_on_every_preset(preset: str) -> None:
+    spec = dataclasses.replace(load_spec(ROOT / "specs/rseq_area/cpu_id_migration_linux618.toml"), preset=preset)
+    r = bfs(build_system(spec), spec.depth, por=False)
+    assert (r.verdict, r.exhausted) == ("holds", True), preset
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_tcmalloc_fence_per_preset(preset: str) -> None:
+    # Before 5.10 there is no MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ (-EINVAL):
+    # no fence, the worker commits after it (violation).  5.10-6.18: the
+    # IPI's notify-resume rewrites the tag (holds).  6.19: only changed ids
+    # are written (violation).  7.1 legacy mode: rewritten again (holds).
+    spec = dataclasses.replace(load_spec(ROOT / "specs/rseq_area/tcmalloc_overlay_fence_linux618.toml"), preset=preset)
+    r = bfs(build_system(spec), spec.depth, por=False)
+    broken = preset in ("linux-4.18", "linux-5.8", "linux-6.19")
+    assert r.verdict == ("violation" if broken else "holds"), preset
+
+
+def test_counter_trace_shows_the_lost_update() -> None:
+    # the shortest run of the CPU-outside variant swaps the threads' CPUs
+    # (two migrations) and ends with both sections committing 1 to counter[0]
+    spec = load_spec(ROOT / "specs/librseq/percpu_counter_cpu_outside.toml")
+    system = build_system(spec)
+    r = bfs(system, spec.depth, por=False)
+    assert (r.verdict, r.prop, len(r.trace) - 1) == ("violation", "assert", 24)
+    labels = [system.actions[a].label for a, _ in r.trace[1:]]
+    assert sum("migrates" in lab for lab in labels) == 2
+    assert sum(lab.startswith("store    counter[%r0]") for lab in labels) == 2
+
+
+def test_constants_outside_the_hull_do_not_exist() -> None:
+    # the hull holds every constant and range: CPU ids and -2 included
+    spec = load_spec(ROOT / "specs/rseq_area/tcmalloc_overlay_fence_linux618.toml")
+    b = build_system(spec).meta["builder"]
+    assert b.data_range == (-2, 8)
+    assert isinstance(data.wrap(Const(3), 3, 3, 0, 8), Const)
