@@ -101,6 +101,8 @@ def add_actions(b: Builder, t: TV) -> None:
         done_cases = done_cases + [Case(Const(1), {}, f"{name} returns its result", "", tags=frozenset({"traced-complete"} if ins.tag == "traced" else set()))]
         if cls == "fast":
             b.add_cases(t, kact, body, done_cases, finish)
+        elif cls == "kvm":
+            _kvm_run(b, t, d, body, done_cases, finish)
         elif cls == "yield":
             b.add_cases(t, kact, body, _relabel(done_cases, " (no other task: no switch)"), finish)
             for suffix, ev in rseq.schedule(b, t, d):
@@ -172,6 +174,30 @@ def seccomp_cases(b: Builder, t: TV, ins, exit_phase: Const) -> list[Case]:
         Case(t.blk["SIGSYS"], b.kill("SIGSYS"), f"seccomp: {name} -> SECCOMP_RET_TRAP while SIGSYS is blocked: killed", SECCOMP),
         Case(Const(1), {**skip, t.pend["SIGSYS"]: Const(1)}, f"seccomp: {name} -> SECCOMP_RET_TRAP: SIGSYS, body skipped", SECCOMP),
     ]
+
+
+def _kvm_run(b: Builder, t: TV, d: int, body: Expr, done: list[Case], finish: dict[Var, Expr]) -> None:
+    """ioctl(KVM_RUN): the guest runs and exits back to the host, or the
+    vCPU thread is switched out (or migrated) while in the guest and the
+    guest-entry path (kernel/entry/kvm.c:xfer_to_guest_mode_work) handles
+    NOTIFY_RESUME before re-entering it, by rule rseq.kvm_guest_entry."""
+    kact = b.kernel_actor(t)
+    b.add_cases(t, kact, body, _relabel(done, " (the guest ran, no switch)"), finish)
+    rule = b.rules["rseq.kvm_guest_entry"]
+    for suffix, ev in rseq.schedule(b, t, d):
+        ups = {**finish, **ev}
+        if rule != "exit" and t.notify is not None:
+            ups[t.notify] = Const(0)
+        if rule == "ids" and t.rs:
+            ups.update(rseq.ids(b, t, cpu=ev.get(t.cpu) if t.cpu is not None else None))
+            if t.ids_changed is not None:
+                ups[t.ids_changed] = Const(0)
+        what = {"exit": "NOTIFY_RESUME left for the return to user",
+                "clear": "guest entry clears NOTIFY_RESUME, rseq not run",
+                "ids": "guest entry: rseq_handle_notify_resume(NULL, NULL) writes the ids"}[rule]
+        b.add_cases(t, kact, body, [replace(c, label=f"{c.label} after switching out in the guest{suffix}; {what}",
+                                            fn="kernel/entry/kvm.c:xfer_to_guest_mode_work",
+                                            rule="rseq.kvm_guest_entry=" + rule) for c in done], ups)
 
 
 def _relabel(cases: list[Case], suffix: str) -> list[Case]:

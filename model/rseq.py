@@ -90,18 +90,19 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
     return cases
 
 
-def ids(b: Builder, t: TV, when: Expr | None = None) -> dict[Var, Expr]:
+def ids(b: Builder, t: TV, when: Expr | None = None, cpu: Expr | None = None) -> dict[Var, Expr]:
     """rseq_update_cpu_node_id (legacy) / rseq_set_ids (R1/R2): the
     registered area's cpu_id_start and cpu_id become the CPU the task is
     on (node_id stays 0: one node); only into the TLS area, whose fields
-    the program reads.  `when`: only if it holds."""
+    the program reads.  `when`: only if it holds; `cpu`: the CPU as the
+    same step leaves it (a step that migrates the task)."""
     from model import cpus
     from model.registration import registered_tls
 
     on = registered_tls(b, t)
     if when is not None:
         on = And(on, when)
-    cpu = cpus.cpu_of(b, t)
+    cpu = cpus.cpu_of(b, t) if cpu is None else cpu
     return {v: (cpu if isinstance(on, Const) and on.value else Ite(on, cpu, v)) for v in t.rs.values()}
 
 

@@ -276,6 +276,22 @@ _rule(
         _since("linux-5.8", "yes", "no"),
     )
 )
+_rule(
+    Rule(
+        "rseq.kvm_guest_entry",
+        ("exit", "clear", "ids"),
+        "What the KVM_RUN guest-entry path does with TIF_NOTIFY_RESUME set by a switch or a "
+        "migration of the vCPU thread while it ran the guest. exit (before 5.9/5.10, derived): "
+        "not handled there, so the return to user runs rseq's notify-resume; clear (5.10-5.14, "
+        "after 72c3c0fe54a3 'x86/kvm: Use generic xfer to guest work function'): "
+        "tracehook_notify_resume clears the flag and rseq never runs, so cpu_id stays stale; "
+        "ids (5.15+, 8646e53633f3 'KVM: rseq: Update rseq when processing NOTIFY_RESUME on xfer "
+        "to KVM guest'): rseq_handle_notify_resume(NULL, NULL) writes the ids, no fixup.",
+        "kernel/entry/kvm.c:xfer_to_guest_mode_work",
+        {p: ("exit" if p in ("linux-4.18", "linux-5.8") else "clear" if p in ("linux-5.10", "linux-5.11") else "ids")
+         for p in PRESETS},
+    )
+)
 
 # Older spellings kept so that every spec written against them stays valid.
 ALIASES = {"next_syscall.clear": "next_syscall.consume"}

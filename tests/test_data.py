@@ -410,3 +410,15 @@ def test_constants_outside_the_hull_do_not_exist() -> None:
     b = build_system(spec).meta["builder"]
     assert b.data_range == (-2, 8)
     assert isinstance(data.wrap(Const(3), 3, 3, 0, 8), Const)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_kvm_run_cpu_id_per_preset(preset: str) -> None:
+    # kernel/entry/kvm.c:xfer_to_guest_mode_work: before the generic xfer
+    # (<= 5.8) NOTIFY_RESUME waits for the return to user, which rewrites
+    # the ids; 5.10-5.14 clear it without rseq (stale cpu_id after a
+    # migration inside KVM_RUN); 5.15+ write the ids there (8646e53633f3).
+    spec = dataclasses.replace(load_spec(ROOT / "specs/rseq_area/kvm_run_cpu_id_linux511.toml"), preset=preset)
+    r = bfs(build_system(spec), spec.depth, por=False)
+    stale = preset in ("linux-5.10", "linux-5.11")
+    assert (r.verdict, r.prop) == (("violation", "rseq-cpu-id-accurate") if stale else ("holds", None)), preset
