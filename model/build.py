@@ -234,7 +234,15 @@ class Builder:
         from model import data
 
         self.uses_fields = data.uses_fields(self.code) or "rseq-cpu-id-accurate" in self.checked
-        self.cpu_data = self.uses_fields or bool(spec.arrays) or any(t.cpu is not None for t in spec.threads)
+        self.affinity = any(ins.op == "sched_setaffinity" for _, ins in self.code)
+        self.cpu_data = (self.uses_fields or bool(spec.arrays) or any(t.cpu is not None for t in spec.threads)
+                         or self.affinity or any(ins.op == "getcpu" for _, ins in self.code))
+        if self.affinity and spec.env.migration:
+            raise SpecError(spec.path, next(ins.line for _, ins in self.code if ins.op == "sched_setaffinity"),
+                            "sched_setaffinity with migration = true is not modelled (migrations ignore affinity masks)")
+        for _, ins in self.code:
+            if ins.op == "sched_setaffinity" and ins.args[0] >= spec.env.cpus:
+                raise SpecError(spec.path, ins.line, f"sched_setaffinity {ins.args[0]}: cpus = {spec.env.cpus}")
         # (a registration of an unmapped area makes every rseq fixup fault)
         self.uses_rseq = self.uses_fields or any(
             ins.op == "rseq_cs" or (ins.op == "rseq_register" and ins.args[0] == "unmapped") for _, ins in self.code)
@@ -521,7 +529,7 @@ class Builder:
             tv.rs["cpu_id"] = self.var(f"{n}.rseq.cpu_id", hull, start, n)
             if self.rules["rseq.impl"] != "legacy":
                 tv.ids_changed = self.var(f"{n}.ids_changed", Bool(), 0, n)
-        if self.cpu_data and self.migrates:
+        if self.cpu_data and (self.migrates or self.affinity):
             tv.cpu = self.var(f"{n}.cpu", IntRange(0, self.env.cpus - 1), tv.cpu0, n)
 
     def _dup(self, c: CsInst) -> bool:

@@ -85,6 +85,11 @@ def add_actions(b: Builder, t: TV) -> None:
             b.add(t, kact, body, {**ups, t.ax: A("OK"), t.k: exit_phase}, label,
                   "kernel/entry/syscall_user_dispatch.c:set_syscall_user_dispatch")
             continue
+        if ins.op in ("getcpu", "sched_setaffinity"):
+            from model import cpus
+
+            b.add_cases(t, kact, body, cpus.syscall_cases(b, t, d, ins), {t.ax: A("OK"), t.k: exit_phase})
+            continue
         if ins.op == "membarrier_rseq":
             from model import membarrier
 
@@ -149,7 +154,7 @@ def add_actions(b: Builder, t: TV) -> None:
 SECCOMP = "kernel/seccomp.c:__secure_computing"
 SECCOMP_NAME = {"sigreturn": "rt_sigreturn", "exit": "exit", "rseq_register": "rseq", "rseq_unregister": "rseq",
                 "sud_on": "prctl", "sud_off": "prctl", "clone": "clone", "fork": "clone", "execve": "execve",
-                "membarrier_rseq": "membarrier"}
+                "membarrier_rseq": "membarrier", "getcpu": "getcpu", "sched_setaffinity": "sched_setaffinity"}
 
 
 def seccomp_cases(b: Builder, t: TV, ins, exit_phase: Const) -> list[Case]:

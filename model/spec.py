@@ -20,7 +20,7 @@ from model.rules import ALIASES, PRESETS, RULES
 from model.syscalls import SYSCALLS
 
 SECCOMP_ACTIONS = ("allow", "errno", "trap", "kill")
-SECCOMP_EXTRA = ("rt_sigreturn", "exit", "rseq", "prctl", "clone", "execve")  # membarrier is a `syscall` name too  # names of the non-`syscall` instructions
+SECCOMP_EXTRA = ("rt_sigreturn", "exit", "rseq", "prctl", "clone", "execve", "sched_setaffinity")  # membarrier is a `syscall` name too  # names of the non-`syscall` instructions
 CS_FLAGS = ("NO_RESTART_ON_PREEMPT", "NO_RESTART_ON_SIGNAL", "NO_RESTART_ON_MIGRATE")
 SA_FLAGS = ("SA_RESTART", "SA_NODEFER")
 

@@ -422,3 +422,34 @@ def test_kvm_run_cpu_id_per_preset(preset: str) -> None:
     r = bfs(build_system(spec), spec.depth, por=False)
     stale = preset in ("linux-5.10", "linux-5.11")
     assert (r.verdict, r.prop) == (("violation", "rseq-cpu-id-accurate") if stale else ("holds", None)), preset
+
+
+AFFINITY = """
+        getcpu   %r0
+        sched_setaffinity 1
+        getcpu   %r1
+        load     %r2, rseq.cpu_id
+        store    a, %r0
+        store    b, %r1
+        store    c, %r2
+"""
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_setaffinity_moves_the_thread_and_cpu_id_follows(tmp_path: Path, preset: str) -> None:
+    # kernel/sched/core.c:__set_cpus_allowed_ptr moves the thread to CPU 1
+    # (set_task_cpu -> rseq_migrate); getcpu reports 0 then 1, and the ids
+    # are rewritten before the return to user (legacy: notify-resume;
+    # 6.19+: ids_changed, exit fast path).
+    text = two(AFFINITY, "", preset=preset, variables="a = [0, 1]\nb = [0, 1]\nc = [-2, 1]", cpus=(0, None),
+               props='"rseq-cpu-id-accurate", "no-unexpected-kill"')
+    assert outcomes(tmp_path, text) == {"exit; a=0 b=1 c=1"}
+    r = bfs(build_system(load(tmp_path, text)), 50, por=False)
+    assert r.verdict == "holds"
+
+
+def test_setaffinity_with_migration_is_refused(tmp_path: Path) -> None:
+    text = two("sched_setaffinity 1", "", env="migration = true")
+    with pytest.raises(SpecError) as e:
+        build_system(load(tmp_path, text))
+    assert e.value.message.startswith("sched_setaffinity with migration = true is not modelled")
