@@ -65,6 +65,8 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
                 cases.append(Case(inside, b.kill(), f"{why}: ip inside {c.name}, flags {'|'.join(sorted(flags))} -> -EINVAL -> SIGSEGV", NEED_RESTART, "rseq.flags=fatal"))
                 continue
             masked: set[str] = set()
+        elif flags_rule == "ignored":
+            masked = set()  # the flags are never read: every event aborts
         else:
             if "NO_RESTART_ON_SIGNAL" in flags and not {"NO_RESTART_ON_PREEMPT", "NO_RESTART_ON_MIGRATE"} <= flags:
                 cases.append(Case(inside, b.kill(), f"{why}: ip inside {c.name}, NO_RESTART_ON_SIGNAL without the others -> -EINVAL -> SIGSEGV", NEED_RESTART, "rseq.flags=honoured"))
@@ -72,7 +74,7 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
             masked = {bit for bit, fl in BIT_FLAG.items() if fl in flags}
         live: list[Expr] = [Const(1) if (signal and bit == "SIGNAL") else v for bit, v in t.ev.items() if bit not in masked]
         clear_ev = {v: Const(0) for v in t.ev.values()}
-        rule = "rseq.flags=honoured" if masked else ""
+        rule = "rseq.flags=honoured" if masked else ("rseq.flags=ignored" if flags and flags_rule == "ignored" else "")
         abort = {t.rseq_cs: Const(0), t.ip[d]: Const(c.abort), **clear_ev}
         if d in t.dirty:
             abort[t.dirty[d]] = Const(0)

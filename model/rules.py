@@ -92,7 +92,8 @@ _rule(
         "(an event whose bit is set does not abort; NO_RESTART_ON_SIGNAL without both "
         "others is -EINVAL) or fatal (any non-zero flag seen with the ip inside the "
         "critical section is -EINVAL, i.e. SIGSEGV, even with no event pending), or "
-        "ignored (R1/R2 without the debug key: version and flags are never read).",
+        "ignored (R1/R2 without the debug key: version and flags are never read; chosen on a "
+        "legacy preset, every event aborts and no flag is fatal).",
         "kernel/rseq.c:rseq_need_restart (flags deprecated in 6.0, 0190e4198e47); "
         "include/linux/rseq_entry.h:rseq_update_user_cs (R1)",
         _by_era(E0="honoured", E1="honoured", E2="honoured", E3="fatal", R1="ignored", R2="ignored"),
