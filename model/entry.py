@@ -113,8 +113,18 @@ def add_actions(b: Builder, t: TV) -> None:
             for suffix, ev in rseq.schedule(b, t, d):
                 b.add_cases(t, kact, body, _relabel(done_cases, f" after switching out{suffix}"), {**finish, **ev})
         else:
-            # The body may finish at once, or sleep (a schedule-out).
-            b.add_cases(t, kact, body, _relabel(done_cases, " without sleeping"), finish)
+            # The body may finish at once, or sleep (a schedule-out).  pause()
+            # returns only when a signal is pending (kernel/signal.c:
+            # sys_pause: sleep while !signal_pending, then -ERESTARTNOHAND)
+            pause = cls == "nohand"
+            if pause:
+                if b.sigs:
+                    b.add(t, kact, And(body, b.any_deliverable(t)),
+                          {t.ax: A("ERESTARTNOHAND"), t.k: exit_phase, **done_reset},
+                          f"{name}: a signal is pending, returns -ERESTARTNOHAND at once", "kernel/signal.c:sys_pause")
+                    body = And(body, Not(b.any_deliverable(t)))
+            else:
+                b.add_cases(t, kact, body, _relabel(done_cases, " without sleeping"), finish)
             if b.cpu_data:
                 # the CPU runs another thread, or this one migrates, while it sleeps (model/cpus.py)
                 for suffix, ev in rseq.schedule(b, t, d):
@@ -126,7 +136,8 @@ def add_actions(b: Builder, t: TV) -> None:
                       "kernel/sched/core.c:prepare_task_switch")
             blocked = And(here, t.at("BLOCKED"))
             for suffix, ev in _wakeups(b, t, d):
-                b.add_cases(t, kact, blocked, _relabel(done_cases, f" after waking{suffix}"), {**finish, **ev})
+                if not pause:
+                    b.add_cases(t, kact, blocked, _relabel(done_cases, f" after waking{suffix}"), {**finish, **ev})
                 if b.sigs:
                     code = RESTART_CODE[cls]
                     b.add(t, kact, And(blocked, b.any_deliverable(t)),

@@ -476,3 +476,18 @@ abort:  jmp      retry
                      'abort = "abort"\nflags = ["NO_RESTART_ON_PREEMPT"]')
     got = outcomes(tmp_path, text)
     assert want <= got and (rule == "ignored" or got == want), got
+
+
+def test_pause_returns_only_for_a_signal(tmp_path: Path) -> None:
+    # issue #11 item 6, kernel/signal.c:sys_pause: sleep until a signal is
+    # pending, then -ERESTARTNOHAND, which a caught signal turns into -EINTR
+    # (arch/x86/kernel/signal.c:handle_signal).  Without a signal the thread
+    # never gets past pause (stuck); with one it does, once the handler ran,
+    # unless the signal came before pause did: the classic lost wake-up
+    # (the handler runs, then pause sleeps for good).
+    handler = '[handler.SIGUSR1]\ncode = """\n        store h, 1\n"""'
+    code = "syscall pause\nstore x, 1"
+    assert outcomes(tmp_path, two(code, "", variables="x = [0, 1]")) == {"stuck; x=0"}
+    got = outcomes(tmp_path, two(code, "", variables="x = [0, 1]\nh = [0, 1]", extra=handler,
+                                 env='signals = ["SIGUSR1"]\nmax_signals = 1'))
+    assert got == {"stuck; h=1 x=0", "exit; h=1 x=1"}
