@@ -8,7 +8,8 @@ interrupts the sleep (kernel-semantics.md 2.4):
   yield     may switch to another task (sched_yield)
   sys       sleeps; -ERESTARTSYS when interrupted (read, write on a pipe)
   nointr    sleeps; -ERESTARTNOINTR, always restarted (e.g. fork with a signal pending)
-  nohand    sleeps; -ERESTARTNOHAND, restarted only if no handler runs (pause)
+  nohand    sleeps until a signal is pending; -ERESTARTNOHAND, restarted only
+            if no handler runs (pause)
   block     sleeps; -ERESTART_RESTARTBLOCK, via restart_syscall (nanosleep)
   kvm       ioctl(KVM_RUN): the guest runs inside the body; the vCPU thread
             may be switched out or migrated there, and the guest-entry path
