@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from model.build import TV, Builder, Case, CsInst
-from model.ir import And, Const, Eq, Expr, In, Ite, Not, Or, Var, lift
+from model.ir import And, Const, Eq, Expr, In, Ite, Ne, Not, Or, Var, lift
 from model.registration import registered, signature_ok
 
 FIXUP = "kernel/rseq.c:rseq_ip_fixup"
@@ -105,7 +105,23 @@ def ids(b: Builder, t: TV, when: Expr | None = None, cpu: Expr | None = None) ->
     if when is not None:
         on = And(on, when)
     cpu = cpus.cpu_of(b, t) if cpu is None else cpu
-    return {v: (cpu if isinstance(on, Const) and on.value else Ite(on, cpu, v)) for v in t.rs.values()}
+    out = {v: (cpu if isinstance(on, Const) and on.value else Ite(on, cpu, v)) for v in t.rs.values()}
+    if t.ids_cpu is not None:
+        out[t.ids_cpu] = Ite(on, cpu, t.ids_cpu)
+    return out
+
+
+def ro_violation(b: Builder, t: TV) -> Expr:
+    """R1 debug / R2 V2 (82f572449cfe): when the ids are about to be
+    rewritten, a field that differs from the last value written means user
+    space wrote a read-only field: fatal."""
+    from model.registration import registered_tls
+
+    if t.ids_cpu is None:
+        return Const(0)
+    mode = Const(1) if b.rules["rseq.debug"] == "on" else Not(legacy_mode(b, t))
+    changed = Or(*[Ne(v, t.ids_cpu) for v in t.rs.values()])
+    return And(Eq(t.ids_changed, 1), registered_tls(b, t), mode, changed)
 
 
 def catchable(b: Builder, t: TV, cases: list[Case], delivering: str | None = None) -> list[Case]:
@@ -322,4 +338,7 @@ def exit_fastpath(b: Builder, t: TV, d: int) -> list[Case]:
         new = {**ids(b, t, when=Eq(t.ids_changed, 1)), t.ids_changed: Const(0)}
         out = [c if b.killed in c.updates else replace(c, updates={**new, **c.updates},
                                                        label=c.label + "; ids := this CPU if they changed") for c in out]
+        if t.ids_cpu is not None:
+            out.insert(0, Case(ro_violation(b, t), b.kill(), "rseq exit fast path: a read-only id field was written "
+                               "by user space (debug / V2 check) -> SIGSEGV", fn))
     return out

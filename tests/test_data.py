@@ -491,3 +491,21 @@ def test_pause_returns_only_for_a_signal(tmp_path: Path) -> None:
     got = outcomes(tmp_path, two(code, "", variables="x = [0, 1]\nh = [0, 1]", extra=handler,
                                  env='signals = ["SIGUSR1"]\nmax_signals = 1'))
     assert got == {"stuck; h=1 x=0", "exit; h=1 x=1"}
+
+
+@pytest.mark.parametrize(("preset", "length", "debug", "killed"), [
+    ("linux-6.18", 32, "on", False),   # legacy debug: rseq_validate_ro_fields only warns
+    ("linux-6.19", 32, "off", False),  # R1: no check without the debug key
+    ("linux-6.19", 32, "on", True),    # R1 debug: fatal
+    ("linux-7.1", 32, "off", False),   # R2 legacy mode (32 bytes): not enforced
+    ("linux-7.1", 64, "off", True),    # R2 V2 (82f572449cfe): enforced
+])
+def test_read_only_id_fields(tmp_path: Path, preset: str, length: int, debug: str, killed: bool) -> None:
+    # a program writes cpu_id_start, then migrates: the ids change and are
+    # rewritten, and the check (where there is one) finds the user's value
+    spec = load_spec(ROOT / "specs/rseq_area/tcmalloc_overlay_v2_linux71.toml")
+    spec = dataclasses.replace(spec, preset=preset, rules={"rseq.debug": debug})
+    seg = spec.threads[0].segment
+    seg.instrs[0].args = ("tls", length, "RSEQ_SIG")
+    r = bfs(build_system(spec), spec.depth, por=False)
+    assert r.verdict == ("violation" if killed else "holds"), (preset, length, debug)
