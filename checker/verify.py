@@ -16,6 +16,7 @@ from typing import Any
 import networkx as nx
 
 from checker import __version__
+from checker.escape import xml_clean
 from checker.explicit import Distinct, SearchResult, Stats, bfs, distinct_counterexamples
 from checker.trace import build_graph, render
 from model.build import build_system
@@ -408,4 +409,4 @@ def junit_xml(outcomes: list[Outcome]) -> str:
         root.set(k, str(v))
     root.set("time", f"{total_time:.3f}")
     ET.indent(root, space=" ")
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + xml_clean(ET.tostring(root, encoding="unicode")) + "\n"

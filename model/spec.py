@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model import names
 from model import signals as sigs
 from model.errors import SpecError
 from model.program import AExpr, Segment, parse_code, parse_expr
@@ -120,7 +121,13 @@ _KEY = re.compile(rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
 def _split_path(p: str) -> tuple[str, ...]:
     out = []
     for m in re.finditer(r"""\"((?:[^"\\]|\\.)*)"|'([^']*)'|([^.'"\s]+)""", p):
-        out.append(next(g for g in m.groups() if g is not None))
+        part = next(g for g in m.groups() if g is not None)
+        if m.group(1) is not None and "\\" in part:  # escapes in a "basic" key: the key tomllib sees
+            try:
+                part = tomllib.loads(f'k = "{part}"')["k"]
+            except tomllib.TOMLDecodeError:
+                pass
+        out.append(part)
     return tuple(out)
 
 
@@ -241,6 +248,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
     check_keys(sp, {"title", "source", "preset", "expect", "description"}, ("spec",))
     title = typed(sp, "title", str, ("spec",), "")
     source = typed(sp, "source", str, ("spec",), "")
+    for key, val in (("title", title), ("source", source), ("description", typed(sp, "description", str, ("spec",), ""))):
+        names.check_text(key, val, file, at("spec", key), names.TEXT_LIMITS[key], multiline=key == "description")
     preset = typed(sp, "preset", str, ("spec",))
     if preset is None:
         raise err(("spec",), "[spec] needs a preset, e.g. preset = \"linux-6.18\"")
@@ -297,8 +306,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         where = ("thread", name)
         if not isinstance(t, dict):
             raise err(where, f"[thread.{name}] must be a table")
-        if not re.match(r"[A-Za-z_][A-Za-z0-9_]*$", name):
-            raise err(where, f"thread name {name!r} is not an identifier")
+        names.check_ident("thread", name, file, at(*where))
         check_keys(t, {"code", "rseq_flags", "ptrace", "seccomp"}, where)
         ptrace = typed(t, "ptrace", str, where, "none")
         if ptrace not in ("none", "singlestep", "syscall"):
@@ -357,6 +365,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         where = ("rseq_cs", name)
         if not isinstance(c, dict):
             raise err(where, f"[rseq_cs.{name}] must be a table")
+        names.check_ident("rseq_cs descriptor", name, file, at(*where))
         check_keys(c, {"start", "post_commit", "abort", "flags", "signature", "version"}, where)
         vals = {}
         for k in ("start", "post_commit", "abort"):
@@ -380,8 +389,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         for k, v in declared.pop("tls").items():
             declared[f"tls.{k}"] = v
     for name, rng in declared.items():
-        if not re.match(r"(tls\.)?[A-Za-z_][A-Za-z0-9_]*$", name):
-            raise err(("variables", name), f"variable name {name!r} is not an identifier (tls.NAME for a per-thread one)")
+        names.check_ident("variable", name, file, at("variables", name), names.VARNAME)
         if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in rng)
                 and rng[0] <= 0 <= rng[1]):
             raise err(("variables", name), f"{name} must be [MIN, MAX] with MIN <= 0 <= MAX (variables start at 0)")
@@ -402,6 +410,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
     spec = Spec(file, text, title, source, preset, expect, rules, env, threads, handlers, cs, props, depth, lines, variables)
     spec.outcomes = _outcome_check(file, table("outcomes"), at)
     _check_code(spec)
+    names.check_spec_names(spec)
     return spec
 
 
