@@ -15,6 +15,7 @@ from pathlib import Path
 from model import names
 from model import signals as sigs
 from model.errors import SpecError
+from model.files import MAX_SPEC_BYTES, InputError, read_regular
 from model.program import AExpr, Segment, parse_code, parse_expr
 from model.properties import PROPERTIES
 from model.rules import ALIASES, PRESETS, RULES
@@ -172,9 +173,9 @@ def load_spec(path: str | Path) -> Spec:
     p = Path(path)
     file = str(path)
     try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise SpecError(file, None, f"cannot read: {e.strerror}") from None
+        raw = read_regular(p, MAX_SPEC_BYTES)  # not a FIFO or /dev/zero, at most 1 MiB
+    except InputError as e:
+        raise SpecError(file, None, e.strerror) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
