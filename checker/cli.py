@@ -79,7 +79,7 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="counterexamples", show_default=True,
               help="Where counterexample traces are written.")
-@click.option("--junit", "junit", type=click.Path(dir_okay=False), help="Also write JUnit XML here (for CI).")
+@click.option("--junit", "junit", type=click.Path(), help="Also write JUnit XML here (for CI).")
 @click.option("--timeout", type=Seconds(),
               help="Seconds per spec, loading, building and saving included, before giving up (exit 3).")
 @click.option("--max-states", type=click.IntRange(1), metavar="N",

@@ -80,7 +80,7 @@ def _walk(top: str) -> tuple[list[str], str | None]:
 
 # ---------------------------------------------------------- temporary files
 
-_TMP = re.compile(r"^\..+\.(?:(\d+)\.)?[A-Za-z0-9_]{8}\.tmp$")
+_TMP = re.compile(r"^\..+?\.(?:(\d+)\.)?[a-z0-9_]{8}\.tmp\Z")  # .NAME.PID.XXXXXXXX.tmp (mkstemp)
 STALE_AFTER = 3600.0  # seconds: a temporary file without a writer pid this old is left over
 
 
