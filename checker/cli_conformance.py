@@ -22,6 +22,7 @@ from checker.cgen import Unsupported, generate
 from checker.host import HostRefused, host_preset
 from checker.outcomes import Outcome, OutcomeSet, check_condition, eval_condition, model_outcomes
 from checker.run import Refused, RunResult, TooLong, run_spec
+from model.build import build_system
 from model.errors import SpecError
 from model.ir import ModelError
 from model.rules import ALIASES, PRESETS, RULES
@@ -190,9 +191,17 @@ def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states, 
     spec = _with_preset(spec, preset)
     if emit_c:
         try:
+            build_system(spec)  # the model's own spec errors (undeclared thread or range) first, as for a run
+        except SpecError as e:
+            _fail(str(e))
+        except ModelError as e:
+            _fail(f"{spec.path}: model error: {e}")
+        try:
             Path(emit_c).write_text(generate(spec, spin=spin).source)
         except Unsupported as e:
             _fail(f"{spec.path}: cannot generate: {e}")
+        except OSError as e:  # an output error, as for `verify` (exit 4)
+            _fail(f"{emit_c}: cannot write: {e.strerror or e}", 4)
         click.echo(f"wrote {emit_c} (build: gcc -O1 -o prog {emit_c}; run: ./prog RUNS SEED WINDOW_US)")
         return
     try:

@@ -707,3 +707,29 @@ def test_replay_of_a_verified_counterexample_still_works(tmp_path: Path, monkeyp
     assert code == 0
     assert run("replay", str(tmp_path / "unprotected.json"))[0] == 0
     assert verify_mod.ENGINES  # the module the CLI uses
+
+
+# ------------------------------------------------- found by tests/test_fuzz.py
+
+
+@pytest.mark.parametrize("line,msg", [
+    ("clone T1", ":10: clone T1: no [thread.T1] in the spec"),
+    ("add tls.refcnt, 1", ':10: tls.refcnt is changed by add: declare its range in [variables], e.g. "tls.refcnt" = [0, 3]'),
+])
+def test_emit_c_reports_the_models_spec_errors_instead_of_crashing(tmp_path: Path, line: str, msg: str) -> None:
+    """Fuzzer finds (seed 3): `run --emit-c` skipped the model's checks and
+    the generator crashed (KeyError, ValueError) on what the builder refuses."""
+    p = tmp_path / "c.toml"
+    p.write_text(cs_spec().replace("begin: nop", f"begin: nop\n       {line}"))
+    c = tmp_path / "c.c"
+    code, out, err = run("run", str(p), "--emit-c", str(c))
+    assert code == 2 and err == f"{p}{msg}\n"
+    assert not c.exists()
+
+
+def test_emit_c_to_an_unwritable_place_is_an_output_error(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text(cs_spec())
+    (tmp_path / "file").write_text("")
+    code, out, err = run("run", str(p), "--emit-c", str(tmp_path / "file" / "c.c"))
+    assert code == 4 and err == f"{tmp_path / 'file' / 'c.c'}: cannot write: Not a directory\n"
