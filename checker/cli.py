@@ -148,6 +148,11 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
             interrupted = True
     unchecked = files[len(outcomes):]
     code = _exit_code(outcomes, interrupted)
+    if junit:  # first, so that the exit status printed below is the final one
+        try:
+            write_atomic(Path(junit), junit_xml(outcomes))
+        except OSError as e:
+            io_errors.append(f"{junit}: cannot write the JUnit file: {e.strerror or e}")
     if io_errors and code != 2:
         code = EXIT_OUTPUT
     if fmt == "json":
@@ -160,6 +165,7 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
             "exit_status": code,
             "interrupted": interrupted,
             "not_checked": unchecked,
+            "output_errors": io_errors,
             "summary": {"specs": len(files), "as_expected": sum(1 for o in outcomes if o.ok)},
             "results": [o.record() for o in outcomes],
         }
@@ -171,12 +177,6 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
             click.echo(f"interrupted: {len(unchecked)} of {len(files)} specs not checked", err=True)
     for msg in io_errors:
         click.echo(msg, err=True)
-    if junit:
-        try:
-            write_atomic(Path(junit), junit_xml(outcomes))
-        except OSError as e:
-            click.echo(f"{junit}: cannot write the JUnit file: {e.strerror or e}", err=True)
-            code = 2 if code == 2 else EXIT_OUTPUT
     sys.exit(code)
 
 

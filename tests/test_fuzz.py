@@ -231,6 +231,8 @@ def check(tally: Tally, kind: str, where: Path, args: list[str], codes: set[int]
         problem = f"exception {type(exc).__name__}: {exc}"
     elif "Traceback" in out + err or "internal error" in out + err:
         problem = "traceback or internal error: " + (err or out).strip().splitlines()[-1][:300]
+    elif any(not (c.isprintable() or c in "\n\t") for c in out + err):
+        problem = "a control character reached the terminal: " + repr((out + err)[:300])
     elif code not in codes:
         problem = f"exit {code}: {(err or out).strip()[:300]}"
     elif took > limit:

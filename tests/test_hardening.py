@@ -733,3 +733,24 @@ def test_emit_c_to_an_unwritable_place_is_an_output_error(tmp_path: Path) -> Non
     (tmp_path / "file").write_text("")
     code, out, err = run("run", str(p), "--emit-c", str(tmp_path / "file" / "c.c"))
     assert code == 4 and err == f"{tmp_path / 'file' / 'c.c'}: cannot write: Not a directory\n"
+
+
+def test_escape_codes_in_a_key_are_shown_not_sent_to_the_terminal(tmp_path: Path) -> None:
+    """`[thread.X] must be a table` named the raw key before validating it."""
+    p = tmp_path / "k.toml"
+    p.write_text(cs_spec() + '\n[handler]\n"\\u001b[2J" = 5\n')
+    code, out, err = run("verify", str(p))
+    assert code == 2 and err == f"{p}:24: [handler.\\x1b[2J] must be a table\n"
+
+
+def test_junit_that_fails_after_the_checks_is_exit_4_in_the_json_too(tmp_path: Path, monkeypatch) -> None:
+    def fail(path, text):
+        raise OSError(30, "Read-only file system", str(path))
+
+    monkeypatch.setattr("checker.cli.write_atomic", fail)
+    code, out, err = run("verify", str(ROOT / "specs/seed000/unprotected.toml"), "--out", str(tmp_path / "cx"),
+                         "--junit", str(tmp_path / "r.xml"), "--format", "json")
+    doc = json.loads(out)
+    assert code == doc["exit_status"] == 4
+    assert doc["output_errors"] == [f"{tmp_path / 'r.xml'}: cannot write the JUnit file: Read-only file system"]
+    assert err == doc["output_errors"][0] + "\n"
