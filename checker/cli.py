@@ -204,14 +204,19 @@ def _stems(files: list[str]) -> dict[str, str]:
     ones get x-2, x-3 ..., so that no run overwrites another spec's trace."""
     out: dict[str, str] = {}
     used: set[str] = set()
+    same: dict[str, str] = {}  # one file named twice keeps one name
     for f in files:
+        key = os.path.realpath(f)
+        if key in same:
+            out[f] = same[key]
+            continue
         stem = base = Path(f).stem
         k = 1
         while stem in used:
             k += 1
             stem = f"{base}-{k}"
         used.add(stem)
-        out[f] = stem
+        out[f] = same[key] = stem
     return out
 
 

@@ -754,3 +754,15 @@ def test_junit_that_fails_after_the_checks_is_exit_4_in_the_json_too(tmp_path: P
     assert code == doc["exit_status"] == 4
     assert doc["output_errors"] == [f"{tmp_path / 'r.xml'}: cannot write the JUnit file: Read-only file system"]
     assert err == doc["output_errors"][0] + "\n"
+
+
+@pytest.mark.parametrize("name", ["..toml", "...toml", "-x.toml"])
+def test_counterexample_files_of_odd_spec_names_stay_in_out(tmp_path: Path, monkeypatch, name: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("s").mkdir()
+    Path("s", name).write_text((ROOT / "specs/seed000/unprotected.toml").read_text())
+    code, out, err = run("verify", f"s/{name}", f"s/{name}", "--out", "cx")
+    assert code == 0, (out, err)
+    stem = name[: -len(".toml")]
+    assert sorted(os.listdir("cx")) == sorted([f"{stem}.json", f"{stem}.txt"])  # named twice: one name
+    assert sorted(os.listdir(".")) == ["cx", "s"]
