@@ -20,6 +20,7 @@ import click
 
 from checker.cgen import Unsupported, generate
 from checker.host import HostRefused, host_preset
+from checker.limits import Seconds
 from checker.outcomes import Outcome, OutcomeSet, check_condition, eval_condition, model_outcomes
 from checker.run import Refused, RunResult, TooLong, run_spec
 from model.build import build_system
@@ -109,7 +110,7 @@ def _rule_note(spec: Spec, rules: dict[str, str]) -> str:
 @click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
 @click.option("--rule", "rule_pairs", multiple=True, metavar="NAME=CHOICE", help="Override a rule (repeatable).")
 @click.option("--max-states", type=click.IntRange(1), default=2_000_000, show_default=True)
-@click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Seconds before giving up (exit 3).")
+@click.option("--timeout", type=Seconds(), help="Seconds before giving up (exit 3).")
 @click.option("--preset", type=click.Choice(["host", *PRESETS]), metavar="host|PRESET",
               help="Compare with this preset instead of the spec's; host: the one of this machine's kernel "
                    "(uname -r, the nearest preset at or below it).")

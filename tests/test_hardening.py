@@ -766,3 +766,17 @@ def test_counterexample_files_of_odd_spec_names_stay_in_out(tmp_path: Path, monk
     stem = name[: -len(".toml")]
     assert sorted(os.listdir("cx")) == sorted([f"{stem}.json", f"{stem}.txt"])  # named twice: one name
     assert sorted(os.listdir(".")) == ["cx", "s"]
+
+
+def test_a_fifo_as_a_trace_is_refused_without_blocking(tmp_path: Path) -> None:
+    p = tmp_path / "t.json"
+    os.mkfifo(p)
+    for cmd in ("show", "replay"):
+        code, out, err = run(cmd, str(p))
+        assert code == 2 and err == f"{p}: not a regular file (a FIFO)\n"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_outcomes_timeout_must_be_finite(value: str) -> None:
+    code, out, err = run("outcomes", str(ROOT / "specs/seed000/unprotected.toml"), "--timeout", value)
+    assert code == 2 and "Invalid value for '--timeout'" in err
