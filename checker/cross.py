@@ -117,8 +117,8 @@ def check_all(
     base = check_one(f, engine="explicit", por=por, depth=depth, timeout=timeout, progress=progress, **kw)
     if base.error or base.result is None or base.spec is None:
         return base
-    if base.result.verdict == "unknown" and base.result.reason.startswith("state limit"):
-        return base  # --max-states: the other engines would search without it
+    if base.result.verdict == "unknown" and base.result.reason.startswith(("state limit", "interrupted")):
+        return base  # Ctrl-C: stop here; --max-states: the other engines would search without it
     try:
         return _compare(base, por, depth, timeout, bmc_budget, induction_budget)
     except MemoryError:

@@ -780,3 +780,17 @@ def test_a_fifo_as_a_trace_is_refused_without_blocking(tmp_path: Path) -> None:
 def test_outcomes_timeout_must_be_finite(value: str) -> None:
     code, out, err = run("outcomes", str(ROOT / "specs/seed000/unprotected.toml"), "--timeout", value)
     assert code == 2 and "Invalid value for '--timeout'" in err
+
+
+def test_ctrl_c_under_engine_all_in_a_real_process_exits_3_promptly(tmp_path: Path) -> None:
+    (tmp_path / "big.toml").write_text(BIG)
+    proc = subprocess.Popen([*RSEQCHECK, "verify", "big.toml", "--engine", "all", "--out", "cx"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    t = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, (out, err)
+    assert time.monotonic() - t < 5
+    assert out.startswith("??   big.toml: unknown: interrupted")
+    no_traceback(out, err)
