@@ -57,7 +57,7 @@ def check_ident(what: str, name: str, file: str, line: int | None, pattern: re.P
     """`name` is an identifier, or SpecError "WHAT name '...' is not an identifier"."""
     if not isinstance(name, str) or not pattern.match(name):
         hint = f"letters, digits and _, not starting with a digit, at most {MAX_IDENT} characters"
-        if pattern is VARNAME:
+        if pattern is VARNAME or pattern is DECLARED:
             hint += " (tls.NAME for a per-thread one)"
         raise SpecError(file, line, f"{what} name {_shown(str(name))} is not an identifier ({hint})")
     return name
@@ -75,11 +75,27 @@ def check_text(what: str, s: str, file: str, line: int | None, limit: int, multi
     return s
 
 
+# An instruction's name operand: an identifier or `tls.NAME`, and the data
+# machine's operands (model/program.py: %rN, rseq.FIELD, ARRAY[%rN], ARRAY[N]).
+_N = rf"[A-Za-z_][A-Za-z0-9_]{{0,{MAX_IDENT - 1}}}"
+OPERAND = re.compile(rf"(?:%r[0-9]{{1,2}}|rseq\.{_N}|(?:tls\.)?{_N}(?:\[(?:%r[0-9]{{1,2}}|[0-9]{{1,9}})\])?)\Z")
+# A [variables] key: NAME, tls.NAME, or a per-CPU array NAME[cpu].
+DECLARED = re.compile(rf"(?:(?:tls\.)?{_N}|{_N}\[cpu\])\Z")
+
+
 def check_spec_names(spec) -> None:
-    """Every name and code line of a loaded spec (model.spec.Spec): the
-    identifiers that the parser found by pattern, re-checked for length,
-    and each instruction's text, which traces and generated code quote."""
+    """Every name and code line of a loaded spec (model.spec.Spec): thread,
+    descriptor and variable names (checked by spec.py with patterns that
+    are unbounded and accept a final newline), the identifiers the parser
+    found by pattern, re-checked for length, and each instruction's text,
+    which traces and generated code quote."""
     f = spec.path
+    for t in spec.threads:
+        check_ident("thread", t.name, f, t.line)
+    for c in spec.cs.values():
+        check_ident("rseq_cs descriptor", c.name, f, c.line)
+    for v in [*spec.variables, *(f"{a}[cpu]" for a in getattr(spec, "arrays", {}))]:
+        check_ident("variable", v, f, spec.lines.get(("variables", v), spec.lines.get(("variables",))), DECLARED)
     segs = [t.segment for t in spec.threads] + [h.segment for h in spec.handlers.values() if h.segment]
     for seg in segs:
         for lab, idx in seg.labels.items():
@@ -98,4 +114,4 @@ def check_spec_names(spec) -> None:
                 # every name operand (labels, descriptors, areas, threads,
                 # variables) is an identifier; numbers and `0` are not names
                 if isinstance(a, str) and a and not a.lstrip("-").isdigit() and ins.op != "assert":
-                    check_ident("operand", a, f, ins.line, VARNAME)
+                    check_ident("operand", a, f, ins.line, OPERAND)

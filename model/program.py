@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field
 
 from model.errors import SpecError
-from model.names import IDENT, VARNAME  # identifiers end in \Z: no trailing newline
+
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 
 MNEMONICS = (
     "nop", "jmp", "store", "set_desc", "rseq_cs", "syscall", "sigreturn", "exit", "assert",
@@ -26,6 +27,7 @@ MNEMONICS = (
 SYSCALL_OPS = ("syscall", "sigreturn", "exit", "sud_on", "sud_off", "rseq_register", "rseq_unregister",
                "clone", "fork", "execve", "membarrier_rseq")
 
+VARNAME = re.compile(r"(tls\.)?[A-Za-z_][A-Za-z0-9_]*$")
 RSEQ_ERRORS = ("0", "EINVAL", "EPERM", "EBUSY", "EFAULT")
 # rseq() areas with a meaning: a kernel address (access_ok fails) and a user
 # page that is not mapped (faults when the kernel touches it)

@@ -307,7 +307,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         where = ("thread", name)
         if not isinstance(t, dict):
             raise err(where, f"[thread.{name}] must be a table")
-        names.check_ident("thread", name, file, at(*where))
+        if not re.match(r"[A-Za-z_][A-Za-z0-9_]*$", name):
+            raise err(where, f"thread name {name!r} is not an identifier")
         check_keys(t, {"code", "rseq_flags", "ptrace", "seccomp"}, where)
         ptrace = typed(t, "ptrace", str, where, "none")
         if ptrace not in ("none", "singlestep", "syscall"):
@@ -366,7 +367,6 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         where = ("rseq_cs", name)
         if not isinstance(c, dict):
             raise err(where, f"[rseq_cs.{name}] must be a table")
-        names.check_ident("rseq_cs descriptor", name, file, at(*where))
         check_keys(c, {"start", "post_commit", "abort", "flags", "signature", "version"}, where)
         vals = {}
         for k in ("start", "post_commit", "abort"):
@@ -390,7 +390,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         for k, v in declared.pop("tls").items():
             declared[f"tls.{k}"] = v
     for name, rng in declared.items():
-        names.check_ident("variable", name, file, at("variables", name), names.VARNAME)
+        if not re.match(r"(tls\.)?[A-Za-z_][A-Za-z0-9_]*$", name):
+            raise err(("variables", name), f"variable name {name!r} is not an identifier (tls.NAME for a per-thread one)")
         if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in rng)
                 and rng[0] <= 0 <= rng[1]):
             raise err(("variables", name), f"{name} must be [MIN, MAX] with MIN <= 0 <= MAX (variables start at 0)")
@@ -410,8 +411,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
 
     spec = Spec(file, text, title, source, preset, expect, rules, env, threads, handlers, cs, props, depth, lines, variables)
     spec.outcomes = _outcome_check(file, table("outcomes"), at)
+    names.check_spec_names(spec)  # every name, bounded and \Z-anchored (the patterns above accept a final newline)
     _check_code(spec)
-    names.check_spec_names(spec)
     return spec
 
 

@@ -124,7 +124,7 @@ def test_hostile_identifier_is_a_spec_error_at_its_line(tmp_path: Path, field: s
     ('syscall getpid @tr\\"x', "unexpected"),          # a tag is an identifier
     ("rseq_register a\\\\b", "rseq_register takes"),     # so is an rseq area
     ("clone T\\u0001", "clone takes"),                 # and a thread operand
-    ("dlclose x" + "y" * 70, "dlclose takes the name"),  # bounded length
+    ("dlclose x" + "y" * 70, "operand name 'xyyyyyyyyyy"),  # bounded length
     ("nop\\u001b[31m", "unknown instruction 'nop\\x1b[31m'"),
     ("lab" + "e" * 70 + ": nop", "label name"),
 ])
@@ -794,3 +794,16 @@ def test_ctrl_c_under_engine_all_in_a_real_process_exits_3_promptly(tmp_path: Pa
     assert time.monotonic() - t < 5
     assert out.startswith("??   big.toml: unknown: interrupted")
     no_traceback(out, err)
+
+
+def test_name_patterns_accept_the_data_machines_operands_and_nothing_else() -> None:
+    """main's data machine (registers, per-CPU arrays, rseq area fields)
+    uses these operand forms; the patterns must keep accepting them."""
+    from model.names import DECLARED, IDENT, OPERAND
+
+    for ok in ("x", "tls.x", "%r0", "%r15", "rseq.cpu_id", "counts[%r1]", "counts[2]", "_" + "a" * 63):
+        assert OPERAND.match(ok), ok
+    for bad in ("x\n", "a b", "x[cpu]\n", "%r1;", "a" * 65, "x]", "rseq.cpu_id\n", "counts[%r1", "tls.x[1]x"):
+        assert not OPERAND.match(bad), bad
+    assert DECLARED.match("counts[cpu]") and DECLARED.match("tls.refcnt") and not DECLARED.match("tls.c[cpu]")
+    assert IDENT.match("T0") and not IDENT.match("T0\n") and not IDENT.match("0T")
