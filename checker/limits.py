@@ -117,12 +117,14 @@ class Watchdog:
         return self
 
     def __exit__(self, *exc) -> None:
-        with self._lock:
-            self._armed = False  # a SIGALRM still on its way now does nothing
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            signal.signal(signal.SIGALRM, self._old if self._old is not None else signal.SIG_DFL)
+        try:
+            with self._lock:
+                self._armed = False  # a SIGALRM still on its way now does nothing
+        finally:  # even if the one LimitHit lands right here: the caller catches it
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join()
+                signal.signal(signal.SIGALRM, self._old if self._old is not None else signal.SIG_DFL)
 
     def _on_alarm(self, signum, frame) -> None:
         with self._lock:

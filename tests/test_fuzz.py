@@ -35,7 +35,7 @@ from checker.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 SEED_SPECS = sorted(ROOT.glob("specs/**/*.toml"))
 SEED_TRACES = sorted(ROOT.glob("tests/golden/*.json"))
-FUZZ_CI = 120  # spec mutants in the default run (about 10 s); traces: half as many
+FUZZ_CI = 100  # spec mutants in the default run (about 10 s); traces: half as many
 FUZZ_SLOW = int(os.environ.get("RSEQCHECK_FUZZ_N", "10000"))
 TIMEOUT = 3.0
 HANG_MARGIN = 8.0  # seconds past --timeout that count as a hang (loading, saving, a busy machine)

@@ -807,3 +807,20 @@ def test_name_patterns_accept_the_data_machines_operands_and_nothing_else() -> N
         assert not OPERAND.match(bad), bad
     assert DECLARED.match("counts[cpu]") and DECLARED.match("tls.refcnt") and not DECLARED.match("tls.c[cpu]")
     assert IDENT.match("T0") and not IDENT.match("T0\n") and not IDENT.match("0T")
+
+
+def test_watchdog_leaves_no_handler_or_thread_behind() -> None:
+    import threading
+
+    from checker.limits import LimitHit, Limits, Watchdog
+
+    before = signal.getsignal(signal.SIGALRM)
+    n = threading.active_count()
+    with pytest.raises(LimitHit, match="timeout after 0.05 s"):
+        with Watchdog(Limits(timeout=0.05)):
+            while True:  # pure Python: stopped by the watchdog's SIGALRM
+                pass
+    with Watchdog(Limits(timeout=30)):
+        pass  # disarmed on the way out: no LimitHit later
+    time.sleep(0.1)
+    assert signal.getsignal(signal.SIGALRM) == before and threading.active_count() == n
