@@ -824,3 +824,26 @@ def test_watchdog_leaves_no_handler_or_thread_behind() -> None:
         pass  # disarmed on the way out: no LimitHit later
     time.sleep(0.1)
     assert signal.getsignal(signal.SIGALRM) == before and threading.active_count() == n
+
+
+def test_hostile_but_legitimate_free_text_round_trips_through_every_output(tmp_path: Path, monkeypatch) -> None:
+    """Printable text with every markup character: each writer escapes it
+    and each reader gets it back unchanged."""
+    monkeypatch.chdir(tmp_path)
+    title = '<x a="1"> & ]]> \'q\' "dq" \\ */ /* ??/ #include — “naïve” 日本 %s'
+    text = (ROOT / "specs/seed000/unprotected.toml").read_text()
+    text = re.sub(r'(?m)^title\s*=.*$', lambda m: "title = " + json.dumps(title, ensure_ascii=False), text, count=1)
+    Path("u.toml").write_text(text)
+    code, out, err = run("verify", "u.toml", "--out", "cx", "--junit", "r.xml", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["results"][0]["title"] == title
+    ET.parse("r.xml")
+    assert json.loads(Path("cx/u.json").read_text())["#meta"]["title"] == title
+    code, gml, _ = run("show", "cx/u.json", "--format", "graphml")
+    Path("u.graphml").write_text(gml)
+    assert nx.read_graphml("u.graphml").graph["title"] == title
+    code, dot, _ = run("show", "cx/u.json", "--format", "dot")
+    assert code == 0 and all(line.rstrip().endswith((";", "{", "}")) for line in dot.splitlines())
+    code, txt, _ = run("show", "cx/u.json")
+    assert code == 0 and "“naïve”" in txt
+    assert run("replay", "cx/u.json")[0] == 0
