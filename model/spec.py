@@ -12,10 +12,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model import names
+from model import files, names
 from model import signals as sigs
 from model.errors import SpecError
-from model.files import MAX_SPEC_BYTES, InputError, read_regular
 from model.program import AExpr, Segment, parse_code, parse_expr
 from model.properties import PROPERTIES
 from model.rules import ALIASES, PRESETS, RULES
@@ -173,8 +172,8 @@ def load_spec(path: str | Path) -> Spec:
     p = Path(path)
     file = str(path)
     try:
-        raw = read_regular(p, MAX_SPEC_BYTES)  # not a FIFO or /dev/zero, at most 1 MiB
-    except InputError as e:
+        raw = files.read_regular(p, files.MAX_SPEC_BYTES)  # not a FIFO or /dev/zero, at most 1 MiB
+    except files.InputError as e:
         raise SpecError(file, None, e.strerror) from None
     try:
         text = raw.decode("utf-8")
