@@ -20,7 +20,7 @@ import click
 
 from checker.cgen import Unsupported, generate
 from checker.host import HostRefused, host_preset
-from checker.limits import Seconds
+from checker.limits import LimitHit, Limits, Seconds, Watchdog
 from checker.outcomes import Outcome, OutcomeSet, check_condition, eval_condition, model_outcomes
 from checker.run import Refused, RunResult, TooLong, run_spec
 from model.build import build_system
@@ -134,7 +134,11 @@ def outcomes(spec_path, rule_pairs, max_states, timeout, preset) -> None:
     spec = _load(spec_path)
     rules = _rules(rule_pairs)
     spec = _with_preset(spec, preset)
-    res = _model(spec, rules, max_states, timeout)
+    try:
+        with Watchdog(Limits(timeout)):  # building and compiling count too (checker/limits.py)
+            res = _model(spec, rules, max_states, timeout)
+    except (LimitHit, MemoryError) as e:
+        _fail(f"{spec.path}: {e.reason if isinstance(e, LimitHit) else 'out of memory'} before the outcomes were listed", 3)
     finals = sum(res.counts.values())
     click.echo(f"Test {spec.name} ({spec.preset}{_rule_note(spec, rules)})")
     click.echo(f"Outcomes {len(res.counts)} ({finals:,} final states of {res.states:,} states, "

@@ -847,3 +847,12 @@ def test_hostile_but_legitimate_free_text_round_trips_through_every_output(tmp_p
     code, txt, _ = run("show", "cx/u.json")
     assert code == 0 and "“naïve”" in txt
     assert run("replay", "cx/u.json")[0] == 0
+
+
+def test_outcomes_timeout_covers_building_and_compiling(tmp_path: Path) -> None:
+    p = tmp_path / "many.toml"
+    p.write_text(_many_threads())
+    t = time.monotonic()
+    code, out, err = run("outcomes", str(p), "--timeout", "1")
+    assert time.monotonic() - t < 10
+    assert code == 3 and err == f"{p}: timeout after 1 s before the outcomes were listed\n"
