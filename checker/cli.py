@@ -182,7 +182,10 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
 
 def _unwritable(path: Path, folder: bool) -> str | None:
     """Why `path` (a folder to create files in, or a file to replace) cannot
-    be written, found before any spec is checked; None when it looks fine."""
+    be written, found before any spec is checked; None when it looks fine.
+    For --out, only what would fail for certain (a file where a folder must
+    be): a run whose specs all hold writes nothing there, so a read-only
+    checkout is fine until a counterexample has to be saved."""
     what = "--out" if folder else "--junit"
     if path.exists() and path.is_dir() != folder:
         return f"{path}: {what} {'is not a folder' if folder else 'is a folder'}"
@@ -193,7 +196,7 @@ def _unwritable(path: Path, folder: bool) -> str | None:
         parent = parent.parent
     if not parent.is_dir():
         return f"{parent}: {what}: not a folder"
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not folder and not os.access(parent, os.W_OK | os.X_OK):
         return f"{parent}: {what}: not writable"
     return None
 

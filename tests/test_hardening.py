@@ -856,3 +856,14 @@ def test_outcomes_timeout_covers_building_and_compiling(tmp_path: Path) -> None:
     code, out, err = run("outcomes", str(p), "--timeout", "1")
     assert time.monotonic() - t < 10
     assert code == 3 and err == f"{p}: timeout after 1 s before the outcomes were listed\n"
+
+
+def test_out_is_not_created_or_required_when_nothing_is_saved(tmp_path: Path, monkeypatch) -> None:
+    """A read-only checkout whose specs all hold must still verify: --out is
+    only needed for a counterexample (no up-front writability demand)."""
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)  # as if nothing were writable
+    p = tmp_path / "ok.toml"
+    p.write_text(cs_spec())
+    code, out, err = run("verify", str(p), "--out", str(tmp_path / "a" / "b"))
+    assert code == 0, err
+    assert not (tmp_path / "a").exists()
