@@ -867,3 +867,15 @@ def test_out_is_not_created_or_required_when_nothing_is_saved(tmp_path: Path, mo
     code, out, err = run("verify", str(p), "--out", str(tmp_path / "a" / "b"))
     assert code == 0, err
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("value", ["2147483648", "1", "-22"])
+def test_rseq_ret_compared_with_a_number_it_never_holds_is_a_spec_error(tmp_path: Path, value: str) -> None:
+    """Fuzzer find (seed 2026, 3 of 10,000 mutants): `bne rseq_ret, 2147483648, L`
+    crashed the builder (ValueError: tuple.index), an internal error."""
+    p = tmp_path / "r.toml"
+    p.write_text(cs_spec().replace("begin: nop", f"begin: nop\n       rseq_register\n       bne rseq_ret, {value}, retry"))
+    for engine in ("explicit", "bmc"):
+        code, out, err = run("verify", str(p), "--engine", engine, "--out", str(tmp_path / "cx"))
+        assert code == 2
+        assert err == f"{p}:11: rseq_ret is compared with {value}; it holds 0, EINVAL, EPERM, EBUSY or EFAULT\n"
