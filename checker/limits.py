@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -76,8 +77,6 @@ def rss() -> int:
 
 
 def _interrupt_z3() -> None:
-    import sys
-
     z3 = sys.modules.get("z3")
     if z3 is not None:
         try:
@@ -97,11 +96,13 @@ class Watchdog:
         self.last = Stats()
         self.t0 = time.monotonic()
         self.reason: str | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: the SIGALRM handler runs in the main thread, maybe inside a locked block
         self._armed = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._old = None
+        self._old_hook = None
+        self._raised = False  # a LimitHit is on its way up the main thread
         self._main = threading.main_thread().ident
 
     # ------------------------------------------------------------ context
@@ -111,6 +112,8 @@ class Watchdog:
         lim = self.limits
         if (lim.timeout or lim.max_memory) and threading.current_thread() is threading.main_thread():
             self._old = signal.signal(signal.SIGALRM, self._on_alarm)
+            self._old_hook = sys.unraisablehook
+            sys.unraisablehook = self._unraisable
             self._armed = True
             self._thread = threading.Thread(target=self._watch, name="rseqcheck-watchdog", daemon=True)
             self._thread.start()
@@ -125,15 +128,26 @@ class Watchdog:
             if self._thread is not None:
                 self._thread.join()
                 signal.signal(signal.SIGALRM, self._old if self._old is not None else signal.SIG_DFL)
+                sys.unraisablehook = self._old_hook or sys.__unraisablehook__
 
     def _on_alarm(self, signum, frame) -> None:
         with self._lock:
-            fire = self._armed and self.reason is not None
+            fire = self._armed and self.reason is not None and not self._raised
             if fire:
-                self._armed = False
+                self._raised = True
         if fire:
             assert self.reason is not None
             raise LimitHit(self.reason)
+
+    def _unraisable(self, u) -> None:
+        """The SIGALRM landed in a finalizer (a Z3 object's __del__), where
+        Python prints and drops exceptions: forget that one (no "Exception
+        ignored" traceback), and the watchdog sends the next."""
+        if isinstance(u.exc_value, LimitHit):
+            with self._lock:
+                self._raised = False
+            return
+        (self._old_hook or sys.__unraisablehook__)(u)
 
     def _watch(self) -> None:
         lim = self.limits
@@ -149,7 +163,13 @@ class Watchdog:
                 reason = f"memory limit of {lim.max_memory / 2**20:,.0f} MiB reached"
             if reason is not None:
                 self.trip(reason)
-                return
+                break
+        while not self._stop.wait(POLL):  # until the main thread has it: a LimitHit can be dropped (see _unraisable)
+            with self._lock:
+                again = self._armed and not self._raised
+            if again:
+                _interrupt_z3()
+                signal.pthread_kill(self._main, signal.SIGALRM)
 
     def trip(self, reason: str) -> None:
         """Stop the main thread's work with LimitHit(reason)."""

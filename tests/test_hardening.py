@@ -879,3 +879,26 @@ def test_rseq_ret_compared_with_a_number_it_never_holds_is_a_spec_error(tmp_path
         code, out, err = run("verify", str(p), "--engine", engine, "--out", str(tmp_path / "cx"))
         assert code == 2
         assert err == f"{p}:11: rseq_ret is compared with {value}; it holds 0, EINVAL, EPERM, EBUSY or EFAULT\n"
+
+
+def test_a_limit_that_lands_in_a_finalizer_is_sent_again_silently(capfd) -> None:
+    """Fuzzer find (seed 2026): the SIGALRM landed in a Z3 object's __del__,
+    where Python drops exceptions (printing "Exception ignored ...
+    Traceback"); the timeout was lost.  Now the watchdog sends it again and
+    says nothing."""
+    from checker.limits import LimitHit, Limits, Watchdog
+
+    class Slow:
+        def __del__(self):
+            t = time.monotonic()
+            while time.monotonic() - t < 0.8:  # the watchdog fires (at 0.3 s) while this runs
+                pass
+
+    t = time.monotonic()
+    with pytest.raises(LimitHit, match="timeout after 0.05 s"):
+        with Watchdog(Limits(timeout=0.05)):
+            Slow()  # dropped at once: __del__ runs here
+            while True:
+                pass
+    assert time.monotonic() - t < 3
+    assert "Exception ignored" not in capfd.readouterr().err
