@@ -26,6 +26,10 @@ same thing in the model and on the CPU:
   sud_on / sud_off / sud_select     prctl(PR_SET_SYSCALL_USER_DISPATCH) with
                   the labels' addresses and a per-thread TLS selector byte
   set_tf/clear_tf pushfq; or/and $0x100, (%rsp); popfq
+  mov/load/store/add/sub/blt/bge on registers, per-CPU arrays and rseq
+                  fields: checker/cgen_data.py (%r0..%r8 in rbp, r15, rbx,
+                  r9, r8, r10, rsi, rdi, rdx; a spec with data routes its v0
+                  store/add/beq/bne there too)
 
 Descriptors are struct rseq_cs {u32 version, u32 flags, u64 start_ip,
 u64 post_commit_offset, u64 abort_ip}, 32-byte aligned in a writable section,
@@ -49,7 +53,12 @@ background (the child's threads are pinned to one CPU beside the parent, so
 they rarely migrate; with `membarrier_rseq` they are spread over the CPUs,
 since the fence's IPIs go to the other CPUs),
 and a conformance spec lets the model allow them; the runner counts the runs
-with an involuntary context switch.  For a spec without preemption the child
+with an involuntary context switch.  A spec with CPU data places its
+threads as the model does: each is pinned to its `[thread.T] cpu` (default
+0) before its code, the parent to a CPU none starts on; with `migration`
+each is then free on the spec's CPUs, and the parent moves a random thread
+to a random CPU NT times per run (sched_setaffinity to that CPU, then free
+again: a migration at a preemption, which the model allows).  For a spec without preemption the child
 runs SCHED_FIFO where permitted and the runner sets its preempted runs aside.
 With `notify_resume = true` the child arms ITIMER_PROF with SIGPROF blocked:
 its expiry queues task_work, a TIF_NOTIFY_RESUME without any rseq event
@@ -67,7 +76,11 @@ Refused (`Unsupported`): anything with no faithful kernel counterpart here:
 set_desc (the next-syscall descriptor is a proposal no kernel implements),
 assert (use [outcomes]), seccomp and PTRACE_SYSCALL
 tracing, several threads with ptrace, a SUD region whose labels are in
-different blocks or are abort targets, syscalls other than SYSCALL_NR.
+different blocks or are abort targets, syscalls other than SYSCALL_NR;
+for the data machine (checker/cgen_data.py) %r9..%r15, a register an
+instruction of its block clobbers, a handler that reads a register before
+writing it, a register index with a SIGSEGV handler, rseq fields with an
+own rseq area.
 """
 
 from __future__ import annotations

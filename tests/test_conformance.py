@@ -324,8 +324,8 @@ EXPECT_SEEN = {
     "p11_fault_in_cs_segv": "exit; a=1 after=0 h=1",
     "p11_fault_in_cs_trap": "exit; a=1 after=0 h=1",
     "p09f_fresh_event": "exit; a=0 f=1",
-    "p12_percpu_counter": "exit; a=1 counter[0]=1 counter[1]=1",
-    "p13_cpu_id_migration": "exit; diff=0 e0=1 s0=0",
+    "p12_percpu_counter": "exit; a=0 counter[0]=1 counter[1]=1",
+    "p13_cpu_id_migration": "exit; diff=0 e0=1 s0=1",
     "p14_cpu_id_start_overlay": "exit; got=0",
 }
 # p09's notify-resume comes from a CPU timer checked at ticks (4 ms): long sections
@@ -333,7 +333,7 @@ SPIN = {"p09_stale_event": "20000000", "p09f_fresh_event": "20000000",
         "p13_cpu_id_migration": "2000000",   # T0 spins long enough to be moved mid-run
         "p14_cpu_id_start_overlay": "5000000"}  # longer than a slice: T1 preempts T0 in ~16% of the runs
 RUNS = {"p09_stale_event": "100", "p09f_fresh_event": "100", "p01h_cs_in_handler": "150", "p04d_yield_two_threads": "150",
-        "p14_cpu_id_start_overlay": "100"}
+        "p13_cpu_id_migration": "100", "p14_cpu_id_start_overlay": "100"}
 
 
 def test_every_conformance_spec_has_an_expectation():
