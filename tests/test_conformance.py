@@ -327,6 +327,7 @@ EXPECT_SEEN = {
     "p12_percpu_counter": "exit; a=0 counter[0]=1 counter[1]=1",
     "p13_cpu_id_migration": "exit; diff=0 e0=1 s0=1",
     "p14_cpu_id_start_overlay": "exit; got=0",
+    "p15_unregister_ids": "exit; c=-1 s=0",
 }
 # p09's notify-resume comes from a CPU timer checked at ticks (4 ms): long sections
 SPIN = {"p09_stale_event": "20000000", "p09f_fresh_event": "20000000",
@@ -526,6 +527,7 @@ def test_verify_outcomes_reports_a_cut_search():
         ("p06t_register_own", "rseq.len_check=32-only", "exit; fail=0"),
         ("p07b_sud_sigreturn_blocked", "sud.sigreturn=exempt", "killed by SIGSYS; after=0 h=1"),
         ("p07d_sud_bad_selector", "sud.bad_selector=kill-thread", "killed by SIGSYS; h=0"),
+        ("p15_unregister_ids", "rseq.unregister_cpu_id_start=uninitialized", "exit; c=-1 s=0"),
     ],
 )
 def test_wrong_rule_of_new_features_is_caught(name, rule, seen):
