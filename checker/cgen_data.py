@@ -170,6 +170,10 @@ class DataGen:
         from checker.cgen import Unsupported
 
         segs = self.gen.segments()
+        bounds = [self.hull, *self.ranges.values(), *self.arrays.values()]
+        if any(not -2**31 <= x < 2**31 for r in bounds for x in (r[0], r[1], r[1] - r[0] + 1)):
+            raise Unsupported(f"{self.spec.path}: a value range beyond 32-bit immediates (registers hold "
+                              f"{self.hull[0]}..{self.hull[1]}); the generator compares and wraps with imm32")
         handlers = {h.segment.name: h for h in self.spec.handlers.values() if h.segment is not None}
         segv = self.spec.handlers.get("SIGSEGV")
         for seg in segs:
@@ -179,7 +183,7 @@ class DataGen:
                     if is_reg(a):
                         used[self.machine(a, ins)] = a
                     m = MEM.match(a) if isinstance(a, str) else None
-                    if m and m.group(3) and is_reg(m.group(3)) and segv is not None and segv.action != "default":
+                    if m and m.group(3) and is_reg(m.group(3)) and segv is not None and segv.action == "handler":
                         raise Unsupported(f"{self._at(ins)}: an index outside the array kills with SIGSEGV in the "
                                           "model, but this spec catches SIGSEGV: the kernel would run the handler")
                     if m and m.group(4) and any(i.op in ("rseq_register", "rseq_unregister") and i.args[0] != "tls"
@@ -192,15 +196,17 @@ class DataGen:
                     raise Unsupported(f"{self._at(ins)}: clobbers {', '.join(hit)}, which holds "
                                       f"{', '.join(used[h] for h in hit)} in this block")
             if seg.name in handlers:
-                live = self.live_at_entry(seg)
+                live = self.live_at_entry(seg, self.spec)
                 if live:
                     raise Unsupported(f"{self.spec.path}:{seg.instrs[0].line}: handler {handlers[seg.name].sig} reads "
                                       f"{', '.join(sorted(live, key=lambda r: int(r[2:])))} before writing it: the "
                                       "interrupted context's value, which may come from the runner's C code here")
 
     @staticmethod
-    def live_at_entry(seg: Segment) -> set[str]:
-        """Registers some path from the block's start reads before writing."""
+    def live_at_entry(seg: Segment, spec: Spec) -> set[str]:
+        """Registers some path from the block's start reads before writing
+        (edges as model/data.py:dead_after's: the next instruction, jump and
+        branch targets, the abort label from inside each section)."""
         n = len(seg.instrs)
         succ: list[set[int]] = []
         for i, ins in enumerate(seg.instrs):
@@ -212,6 +218,10 @@ class DataGen:
             if ins.op in BRANCHES:
                 s.add(seg.labels[ins.args[2]])
             succ.append(s)
+        for c in spec.cs.values():
+            if all(lab in seg.labels for lab in (c.start, c.post_commit, c.abort)):
+                for i in range(seg.labels[c.start], seg.labels[c.post_commit]):
+                    succ[i].add(seg.labels[c.abort])
         ud = [data._uses_defs(ins) for ins in seg.instrs]
         live: list[set[str]] = [set() for _ in range(n)]
         changed = True

@@ -705,6 +705,12 @@ def test_placement_follows_the_spec(path, pins, free):
          '[handler.SIGSEGV]\ncode = "sigreturn"\n',
          "g.toml:8: load %r1, c[%r0]: an index outside the array kills with SIGSEGV in the model, but this spec "
          "catches SIGSEGV"),
+        ('[environment]\nsignals = ["SIGUSR1"]\nmax_signals = 1\n[variables]\nx = [0, 3]\n[thread.T0]\ncode = "exit"\n'
+         '[handler.SIGUSR1]\ncode = """\n        rseq_cs c\nbegin:  nop\n        mov %r0, 1\nend:    sigreturn\n'
+         'abort:  store x, %r0\n        sigreturn\n"""\n[rseq_cs.c]\nstart = "begin"\npost_commit = "end"\nabort = "abort"\n',
+         "g.toml:13: handler SIGUSR1 reads %r0 before writing it"),  # on the abort path, from the nop
+        ('[variables]\nx = [0, 3000000000]\n[thread.T0]\ncode = """\nmov %r0, 1\nexit\n"""\n',
+         "g.toml: a value range beyond 32-bit immediates (registers hold 0..3000000000)"),
         ('[environment]\nglibc_rseq = false\n[thread.T0]\ncode = """\nrseq_register mine\n'
          'load %r0, rseq.cpu_id\nexit\n"""\n', "g.toml:9: load %r0, rseq.cpu_id: rseq fields with an own rseq area"),
     ],
