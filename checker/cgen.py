@@ -26,6 +26,10 @@ same thing in the model and on the CPU:
   sud_on / sud_off / sud_select     prctl(PR_SET_SYSCALL_USER_DISPATCH) with
                   the labels' addresses and a per-thread TLS selector byte
   set_tf/clear_tf pushfq; or/and $0x100, (%rsp); popfq
+  mov/load/store/add/sub/blt/bge on registers, per-CPU arrays and rseq
+                  fields: checker/cgen_data.py (%r0..%r8 in rbp, r15, rbx,
+                  r9, r8, r10, rsi, rdi, rdx; a spec with data routes its v0
+                  store/add/beq/bne there too)
 
 Descriptors are struct rseq_cs {u32 version, u32 flags, u64 start_ip,
 u64 post_commit_offset, u64 abort_ip}, 32-byte aligned in a writable section,
@@ -49,7 +53,12 @@ background (the child's threads are pinned to one CPU beside the parent, so
 they rarely migrate; with `membarrier_rseq` they are spread over the CPUs,
 since the fence's IPIs go to the other CPUs),
 and a conformance spec lets the model allow them; the runner counts the runs
-with an involuntary context switch.  For a spec without preemption the child
+with an involuntary context switch.  A spec with CPU data places its
+threads as the model does: each is pinned to its `[thread.T] cpu` (default
+0) before its code, the parent to a CPU none starts on; with `migration`
+each is then free on the spec's CPUs, and the parent moves a random thread
+to a random CPU NT times per run (sched_setaffinity to that CPU, then free
+again: a migration at a preemption, which the model allows).  For a spec without preemption the child
 runs SCHED_FIFO where permitted and the runner sets its preempted runs aside.
 With `notify_resume = true` the child arms ITIMER_PROF with SIGPROF blocked:
 its expiry queues task_work, a TIF_NOTIFY_RESUME without any rseq event
@@ -67,7 +76,11 @@ Refused (`Unsupported`): anything with no faithful kernel counterpart here:
 set_desc (the next-syscall descriptor is a proposal no kernel implements),
 assert (use [outcomes]), seccomp and PTRACE_SYSCALL
 tracing, several threads with ptrace, a SUD region whose labels are in
-different blocks or are abort targets, syscalls other than SYSCALL_NR.
+different blocks or are abort targets, syscalls other than SYSCALL_NR;
+for the data machine (checker/cgen_data.py) %r9..%r15, a register an
+instruction of its block clobbers, a handler that reads a register before
+writing it, a register index with a SIGSEGV handler, rseq fields with an
+own rseq area.
 """
 
 from __future__ import annotations
@@ -75,6 +88,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from checker.cgen_data import DataGen, uses_data
 from checker.escape import c_ident, c_string, terminal
 from model.program import Instr, Segment
 from model.signals import DEFAULT_STOP, SIGNUM
@@ -147,6 +161,12 @@ class _Gen:
             c.name: [s for s in self.segments() if all(lab in s.labels for lab in (c.start, c.post_commit, c.abort))]
             for c in spec.cs.values()
         }
+        # the data machine (checker/cgen_data.py): registers, arrays, rseq fields, placement
+        self.data = DataGen(spec, self) if uses_data(spec) else None
+        if self.data is not None:
+            self.uvars = self.data.names  # the model's outcome variables and per-CPU slots
+            self.off = {n: SHARED_V + 8 * i for i, n in enumerate(self.uvars)}
+            self.tls = sorted(set(self.tls) | set(self.data.tls))
 
     def segments(self) -> list[Segment]:
         return [t.segment for t in self.spec.threads] + [
@@ -244,6 +264,10 @@ class _Gen:
 
     def instr(self, seg: Segment, ins: Instr, sig_at: dict[str, int]) -> list[str]:
         op, a = ins.op, ins.args
+        if self.data is not None:
+            asm = self.data.instr(seg, ins)
+            if asm is not None:
+                return asm
         if op == "nop":
             return ["nop"] if self.spin <= 0 else [f"movl ${self.spin}, %ecx", "1: decl %ecx", "jnz 1b"]
         if op == "jmp":
@@ -401,9 +425,13 @@ def generate(spec: Spec, spin: int = 200000) -> Program:
     if spec.threads[0].name in cloned:
         raise Unsupported(f"{spec.threads[0].name} is the process's first thread; it cannot be cloned")
     g = _Gen(spec, spin)
+    if g.data is not None:
+        g.data.check()
     asm = g.descriptors()
     for t in spec.threads:
         pro = ["movq %rdi, %r12", "movq %rsi, %r13"]  # the shared page, glibc's struct rseq
+        if g.data is not None:
+            pro += g.data.thread_prologue(t.segment)  # the model's registers start at 0
         if t.ptrace_step:
             pro.append("int3")  # the tracer starts single-stepping here
         asm += g.block(t.segment, f"rsc_thread_{t.name}", pro)
@@ -424,6 +452,7 @@ def generate(spec: Spec, spin: int = 200000) -> Program:
     install = "\n".join(_install(spec, s) for s in sorted(spec.handlers, key=lambda s: SIGNUM[s]))
     area_flags = [sum(CS_FLAG_BITS[f] for f in t.rseq_flags) for t in spec.threads]
     reads = any(ins.op == "syscall" and ins.args[0] == "read" for seg in g.segments() for ins in seg.instrs)
+    pins, free = g.data.placement() if g.data is not None else ([], 0)
     src = _TEMPLATE
     for k, v in {
         "@NV@": str(max(1, len(g.uvars))),
@@ -446,6 +475,10 @@ def generate(spec: Spec, spin: int = 200000) -> Program:
         "@TRACED@": "1" if traced else "0",
         "@AT_START@": ", ".join("0" if t.name in cloned else "1" for t in spec.threads),
         "@MEMBARRIER@": "1" if g.membarrier else "0",
+        "@CPU_PIN@": ", ".join(str(c) for c in pins) if pins else ", ".join("-1" for _ in spec.threads),
+        "@CPU_FREE@": str(free),
+        "@PLACED@": "1" if pins else "0",
+        "@PARENT_CPU@": str(next((c for c in range(env.cpus) if c not in pins), -1)) if pins else "-1",
     }.items():
         src = src.replace(k, v)
     run_env = {} if env.glibc_rseq else {"GLIBC_TUNABLES": "glibc.pthread.rseq=0"}
@@ -551,6 +584,10 @@ _TEMPLATE = r"""/* Generated by rseqcheck (checker/cgen.py): one spec scenario, 
 #define GLIBC_RSEQ @GLIBC_RSEQ@
 #define TRACED @TRACED@
 #define MEMBARRIER @MEMBARRIER@
+#define CPU_FREE @CPU_FREE@     /* migration: threads run free on CPUs 0..CPU_FREE-1 */
+#define NMOVE (CPU_FREE > 1 ? NT : 0)   /* forced migrations per run (the parent moves a thread) */
+#define PLACED @PLACED@       /* threads placed on CPUs (the parent's too): the parent sleeps, not spins */
+#define PARENT_CPU @PARENT_CPU@   /* placed: the parent's CPU (-1: 0) */
 
 extern const ptrdiff_t __rseq_offset;
 extern const unsigned int __rseq_size;
@@ -588,6 +625,7 @@ static const rsc_start_fn starts[NT] = {
 };
 static const uint32_t area_flags[NT] = { @AREA_FLAGS@ };
 static const int at_start[NT] = { @AT_START@ };   /* 0: started by a `clone` */
+static const int cpu_pin[NT] = { @CPU_PIN@ };     /* the model's placement; -1: none */
 
 static volatile void *rseq_area(void)
 {
@@ -597,6 +635,7 @@ static volatile void *rseq_area(void)
 }
 
 static int ncpu;
+static int parent_cpu = 0, child_cpu = 1;
 
 static void pin(int cpu)
 {
@@ -606,18 +645,32 @@ static void pin(int cpu)
 	sched_setaffinity(0, sizeof(s), &s);
 }
 
+/* migration: the thread may run on any of the spec's CPUs */
+static void pin_all(int n)
+{
+	cpu_set_t s;
+	CPU_ZERO(&s);
+	for (int c = 0; c < n; c++)
+		CPU_SET(c, &s);
+	sched_setaffinity(0, sizeof(s), &s);
+}
+
 /* Each thread: publish its tid, wait for the start, run its block. */
 static void *thread_main(void *arg)
 {
 	long i = (long)arg;
 	if (MEMBARRIER && i > 0 && ncpu > 1)   /* the fence IPIs other CPUs: spread the threads */
 		pin((int)((1 + i) % ncpu));
+	if (cpu_pin[i] >= 0)   /* [thread.T] cpu: it starts on that CPU, as in the model */
+		pin(cpu_pin[i]);
 	rsc_shared->tid[i] = (int32_t)syscall(SYS_gettid);
 	if (area_flags[i])
 		((volatile uint32_t *)rseq_area())[4] = area_flags[i];   /* struct rseq.flags */
 	__atomic_fetch_add(&rsc_shared->started, 1, __ATOMIC_ACQ_REL);
 	while (__atomic_load_n(&rsc_shared->ready, __ATOMIC_ACQUIRE) != 2)
 		__builtin_ia32_pause();
+	if (CPU_FREE)
+		pin_all(CPU_FREE);
 	if (i == 0) {
 		if (NOTIFY_TIMER && rsc_shared->prof_us > 0) {
 			struct itimerval it = { { 0, 0 }, { 0, rsc_shared->prof_us } };
@@ -702,6 +755,23 @@ static void pause_us(long us)
 
 static void on_alarm(int sig) { (void)sig; }
 
+/* A migration, as the load balancer's: the thread goes to CPU `cpu` (the
+ * affinity change returns once it is there) and is then free again. */
+static void move(pid_t tid, int cpu)
+{
+	cpu_set_t s;
+	if (tid <= 0)        /* not started (or cloned) yet */
+		return;
+	CPU_ZERO(&s);
+	CPU_SET(cpu, &s);
+	if (sched_setaffinity(tid, sizeof(s), &s) == 0) {
+		CPU_ZERO(&s);
+		for (int c = 0; c < CPU_FREE; c++)
+			CPU_SET(c, &s);
+		sched_setaffinity(tid, sizeof(s), &s);
+	}
+}
+
 /* The tracer: continue to the int3 at the block's start, then single-step
  * to the end, suppressing SIGTRAP and passing every other signal on. */
 static int trace_run(pid_t pid, struct rusage *ru, int *hung)
@@ -745,11 +815,11 @@ static int one_run(int nsend, uint64_t window, struct rusage *ru, int *hung, int
 	}
 	fflush(stdout);
 	if (ncpu > 1)        /* the child is born on CPU 1, beside the parent, not after it */
-		pin(1);
+		pin(child_cpu);
 	pid = fork();
 	if (pid < 0) { perror("fork"); exit(98); }
 	if (pid > 0 && ncpu > 1)
-		pin(0);
+		pin(parent_cpu);
 	if (pid == 0) {
 		close(pfd[1]);
 		child(parent);
@@ -766,7 +836,7 @@ static int one_run(int nsend, uint64_t window, struct rusage *ru, int *hung, int
 	while (!__atomic_load_n(&rsc_shared->ready, __ATOMIC_ACQUIRE)) {
 		if (now() - t_start > 5) break;
 	}
-	uint64_t t0 = __rdtsc(), at[NSEND + 1];   /* the child starts now */
+	uint64_t t0 = __rdtsc(), at[NSEND + NMOVE + 1];   /* the child starts now */
 	__atomic_store_n(&rsc_shared->ready, 2, __ATOMIC_RELEASE);
 	if (TRACED) {
 		st = trace_run(pid, ru, hung);
@@ -774,21 +844,36 @@ static int one_run(int nsend, uint64_t window, struct rusage *ru, int *hung, int
 		close(pfd[1]);
 		return st;
 	}
-	int kind[NSEND + 1], to[NSEND + 1];
+	int kind[NSEND + NMOVE + 1], to[NSEND + NMOVE + 1];
 	for (int k = 0; k < nsend; k++) {
 		at[k] = window ? rnd() % window : 0;
 		kind[k] = (int)(rnd() % (NSIGS ? NSIGS : 1));
 		to[k] = k % NT;      /* max_signals per thread, as the model's budgets */
 	}
-	for (int i = 1; i < nsend; i++)        /* sort the send times */
+	int nev = nsend;
+	for (int k = 0; window && k < NMOVE; k++, nev++) {   /* migrations: kind -1 - the target CPU */
+		at[nev] = rnd() % window;
+		to[nev] = (int)(rnd() % NT);
+		kind[nev] = -1 - (int)(rnd() % (CPU_FREE ? CPU_FREE : 1));
+	}
+	for (int i = 1; i < nev; i++)        /* sort the send times */
 		for (int j = i; j > 0 && at[j] < at[j - 1]; j--) {
 			uint64_t x = at[j]; at[j] = at[j - 1]; at[j - 1] = x;
 			int y = kind[j]; kind[j] = kind[j - 1]; kind[j - 1] = y;
 			y = to[j]; to[j] = to[j - 1]; to[j - 1] = y;
 		}
-	for (int k = 0; k < nsend && !*reaped_stop; k++) {
+	for (int k = 0; k < nev && !*reaped_stop; k++) {
+		if (PLACED) {
+			uint64_t nw = __rdtsc();
+			if (nw < t0 + at[k])
+				pause_us((long)((t0 + at[k] - nw) / tpus));
+		}
 		while (__rdtsc() < t0 + at[k])
 			__builtin_ia32_pause();
+		if (kind[k] < 0) {
+			move(rsc_shared->tid[to[k]], -1 - kind[k]);
+			continue;
+		}
 		syscall(SYS_tgkill, pid, rsc_shared->tid[to[k]], sigs[kind[k]]);
 		if (stops[kind[k]]) {          /* stopped: continue it a little later */
 			if (wait4(pid, &st, WUNTRACED, ru) == pid && !WIFSTOPPED(st)) {
@@ -852,8 +937,18 @@ int main(int argc, char **argv)
 	sigaction(SIGALRM, &al, NULL);
 	rsc_rseq_off = (long)__rseq_offset;
 	ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	for (int i = 0; i < NT; i++)
+		if (cpu_pin[i] >= ncpu || CPU_FREE > ncpu) {
+			printf("error the spec places threads on %d CPUs; this machine has %d\n",
+				CPU_FREE > cpu_pin[i] ? CPU_FREE : cpu_pin[i] + 1, ncpu);
+			return 3;
+		}
+	if (PLACED && PARENT_CPU >= 0 && PARENT_CPU < ncpu) {   /* placed threads: born on T0's CPU, */
+		child_cpu = cpu_pin[0];                      /* the parent on a CPU none of them starts on */
+		parent_cpu = PARENT_CPU;
+	}
 	if (ncpu > 1)
-		pin(0);
+		pin(parent_cpu);
 	rsc_shared = mmap(NULL, sizeof(*rsc_shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (rsc_shared == MAP_FAILED) { perror("mmap"); return 98; }
 	/* TSC ticks per microsecond, to report the window */

@@ -205,6 +205,8 @@ def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states, 
             Path(emit_c).write_text(generate(spec, spin=spin).source)
         except Unsupported as e:
             _fail(f"{spec.path}: cannot generate: {e}")
+        except SpecError as e:  # a spec with data builds the model first (checker/cgen_data.py)
+            _fail(str(e))
         except OSError as e:  # an output error, as for `verify` (exit 4)
             _fail(f"{emit_c}: cannot write: {e.strerror or e}", 4)
         click.echo(f"wrote {emit_c} (build: gcc -O1 -o prog {emit_c}; run: ./prog RUNS SEED WINDOW_US)")

@@ -93,7 +93,8 @@ def parse_run_line(line: str, uvars: list[str]) -> tuple[Outcome | None, bool, s
     """(outcome, preempted, kind) of one `run ...` line; outcome None for hung/error."""
     parts = line.split()
     kind, code, nivcsw = parts[1], int(parts[2]), int(parts[3])
-    vals = tuple(zip(uvars, (int(x) for x in parts[4:])))
+    # sorted by name as the model's outcomes (a per-CPU array's slots are printed in memory order)
+    vals = tuple(sorted(zip(uvars, (int(x) for x in parts[4:]))))
     if kind == "exit":
         return Outcome("exit", vals), nivcsw > 0, kind
     if kind == "signal":

@@ -324,10 +324,17 @@ EXPECT_SEEN = {
     "p11_fault_in_cs_segv": "exit; a=1 after=0 h=1",
     "p11_fault_in_cs_trap": "exit; a=1 after=0 h=1",
     "p09f_fresh_event": "exit; a=0 f=1",
+    "p12_percpu_counter": "exit; a=0 counter[0]=1 counter[1]=1",
+    "p13_cpu_id_migration": "exit; diff=0 e0=1 s0=1",
+    "p14_cpu_id_start_overlay": "exit; got=0",
+    "p15_unregister_ids": "exit; c=-1 s=0",
 }
 # p09's notify-resume comes from a CPU timer checked at ticks (4 ms): long sections
-SPIN = {"p09_stale_event": "20000000", "p09f_fresh_event": "20000000"}
-RUNS = {"p09_stale_event": "100", "p09f_fresh_event": "100", "p01h_cs_in_handler": "150", "p04d_yield_two_threads": "150"}
+SPIN = {"p09_stale_event": "20000000", "p09f_fresh_event": "20000000",
+        "p13_cpu_id_migration": "2000000",   # T0 spins long enough to be moved mid-run
+        "p14_cpu_id_start_overlay": "5000000"}  # longer than a slice: T1 preempts T0 in ~16% of the runs
+RUNS = {"p09_stale_event": "100", "p09f_fresh_event": "100", "p01h_cs_in_handler": "150", "p04d_yield_two_threads": "150",
+        "p13_cpu_id_migration": "100", "p14_cpu_id_start_overlay": "100"}
 
 
 def test_every_conformance_spec_has_an_expectation():
@@ -520,6 +527,7 @@ def test_verify_outcomes_reports_a_cut_search():
         ("p06t_register_own", "rseq.len_check=32-only", "exit; fail=0"),
         ("p07b_sud_sigreturn_blocked", "sud.sigreturn=exempt", "killed by SIGSYS; after=0 h=1"),
         ("p07d_sud_bad_selector", "sud.bad_selector=kill-thread", "killed by SIGSYS; h=0"),
+        ("p15_unregister_ids", "rseq.unregister_cpu_id_start=uninitialized", "exit; c=-1 s=0"),
     ],
 )
 def test_wrong_rule_of_new_features_is_caught(name, rule, seen):
@@ -578,3 +586,260 @@ def test_a_timeout_leaves_no_child_behind():
         if comm == "p01_signal_in_c" and state != "Z":  # a zombie waits for init; it does not run
             alive.append(stat)
     assert not alive
+
+
+# ------------------------------------------------ the data machine (cgen_data)
+
+DATA = """
+[environment]
+cpus = 2
+[variables]
+"c[cpu]" = [0, 3]
+x = [-2, 1]
+[thread.T0]
+code = \"\"\"
+        mov     %r0, 1
+        mov     %r1, %r0
+        load    %r2, c[%r0]
+        load    %r3, rseq.cpu_id
+        load    %r4, rseq.cpu_id_start
+        store   c[1], %r1
+        store   rseq.cpu_id_start, 8
+        add     %r1, 6
+        sub     x, %r1
+        blt     %r2, 3, l
+        bge     %r1, %r0, l
+l:      exit
+\"\"\"
+"""
+
+
+def _block(source: str, fn: str) -> dict[str, list[str]]:
+    """The asm of block `fn`, per model instruction (its `# text` comment)."""
+    lines = [m.group(1) for m in re.finditer(r'^\t"(.*)\\n"$', source, re.M)]
+    body = lines[lines.index(f"{fn}:") + 1:lines.index(f".size {fn}, .-{fn}")]
+    out: dict[str, list[str]] = {"": []}
+    key = ""
+    for line in body:
+        if line.startswith("# "):
+            key = " ".join(line[2:].split())
+            out[key] = []
+        elif not line.startswith((".globl", "rsc_L_")):
+            out[key].append(line)
+    return out
+
+
+def test_data_instructions_emit_their_machine_code(tmp_path):
+    """Registers in rbp, r15, rbx, r9, r8 (%r0..%r4), zeroed at the start;
+    the per-CPU slots after the plain variables (x at 24, c[0] at 32); an
+    index checked against cpus with a load from 0 on the way out; the rseq
+    fields as sign-extended u32 of glibc's area (r13); stores to shared
+    words by xchg, memory arithmetic by lock cmpxchg, every write wrapped
+    around its destination's range (the model's hull is -2..8 here)."""
+    prog = generate(_gen_spec(tmp_path, DATA))
+    assert prog.uvars == ["x", "c[0]", "c[1]"]
+    asm = _block(prog.source, "rsc_thread_T0")
+    assert asm[""] == ["movq %rdi, %r12", "movq %rsi, %r13", "xorl %r15d, %r15d", "xorl %r8d, %r8d",
+                       "xorl %r9d, %r9d", "xorl %ebp, %ebp", "xorl %ebx, %ebx"]
+    assert asm["mov %r0, 1"] == ["movq $1, %rbp"]
+    assert asm["mov %r1, %r0"] == ["movq %rbp, %r15"]
+    assert asm["load %r2, c[%r0]"] == ["cmpq $2, %rbp", "jb 6f", "movq 0, %rax", "6:",
+                                        "movq 32(%r12,%rbp,8), %rax", "movq %rax, %rbx"]
+    assert asm["load %r3, rseq.cpu_id"] == ["movslq 4(%r13), %rax", "movq %rax, %r9"]
+    assert asm["load %r4, rseq.cpu_id_start"] == ["movslq 0(%r13), %rax", "movq %rax, %r8"]
+    assert asm["store c[1], %r1"] == ["movq %r15, %rax", "7: cmpq $3, %rax", "jle 8f", "subq $4, %rax", "jmp 7b",
+                                      "8:", "7: cmpq $0, %rax", "jge 8f", "addq $4, %rax", "jmp 7b", "8:",
+                                      "xchgq %rax, 40(%r12)"]
+    assert asm["store rseq.cpu_id_start, 8"] == ["movq $8, %rax", "movl %eax, 0(%r13)"]
+    assert asm["add %r1, 6"] == ["movq %r15, %rax", "addq $6, %rax", "7: cmpq $8, %rax", "jle 8f",
+                                 "subq $11, %rax", "jmp 7b", "8:", "movq %rax, %r15"]
+    assert asm["sub x, %r1"] == ["5: movq 24(%r12), %rax", "movq %rax, %rcx", "subq %r15, %rcx",
+                                 "7: cmpq $1, %rcx", "jle 8f", "subq $4, %rcx", "jmp 7b", "8:",
+                                 "7: cmpq $-2, %rcx", "jge 8f", "addq $4, %rcx", "jmp 7b", "8:",
+                                 "lock cmpxchgq %rcx, 24(%r12)", "jne 5b"]
+    assert asm["blt %r2, 3, l"] == ["cmpq $3, %rbx", "jl rsc_L_T0_l"]
+    assert asm["bge %r1, %r0, l"] == ["cmpq %rbp, %r15", "jge rsc_L_T0_l"]
+
+
+def test_v0_forms_in_a_data_spec_are_atomic():
+    """In a spec with data, `add done, 1` and `store a, 1` from two CPUs go
+    through lock cmpxchg / xchg like the data forms (the model's add is one
+    step); a v0 spec keeps its plain movq."""
+    asm = _block(generate(load_spec(CONF / "p12_percpu_counter.toml")).source, "rsc_thread_T0")
+    assert asm["store a, 1"] == ["movq $1, %rax", "xchgq %rax, 24(%r12)"]
+    assert asm["bne %r1, %r0, abort"] == ["cmpq %rbp, %r15", "jne rsc_L_T0_abort"]
+    assert asm["store counter[%r0], %r2"][-1] == "xchgq %rax, 32(%r12,%rbp,8)"
+    assert _block(generate(load_spec(CONF / "p01_signal_in_cs.toml")).source, "rsc_thread_T0")["store a, 1"] == [
+        "movq $1, 24(%r12)"]
+
+
+@pytest.mark.parametrize(
+    "path, pins, free",
+    [("p12_percpu_counter", "0, 0", "2"), ("p14_cpu_id_start_overlay", "0, 0", "0"),
+     ("p01_signal_in_cs", "-1", "0")],
+)
+def test_placement_follows_the_spec(path, pins, free):
+    """[thread.T] cpu pins the thread before its code; with migration it is
+    then free on the spec's CPUs (and the parent moves it); a v0 spec keeps
+    the runner's own placement."""
+    src = generate(load_spec(CONF / f"{path}.toml")).source
+    assert f"static const int cpu_pin[NT] = {{ {pins} }};" in src
+    assert f"#define CPU_FREE {free} " in src
+    assert f"#define PLACED {0 if pins == '-1' else 1} " in src
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('[thread.T0]\ncode = """\nmov %r9, 1\nexit\n"""\n',
+         "g.toml:6: mov %r9, 1: %r9: no free machine register (the generator maps %r0..%r8 onto rbp, r15, rbx, "
+         "r9, r8, r10, rsi, rdi, rdx)"),
+        ('[variables]\nx = [0, 3]\n[thread.T0]\ncode = """\nmov %r7, 1\nsyscall read\nstore x, %r7\nexit\n"""\n',
+         "g.toml:9: syscall read: clobbers %rdi, which holds %r7 in this block"),
+        ('[thread.T0]\ncode = """\nmov %r2, 1\nclone T1\nexit\n"""\n[thread.T1]\ncode = "exit"\n',
+         "g.toml:7: clone T1: clobbers %rbx, which holds %r2 in this block"),
+        ('[environment]\nsignals = ["SIGUSR1"]\nmax_signals = 1\n[variables]\nx = [0, 3]\n[thread.T0]\ncode = """\nmov %r0, 1\nnop\n'
+         'exit\n"""\n[handler.SIGUSR1]\ncode = """\nstore x, %r0\nsigreturn\n"""\n',
+         "g.toml:17: handler SIGUSR1 reads %r0 before writing it"),
+        ('[variables]\n"c[cpu]" = [0, 1]\n[thread.T0]\ncode = """\nload %r1, c[%r0]\nexit\n"""\n'
+         '[handler.SIGSEGV]\ncode = "sigreturn"\n',
+         "g.toml:8: load %r1, c[%r0]: an index outside the array kills with SIGSEGV in the model, but this spec "
+         "catches SIGSEGV"),
+        ('[environment]\nsignals = ["SIGUSR1"]\nmax_signals = 1\n[variables]\nx = [0, 3]\n[thread.T0]\ncode = "exit"\n'
+         '[handler.SIGUSR1]\ncode = """\n        rseq_cs c\nbegin:  nop\n        mov %r0, 1\nend:    sigreturn\n'
+         'abort:  store x, %r0\n        sigreturn\n"""\n[rseq_cs.c]\nstart = "begin"\npost_commit = "end"\nabort = "abort"\n',
+         "g.toml:13: handler SIGUSR1 reads %r0 before writing it"),  # on the abort path, from the nop
+        ('[variables]\nx = [0, 3000000000]\n[thread.T0]\ncode = """\nmov %r0, 1\nexit\n"""\n',
+         "g.toml: a value range beyond 32-bit immediates (registers hold 0..3000000000)"),
+        ('[environment]\nglibc_rseq = false\n[thread.T0]\ncode = """\nrseq_register mine\n'
+         'load %r0, rseq.cpu_id\nexit\n"""\n', "g.toml:9: load %r0, rseq.cpu_id: rseq fields with an own rseq area"),
+    ],
+)
+def test_generator_refuses_data_it_cannot_drive(tmp_path, body, message):
+    spec = _gen_spec(tmp_path, body)
+    with pytest.raises(Unsupported, match=re.escape(message)):
+        generate(spec)
+    r = CliRunner().invoke(main, ["run", str(spec.path), "--emit-c", str(tmp_path / "x.c")])
+    assert r.exit_code == 2 and "cannot generate" in r.output and message in r.output, r.output
+
+
+def test_outcome_line_names_slots_as_the_model():
+    """The program prints a per-CPU array's slots in memory order; the
+    outcome is sorted by name, as checker/outcomes.py's."""
+    prog = generate(load_spec(CONF / "p12_percpu_counter.toml"))
+    assert prog.uvars == ["a", "counter[0]", "counter[1]"]
+    from checker.run import parse_run_line
+
+    o, pre, kind = parse_run_line("run exit 0 3 1 0 2", ["x", "c[0]", "c[1]"])
+    assert (o, pre, kind) == (Outcome("exit", (("c[0]", 0), ("c[1]", 2), ("x", 1))), True, "exit")
+    model = model_outcomes(load_spec(CONF / "p12_percpu_counter.toml"))
+    assert Outcome("exit", (("a", 0), ("counter[0]", 1), ("counter[1]", 1))) in model.counts
+
+
+def _run_binary(spec, tmp_path: Path, runs: int = 3) -> tuple[int, list[str]]:
+    b = build(spec, workdir=tmp_path)
+    p = subprocess.run([str(b.exe), str(runs), "1", "10"], capture_output=True, text=True)
+    return p.returncode, [line for line in p.stdout.splitlines() if line.startswith(("run ", "error "))]
+
+
+@needs_gcc
+@pytest.mark.parametrize(
+    "text, x",
+    [(DATA, 1),
+     # without the constant 8 the hull is -2..6: %r1 = 1 + 6 wraps to -2, and x = 0 - -2 wraps to -2
+     (DATA.replace("        store   rseq.cpu_id_start, 8\n", ""), -2)],
+)
+def test_data_machine_computes_what_the_model_does(tmp_path, text, x):
+    """One thread, no events: the machine's wrapped register and memory
+    arithmetic ends in the model's only outcome."""
+    from checker.run import parse_run_line
+
+    spec = _gen_spec(tmp_path, text)
+    allowed = {Outcome("exit", (("c[0]", 0), ("c[1]", 1), ("x", x)))}
+    assert model_outcomes(spec).allowed == allowed
+    rc, lines = _run_binary(spec, tmp_path)
+    assert rc == 0 and len(lines) == 3, lines
+    assert {parse_run_line(line, ["x", "c[0]", "c[1]"])[0] for line in lines} == allowed
+
+
+@needs_gcc
+@pytest.mark.parametrize("index", ["-1", "2"])
+def test_index_outside_the_array_is_killed_by_sigsegv(tmp_path, index):
+    spec = _gen_spec(tmp_path, f'[variables]\n"c[cpu]" = [0, 1]\n[thread.T0]\ncode = """\nmov %r0, {index}\n'
+                     'load %r1, c[%r0]\nstore c[0], 1\nexit\n"""\n')
+    assert model_outcomes(spec).allowed == {Outcome("killed by SIGSEGV", (("c[0]", 0), ("c[1]", 0)))}
+    rc, lines = _run_binary(spec, tmp_path)
+    assert lines == ["run signal 11 0 0 0"] * 3 or all(re.match(r"run signal 11 \d+ 0 0$", x) for x in lines), lines
+
+
+@needs_gcc
+def test_a_placement_beyond_the_machine_is_refused(tmp_path):
+    import os
+
+    if (os.cpu_count() or 1) >= 4:
+        pytest.skip("the machine has 4 CPUs or more")
+    spec = _gen_spec(tmp_path, '[environment]\ncpus = 4\n[thread.T0]\ncpu = 3\ncode = "exit"\n')
+    rc, lines = _run_binary(spec, tmp_path)
+    assert rc == 3 and lines == [f"error the spec places threads on 4 CPUs; this machine has {os.cpu_count()}"]
+
+
+@needs_kernel
+def test_a_pinned_thread_reads_its_cpu():
+    """No migration: each thread stays on its `cpu`, and rseq.cpu_id says so."""
+    text = """
+[spec]
+title = "pinned"
+preset = "linux-6.18"
+[environment]
+preemption = true
+[variables]
+w0 = [-2, 1]
+w1 = [-2, 1]
+[thread.T0]
+cpu = 1
+code = \"\"\"
+        nop
+        load    %r0, rseq.cpu_id
+        store   w0, %r0
+        exit
+\"\"\"
+[thread.T1]
+cpu = 0
+code = \"\"\"
+        load    %r0, rseq.cpu_id_start
+        store   w1, %r0
+        exit
+\"\"\"
+[check]
+properties = ["no-unexpected-kill"]
+"""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        res = run_spec(load_spec(_spec(Path(d), text)), 20)
+    assert set(res.model.counts) == {Outcome("exit", (("w0", 1), ("w1", 0)))}
+    assert set(res.observed) == {Outcome("exit", (("w0", 1), ("w1", 0)))} and not res.errors
+
+
+@needs_kernel
+def test_registers_survive_a_handler_on_the_kernel(tmp_path):
+    """The kernel's frame holds the interrupted registers and rt_sigreturn
+    restores them: the handler's %r0 = 3 never reaches the thread."""
+    spec = _gen_spec(tmp_path, '[environment]\nsignals = ["SIGUSR1"]\nmax_signals = 1\n[variables]\nr = [0, 3]\n'
+                     'h = [0, 3]\n[thread.T0]\ncode = """\nmov %r0, 1\nnop\nnop\nstore r, %r0\nexit\n"""\n'
+                     '[handler.SIGUSR1]\ncode = """\nmov %r0, 3\nstore h, %r0\nsigreturn\n"""\n')
+    res = run_spec(spec, 40)
+    assert set(res.model.counts) == {Outcome("exit", (("h", 0), ("r", 1))), Outcome("exit", (("h", 3), ("r", 1)))}
+    assert not res.forbidden and not res.errors
+    assert res.observed[Outcome("exit", (("h", 3), ("r", 1)))] > 0
+
+
+@needs_kernel
+def test_overlay_rewrite_contradicts_r1():
+    """6.19's rseq rewrite (rule rseq.impl = r1) writes the ids only when
+    they changed: without a migration it forbids the rewrite of the tag
+    that this 6.18 kernel does after a preemption."""
+    r = _cli("run", str(CONF / "p14_cpu_id_start_overlay.toml"), "--runs", "100", "--spin", "5000000",
+             "--rule", "rseq.impl=r1")
+    assert r.exit_code == 1, r.output
+    assert re.search(r"No: observed \d+ runs ending \[exit; got=0\], an outcome the model forbids", r.output), r.output
