@@ -260,6 +260,8 @@ class Builder:
         if self.stepping:
             kernel_sigs.add("SIGTRAP")  # exc_debug_user / user_single_step_report
         kernel_sigs |= {ins.args[0] for _, ins in self.code if ins.op == "fault"}
+        if self.sig_action("SIGSEGV") == "handler" and any("[%r" in a for _, ins in self.code for a in data.operands(ins)):
+            kernel_sigs.add("SIGSEGV")  # an array index out of bounds faults: a catchable SIGSEGV (model/user.py)
         if self.stepping and any(ins.op == "fault" for _, ins in self.code):
             raise SpecError(self.spec.path, next(ins.line for _, ins in self.code if ins.op == "fault"),
                             "fault with single-stepping is not modelled")
@@ -392,6 +394,11 @@ class Builder:
             elif ins.op == "assert":
                 names |= {n for n in expr_vars(ins.expr) if not (is_reg(n) or "[" in n or n.startswith("rseq."))}
                 consts |= expr_ints(ins.expr)
+        taken = {v.name for v in self.vars}  # killed, bad, execve_done, ...: the builder's own
+        for n in sorted((names | set(self.spec.variables)) & taken):
+            line = self.spec.lines.get(("variables", n)) or next(
+                (ins.line for _, ins in self.code if n in [a for a in ins.args if isinstance(a, str)]), None)
+            raise SpecError(self.spec.path, line, f"{n!r} is the name of a model variable; rename the user variable")
         for n, line in added.items():
             if n not in self.spec.variables:
                 raise SpecError(self.spec.path, line, f"{n} is changed by add: declare its range in [variables], e.g. \"{n}\" = [0, 3]")

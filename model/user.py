@@ -87,7 +87,19 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
         target = seg.base + seg.labels[ins.args[2]] if ins.op in BRANCHES else None
         data_cases, oob = data.instr_cases(b, t, ins, t.ip[d], nxt, target)
         if oob is not None:
-            forced = [Case(oob, b.kill("SIGSEGV"), f"{label}  -- index outside the per-CPU array: the access faults (SIGSEGV)")]
+            # the access faults (exc_page_fault -> force_sig_fault SIGSEGV): like
+            # `fault SIGSEGV`, a handler catches it unless SIGSEGV is blocked;
+            # without a handler the delivery kills, so the step kills at once
+            why = f"{label}  -- index outside the per-CPU array: the access faults (SIGSEGV)"
+            if "SIGSEGV" in t.pend:
+                trap = {t.k: Const(PHASES.index("LOOP")), t.pend["SIGSEGV"]: Const(1), t.ip[d]: Const(pc)}
+                if t.user_irq is not None:
+                    trap[t.user_irq] = Const(1)
+                forced = [Case(And(oob, t.blk["SIGSEGV"]), b.kill("SIGSEGV"), why + ", blocked: force_sig kills",
+                               "kernel/signal.c:force_sig_info_to_task"),
+                          Case(oob, trap, why, "arch/x86/mm/fault.c:do_user_addr_fault -> force_sig_fault")]
+            else:
+                forced = [Case(oob, b.kill("SIGSEGV"), why)]
         ups = {t.ip[d]: Const(nxt)}
     elif ins.op == "nop":
         ups = {t.ip[d]: Const(nxt)}

@@ -509,3 +509,23 @@ def test_read_only_id_fields(tmp_path: Path, preset: str, length: int, debug: st
     seg.instrs[0].args = ("tls", length, "RSEQ_SIG")
     r = bfs(build_system(spec), spec.depth, por=False)
     assert r.verdict == ("violation" if killed else "holds"), (preset, length, debug)
+
+
+def test_index_fault_goes_to_a_sigsegv_handler(tmp_path: Path) -> None:
+    # the out-of-bounds access is a page fault from user mode
+    # (do_user_addr_fault -> force_sig_fault SIGSEGV): the handler runs
+    # (h = 1) and ends the thread, as `fault SIGSEGV` would; the load and
+    # the store after it never run.
+    handler = '[handler.SIGSEGV]\ncode = """\n        store h, 1\n        exit\n"""'
+    text = two("mov %r0, 2\nload %r1, c[%r0]\nstore y, 1", "", variables='"c[cpu]" = [0, 1]\ny = [0, 1]\nh = [0, 1]',
+               extra=handler)
+    assert outcomes(tmp_path, text) == {"exit; c[0]=0 c[1]=0 h=1 y=0"}
+
+
+@pytest.mark.parametrize("name", ["bad", "killed"])
+def test_user_variable_named_like_a_model_variable(tmp_path: Path, name: str) -> None:
+    text = two(f"nop\nstore {name}, 1", "")
+    with pytest.raises(SpecError) as e:
+        build_system(load(tmp_path, text))
+    assert (e.value.line, e.value.message) == (_line_of(text, f"store {name}, 1"),
+                                               f"'{name}' is the name of a model variable; rename the user variable")
