@@ -33,16 +33,19 @@ sys.path.insert(0, str(HERE))
 import ladder  # noqa: E402
 import percpu  # noqa: E402
 
-# Search variants (--variants): name -> (partial-order reduction, dead register reduction)
-VARIANTS: dict[str, tuple[bool, bool]] = {
-    "all": (True, True),  # every reduction on (the default search)
-    "no-por": (False, True),
-    "no-dead": (True, False),
-    "none": (False, False),  # no reduction at all
+# Search variants (--variants): name -> (partial-order reduction, dead register
+# reduction, state-dependent independence: bfs(por_frozen=True))
+VARIANTS: dict[str, tuple[bool, bool, bool]] = {
+    "all": (True, True, False),  # the default search
+    "no-por": (False, True, False),
+    "no-dead": (True, False, False),
+    "none": (False, False, False),  # no reduction at all
+    "frozen": (True, True, True),  # the default search with por_frozen
 }
 
 
-def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: bool = True) -> None:
+def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: bool = True,
+           frozen: bool = False) -> None:
     """Child side: build and search one spec, print one JSON line.  `dead`
     False: the dead register reduction is off (model/data.py:dead_after
     patched to find no dead register, as tests/test_data.py does)."""
@@ -67,7 +70,7 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
     system = build_system(spec)
     build_s = time.perf_counter() - t0
     base_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the search
-    res = bfs(system, spec.depth, por=por, timeout=timeout)
+    res = bfs(system, spec.depth, por=por, timeout=timeout, **({"por_frozen": True} if frozen else {}))
     st = res.stats
     print(
         json.dumps(
@@ -75,6 +78,7 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
                 "spec": path,
                 "por": por,
                 "dead": dead,
+                "frozen": frozen,
                 "verdict": res.verdict,
                 "expected": spec.expect,
                 "exhausted": res.exhausted,
@@ -97,11 +101,14 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
     )
 
 
-def run_one(path: str, por: bool, timeout: float | None, ref: str | None = None, dead: bool = True) -> dict[str, Any]:
+def run_one(path: str, por: bool, timeout: float | None, ref: str | None = None, dead: bool = True,
+            frozen: bool = False) -> dict[str, Any]:
     """Parent side: run `worker` in a fresh interpreter, collect its rusage."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", path, "--por" if por else "--no-por"]
     if not dead:
         cmd.append("--no-dead")
+    if frozen:
+        cmd.append("--por-frozen")
     if timeout:
         cmd += ["--timeout", str(timeout)]
     if ref:
@@ -226,7 +233,7 @@ def main_percpu(args: argparse.Namespace) -> int:
                 name = percpu.rung_name(t, k, c)
                 path = str((percpu.SPEC_DIR / f"{name}.toml").relative_to(ROOT))
                 for v in variants:
-                    por, dead = VARIANTS[v]
+                    por, dead, frozen = VARIANTS[v]
                     col = (t, c, v)
                     guess = predict(history.get(col, []))
                     # one thread more multiplies the time at least by what the last one did
@@ -242,7 +249,7 @@ def main_percpu(args: argparse.Namespace) -> int:
                         rec = {"verdict": "skipped", "reason": f"predicted ~{guess:.0f} s"}
                         over.add((t, k, c, v))
                     else:
-                        rec = run_one(path, por, args.max_seconds, dead=dead)
+                        rec = run_one(path, por, args.max_seconds, dead=dead, frozen=frozen)
                         if "seconds" in rec:
                             history.setdefault(col, []).append(rec["seconds"])
                             secs[(t, k, c, v)] = max(rec["seconds"], 1e-3)
@@ -250,7 +257,7 @@ def main_percpu(args: argparse.Namespace) -> int:
                             over.add((t, k, c, v))
                         else:
                             verdicts.setdefault((t, k, c), set()).add((rec["verdict"], rec.get("prop")))
-                    rec.update(spec=path, threads=t, rounds=k, cpus=c, variant=v, por=por, dead=dead)
+                    rec.update(spec=path, threads=t, rounds=k, cpus=c, variant=v, por=por, dead=dead, frozen=frozen)
                     records.append(rec)
                     note = ""
                     if len(verdicts.get((t, k, c), ())) > 1:
@@ -280,11 +287,12 @@ def main(argv: list[str] | None = None) -> int:
                     + ", ".join(VARIANTS) + " (default %(default)s)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--no-dead", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--por-frozen", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--por", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--timeout", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.por, args.timeout, args.ref, dead=not args.no_dead)
+        worker(args.worker, args.por, args.timeout, args.ref, dead=not args.no_dead, frozen=args.por_frozen)
         return 0
     if args.percpu:
         if args.rounds == "1-7":

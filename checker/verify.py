@@ -177,10 +177,13 @@ def check_spec(
     timeout: float | None = None,
     progress: Callable[[Stats], None] | None = None,
     max_counterexamples: int = 1,
+    por_frozen: bool = False,
 ) -> Outcome:
     """max_counterexamples > 1 (explicit engine): up to that many
     counterexamples with different interleavings, shortest first, searched
-    without partial-order reduction; the symbolic engines ignore it."""
+    without partial-order reduction; the symbolic engines ignore it.
+    por_frozen: the explicit engine's state-dependent independence
+    (checker/explicit.py:bfs)."""
     out = Outcome(path, asked=max_counterexamples)
     try:
         spec = load_spec(path)
@@ -199,7 +202,7 @@ def check_spec(
                                                     progress=progress)
             res = out.distinct.result
         elif engine == "explicit":
-            res = bfs(system, bound, por=por, timeout=timeout, progress=progress)
+            res = bfs(system, bound, por=por, timeout=timeout, progress=progress, por_frozen=por_frozen)
         else:
             from checker import symbolic
 
