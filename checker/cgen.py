@@ -75,6 +75,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from checker.escape import c_ident, c_string, terminal
 from model.program import Instr, Segment
 from model.signals import DEFAULT_STOP, SIGNUM
 from model.spec import Spec
@@ -126,7 +127,7 @@ def _where(ins: Instr) -> str:
 
 
 def _c_string(line: str) -> str:
-    return '\t"' + line.replace("\\", "\\\\").replace('"', '\\"') + '\\n"'
+    return "\t" + c_string(line + "\n")  # every string in the C goes through c_string
 
 
 class _Gen:
@@ -152,10 +153,10 @@ class _Gen:
             h.segment for h in self.spec.handlers.values() if h.segment is not None]
 
     def sym(self, seg: Segment, label: str) -> str:
-        return f"rsc_L_{_seg_id(seg)}_{label}"
+        return f"rsc_L_{_seg_id(seg)}_{c_ident(label)}"
 
     def cs_sym(self, name: str, seg: Segment) -> str:
-        return f"rsc_cs_{name}_{_seg_id(seg)}"
+        return f"rsc_cs_{c_ident(name)}_{_seg_id(seg)}"
 
     def instance(self, name: str, seg: Segment, ins: Instr) -> Segment:
         """The block whose instance `rseq_cs NAME` in `seg` arms (as
@@ -190,6 +191,7 @@ class _Gen:
         out: list[str] = []
         closed = {ins.args[0] for seg in self.segments() for ins in seg.instrs if ins.op == "dlclose"}
         for c in self.spec.cs.values():
+            c_ident(c.name)  # it becomes part of symbols and section names
             if c.name in closed:
                 # alone in whole pages, so that dlclose can unmap them and nothing else
                 out += [f'.pushsection .data.rsc_page_{c.name}, "aw"', f".balign {PAGE}", f"rsc_page_{c.name}:",
@@ -234,7 +236,7 @@ class _Gen:
                 out += [".byte 0x0f, 0xb9, 0x3d", f".long {sig_at[aborts[0]]:#x}"]
                 for lab in aborts:
                     out += [f".globl {self.sym(seg, lab)}", f"{self.sym(seg, lab)}:"]
-            out += [f"# {ins.text or ins.op}"] + self.instr(seg, ins, sig_at)
+            out += [f"# {terminal(ins.text or ins.op, keep='')}"] + self.instr(seg, ins, sig_at)
             falls_through = ins.op not in ("jmp", "exit", "sigreturn")
         # past the block's end (a dispatched exit or sigreturn): a fault, SIGSEGV as in the model
         out += ["hlt", f".size {fn}, .-{fn}"]
@@ -413,9 +415,9 @@ def generate(spec: Spec, spin: int = 200000) -> Program:
                "movq %fs:0, %r13", "addq rsc_rseq_off(%rip), %r13"]
         asm += g.block(seg, f"rsc_handler_{s}", pro)
     decls = [f"void rsc_handler_{s}(int, siginfo_t *, void *);" for s in hsigs]
-    decls += [f"void rsc_thread_{t.name}(struct rsc_shared *, volatile void *) __attribute__((noreturn));"
+    decls += [f"void rsc_thread_{c_ident(t.name)}(struct rsc_shared *, volatile void *) __attribute__((noreturn));"
               for t in spec.threads]
-    decls += [f"__thread struct rsc_area rsc_area_{a};" for a in sorted(g.areas)]
+    decls += [f"__thread struct rsc_area rsc_area_{c_ident(a)};" for a in sorted(g.areas)]
     if g.tls:
         decls.append(f"__thread int64_t rsc_tls[{len(g.tls)}];   /* tls.X user variables */")
     starts = ",\n".join(f"\trsc_thread_{t.name}" for t in spec.threads)
@@ -498,11 +500,11 @@ def _syscall(ins: Instr) -> list[str]:
 
 def descriptor_symbol(name: str, seg: Segment) -> str:
     """The symbol of descriptor `name`'s instance in block `seg`."""
-    return f"rsc_cs_{name}_{_seg_id(seg)}"
+    return f"rsc_cs_{c_ident(name)}_{_seg_id(seg)}"
 
 
 def label_symbol(seg: Segment, label: str) -> str:
-    return f"rsc_L_{_seg_id(seg)}_{label}"
+    return f"rsc_L_{_seg_id(seg)}_{c_ident(label)}"
 
 
 __all__ = ["Program", "Unsupported", "descriptor_symbol", "generate", "label_symbol"]

@@ -2,9 +2,12 @@
 
 Exit status: 0 every verdict as expected; 1 some verdict differs from
 `expect` (or, with no expect, a violation); 2 a spec or usage error; 3 a
-resource limit (timeout, Ctrl-C) before a verdict.  When several apply, 2 wins
-over 1 and 1 over 3: an unreadable spec or a changed verdict matters more
-to CI than a spec that ran out of time.
+resource limit (timeout, --max-states, --max-memory, out of memory, Ctrl-C,
+SIGTERM, SIGHUP) before a verdict; 4 an output error (a counterexample or
+the JUnit file could not be written).  When several apply, 2 wins over 4, 4
+over 1 and 1 over 3: an unreadable spec or a missing result file matters
+more to CI than a changed verdict, and that more than a spec that ran out
+of time.
 
 `replay` exits 0 when the trace still reaches its violation, 1 when a step
 no longer applies (or the end no longer violates), 2 when it cannot start.
@@ -13,6 +16,8 @@ no longer applies (or the end no longer violates), 2 when it cannot start.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -23,11 +28,15 @@ from checker import __version__
 from checker.cross import check_all as _check_all
 from checker.cross import check_one as _check_one
 from checker.explicit import Stats
+from checker.inputs import collect_specs, remove_stale_tmp
+from checker.limits import Limits, MemorySize, Seconds, check_within
 from checker.replay import ReplayError, load_trace, replay_file
 from checker.trace import FORMATS, render, render_text
 from checker.verify import ENGINES, Outcome, junit_xml, save_counterexample, write_atomic
 from model.properties import PROPERTIES
 from model.rules import ERA, PRESETS, RULES
+
+EXIT_OUTPUT = 4  # an output file could not be written
 
 
 class Usage(click.UsageError):
@@ -35,17 +44,9 @@ class Usage(click.UsageError):
 
 
 def _collect(paths: tuple[str, ...]) -> list[str]:
-    out: list[str] = []
-    for p in paths:
-        pp = Path(p)
-        if pp.is_dir():
-            out += sorted(str(x) for x in pp.rglob("*.toml"))
-        elif pp.exists():
-            out.append(p)
-        else:
-            raise Usage(f"{p}: no such file or folder")
-    if not out:
-        raise Usage("no spec files (*.toml) found in " + ", ".join(paths))
+    out, problem = collect_specs(paths)
+    if problem:
+        raise Usage(problem)
     return out
 
 
@@ -78,8 +79,13 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="counterexamples", show_default=True,
               help="Where counterexample traces are written.")
-@click.option("--junit", "junit", type=click.Path(dir_okay=False), help="Also write JUnit XML here (for CI).")
-@click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Seconds per spec before giving up (exit 3).")
+@click.option("--junit", "junit", type=click.Path(), help="Also write JUnit XML here (for CI).")
+@click.option("--timeout", type=Seconds(),
+              help="Seconds per spec, loading, building and saving included, before giving up (exit 3).")
+@click.option("--max-states", type=click.IntRange(1), metavar="N",
+              help="Give up on a spec (exit 3) once the explicit search has seen more than N states.")
+@click.option("--max-memory", type=MemorySize(), metavar="SIZE",
+              help="Give up on a spec (exit 3) once rseqcheck's resident memory passes SIZE (512M, 2G; a number: MiB).")
 @click.option("--por/--no-por", default=True, show_default=True,
               help="Partial-order reduction; --no-por guarantees the shortest counterexample.")
 @click.option("--por-frozen", is_flag=True,
@@ -94,38 +100,69 @@ def main() -> None:
                    "T0, T0.h1, T0:kernel, env...) differ, shortest first; saved as NAME.json, NAME.2.json, ... "
                    "Explicit engine only; N > 1 turns partial-order reduction off, so the set is complete "
                    "for the depth bound when fewer than N are found.")
-def verify(paths, engine, depth, fmt, out_dir, junit, timeout, por, por_frozen, show_trace, max_cx) -> None:
-    """Check specs (files or folders) against their expected verdicts."""
+def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_memory, por, por_frozen, show_trace,
+           max_cx) -> None:
+    """Check specs (files or folders) against their expected verdicts.
+
+    Exit status: 0 every verdict as expected; 1 some verdict differs; 2 a
+    spec or usage error; 3 a resource limit (timeout, --max-states,
+    --max-memory, Ctrl-C, SIGTERM) before a verdict; 4 an output error (a
+    counterexample or --junit file could not be written)."""
     if max_cx > 1 and engine in ("bmc", "induction"):
         raise Usage(f"--max-counterexamples {max_cx} needs the explicit engine (--engine explicit or all)")
     if por_frozen and (engine != "explicit" or not por):
         raise Usage("--por-frozen needs --engine explicit and --por")
     files = _collect(paths)
+    problem = _unwritable(Path(out_dir), folder=True) or (_unwritable(Path(junit), folder=False) if junit else None)
+    if problem:
+        click.echo(problem, err=True)
+        sys.exit(EXIT_OUTPUT)
+    remove_stale_tmp(Path(out_dir))
+    stems = _stems(files)
     more: dict = {"max_counterexamples": max_cx} if max_cx > 1 else {}
     if por_frozen:
         more["por_frozen"] = True
+    limits = Limits(timeout, max_states, max_memory)
     outcomes: list[Outcome] = []
+    io_errors: list[str] = []
     interrupted = False
     prog = None
-    try:
-        for f in files:
-            prog = _progress_printer(Path(f).stem) if fmt == "text" else None
-            if engine == "all":
-                o = _check_all(f, depth=depth, por=por, timeout=timeout, progress=prog, **more)
-            else:
-                o = _check_one(f, depth=depth, engine=engine, por=por, timeout=timeout, progress=prog, **more)
+    with _terminate_as_interrupt():
+        try:
+            for f in files:
+                prog = _progress_printer(Path(f).stem) if fmt == "text" else None
+                check = _check_all if engine == "all" else _check_one
+                kw = {} if engine == "all" else {"engine": engine}
+                if max_states:
+                    kw["max_states"] = max_states
+
+                def run(progress, f=f, check=check, kw=kw):
+                    return check(f, depth=depth, por=por, timeout=timeout, progress=progress, **kw, **more)
+
+                def save(o, f=f):
+                    if not io_errors:  # one unwritable --out is reported once
+                        save_counterexample(o, Path(out_dir), stems[f])
+
+                o, io_error = check_within(f, limits, run, save, prog, engine, depth)
+                _clear_progress(prog)
+                outcomes.append(o)
+                if io_error:
+                    io_errors.append(io_error)
+                if (o.result and o.result.reason == "interrupted") or (o.distinct and o.distinct.reason == "interrupted"):
+                    interrupted = True
+                    break
+        except KeyboardInterrupt:  # outside the search (loading, compiling, saving), or SIGTERM/SIGHUP
             _clear_progress(prog)
-            outcomes.append(o)
-            if o.graph is not None:
-                save_counterexample(o, Path(out_dir))
-            if (o.result and o.result.reason == "interrupted") or (o.distinct and o.distinct.reason == "interrupted"):
-                interrupted = True
-                break
-    except KeyboardInterrupt:  # outside the search (loading, compiling, saving)
-        _clear_progress(prog)
-        interrupted = True
+            interrupted = True
     unchecked = files[len(outcomes):]
     code = _exit_code(outcomes, interrupted)
+    if junit:  # first, so that the exit status printed below is the final one
+        try:
+            write_atomic(Path(junit), junit_xml(outcomes))
+        except OSError as e:
+            io_errors.append(f"{junit}: cannot write the JUnit file: {e.strerror or e}")
+    if io_errors and code != 2:
+        code = EXIT_OUTPUT
     if fmt == "json":
         for o in outcomes:
             if o.error:
@@ -136,6 +173,7 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, por, por_frozen, 
             "exit_status": code,
             "interrupted": interrupted,
             "not_checked": unchecked,
+            "output_errors": io_errors,
             "summary": {"specs": len(files), "as_expected": sum(1 for o in outcomes if o.ok)},
             "results": [o.record() for o in outcomes],
         }
@@ -145,9 +183,76 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, por, por_frozen, 
         _print_text(outcomes, show)
         if interrupted:
             click.echo(f"interrupted: {len(unchecked)} of {len(files)} specs not checked", err=True)
-    if junit:
-        write_atomic(Path(junit), junit_xml(outcomes))
+    for msg in io_errors:
+        click.echo(msg, err=True)
     sys.exit(code)
+
+
+def _unwritable(path: Path, folder: bool) -> str | None:
+    """Why `path` (a folder to create files in, or a file to replace) cannot
+    be written, found before any spec is checked; None when it looks fine.
+    For --out, only what would fail for certain (a file where a folder must
+    be): a run whose specs all hold writes nothing there, so a read-only
+    checkout is fine until a counterexample has to be saved."""
+    what = "--out" if folder else "--junit"
+    if path.exists() and path.is_dir() != folder:
+        return f"{path}: {what} {'is not a folder' if folder else 'is a folder'}"
+    parent = path if folder else path.parent
+    while not parent.exists():  # created when first written: look at what exists
+        if parent.is_symlink() or parent == parent.parent:
+            return f"{parent}: {what}: not a folder"
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent}: {what}: not a folder"
+    if not folder and not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent}: {what}: not writable"
+    return None
+
+
+def _stems(files: list[str]) -> dict[str, str]:
+    """The name each spec's counterexamples are saved under: its file name
+    without .toml; when two specs share one (a/x.toml, b/x.toml), the later
+    ones get x-2, x-3 ..., so that no run overwrites another spec's trace."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    same: dict[str, str] = {}  # one file named twice keeps one name
+    for f in files:
+        key = os.path.realpath(f)
+        if key in same:
+            out[f] = same[key]
+            continue
+        stem = base = Path(f).stem
+        k = 1
+        while stem in used:
+            k += 1
+            stem = f"{base}-{k}"
+        used.add(stem)
+        out[f] = same[key] = stem
+    return out
+
+
+class _terminate_as_interrupt:
+    """SIGTERM and SIGHUP end `verify` as Ctrl-C does: the specs checked so
+    far are summarised, JUnit is written, temporary files are removed, exit 3."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+    def __enter__(self):
+        self.old = {}
+        for s in self.SIGNALS:
+            try:
+                self.old[s] = signal.signal(s, self._raise)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self.old.items():
+            signal.signal(s, h)
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _clear_progress(prog) -> None:

@@ -20,8 +20,10 @@ import click
 
 from checker.cgen import Unsupported, generate
 from checker.host import HostRefused, host_preset
+from checker.limits import LimitHit, Limits, Seconds, Watchdog
 from checker.outcomes import Outcome, OutcomeSet, check_condition, eval_condition, model_outcomes
 from checker.run import Refused, RunResult, TooLong, run_spec
+from model.build import build_system
 from model.errors import SpecError
 from model.ir import ModelError
 from model.rules import ALIASES, PRESETS, RULES
@@ -108,7 +110,7 @@ def _rule_note(spec: Spec, rules: dict[str, str]) -> str:
 @click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
 @click.option("--rule", "rule_pairs", multiple=True, metavar="NAME=CHOICE", help="Override a rule (repeatable).")
 @click.option("--max-states", type=click.IntRange(1), default=2_000_000, show_default=True)
-@click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Seconds before giving up (exit 3).")
+@click.option("--timeout", type=Seconds(), help="Seconds before giving up (exit 3).")
 @click.option("--preset", type=click.Choice(["host", *PRESETS]), metavar="host|PRESET",
               help="Compare with this preset instead of the spec's; host: the one of this machine's kernel "
                    "(uname -r, the nearest preset at or below it).")
@@ -132,7 +134,11 @@ def outcomes(spec_path, rule_pairs, max_states, timeout, preset) -> None:
     spec = _load(spec_path)
     rules = _rules(rule_pairs)
     spec = _with_preset(spec, preset)
-    res = _model(spec, rules, max_states, timeout)
+    try:
+        with Watchdog(Limits(timeout)):  # building and compiling count too (checker/limits.py)
+            res = _model(spec, rules, max_states, timeout)
+    except (LimitHit, MemoryError) as e:
+        _fail(f"{spec.path}: {e.reason if isinstance(e, LimitHit) else 'out of memory'} before the outcomes were listed", 3)
     finals = sum(res.counts.values())
     click.echo(f"Test {spec.name} ({spec.preset}{_rule_note(spec, rules)})")
     click.echo(f"Outcomes {len(res.counts)} ({finals:,} final states of {res.states:,} states, "
@@ -190,9 +196,17 @@ def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states, 
     spec = _with_preset(spec, preset)
     if emit_c:
         try:
+            build_system(spec)  # the model's own spec errors (undeclared thread or range) first, as for a run
+        except SpecError as e:
+            _fail(str(e))
+        except ModelError as e:
+            _fail(f"{spec.path}: model error: {e}")
+        try:
             Path(emit_c).write_text(generate(spec, spin=spin).source)
         except Unsupported as e:
             _fail(f"{spec.path}: cannot generate: {e}")
+        except OSError as e:  # an output error, as for `verify` (exit 4)
+            _fail(f"{emit_c}: cannot write: {e.strerror or e}", 4)
         click.echo(f"wrote {emit_c} (build: gcc -O1 -o prog {emit_c}; run: ./prog RUNS SEED WINDOW_US)")
         return
     try:

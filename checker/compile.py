@@ -46,7 +46,7 @@ def py_expr(e: Expr, idx: dict[Var, int] | Callable[[Var], str], boolean: bool =
 
 def _py(e: Expr, name: Callable[[Var], str], boolean: bool = False) -> str:
     if isinstance(e, Const):
-        return str(e.value)
+        return str(int(e.value))  # only integers and v<i> names reach the generated source
     if isinstance(e, Ref):
         return name(e.var)
     assert isinstance(e, Op), e

@@ -42,6 +42,8 @@ def check_one(f: str, **kw) -> Outcome:
     RSEQCHECK_DEBUG=1 for the traceback) instead of ending the whole run."""
     try:
         return check_spec(f, **kw)
+    except MemoryError:  # a resource limit (exit 3, checker.limits), not a bug
+        raise
     except Exception as e:
         if os.environ.get("RSEQCHECK_DEBUG"):
             raise
@@ -51,6 +53,14 @@ def check_one(f: str, **kw) -> Outcome:
 def _internal(f: str, e: Exception) -> str:
     return (f"{f}: internal error: {type(e).__name__}: {e} (a bug in rseqcheck, not in the spec; "
             "RSEQCHECK_DEBUG=1 shows the traceback)")
+
+
+def _stop_if_interrupted(r: SearchResult) -> None:
+    """An engine stopped by Ctrl-C reports "interrupted" instead of raising;
+    under --engine all the next engine must not start: the interrupt goes on
+    up to `verify`, which stops there (exit 3)."""
+    if r.reason == "interrupted":
+        raise KeyboardInterrupt
 
 
 def covered(r: SearchResult) -> float:
@@ -107,8 +117,12 @@ def check_all(
     base = check_one(f, engine="explicit", por=por, depth=depth, timeout=timeout, progress=progress, **kw)
     if base.error or base.result is None or base.spec is None:
         return base
+    if base.result.verdict == "unknown" and base.result.reason.startswith(("state limit", "interrupted")):
+        return base  # Ctrl-C: stop here; --max-states: the other engines would search without it
     try:
         return _compare(base, por, depth, timeout, bmc_budget, induction_budget)
+    except MemoryError:
+        raise
     except Exception as e:
         if os.environ.get("RSEQCHECK_DEBUG"):
             raise
@@ -128,6 +142,7 @@ def _compare(base: Outcome, por: bool, depth: int | None, timeout: float | None,
         t = time.monotonic()
         r = bfs(system, bound, por=False, timeout=timeout)
         r.stats.seconds = time.monotonic() - t
+        _stop_if_interrupted(r)
     runs: dict[str, SearchResult] = {"explicit": r}
 
     # bmc only as deep as explicit says anything can be.
@@ -146,12 +161,14 @@ def _compare(base: Outcome, por: bool, depth: int | None, timeout: float | None,
         # No reachable state lies deeper than explicit's last level.
         b.reason = (f"covers every reachable state: explicit's full search found none deeper than "
                     f"{r.stats.depth - 1} steps")
+    _stop_if_interrupted(b)
     runs["bmc"] = b
 
     # induction: a shortest counterexample needs no more than its length.
     i_bound = len(r.trace) - 1 if r.verdict == "violation" else bound
     try:
         runs["induction"] = symbolic.kinduction(system, i_bound, timeout=timeout, budget=induction_budget)
+        _stop_if_interrupted(runs["induction"])
     except ModelError as e:
         base.disagreement = f"induction: model error: {e}"
         return base

@@ -11,7 +11,6 @@ what the user saw.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import networkx as nx
 
 from checker import __version__
 from checker.compile import compile_system
+from checker.inputs import InputError, TraceError, check_itf, read_trace_json, spec_named_by_trace
 from checker.trace import changes, from_itf, show_state
 from model.build import build_system
 from model.errors import SpecError
@@ -45,12 +45,13 @@ class ReplayReport:
 
 def load_trace(path: str | Path) -> nx.DiGraph:
     try:
-        data = json.loads(Path(path).read_text())
-    except OSError as e:
-        raise ReplayError(f"{path}: cannot read: {e.strerror}") from None
-    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
-        raise ReplayError(f"{path}: not JSON ({e})") from None
+        data = read_trace_json(path)  # a regular file, bounded in size and nesting
+    except InputError as e:
+        raise ReplayError(f"{path}: {e.strerror}") from None
+    except TraceError as e:
+        raise ReplayError(f"{path}: {e}") from None
     try:
+        check_itf(data)  # types and printable text, before anything renders it
         return from_itf(data)
     except ValueError as e:
         raise ReplayError(f"{path}: not an rseqcheck ITF trace ({e})") from None
@@ -119,7 +120,10 @@ def replay_file(trace: str | Path, spec_path: str | Path | None = None) -> Repla
     if spec_path is None:
         if not h.get("spec"):
             raise ReplayError(f"{trace}: the trace names no spec; pass --spec PATH")
-        spec_path = h["spec"]
+        try:
+            spec_path = spec_named_by_trace(str(trace), h["spec"])
+        except TraceError as e:
+            raise ReplayError(f"{trace}: {e}") from None
         if not Path(spec_path).exists():
             raise ReplayError(
                 f"{trace}: its spec {spec_path} is not here (run from the folder the trace was saved in, or pass --spec PATH)"

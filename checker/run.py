@@ -135,7 +135,7 @@ def run_spec(
         # its own session, so that a timeout kills the runner and every child it forked
         with subprocess.Popen([str(b.exe), str(runs), str(seed), win], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env={**os.environ, **b.program.env},
-                              start_new_session=True) as proc:
+                              start_new_session=True, cwd=str(b.exe.parent)) as proc:  # in its scratch folder
             try:
                 out, err = proc.communicate(timeout=limit)
             except subprocess.TimeoutExpired:

@@ -21,6 +21,7 @@ from typing import Any
 
 import networkx as nx
 
+from checker.escape import dot_string, xml_clean
 from model.ir import System, Var
 
 WIDTH = 72
@@ -413,7 +414,8 @@ def from_itf(data: Any) -> nx.DiGraph:
     states = data.get("states")
     if not isinstance(names, list) or not isinstance(states, list) or not states:
         raise ValueError("needs a 'vars' list and a non-empty 'states' list")
-    g = nx.DiGraph(**{k: v for k, v in data["#meta"].items() if k not in ("format", "format-description")})
+    g = nx.DiGraph()  # not DiGraph(**meta): a key such as incoming_graph_data would be a constructor argument
+    g.graph.update({k: v for k, v in data["#meta"].items() if k not in ("format", "format-description")})
     for i, st in enumerate(states):
         if not isinstance(st, dict):
             raise ValueError(f"state {i} is not an object")
@@ -441,7 +443,7 @@ def from_itf(data: Any) -> nx.DiGraph:
 
 
 def _dot_str(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\l") + '"'
+    return dot_string(str(s))
 
 
 def render_dot(g: nx.DiGraph) -> str:
@@ -578,7 +580,7 @@ def render_graphml(g: nx.DiGraph) -> str:
             if e.get(key):
                 data(edge, key, e[key])
     ET.indent(root, space=" ")
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + xml_clean(ET.tostring(root, encoding="unicode")) + "\n"
 
 
 def render(g: nx.DiGraph, fmt: str) -> str:

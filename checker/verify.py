@@ -16,7 +16,9 @@ from typing import Any
 import networkx as nx
 
 from checker import __version__
+from checker.escape import xml_clean
 from checker.explicit import Distinct, SearchResult, Stats, bfs, distinct_counterexamples
+from checker.limits import check_size
 from checker.trace import build_graph, render
 from model.build import build_system
 from model.errors import SpecError
@@ -177,6 +179,7 @@ def check_spec(
     timeout: float | None = None,
     progress: Callable[[Stats], None] | None = None,
     max_counterexamples: int = 1,
+    max_states: int | None = None,
     por_frozen: bool = False,
 ) -> Outcome:
     """max_counterexamples > 1 (explicit engine): up to that many
@@ -188,28 +191,34 @@ def check_spec(
     try:
         spec = load_spec(path)
         out.spec = spec
+        check_size(spec)  # refuse what cannot be built before building it
         system = out.system = build_system(spec)
+        if spec.outcomes is not None:  # an unknown name in [outcomes] is a spec error, for every engine
+            from checker.outcomes import projection_for, validate_condition
+
+            validate_condition(spec, set(projection_for(system).observe))
     except SpecError as e:
         out.error = str(e)
         return out
     except ModelError as e:
-        out.error = f"{path}: model error: {e}"
+        out.error = model_error(path, e, out.spec)
         return out
     bound = depth if depth is not None else spec.depth
     try:
         if engine == "explicit" and max_counterexamples > 1:
             out.distinct = distinct_counterexamples(system, bound, max_counterexamples, timeout=timeout,
-                                                    progress=progress)
+                                                    max_states=max_states, progress=progress)
             res = out.distinct.result
         elif engine == "explicit":
-            res = bfs(system, bound, por=por, timeout=timeout, progress=progress, por_frozen=por_frozen)
+            res = bfs(system, bound, por=por, timeout=timeout, max_states=max_states, progress=progress,
+                      por_frozen=por_frozen)
         else:
             from checker import symbolic
 
             run = symbolic.bmc if engine == "bmc" else symbolic.kinduction
             res = run(system, bound, timeout=timeout, progress=progress)
     except ModelError as e:
-        out.error = f"{path}: model error: {e}"
+        out.error = model_error(path, e, spec)
         return out
     out.result = res
     if engine == "explicit" and res.verdict != "unknown":
@@ -234,6 +243,19 @@ def check_spec(
             other = replace(res, prop=prop, trace=trace, shortest=len(trace) == len(res.trace))
             out.more.append(trace_graph(system, spec, other, rank=i, distinct=k))
     return out
+
+
+def model_error(path: str, e: ModelError, spec: Spec | None) -> str:
+    """`file:line: model error: ...`: the line of the instruction whose
+    action the error names, else of the first thread."""
+    line = None
+    m = re.search(r"action (?:'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\")", str(e))
+    if spec is not None:
+        label = (m.group(1) or m.group(2) or "") if m else ""
+        segs = [t.segment for t in spec.threads] + [h.segment for h in spec.handlers.values() if h.segment]
+        hits = [ins.line for seg in segs for ins in seg.instrs if label and ins.text and label.startswith(ins.text)]
+        line = hits[0] if hits else (spec.threads[0].line if spec.threads else None)
+    return str(SpecError(path, line, f"model error: {e}"))
 
 
 def trace_graph(system: System, spec: Spec, res: SearchResult, **extra: Any) -> nx.DiGraph:
@@ -272,7 +294,8 @@ def _portable(path: str) -> str:
 
 def _write_tmp(path: Path, text: str) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # the writer's pid in the name: a later run removes what a killed one left (checker.inputs)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -322,12 +345,12 @@ def counterexample_paths(folder: Path, stem: str, rank: int = 1) -> tuple[Path, 
     return folder / f"{base}.txt", folder / f"{base}.json"
 
 
-def save_counterexample(out: Outcome, folder: Path) -> list[str]:
+def save_counterexample(out: Outcome, folder: Path, stem: str | None = None) -> list[str]:
     """Write the counterexample(s) as text and ITF JSON.  When several were
     asked for, numbered files beyond those found now (NAME.4.* from an
     earlier run that found 4) are removed, so every saved file replays."""
     assert out.graph is not None and out.spec is not None
-    stem = out.spec.name
+    stem = stem or out.spec.name  # the CLI gives x-2 to a second spec named x.toml
     items: list[tuple[Path, str]] = []
     for rank, g in enumerate([out.graph] + out.more, start=1):
         txt, js = counterexample_paths(folder, stem, rank)
@@ -411,4 +434,4 @@ def junit_xml(outcomes: list[Outcome]) -> str:
         root.set(k, str(v))
     root.set("time", f"{total_time:.3f}")
     ET.indent(root, space=" ")
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + xml_clean(ET.tostring(root, encoding="unicode")) + "\n"

@@ -139,6 +139,7 @@ class TV:
     fregs: dict[int, dict[str, Var]] = field(default_factory=dict)  # registers saved in frame d
     rs: dict[str, Var] = field(default_factory=dict)  # fields of the rseq area: cpu_id_start, cpu_id
     ids_changed: Var | None = None  # R1/R2 t->rseq.event.ids_changed
+    ids_cpu: Var | None = None  # R1/R2 t->rseq.ids.cpu_id, for the read-only check (debug, V2)
     cpu: Var | None = None  # the CPU it is on, when migration can change it
     cpu0: int = 0  # the CPU it starts on
 
@@ -157,7 +158,7 @@ class TV:
                 out.append(v)
         out += list(self.tls.values()) + list(self.ftf.values())
         out += list(self.regs.values()) + [v for m in self.fregs.values() for v in m.values()] + list(self.rs.values())
-        out += [v for v in (self.ids_changed, self.cpu) if v is not None]
+        out += [v for v in (self.ids_changed, self.ids_cpu, self.cpu) if v is not None]
         out += list(self.pend.values()) + list(self.blk.values())
         for m in self.fblk.values():
             out += list(m.values())
@@ -234,7 +235,15 @@ class Builder:
         from model import data
 
         self.uses_fields = data.uses_fields(self.code) or "rseq-cpu-id-accurate" in self.checked
-        self.cpu_data = self.uses_fields or bool(spec.arrays) or any(t.cpu is not None for t in spec.threads)
+        self.affinity = any(ins.op == "sched_setaffinity" for _, ins in self.code)
+        self.cpu_data = (self.uses_fields or bool(spec.arrays) or any(t.cpu is not None for t in spec.threads)
+                         or self.affinity or any(ins.op == "getcpu" for _, ins in self.code))
+        if self.affinity and spec.env.migration:
+            raise SpecError(spec.path, next(ins.line for _, ins in self.code if ins.op == "sched_setaffinity"),
+                            "sched_setaffinity with migration = true is not modelled (migrations ignore affinity masks)")
+        for _, ins in self.code:
+            if ins.op == "sched_setaffinity" and ins.args[0] >= spec.env.cpus:
+                raise SpecError(spec.path, ins.line, f"sched_setaffinity {ins.args[0]}: cpus = {spec.env.cpus}")
         # (a registration of an unmapped area makes every rseq fixup fault)
         self.uses_rseq = self.uses_fields or any(
             ins.op == "rseq_cs" or (ins.op == "rseq_register" and ins.args[0] == "unmapped") for _, ins in self.code)
@@ -393,6 +402,12 @@ class Builder:
         self.slots: dict[str, list[Var]] = {
             a: [self.var(f"{a}[{c}]", IntRange(*r), 0) for c in range(self.env.cpus)] for a, r in sorted(self.spec.arrays.items())}
         self.data_range = data.hull(self)
+        # R1/R2 compare the id fields with the last values written before a
+        # rewrite, fatal on a mismatch: with the debug key, and in R2 for V2
+        # registrations (rseq_len > 32)
+        v2 = any(ins.op == "rseq_register" and ins.args[1] > 32 for _, ins in self.code)
+        self.ro_check = self.rules["rseq.impl"] != "legacy" and (
+            self.rules["rseq.debug"] == "on" or (self.rules["rseq.impl"] == "r2" and v2))
         self.reg_names = data.registers(self.code)
         # rseq registration is dynamic when a program calls rseq() or glibc did not register
         self.reg_values = ["none", "tls/32/RSEQ_SIG"]
@@ -521,7 +536,11 @@ class Builder:
             tv.rs["cpu_id"] = self.var(f"{n}.rseq.cpu_id", hull, start, n)
             if self.rules["rseq.impl"] != "legacy":
                 tv.ids_changed = self.var(f"{n}.ids_changed", Bool(), 0, n)
-        if self.cpu_data and self.migrates:
+                if self.ro_check:
+                    # the last ids written, which the read-only check compares with
+                    tv.ids_cpu = self.var(f"{n}.rseq_ids", IntRange(-1, self.env.cpus - 1),
+                                          tv.cpu0 if self.env.glibc_rseq else -1, n)
+        if self.cpu_data and (self.migrates or self.affinity):
             tv.cpu = self.var(f"{n}.cpu", IntRange(0, self.env.cpus - 1), tv.cpu0, n)
 
     def _dup(self, c: CsInst) -> bool:

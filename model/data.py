@@ -49,6 +49,8 @@ def is_data(ins: Instr) -> bool:
 
 def operands(ins: Instr) -> list[str]:
     """The register and memory operands an instruction names (indexes too)."""
+    if ins.op == "getcpu":
+        return [ins.args[0]]
     if ins.op not in V0_OPS + DATA_OPS:
         return []
     out: list[str] = []
@@ -76,7 +78,7 @@ def registers(code) -> list[str]:
 def written_registers(segs) -> set[str]:
     """Registers some instruction of these code blocks writes."""
     return {ins.args[0] for s in segs for ins in s.instrs
-            if ins.op in ("mov", "load", "add", "sub") and is_reg(ins.args[0])}
+            if ins.op in ("mov", "load", "add", "sub", "getcpu") and is_reg(ins.args[0])}
 
 
 def field_name(text: str, path: str, line: int) -> str | None:
@@ -248,6 +250,8 @@ def _uses_defs(ins: Instr) -> tuple[set[str], set[str]]:
         from model.program import expr_vars
 
         return {v for v in expr_vars(ins.expr) if is_reg(v)}, set()
+    if ins.op == "getcpu":
+        return set(), {ins.args[0]}
     if ins.op not in V0_OPS + DATA_OPS:
         return set(), set()
     regs = {a for a in operands(ins) if is_reg(a)}

@@ -85,6 +85,11 @@ def add_actions(b: Builder, t: TV) -> None:
             b.add(t, kact, body, {**ups, t.ax: A("OK"), t.k: exit_phase}, label,
                   "kernel/entry/syscall_user_dispatch.c:set_syscall_user_dispatch")
             continue
+        if ins.op in ("getcpu", "sched_setaffinity"):
+            from model import cpus
+
+            b.add_cases(t, kact, body, cpus.syscall_cases(b, t, d, ins), {t.ax: A("OK"), t.k: exit_phase})
+            continue
         if ins.op == "membarrier_rseq":
             from model import membarrier
 
@@ -101,13 +106,25 @@ def add_actions(b: Builder, t: TV) -> None:
         done_cases = done_cases + [Case(Const(1), {}, f"{name} returns its result", "", tags=frozenset({"traced-complete"} if ins.tag == "traced" else set()))]
         if cls == "fast":
             b.add_cases(t, kact, body, done_cases, finish)
+        elif cls == "kvm":
+            _kvm_run(b, t, d, body, done_cases, finish)
         elif cls == "yield":
             b.add_cases(t, kact, body, _relabel(done_cases, " (no other task: no switch)"), finish)
             for suffix, ev in rseq.schedule(b, t, d):
                 b.add_cases(t, kact, body, _relabel(done_cases, f" after switching out{suffix}"), {**finish, **ev})
         else:
-            # The body may finish at once, or sleep (a schedule-out).
-            b.add_cases(t, kact, body, _relabel(done_cases, " without sleeping"), finish)
+            # The body may finish at once, or sleep (a schedule-out).  pause()
+            # returns only when a signal is pending (kernel/signal.c:
+            # sys_pause: sleep while !signal_pending, then -ERESTARTNOHAND)
+            pause = cls == "nohand"
+            if pause:
+                if b.sigs:
+                    b.add(t, kact, And(body, b.any_deliverable(t)),
+                          {t.ax: A("ERESTARTNOHAND"), t.k: exit_phase, **done_reset},
+                          f"{name}: a signal is pending, returns -ERESTARTNOHAND at once", "kernel/signal.c:sys_pause")
+                    body = And(body, Not(b.any_deliverable(t)))
+            else:
+                b.add_cases(t, kact, body, _relabel(done_cases, " without sleeping"), finish)
             if b.cpu_data:
                 # the CPU runs another thread, or this one migrates, while it sleeps (model/cpus.py)
                 for suffix, ev in rseq.schedule(b, t, d):
@@ -119,7 +136,8 @@ def add_actions(b: Builder, t: TV) -> None:
                       "kernel/sched/core.c:prepare_task_switch")
             blocked = And(here, t.at("BLOCKED"))
             for suffix, ev in _wakeups(b, t, d):
-                b.add_cases(t, kact, blocked, _relabel(done_cases, f" after waking{suffix}"), {**finish, **ev})
+                if not pause:
+                    b.add_cases(t, kact, blocked, _relabel(done_cases, f" after waking{suffix}"), {**finish, **ev})
                 if b.sigs:
                     code = RESTART_CODE[cls]
                     b.add(t, kact, And(blocked, b.any_deliverable(t)),
@@ -147,7 +165,7 @@ def add_actions(b: Builder, t: TV) -> None:
 SECCOMP = "kernel/seccomp.c:__secure_computing"
 SECCOMP_NAME = {"sigreturn": "rt_sigreturn", "exit": "exit", "rseq_register": "rseq", "rseq_unregister": "rseq",
                 "sud_on": "prctl", "sud_off": "prctl", "clone": "clone", "fork": "clone", "execve": "execve",
-                "membarrier_rseq": "membarrier"}
+                "membarrier_rseq": "membarrier", "getcpu": "getcpu", "sched_setaffinity": "sched_setaffinity"}
 
 
 def seccomp_cases(b: Builder, t: TV, ins, exit_phase: Const) -> list[Case]:
@@ -172,6 +190,30 @@ def seccomp_cases(b: Builder, t: TV, ins, exit_phase: Const) -> list[Case]:
         Case(t.blk["SIGSYS"], b.kill("SIGSYS"), f"seccomp: {name} -> SECCOMP_RET_TRAP while SIGSYS is blocked: killed", SECCOMP),
         Case(Const(1), {**skip, t.pend["SIGSYS"]: Const(1)}, f"seccomp: {name} -> SECCOMP_RET_TRAP: SIGSYS, body skipped", SECCOMP),
     ]
+
+
+def _kvm_run(b: Builder, t: TV, d: int, body: Expr, done: list[Case], finish: dict[Var, Expr]) -> None:
+    """ioctl(KVM_RUN): the guest runs and exits back to the host, or the
+    vCPU thread is switched out (or migrated) while in the guest and the
+    guest-entry path (kernel/entry/kvm.c:xfer_to_guest_mode_work) handles
+    NOTIFY_RESUME before re-entering it, by rule rseq.kvm_guest_entry."""
+    kact = b.kernel_actor(t)
+    b.add_cases(t, kact, body, _relabel(done, " (the guest ran, no switch)"), finish)
+    rule = b.rules["rseq.kvm_guest_entry"]
+    for suffix, ev in rseq.schedule(b, t, d):
+        ups = {**finish, **ev}
+        if rule != "exit" and t.notify is not None:
+            ups[t.notify] = Const(0)
+        if rule == "ids" and t.rs:
+            ups.update(rseq.ids(b, t, cpu=ev.get(t.cpu) if t.cpu is not None else None))
+            if t.ids_changed is not None:
+                ups[t.ids_changed] = Const(0)
+        what = {"exit": "NOTIFY_RESUME left for the return to user",
+                "clear": "guest entry clears NOTIFY_RESUME, rseq not run",
+                "ids": "guest entry: rseq_handle_notify_resume(NULL, NULL) writes the ids"}[rule]
+        b.add_cases(t, kact, body, [replace(c, label=f"{c.label} after switching out in the guest{suffix}; {what}",
+                                            fn="kernel/entry/kvm.c:xfer_to_guest_mode_work",
+                                            rule="rseq.kvm_guest_entry=" + rule) for c in done], ups)
 
 
 def _relabel(cases: list[Case], suffix: str) -> list[Case]:

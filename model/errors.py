@@ -12,5 +12,14 @@ class SpecError(Exception):
 
     def __str__(self) -> str:
         if self.line:
-            return f"{self.file}:{self.line}: {self.message}"
-        return f"{self.file}: {self.message}"
+            return _printable(f"{self.file}:{self.line}: {self.message}")
+        return _printable(f"{self.file}: {self.message}")
+
+
+def _printable(s: str) -> str:
+    """One printable line: a control character or escape code that a spec's
+    key put into a message is shown as \\xNN, not sent to the terminal."""
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+                   for c in s)

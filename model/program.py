@@ -23,7 +23,7 @@ MNEMONICS = (
     "add", "beq", "bne", "rseq_register", "rseq_unregister",
     "set_tf", "clear_tf",
     "clone", "fork", "execve", "membarrier_rseq", "dlclose", "fault",
-    "mov", "load", "sub", "blt", "bge",
+    "mov", "load", "sub", "blt", "bge", "getcpu", "sched_setaffinity",
 )  # fmt: skip
 
 # Conditional branches: beq/bne (v0) and the ordered compares of the data machine.
@@ -31,7 +31,7 @@ BRANCHES = ("beq", "bne", "blt", "bge")
 
 # Instructions that enter the kernel through the syscall path.
 SYSCALL_OPS = ("syscall", "sigreturn", "exit", "sud_on", "sud_off", "rseq_register", "rseq_unregister",
-               "clone", "fork", "execve", "membarrier_rseq")
+               "clone", "fork", "execve", "membarrier_rseq", "getcpu", "sched_setaffinity")
 
 VARNAME = re.compile(r"(tls\.)?[A-Za-z_][A-Za-z0-9_]*$")
 # The data machine (model/data.py): registers %r0..%r15, and memory operands:
@@ -284,6 +284,16 @@ def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
         if src is None or not dst_ok:
             raise SpecError(file, line, f"{op} takes {usage}")
         return Instr(op, (args[0], src), line=line)
+    if op == "getcpu":
+        # getcpu(&cpu, NULL): the CPU the body ran on, into a register
+        if not is_reg(rest):
+            raise SpecError(file, line, "getcpu takes a register (%r0..%r15)")
+        return Instr(op, (rest,), line=line)
+    if op == "sched_setaffinity":
+        # sched_setaffinity(0, {N}): the thread moves to CPU N and stays there
+        if not rest.isdigit():
+            raise SpecError(file, line, "sched_setaffinity takes a CPU number")
+        return Instr(op, (int(rest),), line=line)
     if op in BRANCHES:
         args = _args(rest)
         if len(args) != 3 or not (is_reg(args[0]) or is_mem(args[0])) or not IDENT.match(args[2]):

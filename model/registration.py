@@ -91,6 +91,12 @@ def body_cases(b: Builder, t: TV, ins: Instr) -> list[Case]:
         ups[t.raised] = Const(1)  # R1/R2: rseq_force_update
         if t.ids_changed is not None:
             ups[t.ids_changed] = Const(1)
+        if t.rs and area == "tls":
+            # R1/R2 write the area's initial contents: both cpu fields -1
+            for v in t.rs.values():
+                ups[v] = Const(data.UNINITIALIZED)
+            if t.ids_cpu is not None:
+                ups[t.ids_cpu] = Const(data.UNINITIALIZED)
     elif t.notify is not None:
         ups[t.notify] = Const(1)  # rseq_set_notify_resume: IDs written on the way out
     if t.rseq_cs is not None and b.rules["rseq.register_clears_cs"] == "yes":

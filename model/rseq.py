@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from model.build import TV, Builder, Case, CsInst
-from model.ir import And, Const, Eq, Expr, In, Ite, Not, Or, Var, lift
+from model.ir import And, Const, Eq, Expr, In, Ite, Ne, Not, Or, Var, lift
 from model.registration import registered, signature_ok
 
 FIXUP = "kernel/rseq.c:rseq_ip_fixup"
@@ -65,6 +65,8 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
                 cases.append(Case(inside, b.kill(), f"{why}: ip inside {c.name}, flags {'|'.join(sorted(flags))} -> -EINVAL -> SIGSEGV", NEED_RESTART, "rseq.flags=fatal"))
                 continue
             masked: set[str] = set()
+        elif flags_rule == "ignored":
+            masked = set()  # the flags are never read: every event aborts
         else:
             if "NO_RESTART_ON_SIGNAL" in flags and not {"NO_RESTART_ON_PREEMPT", "NO_RESTART_ON_MIGRATE"} <= flags:
                 cases.append(Case(inside, b.kill(), f"{why}: ip inside {c.name}, NO_RESTART_ON_SIGNAL without the others -> -EINVAL -> SIGSEGV", NEED_RESTART, "rseq.flags=honoured"))
@@ -72,7 +74,7 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
             masked = {bit for bit, fl in BIT_FLAG.items() if fl in flags}
         live: list[Expr] = [Const(1) if (signal and bit == "SIGNAL") else v for bit, v in t.ev.items() if bit not in masked]
         clear_ev = {v: Const(0) for v in t.ev.values()}
-        rule = "rseq.flags=honoured" if masked else ""
+        rule = "rseq.flags=honoured" if masked else ("rseq.flags=ignored" if flags and flags_rule == "ignored" else "")
         abort = {t.rseq_cs: Const(0), t.ip[d]: Const(c.abort), **clear_ev}
         if d in t.dirty:
             abort[t.dirty[d]] = Const(0)
@@ -90,19 +92,36 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
     return cases
 
 
-def ids(b: Builder, t: TV, when: Expr | None = None) -> dict[Var, Expr]:
+def ids(b: Builder, t: TV, when: Expr | None = None, cpu: Expr | None = None) -> dict[Var, Expr]:
     """rseq_update_cpu_node_id (legacy) / rseq_set_ids (R1/R2): the
     registered area's cpu_id_start and cpu_id become the CPU the task is
     on (node_id stays 0: one node); only into the TLS area, whose fields
-    the program reads.  `when`: only if it holds."""
+    the program reads.  `when`: only if it holds; `cpu`: the CPU as the
+    same step leaves it (a step that migrates the task)."""
     from model import cpus
     from model.registration import registered_tls
 
     on = registered_tls(b, t)
     if when is not None:
         on = And(on, when)
-    cpu = cpus.cpu_of(b, t)
-    return {v: (cpu if isinstance(on, Const) and on.value else Ite(on, cpu, v)) for v in t.rs.values()}
+    cpu = cpus.cpu_of(b, t) if cpu is None else cpu
+    out = {v: (cpu if isinstance(on, Const) and on.value else Ite(on, cpu, v)) for v in t.rs.values()}
+    if t.ids_cpu is not None:
+        out[t.ids_cpu] = Ite(on, cpu, t.ids_cpu)
+    return out
+
+
+def ro_violation(b: Builder, t: TV) -> Expr:
+    """R1 debug / R2 V2 (82f572449cfe): when the ids are about to be
+    rewritten, a field that differs from the last value written means user
+    space wrote a read-only field: fatal."""
+    from model.registration import registered_tls
+
+    if t.ids_cpu is None:
+        return Const(0)
+    mode = Const(1) if b.rules["rseq.debug"] == "on" else Not(legacy_mode(b, t))
+    changed = Or(*[Ne(v, t.ids_cpu) for v in t.rs.values()])
+    return And(Eq(t.ids_changed, 1), registered_tls(b, t), mode, changed)
 
 
 def catchable(b: Builder, t: TV, cases: list[Case], delivering: str | None = None) -> list[Case]:
@@ -319,4 +338,7 @@ def exit_fastpath(b: Builder, t: TV, d: int) -> list[Case]:
         new = {**ids(b, t, when=Eq(t.ids_changed, 1)), t.ids_changed: Const(0)}
         out = [c if b.killed in c.updates else replace(c, updates={**new, **c.updates},
                                                        label=c.label + "; ids := this CPU if they changed") for c in out]
+        if t.ids_cpu is not None:
+            out.insert(0, Case(ro_violation(b, t), b.kill(), "rseq exit fast path: a read-only id field was written "
+                               "by user space (debug / V2 check) -> SIGSEGV", fn))
     return out

@@ -92,7 +92,8 @@ _rule(
         "(an event whose bit is set does not abort; NO_RESTART_ON_SIGNAL without both "
         "others is -EINVAL) or fatal (any non-zero flag seen with the ip inside the "
         "critical section is -EINVAL, i.e. SIGSEGV, even with no event pending), or "
-        "ignored (R1/R2 without the debug key: version and flags are never read).",
+        "ignored (R1/R2 without the debug key: version and flags are never read; chosen on a "
+        "legacy preset, every event aborts and no flag is fatal).",
         "kernel/rseq.c:rseq_need_restart (flags deprecated in 6.0, 0190e4198e47); "
         "include/linux/rseq_entry.h:rseq_update_user_cs (R1)",
         _by_era(E0="honoured", E1="honoured", E2="honoured", E3="fatal", R1="ignored", R2="ignored"),
@@ -274,6 +275,22 @@ _rule(
         "unreliable rseq cpu_id for new tasks' (ce3614daabea, 5.8).",
         "kernel/sched/core.c:wake_up_new_task",
         _since("linux-5.8", "yes", "no"),
+    )
+)
+_rule(
+    Rule(
+        "rseq.kvm_guest_entry",
+        ("exit", "clear", "ids"),
+        "What the KVM_RUN guest-entry path does with TIF_NOTIFY_RESUME set by a switch or a "
+        "migration of the vCPU thread while it ran the guest. exit (before 5.9/5.10, derived): "
+        "not handled there, so the return to user runs rseq's notify-resume; clear (5.10-5.14, "
+        "after 72c3c0fe54a3 'x86/kvm: Use generic xfer to guest work function'): "
+        "tracehook_notify_resume clears the flag and rseq never runs, so cpu_id stays stale; "
+        "ids (5.15+, 8646e53633f3 'KVM: rseq: Update rseq when processing NOTIFY_RESUME on xfer "
+        "to KVM guest'): rseq_handle_notify_resume(NULL, NULL) writes the ids, no fixup.",
+        "kernel/entry/kvm.c:xfer_to_guest_mode_work",
+        {p: ("exit" if p in ("linux-4.18", "linux-5.8") else "clear" if p in ("linux-5.10", "linux-5.11") else "ids")
+         for p in PRESETS},
     )
 )
 

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model import files, names
 from model import signals as sigs
 from model.errors import SpecError
 from model.program import BRANCHES, AExpr, Segment, parse_code, parse_expr
@@ -20,7 +21,7 @@ from model.rules import ALIASES, PRESETS, RULES
 from model.syscalls import SYSCALLS
 
 SECCOMP_ACTIONS = ("allow", "errno", "trap", "kill")
-SECCOMP_EXTRA = ("rt_sigreturn", "exit", "rseq", "prctl", "clone", "execve")  # membarrier is a `syscall` name too  # names of the non-`syscall` instructions
+SECCOMP_EXTRA = ("rt_sigreturn", "exit", "rseq", "prctl", "clone", "execve", "sched_setaffinity")  # membarrier is a `syscall` name too  # names of the non-`syscall` instructions
 CS_FLAGS = ("NO_RESTART_ON_PREEMPT", "NO_RESTART_ON_SIGNAL", "NO_RESTART_ON_MIGRATE")
 SA_FLAGS = ("SA_RESTART", "SA_NODEFER")
 
@@ -122,7 +123,13 @@ _KEY = re.compile(rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
 def _split_path(p: str) -> tuple[str, ...]:
     out = []
     for m in re.finditer(r"""\"((?:[^"\\]|\\.)*)"|'([^']*)'|([^.'"\s]+)""", p):
-        out.append(next(g for g in m.groups() if g is not None))
+        part = next(g for g in m.groups() if g is not None)
+        if m.group(1) is not None and "\\" in part:  # escapes in a "basic" key: the key tomllib sees
+            try:
+                part = tomllib.loads(f'k = "{part}"')["k"]
+            except tomllib.TOMLDecodeError:
+                pass
+        out.append(part)
     return tuple(out)
 
 
@@ -167,9 +174,9 @@ def load_spec(path: str | Path) -> Spec:
     p = Path(path)
     file = str(path)
     try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise SpecError(file, None, f"cannot read: {e.strerror}") from None
+        raw = files.read_regular(p, files.MAX_SPEC_BYTES)  # not a FIFO or /dev/zero, at most 1 MiB
+    except files.InputError as e:
+        raise SpecError(file, None, e.strerror) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -243,6 +250,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
     check_keys(sp, {"title", "source", "preset", "expect", "description"}, ("spec",))
     title = typed(sp, "title", str, ("spec",), "")
     source = typed(sp, "source", str, ("spec",), "")
+    for key, val in (("title", title), ("source", source), ("description", typed(sp, "description", str, ("spec",), ""))):
+        names.check_text(key, val, file, at("spec", key), names.TEXT_LIMITS[key], multiline=key == "description")
     preset = typed(sp, "preset", str, ("spec",))
     if preset is None:
         raise err(("spec",), "[spec] needs a preset, e.g. preset = \"linux-6.18\"")
@@ -418,6 +427,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
     spec = Spec(file, text, title, source, preset, expect, rules, env, threads, handlers, cs, props, depth, lines, variables,
                 arrays=arrays)
     spec.outcomes = _outcome_check(file, table("outcomes"), at)
+    names.check_spec_names(spec)  # every name, bounded and \Z-anchored (the patterns above accept a final newline)
     _check_code(spec)
     return spec
 

@@ -105,6 +105,8 @@ def prctl_body(b: Builder, t: TV, ins: Instr, seg) -> tuple[dict[Var, Expr], str
     if b.rules["sud.available"] == "no":
         return {}, "prctl(PR_SET_SYSCALL_USER_DISPATCH): -EINVAL (no SUD in this kernel)"
     if ins.op == "sud_off":
+        if t.sud is None:  # no sud_on anywhere: SUD is never on, turning it off changes nothing
+            return {}, "prctl(PR_SET_SYSCALL_USER_DISPATCH, OFF)"
         return {t.sud: Const(0)}, "prctl(PR_SET_SYSCALL_USER_DISPATCH, OFF)"
     inclusive = "inclusive" in ins.args
     mode = "INCLUSIVE_ON" if inclusive else "ON"

@@ -8,8 +8,12 @@ interrupts the sleep (kernel-semantics.md 2.4):
   yield     may switch to another task (sched_yield)
   sys       sleeps; -ERESTARTSYS when interrupted (read, write on a pipe)
   nointr    sleeps; -ERESTARTNOINTR, always restarted (e.g. fork with a signal pending)
-  nohand    sleeps; -ERESTARTNOHAND, restarted only if no handler runs (pause)
+  nohand    sleeps until a signal is pending; -ERESTARTNOHAND, restarted only
+            if no handler runs (pause)
   block     sleeps; -ERESTART_RESTARTBLOCK, via restart_syscall (nanosleep)
+  kvm       ioctl(KVM_RUN): the guest runs inside the body; the vCPU thread
+            may be switched out or migrated there, and the guest-entry path
+            handles TIF_NOTIFY_RESUME by rule (model/entry.py:_kvm_run)
   sigreturn rt_sigreturn (arch/x86/kernel/signal_64.c)
   exit      ends the thread
 """
@@ -34,6 +38,7 @@ SYSCALLS: dict[str, str] = {
     "nanosleep": "block",
     "clock_nanosleep": "block",
     "poll": "block",
+    "ioctl_kvm_run": "kvm",
 }
 
 # Restart code returned by a sleeping body that a signal interrupts.

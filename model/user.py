@@ -167,6 +167,9 @@ def _branch_test(b: Builder, t: TV, ins: Instr) -> Expr:
     if name == "rseq_size":  # glibc's __rseq_size: 32 when it registered (2.35-2.39), else 0
         return Const(int(val == (32 if b.env.glibc_rseq else 0)))
     if name == "rseq_ret":
+        if str(val) not in ("0", "EINVAL", "EPERM", "EBUSY", "EFAULT"):  # program.RSEQ_ERRORS
+            raise SpecError(b.spec.path, ins.line, f"rseq_ret is compared with {val}; it holds 0, EINVAL, EPERM, EBUSY "
+                            "or EFAULT")
         if t.rseq_ret is None:
             return Const(int(val in (0, "0")))
         return Eq(t.rseq_ret, t.rseq_ret.type.names.index(str(val)))

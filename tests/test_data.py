@@ -410,3 +410,102 @@ def test_constants_outside_the_hull_do_not_exist() -> None:
     b = build_system(spec).meta["builder"]
     assert b.data_range == (-2, 8)
     assert isinstance(data.wrap(Const(3), 3, 3, 0, 8), Const)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_kvm_run_cpu_id_per_preset(preset: str) -> None:
+    # kernel/entry/kvm.c:xfer_to_guest_mode_work: before the generic xfer
+    # (<= 5.8) NOTIFY_RESUME waits for the return to user, which rewrites
+    # the ids; 5.10-5.14 clear it without rseq (stale cpu_id after a
+    # migration inside KVM_RUN); 5.15+ write the ids there (8646e53633f3).
+    spec = dataclasses.replace(load_spec(ROOT / "specs/rseq_area/kvm_run_cpu_id_linux511.toml"), preset=preset)
+    r = bfs(build_system(spec), spec.depth, por=False)
+    stale = preset in ("linux-5.10", "linux-5.11")
+    assert (r.verdict, r.prop) == (("violation", "rseq-cpu-id-accurate") if stale else ("holds", None)), preset
+
+
+AFFINITY = """
+        getcpu   %r0
+        sched_setaffinity 1
+        getcpu   %r1
+        load     %r2, rseq.cpu_id
+        store    a, %r0
+        store    b, %r1
+        store    c, %r2
+"""
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_setaffinity_moves_the_thread_and_cpu_id_follows(tmp_path: Path, preset: str) -> None:
+    # kernel/sched/core.c:__set_cpus_allowed_ptr moves the thread to CPU 1
+    # (set_task_cpu -> rseq_migrate); getcpu reports 0 then 1, and the ids
+    # are rewritten before the return to user (legacy: notify-resume;
+    # 6.19+: ids_changed, exit fast path).
+    text = two(AFFINITY, "", preset=preset, variables="a = [0, 1]\nb = [0, 1]\nc = [-2, 1]", cpus=(0, None),
+               props='"rseq-cpu-id-accurate", "no-unexpected-kill"')
+    assert outcomes(tmp_path, text) == {"exit; a=0 b=1 c=1"}
+    r = bfs(build_system(load(tmp_path, text)), 50, por=False)
+    assert r.verdict == "holds"
+
+
+def test_setaffinity_with_migration_is_refused(tmp_path: Path) -> None:
+    text = two("sched_setaffinity 1", "", env="migration = true")
+    with pytest.raises(SpecError) as e:
+        build_system(load(tmp_path, text))
+    assert e.value.message.startswith("sched_setaffinity with migration = true is not modelled")
+
+
+@pytest.mark.parametrize(("rule", "want"), [("honoured", {"exit; x=1"}), ("ignored", {"exit; x=1", "exit; x=2"}),
+                                             ("fatal", {"exit; x=1", "killed by SIGSEGV; x=0", "killed by SIGSEGV; x=1"})])
+def test_legacy_flags_rule_choices(tmp_path: Path, rule: str, want: set[str]) -> None:
+    # issue #11 item 7.  A section flagged NO_RESTART_ON_PREEMPT counts its
+    # passes in x; ticks may land anywhere (kernel/rseq.c:rseq_need_restart,
+    # legacy).  honoured: the PREEMPT bit is masked, never an abort: x = 1
+    # only.  ignored (the flags are never read): a tick inside aborts and the
+    # retry passes again: x = 2 too (more ticks, more passes: checked as a
+    # subset).  fatal (6.0+): a non-zero flag with the ip inside kills at the
+    # tick's notify-resume, before (x = 0) or after (x = 1) the count.
+    text = two("""
+retry:  rseq_cs  cs1
+begin:  add      x, 1
+        nop
+end:    exit
+abort:  jmp      retry
+""", "", preset="linux-4.18", variables="x = [0, 7]", env="preemption = true",
+               extra=f'[rules]\n"rseq.flags" = "{rule}"\n[rseq_cs.cs1]\nstart = "begin"\npost_commit = "end"\n'
+                     'abort = "abort"\nflags = ["NO_RESTART_ON_PREEMPT"]')
+    got = outcomes(tmp_path, text)
+    assert want <= got and (rule == "ignored" or got == want), got
+
+
+def test_pause_returns_only_for_a_signal(tmp_path: Path) -> None:
+    # issue #11 item 6, kernel/signal.c:sys_pause: sleep until a signal is
+    # pending, then -ERESTARTNOHAND, which a caught signal turns into -EINTR
+    # (arch/x86/kernel/signal.c:handle_signal).  Without a signal the thread
+    # never gets past pause (stuck); with one it does, once the handler ran,
+    # unless the signal came before pause did: the classic lost wake-up
+    # (the handler runs, then pause sleeps for good).
+    handler = '[handler.SIGUSR1]\ncode = """\n        store h, 1\n"""'
+    code = "syscall pause\nstore x, 1"
+    assert outcomes(tmp_path, two(code, "", variables="x = [0, 1]")) == {"stuck; x=0"}
+    got = outcomes(tmp_path, two(code, "", variables="x = [0, 1]\nh = [0, 1]", extra=handler,
+                                 env='signals = ["SIGUSR1"]\nmax_signals = 1'))
+    assert got == {"stuck; h=1 x=0", "exit; h=1 x=1"}
+
+
+@pytest.mark.parametrize(("preset", "length", "debug", "killed"), [
+    ("linux-6.18", 32, "on", False),   # legacy debug: rseq_validate_ro_fields only warns
+    ("linux-6.19", 32, "off", False),  # R1: no check without the debug key
+    ("linux-6.19", 32, "on", True),    # R1 debug: fatal
+    ("linux-7.1", 32, "off", False),   # R2 legacy mode (32 bytes): not enforced
+    ("linux-7.1", 64, "off", True),    # R2 V2 (82f572449cfe): enforced
+])
+def test_read_only_id_fields(tmp_path: Path, preset: str, length: int, debug: str, killed: bool) -> None:
+    # a program writes cpu_id_start, then migrates: the ids change and are
+    # rewritten, and the check (where there is one) finds the user's value
+    spec = load_spec(ROOT / "specs/rseq_area/tcmalloc_overlay_v2_linux71.toml")
+    spec = dataclasses.replace(spec, preset=preset, rules={"rseq.debug": debug})
+    seg = spec.threads[0].segment
+    seg.instrs[0].args = ("tls", length, "RSEQ_SIG")
+    r = bfs(build_system(spec), spec.depth, por=False)
+    assert r.verdict == ("violation" if killed else "holds"), (preset, length, debug)

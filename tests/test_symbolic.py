@@ -392,7 +392,7 @@ def test_spec_bmc_agrees_with_explicit(path, tmp_path):
 
 # Proofs that take over a minute each here (the per-CPU data specs: 190k to
 # 310k reachable states, lemmas to match): run with -m slow.
-SLOW_PROOFS = {"specs/librseq/percpu_counter.toml", "specs/librseq/percpu_memcpy_push.toml",
+SLOW_PROOFS = {"specs/librseq/percpu_counter.toml", "specs/librseq/percpu_memcpy_push.toml", "specs/librseq/percpu_list_push.toml",
                "specs/librseq/percpu_cmpxchg.toml"}
 HOLDS_SPECS = [pytest.param(p, marks=pytest.mark.slow) if p in SLOW_PROOFS else p
                for p in SPECS if load_spec(ROOT / p).expect == "holds"]

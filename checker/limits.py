@@ -1,0 +1,310 @@
+"""Resource limits of `verify`: time, states and memory, enforced wherever
+the time goes (loading, building, compiling the IR, every engine, the
+[outcomes] check, rendering and saving counterexamples), not only between
+search levels.
+
+A Watchdog thread watches the clock and the process's resident memory; when
+a limit is passed it interrupts Z3 (Z3_interrupt: a running check returns
+"canceled") and sends SIGALRM to the main thread, whose handler raises
+LimitHit there.  LimitHit is a BaseException, so `except Exception` in the
+engines (or the "internal error" net of checker.cross) cannot swallow it.
+`--max-states` is checked in the engines' progress callback, which also
+keeps the statistics reported with the limit (states, depth, seconds).
+
+A MemoryError (e.g. under `prlimit --as`) is a resource limit too: exit 3
+with the statistics so far, not a spec error.
+
+`check_size` refuses, before anything is built, a spec whose size (threads
+x contexts each x instructions) is beyond what can be built in reasonable
+time and memory, and says what to reduce.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import click
+
+from checker.explicit import SearchResult, Stats
+from model.errors import SpecError
+
+# Largest accepted threads x (1 + max_nesting) x instructions.  The bundled
+# specs reach 963; 32 threads of 6 instructions (18,624) build in 4 s and
+# compile in about 50 s; past this bound building alone takes minutes and GBs.
+MAX_SIZE = 60_000
+POLL = 0.05  # seconds between the watchdog's looks at the clock and memory
+
+
+class LimitHit(BaseException):
+    """A resource limit was reached (message: the reason, as reported)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Limits:
+    timeout: float | None = None  # seconds per spec, everything included
+    max_states: int | None = None
+    max_memory: int | None = None  # bytes of resident memory
+
+    def __post_init__(self) -> None:
+        # `--timeout nan` or `inf` must not turn the limit off by accident
+        if self.timeout is not None and not (self.timeout > 0 and math.isfinite(self.timeout)):
+            raise ValueError(f"timeout must be a positive number of seconds, not {self.timeout!r}")
+
+
+def grace(timeout: float) -> float:
+    """How long after `timeout` the watchdog steps in."""
+    return min(1.0, 0.25 + 0.1 * timeout)
+
+
+def rss() -> int:
+    """Resident memory of this process in bytes (0 where unknown)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _interrupt_z3() -> None:
+    z3 = sys.modules.get("z3")
+    if z3 is not None:
+        try:
+            z3.main_ctx().interrupt()
+        except Exception:  # noqa: BLE001  (best effort: the SIGALRM still comes)
+            pass
+
+
+class Watchdog:
+    """`with Watchdog(limits) as wd:` ... LimitHit is raised in the main
+    thread when a limit is passed; `wd.progress(user_progress)` is the
+    callback to give the engines (keeps the last statistics, checks
+    max_states)."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.last = Stats()
+        self.t0 = time.monotonic()
+        self.reason: str | None = None
+        self._lock = threading.RLock()  # reentrant: the SIGALRM handler runs in the main thread, maybe inside a locked block
+        self._armed = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._old = None
+        self._old_hook = None
+        self._raised = False  # a LimitHit is on its way up the main thread
+        self._main = threading.main_thread().ident
+
+    # ------------------------------------------------------------ context
+
+    def __enter__(self) -> Watchdog:
+        self.t0 = time.monotonic()
+        lim = self.limits
+        if (lim.timeout or lim.max_memory) and threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGALRM, self._on_alarm)
+            self._old_hook = sys.unraisablehook
+            sys.unraisablehook = self._unraisable
+            self._armed = True
+            self._thread = threading.Thread(target=self._watch, name="rseqcheck-watchdog", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            with self._lock:
+                self._armed = False  # a SIGALRM still on its way now does nothing
+        finally:  # even if the one LimitHit lands right here: the caller catches it
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join()
+                signal.signal(signal.SIGALRM, self._old if self._old is not None else signal.SIG_DFL)
+                sys.unraisablehook = self._old_hook or sys.__unraisablehook__
+
+    def _on_alarm(self, signum, frame) -> None:
+        with self._lock:
+            fire = self._armed and self.reason is not None and not self._raised
+            if fire:
+                self._raised = True
+        if fire:
+            assert self.reason is not None
+            raise LimitHit(self.reason)
+
+    def _unraisable(self, u) -> None:
+        """The SIGALRM landed in a finalizer (a Z3 object's __del__), where
+        Python prints and drops exceptions: forget that one (no "Exception
+        ignored" traceback), and the watchdog sends the next."""
+        if isinstance(u.exc_value, LimitHit):
+            with self._lock:
+                self._raised = False
+            return
+        (self._old_hook or sys.__unraisablehook__)(u)
+
+    def _watch(self) -> None:
+        lim = self.limits
+        # The engines check their own deadline between chunks of work and then
+        # report exact statistics; the watchdog stops what does not check
+        # (building, compiling, a long Z3 call) a moment later.
+        deadline = self.t0 + lim.timeout + grace(lim.timeout) if lim.timeout else None
+        while not self._stop.wait(POLL):
+            reason = None
+            if deadline is not None and time.monotonic() >= deadline:
+                reason = f"timeout after {lim.timeout:g} s"
+            elif lim.max_memory and rss() > lim.max_memory:
+                reason = f"memory limit of {lim.max_memory / 2**20:,.0f} MiB reached"
+            if reason is not None:
+                self.trip(reason)
+                break
+        while not self._stop.wait(POLL):  # until the main thread has it: a LimitHit can be dropped (see _unraisable)
+            with self._lock:
+                again = self._armed and not self._raised
+            if again:
+                _interrupt_z3()
+                signal.pthread_kill(self._main, signal.SIGALRM)
+
+    def trip(self, reason: str) -> None:
+        """Stop the main thread's work with LimitHit(reason)."""
+        with self._lock:
+            if not self._armed or self.reason is not None:
+                return
+            self.reason = reason
+        _interrupt_z3()
+        signal.pthread_kill(self._main, signal.SIGALRM)
+
+    # ----------------------------------------------------------- progress
+
+    def progress(self, user: Callable[[Stats], None] | None) -> Callable[[Stats], None]:
+        def report(st: Stats) -> None:
+            self.last = replace(st)
+            if self.limits.max_states and st.states > self.limits.max_states:
+                raise LimitHit(f"state limit of {self.limits.max_states:,} reached")
+            if user:
+                user(st)
+
+        return report
+
+
+def unknown_result(engine: str, bound: int, reason: str, stats: Stats, t0: float) -> SearchResult:
+    st = replace(stats, seconds=time.monotonic() - t0)
+    return SearchResult("unknown", engine if engine != "all" else "explicit", st, bound, reason=reason)
+
+
+# ------------------------------------------------------------------ size
+
+
+def spec_size(spec) -> tuple[int, str]:
+    """(size, how it is made up) of a loaded spec (model.spec.Spec)."""
+    segs = [t.segment for t in spec.threads] + [h.segment for h in spec.handlers.values() if h.segment]
+    n_ins = sum(len(s.instrs) for s in segs)
+    ctx = 1 + spec.env.max_nesting
+    size = len(spec.threads) * ctx * n_ins
+    how = (f"{len(spec.threads)} threads x {ctx} contexts each (1 + max_nesting {spec.env.max_nesting}) "
+           f"x {n_ins} instructions in {len(segs)} code blocks = {size:,}")
+    return size, how
+
+
+def check_size(spec) -> None:
+    size, how = spec_size(spec)
+    if size > MAX_SIZE:
+        line = spec.threads[0].line if spec.threads else None
+        raise SpecError(spec.path, line, f"spec too large to build: {how}, more than {MAX_SIZE:,}; "
+                        "reduce the number of threads, max_nesting or the code")
+
+
+# ------------------------------------------------------------- --max-memory
+
+
+class MemorySize(click.ParamType):
+    """`512M`, `2G`, `1.5G`, `800000K`, or a number of MiB."""
+
+    name = "SIZE"
+    UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        s = str(value).strip().upper().removesuffix("B").removesuffix("I")
+        unit = self.UNITS.get(s[-1:], None)
+        num = s[:-1] if unit else s
+        try:
+            x = float(num)
+        except ValueError:
+            self.fail(f"{value!r} is not a size such as 512M or 2G", param, ctx)
+        n = x * (unit or 2**20)
+        if not (math.isfinite(n) and n >= 2**20):
+            self.fail(f"{value!r}: give at least 1M", param, ctx)
+        return int(n)
+
+
+class Seconds(click.ParamType):
+    """A positive, finite number of seconds (`nan` and `inf` are refused:
+    they would turn the limit off)."""
+
+    name = "SECONDS"
+
+    def convert(self, value, param, ctx):
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not (math.isfinite(x) and x > 0):
+            self.fail(f"{value!r}: give a positive, finite number of seconds", param, ctx)
+        return x
+
+
+# ------------------------------------------------------------- one spec
+
+
+def check_within(path: str, limits: Limits, run: Callable, save: Callable, progress, engine: str,
+                 depth: int | None):
+    """run(progress) -> Outcome, then save(outcome) when it has a
+    counterexample, all under the limits.  Returns (outcome, output error
+    message or None).  A limit reached turns the outcome into "unknown" with
+    the reason and the statistics so far."""
+    wd = Watchdog(limits)
+    o = None
+    save_error = None
+    hit = None
+    try:
+        with wd:
+            o = run(wd.progress(progress))
+            if o.graph is not None:
+                try:
+                    save(o)
+                except OSError as e:
+                    save_error = f"{e.filename or path}: cannot write the counterexample: {e.strerror or e}"
+    except LimitHit as e:
+        hit = e.reason
+    except MemoryError:
+        hit = "out of memory"
+    if hit is None:
+        return o, save_error
+    if o is not None and o.result is not None:  # the limit came while rendering or saving
+        o.result = replace(o.result, verdict="unknown", reason=f"{hit} while saving the counterexample")
+        o.graph, o.more, o.files = None, [], []
+        return o, save_error
+    return _unknown_outcome(path, hit, wd, engine, depth), save_error
+
+
+def _unknown_outcome(path: str, reason: str, wd: Watchdog, engine: str, depth: int | None):
+    from checker.verify import Outcome
+    from model.spec import load_spec
+
+    out = Outcome(path)
+    try:
+        out.spec = load_spec(path)
+    except SpecError as e:
+        out.error = str(e)
+        return out
+    bound = depth if depth is not None else out.spec.depth
+    out.result = unknown_result(engine, bound, reason, wd.last, wd.t0)
+    return out
