@@ -11,6 +11,7 @@ connected component of the reduced graph that has no fully expanded state
 
     python benchmarks/por_fuzz.py 0 2000          # seeds 0..1999
     python benchmarks/por_fuzz.py 0 2000 --no-fix # shows the fix is needed
+    python benchmarks/por_fuzz.py 0 2000 --frozen # the reduction with bfs(por_frozen=True)
 """
 
 from __future__ import annotations
@@ -45,24 +46,46 @@ from model.ir import (  # noqa: E402
 )
 
 
-def generate(seed: int) -> System:
+def generate(seed: int, owners: bool = False) -> System:
+    """A random system; `owners`: also a global `own` that processes take
+    (own == 0 -> own := me), hand over (ite(own == me, other, own)) and
+    test (own == me), and guards on other processes' pc (pc != k): the
+    shapes bfs(por_frozen=True) reasons about."""
     r = random.Random(seed)
     glob = [Var(f"g{i}", IntRange(0, r.randint(1, 2))) for i in range(r.randint(0, 2))]
     bad = Var("bad", Bool())
     vars_ = [bad, *glob]
+    nproc = r.randint(2, 3)
+    own = Var("own", IntRange(0, nproc)) if owners else None
+    if own is not None:
+        vars_.append(own)
+    pcs: list[Var] = []
     procs = []
-    for p in range(r.randint(2, 3)):
+    for p in range(nproc):
         npc = r.randint(2, 6)
         pc = Var(f"P{p}.pc", Enum(*[str(i) for i in range(npc)]), proc=f"P{p}")
+        pcs.append(pc)
         loc = [Var(f"P{p}.x{i}", IntRange(0, r.randint(1, 3)), proc=f"P{p}") for i in range(r.randint(0, 2))]
         vars_ += [pc, *loc]
         procs.append((f"P{p}", pc, loc, npc))
     actions = []
-    for name, pc, loc, npc in procs:
+    for me, (name, pc, loc, npc) in enumerate(procs, 1):
         for k in range(r.randint(2, 9)):
             src, dst = r.randrange(npc), r.randrange(npc)
             conj = [Eq(pc, src)]
             ups = [(pc, Const(dst))]
+            if own is not None:
+                kind = r.choice(["take", "give", "hold", "hold", "peek", "none"])
+                if kind == "take":
+                    conj.append(Eq(own, 0))
+                    ups.append((own, Const(me)))
+                elif kind == "give":
+                    ups.append((own, Ite(Eq(own, me), Const(r.randint(0, nproc)), Ref(own))))
+                elif kind == "hold":
+                    conj.append(Eq(own, me))
+                elif kind == "peek":
+                    other = r.choice([q for q in pcs if q is not pc] or [pc])
+                    conj.append(Ne(other, r.randrange(other.type.hi + 1)))
             pool = loc + (glob if r.random() < 0.3 else [])
             if pool and r.random() < 0.6:
                 v = r.choice(pool)
@@ -86,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("first", type=int)
     ap.add_argument("last", type=int, help="exclusive")
     ap.add_argument("--no-fix", action="store_true", help="disable the ignoring fix (expect disagreements)")
+    ap.add_argument("--frozen", action="store_true", help="reduce with the state-dependent independence (por_frozen) "
+                    "on systems that also have the shapes it reasons about (generate(owners=True))")
     args = ap.parse_args(argv)
 
     fix = E._Search.fix_ignoring
@@ -116,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     E._Search.fix_ignoring = checked_fix  # type: ignore[method-assign]
     bad = 0
     for seed in range(args.first, args.last):
-        system = generate(seed)
+        system = generate(seed, owners=args.frozen)
         full = E.bfs(system, 1000, por=False)
-        red = E.bfs(system, 1000, por=True)
+        red = E.bfs(system, 1000, por=True, por_frozen=args.frozen)
         counts["systems"] += 1
         counts["reduced"] += red.reduced
         counts["violations"] += full.verdict == "violation"

@@ -1,5 +1,5 @@
-"""Run the next-syscall ladder (or any specs) through the explicit engine and
-print one table row per rung.
+"""Run the next-syscall ladder (or the per-CPU counter ladder, or any specs)
+through the explicit engine and print one table row per rung.
 
 Each rung runs in a fresh subprocess, so its peak RSS (from wait4's rusage)
 is that rung's alone and no memory is carried between rungs.
@@ -8,6 +8,9 @@ is that rung's alone and no memory is carried between rungs.
     python benchmarks/run.py --max-seconds 60    # skip rungs predicted to take longer
     python benchmarks/run.py --both --threads 1,2 --rounds 1-3 --json out.json
     python benchmarks/run.py specs/              # other specs, same table
+    python benchmarks/run.py --percpu --variants all --max-seconds 300
+                                                 # the per-CPU counter ladder, with and
+                                                 # without each reduction
 """
 
 from __future__ import annotations
@@ -28,14 +31,33 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 import ladder  # noqa: E402
+import percpu  # noqa: E402
+
+# Search variants (--variants): name -> (partial-order reduction, dead register
+# reduction, state-dependent independence: bfs(por_frozen=True))
+VARIANTS: dict[str, tuple[bool, bool, bool]] = {
+    "all": (True, True, False),  # the default search
+    "no-por": (False, True, False),
+    "no-dead": (True, False, False),
+    "none": (False, False, False),  # no reduction at all
+    "frozen": (True, True, True),  # the default search with por_frozen
+}
 
 
-def worker(path: str, por: bool, timeout: float | None, ref: str | None) -> None:
-    """Child side: build and search one spec, print one JSON line."""
+def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: bool = True,
+           frozen: bool = False) -> None:
+    """Child side: build and search one spec, print one JSON line.  `dead`
+    False: the dead register reduction is off (model/data.py:dead_after
+    patched to find no dead register, as tests/test_data.py does)."""
     import resource
 
     from model.build import build_system
     from model.spec import load_spec
+
+    if not dead:
+        from model import data
+
+        data.dead_after = lambda b, seg, always: [set() for _ in seg.instrs]
 
     if ref:
         from compare import load_ref
@@ -47,13 +69,16 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None) -> None
     spec = load_spec(path)
     system = build_system(spec)
     build_s = time.perf_counter() - t0
-    res = bfs(system, spec.depth, por=por, timeout=timeout)
+    base_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the search
+    res = bfs(system, spec.depth, por=por, timeout=timeout, **({"por_frozen": True} if frozen else {}))
     st = res.stats
     print(
         json.dumps(
             {
                 "spec": path,
                 "por": por,
+                "dead": dead,
+                "frozen": frozen,
                 "verdict": res.verdict,
                 "expected": spec.expect,
                 "exhausted": res.exhausted,
@@ -69,15 +94,21 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None) -> None
                 "vars": len(system.vars),
                 "actions": len(system.actions),
                 "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "base_maxrss_kib": base_kib,
             }
         ),
         flush=True,
     )
 
 
-def run_one(path: str, por: bool, timeout: float | None, ref: str | None = None) -> dict[str, Any]:
+def run_one(path: str, por: bool, timeout: float | None, ref: str | None = None, dead: bool = True,
+            frozen: bool = False) -> dict[str, Any]:
     """Parent side: run `worker` in a fresh interpreter, collect its rusage."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", path, "--por" if por else "--no-por"]
+    if not dead:
+        cmd.append("--no-dead")
+    if frozen:
+        cmd.append("--por-frozen")
     if timeout:
         cmd += ["--timeout", str(timeout)]
     if ref:
@@ -94,7 +125,8 @@ def run_one(path: str, por: bool, timeout: float | None, ref: str | None = None)
     if killer:
         killer.cancel()
     wall = time.monotonic() - t0
-    rec: dict[str, Any] = {"spec": path, "por": por, "wall_seconds": wall}
+    rec: dict[str, Any] = {"spec": path, "por": por, "wall_seconds": wall,
+                           "cpu_seconds": ru.ru_utime + ru.ru_stime}
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if p.returncode != 0 or not lines:
         rec.update(verdict="error", reason=f"worker exit status {p.returncode}")
@@ -146,6 +178,98 @@ def row(threads: Any, k: Any, rec: dict[str, Any]) -> str:
     )
 
 
+PHEAD = (f"{'rung':<16} {'variant':<8} {'states':>11} {'transitions':>12} {'CPU s':>7} {'wall s':>7} "
+         f"{'states/s':>9} {'B/state':>7} {'RSS MiB':>7}  verdict")
+
+
+def prow(name: str, variant: str, rec: dict[str, Any]) -> str:
+    """A row of the per-CPU ladder's table.  CPU s and wall s: the whole
+    child (interpreter, build, compile, search); states/s: states over the
+    search's own seconds; B/state: the search's growth of the peak RSS
+    (after building and compiling) per state."""
+    head = f"{name:<16} {variant:<8}"
+    if rec.get("verdict") == "skipped":
+        return f"{head} {'':>11} {'':>12} {'':>7} {'':>7} {'':>9} {'':>7} {'':>7}  skipped ({rec['reason']})"
+    if "states" not in rec:
+        return f"{head} {'':>11} {'':>12} {'':>7} {'':>7} {'':>9} {'':>7} {rec['peak_rss_mib']:>7.0f}  {rec['verdict']}: {rec.get('reason', '')}"
+    secs = rec["seconds"]
+    rate = rec["states"] / secs if secs > 0 else 0.0
+    bps = (rec["self_maxrss_kib"] - rec.get("base_maxrss_kib", 0)) * 1024 / max(rec["states"], 1)
+    verdict = rec["verdict"]
+    if verdict == "unknown":
+        verdict += f" ({rec['reason']}; states so far)"
+    elif rec.get("expected") and verdict != rec["expected"]:
+        verdict += f" (EXPECTED {rec['expected']})"
+    return (
+        f"{head} {rec['states']:>11,} {rec['transitions']:>12,} {rec['cpu_seconds']:>7.1f} {rec['wall_seconds']:>7.1f} "
+        f"{rate:>9,.0f} {bps:>7.0f} {rec['peak_rss_mib']:>7.0f}  {verdict}"
+    )
+
+
+def main_percpu(args: argparse.Namespace) -> int:
+    """The per-CPU counter ladder, each rung under each variant.  A rung is
+    skipped when the previous rung of its column (same T and C, one
+    increment fewer) or the rung with one thread fewer (same K and C) hit
+    the budget, or when the growth along K or along T predicts more."""
+    if percpu.main(["--check"]):
+        return 2
+    variants = [v.strip() for v in args.variants.split(",")]
+    for v in variants:
+        if v not in VARIANTS:
+            raise SystemExit(f"--variants: {v}: one of {', '.join(VARIANTS)}")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, engine of the working tree; "
+          f"budget {args.max_seconds or 'none'} s per rung")
+    print(PHEAD, flush=True)
+    records: list[dict[str, Any]] = []
+    history: dict[tuple[int, int, str], list[float]] = {}
+    secs: dict[tuple[int, int, int, str], float] = {}
+    over: set[tuple[int, int, int, str]] = set()  # (T, K, C, variant) that hit the budget or were skipped
+    verdicts: dict[tuple[int, int, int], set[tuple[str, Any]]] = {}
+    disagree: list[str] = []
+    cs, ts, ks = parse_set(args.cpus), parse_set(args.threads), parse_set(args.rounds)
+    for c in cs:
+        for t in ts:
+            for k in ks:
+                name = percpu.rung_name(t, k, c)
+                path = str((percpu.SPEC_DIR / f"{name}.toml").relative_to(ROOT))
+                for v in variants:
+                    por, dead, frozen = VARIANTS[v]
+                    col = (t, c, v)
+                    guess = predict(history.get(col, []))
+                    # one thread more multiplies the time at least by what the last one did
+                    a, b = secs.get((t - 1, k, c, v)), secs.get((t - 2, k, c, v))
+                    if a is not None:
+                        by_t = a * max(2.0, a / b if b else 4.0)
+                        guess = by_t if guess is None else max(guess, by_t)
+                    rec: dict[str, Any]
+                    if (t, k - 1, c, v) in over or (t - 1, k, c, v) in over:
+                        rec = {"verdict": "skipped", "reason": "a smaller rung hit the budget"}
+                        over.add((t, k, c, v))
+                    elif args.max_seconds and guess is not None and guess > args.max_seconds:
+                        rec = {"verdict": "skipped", "reason": f"predicted ~{guess:.0f} s"}
+                        over.add((t, k, c, v))
+                    else:
+                        rec = run_one(path, por, args.max_seconds, dead=dead, frozen=frozen)
+                        if "seconds" in rec:
+                            history.setdefault(col, []).append(rec["seconds"])
+                            secs[(t, k, c, v)] = max(rec["seconds"], 1e-3)
+                        if rec.get("verdict") in ("unknown", "error"):
+                            over.add((t, k, c, v))
+                        else:
+                            verdicts.setdefault((t, k, c), set()).add((rec["verdict"], rec.get("prop")))
+                    rec.update(spec=path, threads=t, rounds=k, cpus=c, variant=v, por=por, dead=dead, frozen=frozen)
+                    records.append(rec)
+                    note = ""
+                    if len(verdicts.get((t, k, c), ())) > 1:
+                        note = "  VARIANTS DISAGREE"
+                        disagree.append(name)
+                    print(prow(name, v, rec) + note, flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(records, indent=1) + "\n")
+    bad = [r for r in records if r.get("verdict") not in ("skipped", "unknown") and r.get("expected") and r["verdict"] != r["expected"]]
+    return 1 if bad or disagree else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Benchmark the explicit engine on the next-syscall ladder.")
     ap.add_argument("specs", nargs="*", help="spec files or folders instead of the ladder")
@@ -157,13 +281,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seconds", type=float, help="skip rungs predicted to exceed this; stop a rung at it")
     ap.add_argument("--json", type=Path, help="also save the records here")
     ap.add_argument("--ref", metavar="REV", help="use the explicit engine of this git revision (before/after figures)")
+    ap.add_argument("--percpu", action="store_true", help="the per-CPU counter ladder (benchmarks/percpu.py)")
+    ap.add_argument("--cpus", default="1-2", help="per-CPU ladder CPU counts (default %(default)s)")
+    ap.add_argument("--variants", default="all", help="per-CPU ladder: comma-separated search variants, of "
+                    + ", ".join(VARIANTS) + " (default %(default)s)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--no-dead", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--por-frozen", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--por", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--timeout", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.por, args.timeout, args.ref)
+        worker(args.worker, args.por, args.timeout, args.ref, dead=not args.no_dead, frozen=args.por_frozen)
         return 0
+    if args.percpu:
+        if args.rounds == "1-7":
+            args.rounds = "1-3"
+        return main_percpu(args)
 
     stale = ladder.main(["--check"])
     if stale and not args.specs:

@@ -88,6 +88,10 @@ def main() -> None:
               help="Give up on a spec (exit 3) once rseqcheck's resident memory passes SIZE (512M, 2G; a number: MiB).")
 @click.option("--por/--no-por", default=True, show_default=True,
               help="Partial-order reduction; --no-por guarantees the shortest counterexample.")
+@click.option("--por-frozen", is_flag=True,
+              help="Explicit engine, with --por: also reduce where a thread reads variables other threads "
+                   "write but cannot change from their current values (state-dependent independence; "
+                   "fewer states, more time per state).")
 @click.option("--show-trace/--no-show-trace", default=None,
               help="Print counterexamples (default: when one spec is checked).")
 @click.option("--max-counterexamples", "max_cx", type=click.IntRange(1, 100000), default=1, show_default=True,
@@ -96,7 +100,7 @@ def main() -> None:
                    "T0, T0.h1, T0:kernel, env...) differ, shortest first; saved as NAME.json, NAME.2.json, ... "
                    "Explicit engine only; N > 1 turns partial-order reduction off, so the set is complete "
                    "for the depth bound when fewer than N are found.")
-def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_memory, por, show_trace,
+def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_memory, por, por_frozen, show_trace,
            max_cx) -> None:
     """Check specs (files or folders) against their expected verdicts.
 
@@ -106,6 +110,8 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
     counterexample or --junit file could not be written)."""
     if max_cx > 1 and engine in ("bmc", "induction"):
         raise Usage(f"--max-counterexamples {max_cx} needs the explicit engine (--engine explicit or all)")
+    if por_frozen and (engine != "explicit" or not por):
+        raise Usage("--por-frozen needs --engine explicit and --por")
     files = _collect(paths)
     problem = _unwritable(Path(out_dir), folder=True) or (_unwritable(Path(junit), folder=False) if junit else None)
     if problem:
@@ -113,7 +119,9 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
         sys.exit(EXIT_OUTPUT)
     remove_stale_tmp(Path(out_dir))
     stems = _stems(files)
-    more = {"max_counterexamples": max_cx} if max_cx > 1 else {}
+    more: dict = {"max_counterexamples": max_cx} if max_cx > 1 else {}
+    if por_frozen:
+        more["por_frozen"] = True
     limits = Limits(timeout, max_states, max_memory)
     outcomes: list[Outcome] = []
     io_errors: list[str] = []

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from checker.compile import Compiled, Packed, compile_packed, compile_system
-from model.ir import System, Var
+from model.ir import COMPARISONS, Action, Const, Expr, Op, Ref, System, Var
 
 
 @dataclass
@@ -71,10 +71,13 @@ _MEMO_CAP = 1 << 20  # ample-set memo entries per block before it is emptied
 _ROOT = -1  # parent of the initial state (packed states are >= 0)
 
 
-def _por_tables(system: System, rw: list[tuple[set[Var], set[Var]]] | None = None
+def _por_tables(system: System, rw: list[tuple[set[Var], set[Var]]] | None = None, frozen: bool = False
                 ) -> tuple[list[bool], list[int], list[str]]:
     """Static independence: which actions may form an ample set on their own.
-    `rw`: each action's (reads, writes), if already known."""
+    `rw`: each action's (reads, writes), if already known.  `frozen`: leave
+    out the condition on what the process reads (checked per state by
+    `_Frozen`): an action is safe when no other process reads or writes
+    what it writes and it writes nothing visible."""
     if rw is None:
         rw = [(a.reads(), a.writes()) for a in system.actions]
     procs = sorted({a.proc for a in system.actions})
@@ -100,8 +103,216 @@ def _por_tables(system: System, rw: list[tuple[set[Var], set[Var]]] | None = Non
     isolated = {p: not (reads[p] & w_other[p]) for p in procs}
     safe = []
     for a, (_, w) in zip(system.actions, rw):
-        safe.append(isolated[a.proc] and not (w & (r_other[a.proc] | w_other[a.proc] | visible)))
+        safe.append((frozen or isolated[a.proc]) and not (w & (r_other[a.proc] | w_other[a.proc] | visible)))
     return safe, [pid[a.proc] for a in system.actions], procs
+
+
+def _write_conds(system: System, rw: list[tuple[set[Var], set[Var]]], safe: list[bool]
+                 ) -> dict[int, list[tuple[Var, frozenset[int] | None, frozenset[int] | None]]]:
+    """For each action unsafe by what it writes (with `_Frozen`), the
+    conditions under which one of its steps is still independent of the
+    other processes and invisible, per variable v it writes that another
+    process reads or writes, or that a property reads: (v, atoms, frozen).
+    If v is its process's own and invisible, the step may change v when
+    the others read v only through atoms v == k / v != k (`atoms`: those
+    k) and the step changes the truth of none; otherwise (`atoms` None)
+    the step must leave v as it is, and if others write v too, v must be
+    out of their reach (`frozen`: the values from which they may change
+    it; None if none does)."""
+    visible: set[Var] = set(system.terminal.vars())
+    for p in system.properties:
+        visible |= p.holds.vars()
+    writers: dict[Var, set[str]] = {}
+    readers: dict[Var, set[str]] = {}
+    for a, (r, w) in zip(system.actions, rw):
+        for v in w:
+            writers.setdefault(v, set()).add(a.proc)
+        for v in r:
+            readers.setdefault(v, set()).add(a.proc)
+    memo: dict[tuple[str, Var], tuple[frozenset[int] | None, frozenset[int] | None]] = {}
+
+    def info(p: str, v: Var) -> tuple[frozenset[int] | None, frozenset[int] | None]:
+        if (p, v) not in memo:
+            others = [a for a in system.actions if a.proc != p]
+            ks: set[int] = set()
+            own = writers[v] == {p} and v not in visible
+            atoms = None
+            if own and all(_atoms(e, v, ks) for a in others for e in [a.guard, *(x for _, x in a.updates)]):
+                atoms = frozenset(ks)
+            frozen = None
+            if writers[v] - {p}:
+                frozen = frozenset().union(*(changing_values(a, v) for a in others if v in dict(a.updates)))
+            memo[(p, v)] = (atoms, frozen)
+        return memo[(p, v)]
+
+    out: dict[int, list[tuple[Var, frozenset[int] | None, frozenset[int] | None]]] = {}
+    for i, (a, (_, w)) in enumerate(zip(system.actions, rw)):
+        if safe[i]:
+            continue
+        conds = []
+        for v in w:
+            if v in visible or writers[v] - {a.proc} or readers.get(v, set()) - {a.proc}:
+                conds.append((v, *info(a.proc, v)))
+        out[i] = conds
+    return out
+
+
+_K, _V, _AND, _OR, _NOT, _ITE, _ADD, _SUB = range(8)
+_CMP = {op: i + 8 for i, op in enumerate(COMPARISONS)}
+_CMPF = [COMPARISONS[op] for op in COMPARISONS]
+
+
+def _lower(e: Expr, idx: dict[Var, int]) -> tuple:
+    """e as nested tuples (kind, ...) over variable indices, for `_pev`."""
+    if isinstance(e, Const):
+        return (_K, e.value)
+    if isinstance(e, Ref):
+        return (_V, idx[e.var])
+    assert isinstance(e, Op)
+    args = tuple(_lower(a, idx) for a in e.args)
+    kind = {"and": _AND, "or": _OR, "not": _NOT, "ite": _ITE, "+": _ADD, "-": _SUB}.get(e.op) or _CMP[e.op]
+    return (kind, *args)
+
+
+def _pev(n: tuple, vals: tuple, unk: set[int]) -> int | None:
+    """The value of a lowered expression where the variables of `unk` are
+    unknown and the others at their value in `vals`, or None if it depends
+    on an unknown one (and/or short-circuit on a known operand)."""
+    k = n[0]
+    if k == _V:
+        return None if n[1] in unk else vals[n[1]]
+    if k == _K:
+        return n[1]
+    if k == _AND or k == _OR:
+        stop = k == _OR
+        unknown = False
+        for x in n[1:]:
+            v = _pev(x, vals, unk)
+            if v is None:
+                unknown = True
+            elif bool(v) == stop:
+                return int(stop)
+        return None if unknown else int(not stop)
+    if k == _NOT:
+        v = _pev(n[1], vals, unk)
+        return None if v is None else int(not v)
+    if k == _ITE:
+        c = _pev(n[1], vals, unk)
+        if c is not None:
+            return _pev(n[2] if c else n[3], vals, unk)
+        x, y = _pev(n[2], vals, unk), _pev(n[3], vals, unk)
+        return x if x is not None and x == y else None
+    x = _pev(n[1], vals, unk)
+    if x is None:
+        return None
+    y = _pev(n[2], vals, unk)
+    if y is None:
+        return None
+    if k == _ADD:
+        return x + y
+    if k == _SUB:
+        return x - y
+    return int(_CMPF[k - 8](x, y))
+
+
+def _conjuncts(e: Expr) -> list[Expr]:
+    return list(e.args) if isinstance(e, Op) and e.op == "and" else [e]
+
+
+def _pinned(e: Expr, v: Var) -> int | None:
+    """k if e (a conjunction) has a conjunct v == k."""
+    for c in _conjuncts(e):
+        if isinstance(c, Op) and c.op == "==":
+            x, y = c.args
+            if isinstance(x, Const):
+                x, y = y, x
+            if isinstance(x, Ref) and x.var is v and isinstance(y, Const):
+                return y.value
+    return None
+
+
+def _atoms(e: Expr, v: Var, out: set[int]) -> bool:
+    """Collect into `out` the constants k of the atoms v == k and v != k of
+    e; False if e reads v in any other way."""
+    if isinstance(e, Ref):
+        return e.var is not v
+    if not isinstance(e, Op):
+        return True
+    if e.op in ("==", "!="):
+        x, y = e.args
+        if isinstance(x, Const):
+            x, y = y, x
+        if isinstance(x, Ref) and x.var is v and isinstance(y, Const):
+            out.add(y.value)
+            return True
+    return all(_atoms(a, v, out) for a in e.args)
+
+
+def changing_values(action: Action, v: Var) -> frozenset[int]:
+    """The values of v from which `action` may change v (a superset): v
+    itself is no change; a guard conjunct v == k, or an update
+    ite(v == k and ..., x, v), changes it only from k; an update to a
+    constant k never changes it from k; otherwise any value of v's type."""
+    domain = frozenset(range(v.type.lo, v.type.hi + 1))
+    e = dict(action.updates).get(v)
+    if e is None or (isinstance(e, Ref) and e.var is v):
+        return frozenset()
+    k = _pinned(action.guard, v)
+    if k is not None:
+        return frozenset({k})
+    if isinstance(e, Op) and e.op == "ite" and isinstance(e.args[2], Ref) and e.args[2].var is v:
+        k = _pinned(e.args[0], v)
+        if k is not None:
+            return frozenset({k})
+    if isinstance(e, Const):
+        return domain - {e.value}
+    return domain
+
+
+@dataclass
+class _Frozen:
+    """State-dependent independence (`bfs(por_frozen=True)`): process p may
+    form an ample set at s, although other processes write variables it
+    reads, when at s none of them can change those variables (each such
+    variable's value is outside what `changing_values` allows the other
+    processes), after fixing p's own variables and those to their values
+    at s: then p's guards and updates read only variables no other process
+    can change while p stands still.  Per process: its actions' guards and
+    update expressions, the variables it reads that others write (with the
+    values from which others may change them), and the mask of its reads."""
+
+    code: list[list[tuple[tuple, list[tuple]]]]  # per pid: (guard, update expressions) per action, lowered
+    shared: list[dict[int, frozenset[int]]]  # per pid: var index -> values others may change it from
+    reads: list[list[int]]  # per pid: indices of the variables it reads
+    masks: list[int]  # per pid: packed-state mask of those variables
+    memo: list[dict[int, bool]]
+
+
+def _frozen_tables(system: System, rw: list[tuple[set[Var], set[Var]]], procs: list[str], pk: Packed) -> _Frozen:
+    idx = {v: i for i, v in enumerate(system.vars)}
+    L = pk.layout
+    pid = {p: i for i, p in enumerate(procs)}
+    code: list[list[tuple[tuple, list[tuple]]]] = [[] for _ in procs]
+    reads: list[set[Var]] = [set() for _ in procs]
+    for a, (r, _) in zip(system.actions, rw):
+        code[pid[a.proc]].append((_lower(a.guard, idx), [_lower(e, idx) for _, e in a.updates]))
+        reads[pid[a.proc]] |= r
+    shared: list[dict[int, frozenset[int]]] = []
+    for p in procs:
+        ch: dict[Var, frozenset[int]] = {}
+        for a, (_, w) in zip(system.actions, rw):
+            if a.proc == p:
+                continue
+            for v in w & reads[pid[p]]:
+                ch[v] = ch.get(v, frozenset()) | changing_values(a, v)
+        shared.append({idx[v]: vals for v, vals in ch.items()})
+    masks = []
+    for r in reads:
+        m = 0
+        for v in r:
+            m |= L.mask[idx[v]] << L.shift[idx[v]]
+        masks.append(m)
+    return _Frozen(code, shared, [sorted(idx[v] for v in r) for r in reads], masks, [{} for _ in procs])
 
 
 class _Stop(Exception):
@@ -112,10 +323,12 @@ class _Search:
     """One run of `bfs`: the shared state of its loops."""
 
     def __init__(self, system: System, max_depth: int, por: bool, timeout: float | None,
-                 max_states: int | None, progress: Progress | None, progress_every: float):
+                 max_states: int | None, progress: Progress | None, progress_every: float,
+                 por_frozen: bool = False):
         self.system = system
         self.max_depth = max_depth
         self.por = por
+        self.por_frozen = por_frozen
         self.pk: Packed = compile_packed(system)
         self.timeout = timeout
         self.limit = max_states if max_states else sys.maxsize
@@ -135,8 +348,15 @@ class _Search:
         self.depth = 0
         self.max_level = 0
         self.seen: dict[int, int] = {}
+        self.fz: _Frozen | None = None
         if por:
-            self.safe, self.proc_of, _ = _por_tables(system, self.pk.rw)
+            self.safe, self.proc_of, procs = _por_tables(system, self.pk.rw, frozen=por_frozen)
+            self.fz = _frozen_tables(system, self.pk.rw, procs, self.pk) if por_frozen else None
+            self.cond: dict[int, list[tuple[int, int, int, frozenset[int] | None, frozenset[int] | None]]] = {}
+            if por_frozen:
+                L, idx = self.pk.layout, {v: i for i, v in enumerate(system.vars)}
+                self.cond = {a: [(L.shift[idx[v]], L.mask[idx[v]], L.lo[idx[v]], ks, fr) for v, ks, fr in c]
+                             for a, c in _write_conds(system, self.pk.rw, self.safe).items()}
             self.needs_check, self.needs_term = self.pk.needs_check, self.pk.needs_term
             self.pmemo: list[dict[int, tuple[list, bool]]] = [{} for _ in self.pk.blocks]
             self.bmask = [blk.mask for blk in self.pk.blocks]
@@ -146,7 +366,7 @@ class _Search:
                 by.setdefault(self.proc_of[blk.actions[0]], []).append(b)
             self.proc_blocks = sorted(by.items())
             self.proc_blocks_of = by
-            if len(by) < 2 or not any(self.safe):
+            if len(by) < 2 or not (any(self.safe) or self.cond):
                 self.por = False  # no ample set can be smaller: the plain search is the same, faster
 
     # ------------------------------------------------------------ results
@@ -308,8 +528,21 @@ class _Search:
         out: list = []
         blk.collect(s, out)
         items = [(a, s ^ t) for a, t in out]
-        e = memo[s & blk.mask] = (items, all(self.safe[a] for a, _ in items))
+        safe, cond = self.safe, self.cond
+        e = memo[s & blk.mask] = (items, all(safe[a] or (a in cond and self.unseen(cond[a], s, t)) for a, t in out))
         return e
+
+    @staticmethod
+    def unseen(conds: list[tuple[int, int, int, frozenset[int] | None, frozenset[int] | None]], s: int, t: int) -> bool:
+        """The step s -> t meets the conditions of `_write_conds`."""
+        for sh, m, lo, ks, fr in conds:
+            old, new = ((s >> sh) & m) + lo, ((t >> sh) & m) + lo
+            if old != new:
+                if ks is None or old in ks or new in ks:
+                    return False
+            elif fr is not None and old in fr:
+                return False
+        return True
 
     def choose(self, s: int) -> tuple[list[tuple[int, int]], bool]:
         """The ample set of s, as (action, xor mask) in successor order, and
@@ -332,7 +565,7 @@ class _Search:
                     ok = ok and e[1]
             if has:
                 enabled += 1
-                if choice < 0 and ok:
+                if choice < 0 and ok and (self.fz is None or self.still(pid, s)):
                     choice = pid
                 if choice >= 0 and enabled > 1:
                     return [it for b in self.proc_blocks_of[choice] for it in got[b][0]], False
@@ -342,6 +575,30 @@ class _Search:
             if e[0]:
                 items += e[0]
         return items, True
+
+    def still(self, pid: int, s: int) -> bool:
+        """No other process can change what process pid's actions read at s,
+        while pid stands still (see _Frozen); memoized by pid's reads."""
+        fz = self.fz
+        assert fz is not None
+        memo = fz.memo[pid]
+        key = s & fz.masks[pid]
+        got = memo.get(key)
+        if got is not None:
+            return got
+        if len(memo) >= _MEMO_CAP:
+            memo.clear()
+        vals = self.pk.unpack(s)
+        unk = {i for i, fr in fz.shared[pid].items() if vals[i] in fr}
+        ok = True
+        if unk:
+            for guard, ups in fz.code[pid]:
+                g = _pev(guard, vals, unk)
+                if g is None or (g and any(_pev(e, vals, unk) is None for e in ups)):
+                    ok = False
+                    break
+        memo[key] = ok
+        return ok
 
     def level_por(self, frontier: list[int]) -> tuple[list[int], int]:
         nxt: list[int] = []
@@ -497,8 +754,13 @@ def bfs(
     max_states: int | None = None,
     progress: Progress | None = None,
     progress_every: float = 1.0,
+    por_frozen: bool = False,
 ) -> SearchResult:
-    return _Search(system, max_depth, por, timeout, max_states, progress, progress_every).run()
+    """Breadth-first search; `por`: partial-order reduction; `por_frozen`
+    (with `por`): also let a process that reads variables other processes
+    write form an ample set at states where they cannot change them
+    (`_Frozen`)."""
+    return _Search(system, max_depth, por, timeout, max_states, progress, progress_every, por_frozen).run()
 
 
 def _ample(out: list, safe: list[bool], proc_of: list[int]) -> tuple[list, bool]:

@@ -180,10 +180,13 @@ def check_spec(
     progress: Callable[[Stats], None] | None = None,
     max_counterexamples: int = 1,
     max_states: int | None = None,
+    por_frozen: bool = False,
 ) -> Outcome:
     """max_counterexamples > 1 (explicit engine): up to that many
     counterexamples with different interleavings, shortest first, searched
-    without partial-order reduction; the symbolic engines ignore it."""
+    without partial-order reduction; the symbolic engines ignore it.
+    por_frozen: the explicit engine's state-dependent independence
+    (checker/explicit.py:bfs)."""
     out = Outcome(path, asked=max_counterexamples)
     try:
         spec = load_spec(path)
@@ -207,7 +210,8 @@ def check_spec(
                                                     max_states=max_states, progress=progress)
             res = out.distinct.result
         elif engine == "explicit":
-            res = bfs(system, bound, por=por, timeout=timeout, max_states=max_states, progress=progress)
+            res = bfs(system, bound, por=por, timeout=timeout, max_states=max_states, progress=progress,
+                      por_frozen=por_frozen)
         else:
             from checker import symbolic
 
