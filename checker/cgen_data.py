@@ -205,34 +205,11 @@ class DataGen:
     @staticmethod
     def live_at_entry(seg: Segment, spec: Spec) -> set[str]:
         """Registers some path from the block's start reads before writing
-        (edges as model/data.py:dead_after's: the next instruction, jump and
-        branch targets, the abort label from inside each section)."""
-        n = len(seg.instrs)
-        succ: list[set[int]] = []
-        for i, ins in enumerate(seg.instrs):
-            s: set[int] = set()
-            if ins.op not in ("exit", "jmp", "sigreturn", "execve") and i + 1 < n:
-                s.add(i + 1)
-            if ins.op == "jmp":
-                s.add(seg.labels[ins.args[0]])
-            if ins.op in BRANCHES:
-                s.add(seg.labels[ins.args[2]])
-            succ.append(s)
-        for c in spec.cs.values():
-            if all(lab in seg.labels for lab in (c.start, c.post_commit, c.abort)):
-                for i in range(seg.labels[c.start], seg.labels[c.post_commit]):
-                    succ[i].add(seg.labels[c.abort])
-        ud = [data._uses_defs(ins) for ins in seg.instrs]
-        live: list[set[str]] = [set() for _ in range(n)]
-        changed = True
-        while changed:
-            changed = False
-            for i in range(n - 1, -1, -1):
-                out = set().union(*(live[j] for j in succ[i]))
-                inn = ud[i][0] | (out - ud[i][1])
-                if inn != live[i]:
-                    live[i], changed = inn, True
-        return live[0] if n else set()
+        (model/data.py:liveness)."""
+        sections = [(seg.labels[c.start], seg.labels[c.post_commit], seg.labels[c.abort]) for c in spec.cs.values()
+                    if all(lab in seg.labels for lab in (c.start, c.post_commit, c.abort))]
+        live_in, _ = data.liveness(seg, sections)
+        return live_in[0] if seg.instrs else set()
 
     # ------------------------------------------------------------ layout
 

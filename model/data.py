@@ -262,15 +262,14 @@ def _uses_defs(ins: Instr) -> tuple[set[str], set[str]]:
     return regs, set()
 
 
-def dead_after(b, seg, always_live: set[str]) -> list[set[str]]:
-    """For each instruction of a code block, the registers whose value no
-    later instruction can read: a step resets them to 0, so states that
-    differ only in dead registers are one (SPIN's dead variable
-    reduction).  Edges: the next instruction, branch and jump targets,
-    the abort label from inside each critical section of the block, the
-    instruction itself (a restarted syscall, a re-executed fault), and an
-    execve's target.  `always_live`: registers a signal handler may read
-    as the interrupted code left them."""
+def liveness(seg, sections: list[tuple[int, int, int]], always_live: set[str] = frozenset()
+             ) -> tuple[list[set[str]], list[set[str]]]:
+    """(live before, live after) each instruction of a code block: the
+    registers some later instruction may read.  Edges: the next
+    instruction, branch and jump targets, an execve's target, the
+    instruction itself (a restarted syscall, a re-executed fault) and the
+    abort label from inside each section, given as local (start, post,
+    abort) indices.  `always_live`: registers a signal handler may read."""
     n = len(seg.instrs)
     succ: list[set[int]] = []
     for i, ins in enumerate(seg.instrs):
@@ -286,10 +285,9 @@ def dead_after(b, seg, always_live: set[str]) -> list[set[str]]:
         if ins.op in ("syscall", "fault"):
             s.add(i)
         succ.append(s)
-    for c in b.cs:
-        if c.seg is seg:
-            for g in range(c.start, c.post):
-                succ[g - seg.base].add(c.abort - seg.base)
+    for start, post, abort in sections:
+        for g in range(start, post):
+            succ[g].add(abort)
     ud = [_uses_defs(ins) for ins in seg.instrs]
     live_in: list[set[str]] = [set() for _ in range(n)]
     live_out: list[set[str]] = [set(always_live) for _ in range(n)]
@@ -302,5 +300,16 @@ def dead_after(b, seg, always_live: set[str]) -> list[set[str]]:
             if out != live_out[i] or inn != live_in[i]:
                 live_out[i], live_in[i] = out, inn
                 changed = True
+    return live_in, live_out
+
+
+def dead_after(b, seg, always_live: set[str]) -> list[set[str]]:
+    """For each instruction of a code block, the registers whose value no
+    later instruction can read (`liveness`): a step resets them to 0, so
+    states that differ only in dead registers are one (SPIN's dead variable
+    reduction).  `always_live`: registers a signal handler may read as the
+    interrupted code left them."""
+    sections = [(c.start - seg.base, c.post - seg.base, c.abort - seg.base) for c in b.cs if c.seg is seg]
+    _, live_out = liveness(seg, sections, always_live)
     regs = set(b.reg_names)
-    return [regs - live_out[i] for i in range(n)]
+    return [regs - out for out in live_out]
