@@ -324,9 +324,9 @@ EXPECT_SEEN = {
     "p11_fault_in_cs_segv": "exit; a=1 after=0 h=1",
     "p11_fault_in_cs_trap": "exit; a=1 after=0 h=1",
     "p09f_fresh_event": "exit; a=0 f=1",
-    "p12_percpu_counter": "exit; a=0 counter[0]=1 counter[1]=1",
-    "p13_cpu_id_migration": "exit; diff=0 e0=1 s0=1",
-    "p14_cpu_id_start_overlay": "exit; got=0",
+    "p12_percpu_counter": "exit; a=0 counter[0]=2 counter[1]=0",
+    "p13_cpu_id_migration": "exit; diff=0 e0=0 s0=0",
+    "p14_cpu_id_start_overlay": "exit; got=8",
     "p15_unregister_ids": "exit; c=-1 s=0",
 }
 # p09's notify-resume comes from a CPU timer checked at ticks (4 ms): long sections
@@ -350,6 +350,25 @@ def test_run_conformance_spec(path):
     seen = re.findall(r"^\s+([\d,]+)\s+\d*\s+(.+?)\s+allowed$", r.output, re.M)
     counts = {o: int(n.replace(",", "")) for n, o in seen}
     assert counts.get(EXPECT_SEEN[path.stem], 0) > 0, r.output
+
+
+# Outcomes that need a migration or a preemption at the right moment: seen
+# in 10-25 % of runs when the machine is quiet (docs/conformance.md), but a
+# loaded CI machine can go 100 runs without one, so they are checked with
+# the full run counts only.
+RARE = {"p12_percpu_counter": ("exit; a=0 counter[0]=1 counter[1]=1", "1000"),
+        "p13_cpu_id_migration": ("exit; diff=0 e0=1 s0=1", "1000"), "p14_cpu_id_start_overlay": ("exit; got=0", "2000")}
+
+
+@needs_kernel
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", sorted(RARE))
+def test_rare_conformance_outcomes_are_seen(stem):
+    outcome, runs = RARE[stem]
+    r = _cli("run", str(CONF / f"{stem}.toml"), "--runs", runs, "--spin", SPIN.get(stem, "200000"))
+    assert r.exit_code == 0, r.output
+    seen = re.findall(r"^\s+([\d,]+)\s+\d*\s+(.+?)\s+allowed$", r.output, re.M)
+    assert {o: int(n.replace(",", "")) for n, o in seen}.get(outcome, 0) > 0, r.output
 
 
 @needs_kernel
@@ -835,11 +854,13 @@ def test_registers_survive_a_handler_on_the_kernel(tmp_path):
 
 
 @needs_kernel
+@pytest.mark.slow
 def test_overlay_rewrite_contradicts_r1():
     """6.19's rseq rewrite (rule rseq.impl = r1) writes the ids only when
     they changed: without a migration it forbids the rewrite of the tag
-    that this 6.18 kernel does after a preemption."""
-    r = _cli("run", str(CONF / "p14_cpu_id_start_overlay.toml"), "--runs", "100", "--spin", "5000000",
+    that this 6.18 kernel does after a preemption (a rare outcome: slow,
+    with enough runs to see it; see RARE)."""
+    r = _cli("run", str(CONF / "p14_cpu_id_start_overlay.toml"), "--runs", "2000", "--spin", "5000000",
              "--rule", "rseq.impl=r1")
     assert r.exit_code == 1, r.output
     assert re.search(r"No: observed \d+ runs ending \[exit; got=0\], an outcome the model forbids", r.output), r.output
