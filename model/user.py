@@ -11,7 +11,7 @@ from model import cpus, data, singlestep
 from model.build import PHASES, TV, Builder, Case
 from model.errors import SpecError
 from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Ite, Le, Lt, Ne, Not, Or, Ref, Sub, Var
-from model.program import BRANCHES, SYSCALL_OPS, AExpr, Instr, is_reg
+from model.program import BRANCHES, RSEQ_ERRORS, SYSCALL_OPS, AExpr, Instr, is_reg
 
 
 def contexts(b: Builder, t: TV):
@@ -179,9 +179,8 @@ def _branch_test(b: Builder, t: TV, ins: Instr) -> Expr:
     if name == "rseq_size":  # glibc's __rseq_size: 32 when it registered (2.35-2.39), else 0
         return Const(int(val == (32 if b.env.glibc_rseq else 0)))
     if name == "rseq_ret":
-        if str(val) not in ("0", "EINVAL", "EPERM", "EBUSY", "EFAULT"):  # program.RSEQ_ERRORS
-            raise SpecError(b.spec.path, ins.line, f"rseq_ret is compared with {val}; it holds 0, EINVAL, EPERM, EBUSY "
-                            "or EFAULT")
+        if str(val) not in RSEQ_ERRORS:
+            raise SpecError(b.spec.path, ins.line, f"rseq_ret is compared with {val}; it holds {', '.join(RSEQ_ERRORS[:-1])} or {RSEQ_ERRORS[-1]}")
         if t.rseq_ret is None:
             return Const(int(val in (0, "0")))
         return Eq(t.rseq_ret, t.rseq_ret.type.names.index(str(val)))
