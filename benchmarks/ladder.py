@@ -99,18 +99,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=SPEC_DIR, help="folder to write (default: %(default)s)")
     ap.add_argument("--check", action="store_true", help="only compare with the files on disk")
     args = ap.parse_args(argv)
+    files = {args.out / f"{rung_name(t, k)}.toml": spec_text(t, k) for t, k in rungs()}
+    return write_specs(files, args.check, "benchmarks/ladder.py")
+
+
+def write_specs(files: dict[Path, str], check: bool, script: str) -> int:
+    """Write the generated specs, or with `check` only compare them with the
+    files on disk: exit status 1 (and the stale files named) if any differ."""
     stale = []
-    args.out.mkdir(parents=True, exist_ok=True)
-    for t, k in rungs():
-        p = args.out / f"{rung_name(t, k)}.toml"
-        text = spec_text(t, k)
-        if args.check:
+    for p, text in files.items():
+        if check:
             if not p.exists() or p.read_text() != text:
                 stale.append(str(p))
         else:
+            p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text)
     if stale:
-        print("stale or missing (run benchmarks/ladder.py):", *stale, sep="\n  ", file=sys.stderr)
+        print(f"stale or missing (run {script}):", *stale, sep="\n  ", file=sys.stderr)
         return 1
     return 0
 

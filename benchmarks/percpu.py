@@ -23,6 +23,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from ladder import write_specs  # noqa: E402  (the next-syscall ladder's generator, beside this one)
+
 SPEC_DIR = HERE / "specs"
 THREADS = (1, 2, 3)
 ROUNDS = (1, 2, 3)
@@ -123,20 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=SPEC_DIR, help="folder to write (default: %(default)s)")
     ap.add_argument("--check", action="store_true", help="only compare with the files on disk")
     args = ap.parse_args(argv)
-    stale = []
-    args.out.mkdir(parents=True, exist_ok=True)
-    for t, k, c in rungs():
-        p = args.out / f"{rung_name(t, k, c)}.toml"
-        text = spec_text(t, k, c)
-        if args.check:
-            if not p.exists() or p.read_text() != text:
-                stale.append(str(p))
-        else:
-            p.write_text(text)
-    if stale:
-        print("stale or missing (run benchmarks/percpu.py):", *stale, sep="\n  ", file=sys.stderr)
-        return 1
-    return 0
+    files = {args.out / f"{rung_name(t, k, c)}.toml": spec_text(t, k, c) for t, k, c in rungs()}
+    return write_specs(files, args.check, "benchmarks/percpu.py")
 
 
 if __name__ == "__main__":

@@ -217,28 +217,22 @@ def test_preemption_lets_the_other_thread_of_the_cpu_run(tmp_path: Path) -> None
 def test_no_thread_steps_while_its_cpu_runs_another(tmp_path: Path) -> None:
     # model/cpus.py: a thread's own steps (user or kernel) fire only in
     # states where its CPU runs it; checked on every reachable transition.
-    from checker.compile import compile_system
+    from tests.util import Space
 
     system = build_system(load(tmp_path, two(INC, INC, variables="x = [0, 2]", cpus=(0, 0),
                                               env="preemption = true")))
-    comp = compile_system(system)
     curr = system.index()[system.var("cpu0.curr")]
     names = system.var("cpu0.curr").type.names
-    seen, todo, checked = {system.initial_state()}, [system.initial_state()], 0
-    while todo:
-        s = todo.pop()
-        if comp.terminal(s):
-            continue
-        out: list = []
-        comp.succ(s, out)
-        for a, t in out:
-            act = system.actions[a]
-            if act.actor != "env" and "is idle" not in act.label:
-                assert names[s[curr]] == act.proc, (act.label, names[s[curr]])
-                checked += 1
-            if t not in seen:
-                seen.add(t)
-                todo.append(t)
+    checked = 0
+
+    def check(s: tuple, a: int, _t: tuple) -> None:
+        nonlocal checked
+        act = system.actions[a]
+        if act.actor != "env" and "is idle" not in act.label:
+            assert names[s[curr]] == act.proc, (act.label, names[s[curr]])
+            checked += 1
+
+    Space(system, on_step=check)
     assert checked > 100
     labels = {system.actions[a].label for a in range(len(system.actions))}
     assert any("(switches to T1)" in lab for lab in labels) and any("(switches to T0)" in lab for lab in labels)

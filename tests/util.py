@@ -21,7 +21,9 @@ def system_of(tmp_path: Path, text: str, name: str = "t.toml") -> System:
 class Space:
     """Every reachable state (no reduction, no bound) and every fired action."""
 
-    def __init__(self, system: System, limit: int = 500_000):
+    def __init__(self, system: System, limit: int = 500_000, on_step=None):
+        """`on_step(state, action, successor)`, if given, sees every
+        transition of the search."""
         comp = compile_system(system)
         init = system.initial_state()
         seen = {init}
@@ -35,6 +37,8 @@ class Space:
             comp.succ(s, out)
             for a, t in out:
                 fired.add(a)
+                if on_step is not None:
+                    on_step(s, a, t)
                 if t not in seen:
                     seen.add(t)
                     todo.append(t)
