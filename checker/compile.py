@@ -530,6 +530,8 @@ class Packed:
     needs_term: list[bool]  # per action: writes a variable of `terminal`
     F: bytearray  # actions fired in direct (unmemoized) blocks
     Violation: type = _Violation
+    # expand and expand_limited keyed by an orbit representative (checker/symmetry.py)
+    with_canon: Callable[[Callable[[int], int]], tuple[Callable[..., int], Callable[..., tuple[int, int]]]] | None = None
 
     def fired(self, violating: int | None = None) -> set[int]:
         """Actions with a successor taken: every block entry's, except the
@@ -563,7 +565,8 @@ class _Block:
 
 
 def _make_slow(blocks: list[_Block], check: Callable[[int], int], terminal: Callable[[int], bool],
-               needs_check: list[bool], needs_term: list[bool]) -> Callable:
+               needs_check: list[bool], needs_term: list[bool], canon: Callable[[int], int] | None = None
+               ) -> Callable:
     def slow(b: int, s: int, seen: dict, nxt: list, tnxt: list, before: int) -> tuple | int:
         """A block's key not in its plain memo: make the entry, and expand
         a mixed one here.  Returns the plain entry's masks, or the number of
@@ -590,9 +593,10 @@ def _make_slow(blocks: list[_Block], check: Callable[[int], int], terminal: Call
             ent = blk.mixed[key] = [(a, s ^ t) for a, t in out]
         for a, x in ent:
             t = s ^ x
-            if t in seen:
+            c = canon(t) if canon else t
+            if c in seen:
                 continue
-            seen[t] = s
+            seen[c] = s
             if needs_check[a]:
                 bad = check(t)
                 if bad >= 0:
@@ -622,15 +626,16 @@ def _make_special(check: Callable[[int], int], terminal: Callable[[int], bool],
     return special
 
 
-def _expand_source(direct: list[bool], limited: bool) -> list[str]:
+def _expand_source(direct: list[bool], limited: bool, canon: bool = False) -> list[str]:
     """The BFS level loop: per state and block, one memo lookup, or (direct
-    blocks) the block's successors computed on the spot."""
+    blocks) the block's successors computed on the spot.  `canon`: `seen`
+    is keyed by canon(t) (a symmetry reduction's orbit representative)."""
     nblocks = len(direct)
     params = "".join(f", C{b}=collect{b}" if direct[b] else f", P{b}=P{b}, R{b}=R{b}" for b in range(nblocks))
     name = "expand_limited" if limited else "expand"
     out = [
         f"def {name}(frontier, seen, nxt, tnxt{', limit' if limited else ''}{params}, _slow=_slow,"
-        " _special=_special, F=F, SP=SP):",
+        f" _special=_special, F=F, SP=SP{', _canon=_canon' if canon else ''}):",
         "    n = 0",
         "    push = nxt.append",
     ]
@@ -646,8 +651,8 @@ def _expand_source(direct: list[bool], limited: bool) -> list[str]:
                 "        n += len(out)",
                 "        for a, t in out:",
                 "            F[a] = 1",
-                "            if t not in seen:",
-                "                seen[t] = s",
+                *(["            c = _canon(t)", "            if c not in seen:", "                seen[c] = s"] if canon
+                  else ["            if t not in seen:", "                seen[t] = s"]),
                 "                if SP[a]: _special(s, t, a, push, tnxt, n0)",
                 "                else: push(t)",
             ]
@@ -662,8 +667,8 @@ def _expand_source(direct: list[bool], limited: bool) -> list[str]:
             "        n += len(L)",
             "        for x in L:",
             "            t = s ^ x",
-            "            if t not in seen:",
-            "                seen[t] = s",
+            *(["            c = _canon(t)", "            if c not in seen:", "                seen[c] = s"] if canon
+              else ["            if t not in seen:", "                seen[t] = s"]),
             "                push(t)",
         ]
     if limited:
@@ -804,5 +809,14 @@ def compile_packed(system: System) -> Packed:
     tail = _expand_source(direct, False) + _expand_source(direct, True)
     src = "\n".join(lines + tail) + "\n"
     exec(compile("\n" * len(lines) + "\n".join(tail) + "\n", "<rseqcheck-packed>", "exec"), ns)
+
+    def with_canon(canon: Callable[[int], int]) -> tuple[Callable[..., int], Callable[..., tuple[int, int]]]:
+        """expand and expand_limited with `seen` keyed by canon(state)."""
+        env = dict(ns, _canon=canon,
+                   _slow=_make_slow(blocks, ns["check"], ns["terminal"], needs_check, needs_term, canon))
+        code = _expand_source(direct, False, True) + _expand_source(direct, True, True)
+        exec(compile("\n".join(code) + "\n", "<rseqcheck-packed-canon>", "exec"), env)
+        return env["expand"], env["expand_limited"]
+
     return Packed(L, ns["succ"], ns["check"], ns["terminal"], ns["expand"], ns["expand_limited"], L.pack,
-                  ns["unpack"], src, blocks, rw, needs_check, needs_term, F)
+                  ns["unpack"], src, blocks, rw, needs_check, needs_term, F, with_canon=with_canon)

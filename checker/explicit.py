@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from checker import symmetry as sym
 from checker.compile import Compiled, Packed, compile_packed, compile_system
 from model.ir import COMPARISONS, Action, Const, Expr, Op, Ref, System, Var
 
@@ -62,6 +63,7 @@ class SearchResult:
     fired: set[int] = field(default_factory=set)  # actions that fired (coverage)
     reduced: bool = False  # partial-order reduction pruned some successors
     shortest: bool = True
+    symmetry: bool = False  # states were entered by orbit (symmetry reduction)
 
 
 Progress = Callable[[Stats], None]
@@ -324,7 +326,7 @@ class _Search:
 
     def __init__(self, system: System, max_depth: int, por: bool, timeout: float | None,
                  max_states: int | None, progress: Progress | None, progress_every: float,
-                 por_frozen: bool = False):
+                 por_frozen: bool = False, symmetry: bool = False):
         self.system = system
         self.max_depth = max_depth
         self.por = por
@@ -368,6 +370,17 @@ class _Search:
             self.proc_blocks_of = by
             if len(by) < 2 or not (any(self.safe) or self.cond):
                 self.por = False  # no ample set can be smaller: the plain search is the same, faster
+        self.symmetry = False
+        self.key: Callable[[int], int] = int  # the key of a state in `seen`
+        self.expand, self.expand_limited = self.pk.expand, self.pk.expand_limited
+        if symmetry and (tables := sym.usable(system)) and self.pk.with_canon:
+            # one state per orbit (checker/symmetry.py), keyed by its least
+            # image; without partial-order reduction, whose ample sets and
+            # proviso are per state
+            self.key = sym.compile_canon(tables, self.pk.layout)
+            self.expand, self.expand_limited = self.pk.with_canon(self.key)
+            self.por = False
+            self.symmetry = True
 
     # ------------------------------------------------------------ results
 
@@ -380,7 +393,8 @@ class _Search:
             fired |= self.pk.fired()
         else:
             fired |= self.pk.fired(self.fired_at_violation[0]) | self.fired_at_violation[1]
-        return SearchResult(verdict, "explicit", st, self.max_depth, fired=fired, reduced=self.reduced, **kw)
+        return SearchResult(verdict, "explicit", st, self.max_depth, fired=fired, reduced=self.reduced,
+                            symmetry=self.symmetry, **kw)
 
     def violation(self, t: int, prop: int) -> SearchResult:
         self.stats.depth = self.depth + 1
@@ -394,7 +408,7 @@ class _Search:
         chain = []
         while t != _ROOT:
             chain.append(t)
-            t = self.seen[t]
+            t = self.seen[self.key(t)]
         chain.reverse()
         trace = [(-1, self.pk.unpack(chain[0]))]
         for p, c in zip(chain, chain[1:]):
@@ -422,7 +436,7 @@ class _Search:
     def run(self) -> SearchResult:
         pk = self.pk
         init = pk.pack(self.system.initial_state())
-        self.seen[init] = _ROOT
+        self.seen[self.key(init)] = _ROOT
         self.stats.states = 1
         bad = pk.check(init)
         if bad >= 0:
@@ -499,9 +513,9 @@ class _Search:
             before = st.transitions
             try:
                 if limit == sys.maxsize:
-                    st.transitions += pk.expand(chunk, seen, nxt, tnxt)
+                    st.transitions += self.expand(chunk, seen, nxt, tnxt)
                 else:
-                    k, n = pk.expand_limited(chunk, seen, nxt, tnxt, limit)
+                    k, n = self.expand_limited(chunk, seen, nxt, tnxt, limit)
                     st.transitions += n
                     if k < len(chunk) or len(seen) >= limit:
                         raise _Stop(f"state limit {limit} reached")
@@ -755,12 +769,15 @@ def bfs(
     progress: Progress | None = None,
     progress_every: float = 1.0,
     por_frozen: bool = False,
+    symmetry: bool = False,
 ) -> SearchResult:
     """Breadth-first search; `por`: partial-order reduction; `por_frozen`
     (with `por`): also let a process that reads variables other processes
     write form an ample set at states where they cannot change them
-    (`_Frozen`)."""
-    return _Search(system, max_depth, por, timeout, max_states, progress, progress_every, por_frozen).run()
+    (`_Frozen`); `symmetry`: one state per orbit of `system.symmetries`
+    (checker/symmetry.py; replaces `por`, which is then off)."""
+    return _Search(system, max_depth, por, timeout, max_states, progress, progress_every, por_frozen,
+                   symmetry).run()
 
 
 def _ample(out: list, safe: list[bool], proc_of: list[int]) -> tuple[list, bool]:

@@ -677,4 +677,7 @@ def build_system(spec: Spec) -> System:
         meta={"spec": spec, "builder": b},
     )
     system.validate()
+    from model.symmetry import thread_symmetries
+
+    system.symmetries = thread_symmetries(system)
     return system

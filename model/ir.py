@@ -297,6 +297,9 @@ class System:
     properties: list[Property]
     terminal: Expr = field(default_factory=lambda: FALSE)  # no successors here
     meta: dict = field(default_factory=dict)
+    # automorphisms (model/symmetry.py), per variable index: (index it moves
+    # to, value renaming or None); engines may search one state per orbit
+    symmetries: list[list[tuple[int, dict[int, int] | None]]] = field(default_factory=list)
 
     def validate(self) -> None:
         names = [v.name for v in self.vars]

@@ -1,0 +1,206 @@
+"""Thread symmetry reduction (model/symmetry.py, checker/symmetry.py,
+bfs(symmetry=True)): each permutation the model lists is checked to be an
+automorphism (it commutes with the successor function and keeps every
+property's verdict, on every reachable state), and the reduced search is
+checked against the full one: verdict, violated property, shortest
+counterexample length, a trace that replays, and the state count, which
+is exactly the number of orbits of the full search's states."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from checker.compile import compile_packed
+from checker.explicit import _Search, bfs, replay
+from checker.symmetry import compile_canon, usable
+from model.build import build_system
+from model.ir import System
+from model.spec import load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+COUNTER = """
+retry:  load     %r0, rseq.cpu_id_start
+        rseq_cs  inc
+begin:  load     %r1, rseq.cpu_id
+        bne      %r1, %r0, abort
+        load     %r2, counter[%r0]
+        add      %r2, 1
+        store    counter[%r0], %r2
+end:    add      done, 1
+        bne      done, {n}, out
+        assert   counter[0] + counter[1] == {n}
+out:    exit
+abort:  jmp      retry
+"""
+
+# the same without the in-section CPU check, committed with two stores:
+# a preemption between them loses an update
+TWO_STORES = """
+retry:  load     %r0, rseq.cpu_id_start
+        rseq_cs  inc
+begin:  load     %r2, counter[%r0]
+        add      %r2, 1
+        store    counter[%r0], %r2
+        store    counter[%r0], %r2
+end:    add      done, 1
+        bne      done, {n}, out
+        assert   counter[0] + counter[1] == {n}
+out:    exit
+abort:  jmp      retry
+"""
+
+
+def spec_text(code: str, cpus: list[int], migration: bool, signals: bool) -> str:
+    n = len(cpus)
+    out = [
+        "[spec]", 'title = "symmetry"', 'preset = "linux-6.18"', "",
+        "[environment]", "cpus = 2", "preemption = true", f"migration = {'true' if migration else 'false'}",
+    ]
+    if signals:
+        out += ['signals = ["SIGUSR1"]', "max_signals = 1", "max_nesting = 1"]
+    out += ["", "[variables]", f'"counter[cpu]" = [0, {2 * n}]', f"done = [0, {n}]", ""]
+    for i, c in enumerate(cpus):
+        out += [f"[thread.T{i}]", f"cpu = {c}", 'code = """', code.format(n=n).strip(), '"""', ""]
+    out += ["[rseq_cs.inc]", 'start = "begin"', 'post_commit = "end"', 'abort = "abort"', ""]
+    if signals:
+        out += ["[handler.SIGUSR1]", 'code = """', "        nop", "        sigreturn", '"""', ""]
+    out += ["[check]", 'properties = ["rseq-cpu-id-accurate"]', "depth = 400"]
+    return "\n".join(out) + "\n"
+
+
+def system_of(text: str) -> tuple[System, int]:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "sym.toml"
+        path.write_text(text)
+        spec = load_spec(path)
+    return build_system(spec), spec.depth
+
+
+def image(table, s: tuple) -> tuple:
+    img = [0] * len(s)
+    for i, (j, vm) in enumerate(table):
+        img[j] = s[i] if vm is None else vm.get(s[i], s[i])
+    return tuple(img)
+
+
+def automorphism_failures(system: System, tables, limit: int = 40_000) -> int:
+    """0, or 1 at the first state s (reachable: among the first `limit`
+    found breadth-first, past violations too) and table p with
+    succ(p(s)) != p(succ(s)) or a property or the terminal condition that
+    p(s) and s do not agree on."""
+    pk = compile_packed(system)
+    seen = [pk.pack(system.initial_state())]
+    known = set(seen)
+    for x in seen:  # breadth-first: `seen` grows while it is walked
+        if len(seen) >= limit:
+            break
+        out: list = []
+        pk.succ(x, out)
+        for _, y in out:
+            if y not in known:
+                known.add(y)
+                seen.append(y)
+    bad = 0
+    for x in seen:
+        out: list = []
+        pk.succ(x, out)
+        s = pk.unpack(x)
+        for t in tables:
+            px = pk.pack(image(t, s))
+            mine: list = []
+            pk.succ(px, mine)
+            bad += {pk.pack(image(t, pk.unpack(y))) for _, y in out} != {y for _, y in mine}
+            bad += pk.check(px) != pk.check(x) or pk.terminal(px) != pk.terminal(x)
+            if bad:
+                return bad  # one is enough
+    return bad
+
+
+# (code, thread CPUs, migration, signals): symmetries, full states, orbits
+SMALL = [
+    (COUNTER, [0, 0], False, True, 1, 113737, 57490),
+    (COUNTER, [0, 0, 0], False, False, 5, 99916, 18075),
+    pytest.param(COUNTER, [0, 0], True, False, 1, 314523, 157577, marks=pytest.mark.slow),
+    (TWO_STORES, [0, 0], False, False, 1, 5962, 3256),
+    (TWO_STORES, [0, 0], True, False, 1, 60356, 36300),
+    pytest.param(TWO_STORES, [0, 0, 0], False, False, 5, 246829, 48178, marks=pytest.mark.slow),
+]
+
+
+# (code, thread CPUs, migration, signals, states checked); all of them under -m slow
+AUTO = [
+    (TWO_STORES, [0, 0], False, False, 40_000),
+    (TWO_STORES, [0, 0], True, False, 20_000),
+    (TWO_STORES, [0, 0, 0], False, False, 5_000),
+    (COUNTER, [0, 0], True, True, 10_000),
+    pytest.param(COUNTER, [0, 0], False, True, 10**8, marks=pytest.mark.slow),
+    pytest.param(COUNTER, [0, 0, 0], False, False, 10**8, marks=pytest.mark.slow),
+    pytest.param(COUNTER, [0, 0], True, False, 10**8, marks=pytest.mark.slow),
+    pytest.param(TWO_STORES, [0, 0, 0], False, False, 10**8, marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("code,cpus,migration,signals,limit", AUTO)
+def test_symmetries_are_automorphisms(code, cpus, migration, signals, limit) -> None:
+    system, _ = system_of(spec_text(code, cpus, migration, signals))
+    assert len(system.symmetries) == (5 if len(cpus) == 3 else 1)
+    assert usable(system) == system.symmetries
+    assert automorphism_failures(system, system.symmetries, limit) == 0
+
+
+@pytest.mark.parametrize("code,cpus,migration,signals,nsym,full_states,orbits", SMALL)
+def test_reduced_search_agrees_with_full_search(code, cpus, migration, signals, nsym, full_states, orbits) -> None:
+    system, depth = system_of(spec_text(code, cpus, migration, signals))
+    full = bfs(system, depth, por=False)
+    red = bfs(system, depth, symmetry=True)
+    assert red.symmetry and not full.symmetry
+    assert (red.verdict, red.prop, red.exhausted) == (full.verdict, full.prop, full.exhausted)
+    assert (full.stats.states, red.stats.states) == (full_states, orbits)
+    if full.verdict == "holds":
+        # the orbits of the full search's states: what the reduced one must visit
+        S = _Search(system, depth, False, None, None, None, 1.0)
+        S.run()
+        canon = compile_canon(system.symmetries, S.pk.layout)
+        assert red.stats.states == len({canon(x) for x in S.seen}) < full.stats.states
+    if full.verdict == "violation":
+        assert len(red.trace) == len(full.trace)  # shortest: same length
+        seq = [a for a, _ in red.trace[1:]]
+        steps = replay(system, seq)
+        assert steps is not None and [s for _, s in steps] == [s for _, s in red.trace]
+        assert compile_packed(system).check(compile_packed(system).pack(steps[-1][1])) >= 0
+
+
+def test_threads_on_different_cpus_are_not_interchangeable() -> None:
+    """do_exit resets a dead thread's `T.cpu` and rseq ids to its starting
+    CPU, so threads that start on different CPUs are no symmetry: the
+    model lists none, and the swap it refuses is caught as no automorphism
+    (the check can fail)."""
+    system, _ = system_of(spec_text(COUNTER, [0, 1], True, False))
+    assert system.symmetries == []
+    # the swap T0 <-> T1 built by hand, as if the starting CPU did not count
+    same, _ = system_of(spec_text(COUNTER, [0, 0], True, False))
+    (table,) = same.symmetries
+    assert automorphism_failures(system, [table], 10**8) > 0
+
+
+def test_a_symmetry_that_moves_a_property_variable_is_refused() -> None:
+    system, _ = system_of(spec_text(COUNTER, [0, 0], False, False))
+    idx = {v.name: i for i, v in enumerate(system.vars)}
+    b = idx["bad"]
+    system.symmetries = [[(j, {0: 1, 1: 0} if i == b else vm) for i, (j, vm) in enumerate(t)]
+                         for t in system.symmetries]
+    assert usable(system) == []
+    assert not bfs(system, 400, symmetry=True).symmetry
+
+
+def test_percpu_ladder_rungs_on_one_cpu() -> None:
+    """T threads on one CPU: T! symmetries, about T! times fewer states
+    (benchmarks/README.md)."""
+    spec = load_spec(ROOT / "benchmarks/specs/percpu_t2_k1_c1.toml")
+    system = build_system(spec)
+    red = bfs(system, spec.depth, symmetry=True)
+    assert (red.verdict, red.stats.states) == ("holds", 57490)  # benchmarks/symmetry_potential.py's orbits
