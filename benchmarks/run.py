@@ -32,20 +32,25 @@ sys.path.insert(0, str(HERE))
 
 import ladder  # noqa: E402
 import percpu  # noqa: E402
+import percpu_pml  # noqa: E402
 
 # Search variants (--variants): name -> (partial-order reduction, dead register
-# reduction, state-dependent independence: bfs(por_frozen=True))
-VARIANTS: dict[str, tuple[bool, bool, bool]] = {
-    "all": (True, True, False),  # the default search
-    "no-por": (False, True, False),
-    "no-dead": (True, False, False),
-    "none": (False, False, False),  # no reduction at all
-    "frozen": (True, True, True),  # the default search with por_frozen
+# reduction, state-dependent independence: bfs(por_frozen=True), thread
+# symmetry: bfs(symmetry=True)); "spin" runs SPIN on the rung's Promela
+# model (benchmarks/percpu_pml.py) instead
+VARIANTS: dict[str, tuple[bool, bool, bool, bool]] = {
+    "all": (True, True, False, False),  # the default search
+    "no-por": (False, True, False, False),
+    "no-dead": (True, False, False, False),
+    "none": (False, False, False, False),  # no reduction at all
+    "frozen": (True, True, True, False),  # the default search with por_frozen
+    "sym": (False, True, False, True),  # dead registers and thread symmetry (which replaces POR)
+    "spin": (False, False, False, False),
 }
 
 
 def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: bool = True,
-           frozen: bool = False) -> None:
+           frozen: bool = False, symmetry: bool = False) -> None:
     """Child side: build and search one spec, print one JSON line.  `dead`
     False: the dead register reduction is off (model/data.py:dead_after
     patched to find no dead register, as tests/test_data.py does)."""
@@ -70,7 +75,8 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
     system = build_system(spec)
     build_s = time.perf_counter() - t0
     base_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the search
-    res = bfs(system, spec.depth, por=por, timeout=timeout, **({"por_frozen": True} if frozen else {}))
+    extra = {**({"por_frozen": True} if frozen else {}), **({"symmetry": True} if symmetry else {})}
+    res = bfs(system, spec.depth, por=por, timeout=timeout, **extra)
     st = res.stats
     print(
         json.dumps(
@@ -79,6 +85,7 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
                 "por": por,
                 "dead": dead,
                 "frozen": frozen,
+                "symmetry": getattr(res, "symmetry", False),
                 "verdict": res.verdict,
                 "expected": spec.expect,
                 "exhausted": res.exhausted,
@@ -102,13 +109,15 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
 
 
 def run_one(path: str, por: bool, timeout: float | None, ref: str | None = None, dead: bool = True,
-            frozen: bool = False) -> dict[str, Any]:
+            frozen: bool = False, symmetry: bool = False) -> dict[str, Any]:
     """Parent side: run `worker` in a fresh interpreter, collect its rusage."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", path, "--por" if por else "--no-por"]
     if not dead:
         cmd.append("--no-dead")
     if frozen:
         cmd.append("--por-frozen")
+    if symmetry:
+        cmd.append("--symmetry")
     if timeout:
         cmd += ["--timeout", str(timeout)]
     if ref:
@@ -134,6 +143,57 @@ def run_one(path: str, por: bool, timeout: float | None, ref: str | None = None,
         rec.update(json.loads(lines[-1]))
     rec["peak_rss_mib"] = ru.ru_maxrss / 1024  # Linux: KiB
     return rec
+
+
+def run_spin(pml: Path, timeout: float | None) -> dict[str, Any]:
+    """SPIN on one Promela rung, in a fresh folder: spin -a, gcc -O2
+    -DSAFETY, pan (depth-first, SPIN's partial-order reduction on, hash
+    table 2^24, depth-first stack of 2 M steps).  CPU s: the three children;
+    seconds: pan's own elapsed time; RSS: pan's peak."""
+    import re
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="rseqcheck-spin-"))
+    try:
+        shutil.copy(pml, d / "m.pml")
+        t0 = time.monotonic()
+        cpu = 0.0
+        for cmd in (["spin", "-a", "m.pml"], ["gcc", "-O2", "-DSAFETY", "-o", "pan", "pan.c"]):
+            p = subprocess.Popen(cmd, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _, status, ru = os.wait4(p.pid, 0)
+            cpu += ru.ru_utime + ru.ru_stime
+            if os.waitstatus_to_exitcode(status) != 0:
+                return {"verdict": "error", "reason": f"{cmd[0]} failed", "peak_rss_mib": 0.0}
+        log = d / "pan.log"
+        with log.open("w") as f:
+            p = subprocess.Popen(["./pan", "-m2000000"], cwd=d, stdout=f, stderr=subprocess.STDOUT)
+            killer = threading.Timer(timeout, p.kill) if timeout else None
+            if killer:
+                killer.start()
+            _, status, ru = os.wait4(p.pid, 0)
+            if killer:
+                killer.cancel()
+        cpu += ru.ru_utime + ru.ru_stime
+        text = log.read_text()
+        rec: dict[str, Any] = {"spec": str(pml.relative_to(ROOT)), "wall_seconds": time.monotonic() - t0,
+                               "cpu_seconds": cpu, "peak_rss_mib": ru.ru_maxrss / 1024, "expected": "holds",
+                               "base_maxrss_kib": 0, "self_maxrss_kib": ru.ru_maxrss}
+        m = re.search(r"(\d+) states, stored", text)
+        if not m:
+            rec.update(verdict="unknown", reason=f"pan stopped after {rec['wall_seconds']:.0f} s")
+            return rec
+        trans = re.search(r"([\d.e+]+) transitions", text)
+        el = re.search(r"elapsed time ([\d.e+]+)", text)
+        errors = int(re.search(r"errors: (\d+)", text).group(1))  # type: ignore[union-attr]
+        rec.update(states=int(m.group(1)), transitions=int(float(trans.group(1))) if trans else 0,
+                   seconds=float(el.group(1)) if el else rec["wall_seconds"],
+                   verdict="violation" if errors else "holds", exhausted=not errors)
+        if "max search depth too small" in text:
+            rec.update(verdict="unknown", reason="pan -m too small")
+        return rec
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def parse_set(text: str) -> list[int]:
@@ -211,7 +271,7 @@ def main_percpu(args: argparse.Namespace) -> int:
     skipped when the previous rung of its column (same T and C, one
     increment fewer) or the rung with one thread fewer (same K and C) hit
     the budget, or when the growth along K or along T predicts more."""
-    if percpu.main(["--check"]):
+    if percpu.main(["--check"]) or percpu_pml.main(["--check"]):
         return 2
     variants = [v.strip() for v in args.variants.split(",")]
     for v in variants:
@@ -233,7 +293,7 @@ def main_percpu(args: argparse.Namespace) -> int:
                 name = percpu.rung_name(t, k, c)
                 path = str((percpu.SPEC_DIR / f"{name}.toml").relative_to(ROOT))
                 for v in variants:
-                    por, dead, frozen = VARIANTS[v]
+                    por, dead, frozen, symmetry = VARIANTS[v]
                     col = (t, c, v)
                     guess = predict(history.get(col, []))
                     # one thread more multiplies the time at least by what the last one did
@@ -249,7 +309,10 @@ def main_percpu(args: argparse.Namespace) -> int:
                         rec = {"verdict": "skipped", "reason": f"predicted ~{guess:.0f} s"}
                         over.add((t, k, c, v))
                     else:
-                        rec = run_one(path, por, args.max_seconds, dead=dead, frozen=frozen)
+                        if v == "spin":
+                            rec = run_spin(percpu.SPEC_DIR / f"{name}.pml", args.max_seconds)
+                        else:
+                            rec = run_one(path, por, args.max_seconds, dead=dead, frozen=frozen, symmetry=symmetry)
                         if "seconds" in rec:
                             history.setdefault(col, []).append(rec["seconds"])
                             secs[(t, k, c, v)] = max(rec["seconds"], 1e-3)
@@ -257,7 +320,8 @@ def main_percpu(args: argparse.Namespace) -> int:
                             over.add((t, k, c, v))
                         else:
                             verdicts.setdefault((t, k, c), set()).add((rec["verdict"], rec.get("prop")))
-                    rec.update(spec=path, threads=t, rounds=k, cpus=c, variant=v, por=por, dead=dead, frozen=frozen)
+                    rec.update(spec=rec.get("spec", path), threads=t, rounds=k, cpus=c, variant=v, por=por, dead=dead,
+                               frozen=frozen)
                     records.append(rec)
                     note = ""
                     if len(verdicts.get((t, k, c), ())) > 1:
@@ -288,11 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--no-dead", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--por-frozen", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--symmetry", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--por", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--timeout", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.por, args.timeout, args.ref, dead=not args.no_dead, frozen=args.por_frozen)
+        worker(args.worker, args.por, args.timeout, args.ref, dead=not args.no_dead, frozen=args.por_frozen,
+               symmetry=args.symmetry)
         return 0
     if args.percpu:
         if args.rounds == "1-7":

@@ -92,6 +92,9 @@ def main() -> None:
               help="Explicit engine, with --por: also reduce where a thread reads variables other threads "
                    "write but cannot change from their current values (state-dependent independence; "
                    "fewer states, more time per state).")
+@click.option("--symmetry", is_flag=True,
+              help="Explicit engine: search one state per orbit of the permutations of interchangeable "
+                   "threads (same code, attributes and starting CPU); replaces --por.")
 @click.option("--show-trace/--no-show-trace", default=None,
               help="Print counterexamples (default: when one spec is checked).")
 @click.option("--max-counterexamples", "max_cx", type=click.IntRange(1, 100000), default=1, show_default=True,
@@ -100,8 +103,8 @@ def main() -> None:
                    "T0, T0.h1, T0:kernel, env...) differ, shortest first; saved as NAME.json, NAME.2.json, ... "
                    "Explicit engine only; N > 1 turns partial-order reduction off, so the set is complete "
                    "for the depth bound when fewer than N are found.")
-def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_memory, por, por_frozen, show_trace,
-           max_cx) -> None:
+def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_memory, por, por_frozen, symmetry,
+           show_trace, max_cx) -> None:
     """Check specs (files or folders) against their expected verdicts.
 
     Exit status: 0 every verdict as expected; 1 some verdict differs; 2 a
@@ -112,6 +115,8 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
         raise Usage(f"--max-counterexamples {max_cx} needs the explicit engine (--engine explicit or all)")
     if por_frozen and (engine != "explicit" or not por):
         raise Usage("--por-frozen needs --engine explicit and --por")
+    if symmetry and (engine != "explicit" or por_frozen or max_cx > 1):
+        raise Usage("--symmetry needs --engine explicit, without --por-frozen or --max-counterexamples")
     files = _collect(paths)
     problem = _unwritable(Path(out_dir), folder=True) or (_unwritable(Path(junit), folder=False) if junit else None)
     if problem:
@@ -122,6 +127,8 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
     more: dict = {"max_counterexamples": max_cx} if max_cx > 1 else {}
     if por_frozen:
         more["por_frozen"] = True
+    if symmetry:
+        more["symmetry"] = True
     limits = Limits(timeout, max_states, max_memory)
     outcomes: list[Outcome] = []
     io_errors: list[str] = []

@@ -181,12 +181,13 @@ def check_spec(
     max_counterexamples: int = 1,
     max_states: int | None = None,
     por_frozen: bool = False,
+    symmetry: bool = False,
 ) -> Outcome:
     """max_counterexamples > 1 (explicit engine): up to that many
     counterexamples with different interleavings, shortest first, searched
     without partial-order reduction; the symbolic engines ignore it.
-    por_frozen: the explicit engine's state-dependent independence
-    (checker/explicit.py:bfs)."""
+    por_frozen: the explicit engine's state-dependent independence;
+    symmetry: its thread symmetry reduction (checker/explicit.py:bfs)."""
     out = Outcome(path, asked=max_counterexamples)
     try:
         spec = load_spec(path)
@@ -211,7 +212,7 @@ def check_spec(
             res = out.distinct.result
         elif engine == "explicit":
             res = bfs(system, bound, por=por, timeout=timeout, max_states=max_states, progress=progress,
-                      por_frozen=por_frozen)
+                      por_frozen=por_frozen, symmetry=symmetry)
         else:
             from checker import symbolic
 

@@ -12,7 +12,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from checker.cli import main
 from checker.compile import compile_packed
 from checker.explicit import _Search, bfs, replay
 from checker.symmetry import compile_canon, usable
@@ -204,3 +206,28 @@ def test_percpu_ladder_rungs_on_one_cpu() -> None:
     system = build_system(spec)
     red = bfs(system, spec.depth, symmetry=True)
     assert (red.verdict, red.stats.states) == ("holds", 57490)  # benchmarks/symmetry_potential.py's orbits
+
+
+def test_cli_verify_symmetry(tmp_path) -> None:
+    spec = str(ROOT / "specs/librseq/percpu_cmpxchg.toml")
+    r = CliRunner().invoke(main, ["verify", "--symmetry", "--out", str(tmp_path), spec])
+    assert r.exit_code == 0, r.output
+    assert "95,966 states" in r.output  # 190,533 without the reduction
+    r = CliRunner().invoke(main, ["verify", "--out", str(tmp_path), spec])
+    assert "95,966 states" not in r.output
+    for bad in (["--engine", "bmc"], ["--por-frozen"], ["--max-counterexamples", "2"]):
+        r = CliRunner().invoke(main, ["verify", "--symmetry", *bad, spec])
+        assert r.exit_code == 2
+        assert "--symmetry needs" in r.output
+
+
+def test_violation_trace_is_a_real_path_through_the_cli(tmp_path) -> None:
+    """The counterexample of a reduced search is saved and replays."""
+    path = tmp_path / "two.toml"
+    path.write_text(spec_text(TWO_STORES, [0, 0, 0], False, False).replace(
+        'title = "symmetry"', 'title = "symmetry"\nexpect = "violation"'))
+    r = CliRunner().invoke(main, ["verify", "--symmetry", "--out", str(tmp_path / "cx"), str(path)])
+    assert r.exit_code == 0, r.output
+    assert "48,178 states" in r.output
+    r = CliRunner().invoke(main, ["replay", "--spec", str(path), str(tmp_path / "cx" / "two.json")])
+    assert r.exit_code == 0, r.output
