@@ -377,7 +377,8 @@ class _Search:
             # one state per orbit (checker/symmetry.py), keyed by its least
             # image; without partial-order reduction, whose ample sets and
             # proviso are per state
-            self.key = sym.compile_canon(tables, self.pk.layout)
+            least = sym.compile_canon(tables, self.pk.layout)
+            self.key = sym.compile_sorting(system, self.pk.layout, least) or least
             self.expand, self.expand_limited = self.pk.with_canon(self.key)
             self.por = False
             self.symmetry = True

@@ -677,7 +677,8 @@ def build_system(spec: Spec) -> System:
         meta={"spec": spec, "builder": b},
     )
     system.validate()
-    from model.symmetry import thread_symmetries
+    from model.symmetry import thread_group, thread_symmetries
 
     system.symmetries = thread_symmetries(system)
+    system.symmetry_group = thread_group(system)
     return system

@@ -300,6 +300,10 @@ class System:
     # automorphisms (model/symmetry.py), per variable index: (index it moves
     # to, value renaming or None); engines may search one state per orbit
     symmetries: list[list[tuple[int, dict[int, int] | None]]] = field(default_factory=list)
+    # the same group, when it permutes one set of members freely: per member
+    # its variables and the value maps to the first member's, the variables
+    # naming a member and each member's name (model/symmetry.py:thread_group)
+    symmetry_group: tuple | None = None
 
     def validate(self) -> None:
         names = [v.name for v in self.vars]

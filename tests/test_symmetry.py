@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from checker.cli import main
 from checker.compile import compile_packed
 from checker.explicit import _Search, bfs, replay
-from checker.symmetry import compile_canon, usable
+from checker.symmetry import compile_canon, compile_sorting, usable
 from model.build import build_system
 from model.ir import System
 from model.spec import load_spec
@@ -231,3 +231,21 @@ def test_violation_trace_is_a_real_path_through_the_cli(tmp_path) -> None:
     assert "48,178 states" in r.output
     r = CliRunner().invoke(main, ["replay", "--spec", str(path), str(tmp_path / "cx" / "two.json")])
     assert r.exit_code == 0, r.output
+
+
+def test_sorting_canonical_form_is_one_per_orbit() -> None:
+    """compile_sorting (members sorted by their normal form; ties go to the
+    least image) maps each state into its orbit, to the same key for the
+    whole orbit: the least image of its key is the state's least image."""
+    system, depth = system_of(spec_text(TWO_STORES, [0, 0, 0], False, False))
+    S = _Search(system, depth, False, None, None, None, 1.0)
+    S.run()
+    least = compile_canon(system.symmetries, S.pk.layout)
+    fast = compile_sorting(system, S.pk.layout, least)
+    assert fast is not None
+    keys = {}
+    for x in S.seen:
+        k = fast(x)
+        assert least(k) == least(x) and fast(k) == k
+        keys.setdefault(least(x), set()).add(k)
+    assert all(len(v) == 1 for v in keys.values())
