@@ -121,13 +121,19 @@ def rungs() -> list[tuple[int, int, int]]:
     return [(t, k, c) for c in CPUS for t in THREADS for k in ROUNDS]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def generate(argv: list[str] | None, doc: str, ext: str, text, script: str) -> int:
+    """The command line of a ladder generator: write (or --check) one
+    file per rung, `text(T, K, C)` named percpu_t<T>_k<K>_c<C>.<ext>."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=SPEC_DIR, help="folder to write (default: %(default)s)")
     ap.add_argument("--check", action="store_true", help="only compare with the files on disk")
     args = ap.parse_args(argv)
-    files = {args.out / f"{rung_name(t, k, c)}.toml": spec_text(t, k, c) for t, k, c in rungs()}
-    return write_specs(files, args.check, "benchmarks/percpu.py")
+    files = {args.out / f"{rung_name(t, k, c)}.{ext}": text(t, k, c) for t, k, c in rungs()}
+    return write_specs(files, args.check, script)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return generate(argv, __doc__, "toml", spec_text, "benchmarks/percpu.py")
 
 
 if __name__ == "__main__":

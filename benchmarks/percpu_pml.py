@@ -41,14 +41,12 @@ rseqcheck's: the pairing compares time to the same verdict.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from ladder import write_specs  # noqa: E402
-from percpu import SPEC_DIR, rung_name, rungs  # noqa: E402
+from percpu import generate  # noqa: E402
 
 USER, LOOP, DEAD = 0, 1, 2
 PRE, SIG, MIG = 1, 2, 4
@@ -173,12 +171,7 @@ def model(threads: int, rounds: int, cpus: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=SPEC_DIR, help="folder to write (default: %(default)s)")
-    ap.add_argument("--check", action="store_true", help="only compare with the files on disk")
-    args = ap.parse_args(argv)
-    files = {args.out / f"{rung_name(t, k, c)}.pml": model(t, k, c) for t, k, c in rungs()}
-    return write_specs(files, args.check, "benchmarks/percpu_pml.py")
+    return generate(argv, __doc__, "pml", model, "benchmarks/percpu_pml.py")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ value (CPU numbers included: the permuted threads share their CPU).
 
 from __future__ import annotations
 
-import itertools
 import sys
 from pathlib import Path
 
@@ -30,42 +29,9 @@ from model.spec import load_spec  # noqa: E402
 
 
 def permutations(system) -> list[list]:
-    """Each non-identity thread permutation as (target index, value map) per variable."""
-    b = system.meta["builder"]
-    spec = b.spec
-    idx = {v.name: i for i, v in enumerate(system.vars)}
-    groups: dict[tuple, list] = {}
-    for t, ts in zip(b.threads, spec.threads):
-        code = tuple((ins.op, tuple(ins.args)) for ins in ts.segment.instrs)
-        groups.setdefault((code, t.cpu0, t.spawned), []).append(t)
-    out = []
-    for g in groups.values():
-        for perm in itertools.permutations(range(len(g))):
-            if perm == tuple(range(len(g))):
-                continue
-            tmap = {g[i].name: g[j].name for i, j in enumerate(perm)}
-            names = [t.name for t in spec.threads]
-            seg = {t.name: ts.segment for t, ts in zip(b.threads, spec.threads)}
-            table = []
-            for v in system.vars:
-                name, vmap = v.name, None
-                owner = name.split(".")[0]
-                if owner in tmap:
-                    name = tmap[owner] + name[len(owner):]
-                    src, dst = seg[owner], seg[tmap[owner]]
-                    if v.name.endswith(".ip0"):
-                        vmap = {src.base + k: dst.base + k for k in range(len(src.instrs) + 1)}
-                    elif v.name.endswith(".rseq_cs"):
-                        vmap = {}
-                        for c in b.cs:
-                            if c.seg is src:
-                                d = next(x for x in b.cs if x.seg is dst and x.name == c.name)
-                                vmap[c.id] = d.id
-                elif name.endswith(".curr"):
-                    vmap = {names.index(a) + 1: names.index(tmap.get(a, a)) + 1 for a in names}
-                table.append((idx[name], vmap))
-            out.append(table)
-    return out
+    """Each non-identity thread permutation as (target index, value map) per
+    variable: model/symmetry.py's, which the engine's reduction uses."""
+    return system.symmetries
 
 
 def main(path: str) -> None:

@@ -41,19 +41,10 @@ abort:  jmp      retry
 
 # the same without the in-section CPU check, committed with two stores:
 # a preemption between them loses an update
-TWO_STORES = """
-retry:  load     %r0, rseq.cpu_id_start
-        rseq_cs  inc
-begin:  load     %r2, counter[%r0]
-        add      %r2, 1
-        store    counter[%r0], %r2
-        store    counter[%r0], %r2
-end:    add      done, 1
-        bne      done, {n}, out
-        assert   counter[0] + counter[1] == {n}
-out:    exit
-abort:  jmp      retry
-"""
+TWO_STORES = COUNTER.replace("""begin:  load     %r1, rseq.cpu_id
+        bne      %r1, %r0, abort
+        load""", "begin:  load").replace(
+    "        store    counter[%r0], %r2\n", "        store    counter[%r0], %r2\n" * 2)
 
 
 def spec_text(code: str, cpus: list[int], migration: bool, signals: bool) -> str:
