@@ -11,6 +11,10 @@ orbit distances, which are the shortest distances (an automorphism maps a
 path into one orbit onto a path of the same length).  Properties and the
 terminal condition must read only variables that every symmetry leaves in
 place with their values, else the tables are refused (no reduction).
+`SearchResult.fired` lists the actions taken at the expanded members: an
+action that fires only in orbits entered through another member shows as
+its counterpart there (the same kind of action of the other thread, with
+the same tags, so a property's trigger is seen either way).
 """
 
 from __future__ import annotations
