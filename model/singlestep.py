@@ -22,6 +22,8 @@ from __future__ import annotations
 from model.build import PHASES, TV, Builder, Case
 from model.ir import Const, Eq, Expr, Var
 
+STEPPED = frozenset({"stepped"})  # the trigger of single-step-precise
+
 
 def stepped(t: TV) -> Expr:
     if t.ptrace_step:
@@ -37,7 +39,7 @@ def instr_cases(b: Builder, t: TV, ins_text: str, is_syscall: bool) -> tuple[lis
     bad: list[Case] = []
     if t.unrep is not None:
         bad.append(Case(Eq(t.unrep, 1), b.flag_bad("single-step-precise"),
-                        f"{ins_text}  -- runs before the previous step was reported", tags=frozenset({"stepped"})))
+                        f"{ins_text}  -- runs before the previous step was reported", tags=STEPPED))
     s = stepped(t)
     if is_syscall:
         # SYSCALL masks TF: no #DB; the step is reported at exit, or not at all
@@ -65,11 +67,14 @@ def exit_report_cases(b: Builder, t: TV) -> list[Case]:
                         "kernel/entry/common.c:syscall_exit_work"))
     report = {t.pend["SIGTRAP"]: Const(1)}
     if t.ptrace_step and b.rules["singlestep.exit_report"] == "yes":
+        # tagged "stepped": the stepped syscall is reported here (its own
+        # step carries no tag, so a syscall-only program looked vacuous)
         out.append(Case(Const(1), report, "syscall exit work: report_single_step -> forced SIGTRAP (TRAP_BRKPT)",
-                        "kernel/entry/common.c:report_single_step", "singlestep.exit_report=yes"))
+                        "kernel/entry/common.c:report_single_step", "singlestep.exit_report=yes", STEPPED))
     elif t.tf is not None and b.rules["singlestep.user_tf_syscall"] == "report-at-exit":
         out.append(Case(Eq(t.tf, 1), report, "syscall exit: TF set before and after -> SIGTRAP (proposal)",
-                        "proposal: arch/x86/entry/syscall_64.c:do_syscall_64", "singlestep.user_tf_syscall=report-at-exit"))
+                        "proposal: arch/x86/entry/syscall_64.c:do_syscall_64", "singlestep.user_tf_syscall=report-at-exit",
+                        STEPPED))
     return out
 
 

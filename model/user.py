@@ -166,6 +166,9 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
         # on top of each (the instruction completes, then #DB)
         step_cases = [replace(sc, guard=And(sc.guard, dc.guard), updates={**dc.updates, **sc.updates})
                       for sc in step_cases for dc in data_cases]
+    # a stepped instruction still runs: its trigger tags come along (else a
+    # property fed by it looks vacuous under ptrace = "singlestep")
+    step_cases = [replace(sc, tags=sc.tags | tags | extra) for sc in step_cases]
     cases = step_bad + bad + forced + step_cases
     if data_cases:
         cases += [replace(c, tags=frozenset(tags | extra)) for c in data_cases]
