@@ -4,10 +4,13 @@ Exit status: 0 every verdict as expected; 1 some verdict differs from
 `expect` (or, with no expect, a violation); 2 a spec or usage error; 3 a
 resource limit (timeout, --max-states, --max-memory, out of memory, Ctrl-C,
 SIGTERM, SIGHUP) before a verdict; 4 an output error (a counterexample or
-the JUnit file could not be written).  When several apply, 2 wins over 4, 4
-over 1 and 1 over 3: an unreadable spec or a missing result file matters
-more to CI than a changed verdict, and that more than a spec that ran out
-of time.
+the JUnit file could not be written); 5 with --strict, every verdict as
+expected but some spec has warnings (checker/caveats.py: a vacuous
+property, a setup that does nothing, code never reached, a bound hit).
+When several apply, 2 wins over 4, 4 over 1, 1 over 3 and 3 over 5: an
+unreadable spec or a missing result file matters more to CI than a changed
+verdict, that more than a spec that ran out of time, and that more than a
+verdict that says less than it seems to.
 
 `replay` exits 0 when the trace still reaches its violation, 1 when a step
 no longer applies (or the end no longer violates), 2 when it cannot start.
@@ -37,6 +40,7 @@ from model.properties import PROPERTIES
 from model.rules import ERA, PRESETS, RULES
 
 EXIT_OUTPUT = 4  # an output file could not be written
+EXIT_WARNINGS = 5  # --strict: as expected, with warnings
 
 
 class Usage(click.UsageError):
@@ -100,14 +104,19 @@ def main() -> None:
                    "T0, T0.h1, T0:kernel, env...) differ, shortest first; saved as NAME.json, NAME.2.json, ... "
                    "Explicit engine only; N > 1 turns partial-order reduction off, so the set is complete "
                    "for the depth bound when fewer than N are found.")
+@click.option("--strict", is_flag=True,
+              help="Exit 5 when every verdict is as expected but some spec has warnings (a vacuous property, "
+                   "signals never sent, a handler, thread or label never reached, a rule override whose steps "
+                   "never fire, a search cut by its depth bound).")
 def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_memory, por, por_frozen, show_trace,
-           max_cx) -> None:
+           max_cx, strict) -> None:
     """Check specs (files or folders) against their expected verdicts.
 
     Exit status: 0 every verdict as expected; 1 some verdict differs; 2 a
     spec or usage error; 3 a resource limit (timeout, --max-states,
     --max-memory, Ctrl-C, SIGTERM) before a verdict; 4 an output error (a
-    counterexample or --junit file could not be written)."""
+    counterexample or --junit file could not be written); 5 (--strict) as
+    expected, but with warnings."""
     if max_cx > 1 and engine in ("bmc", "induction"):
         raise Usage(f"--max-counterexamples {max_cx} needs the explicit engine (--engine explicit or all)")
     if por_frozen and (engine != "explicit" or not por):
@@ -155,10 +164,10 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
             _clear_progress(prog)
             interrupted = True
     unchecked = files[len(outcomes):]
-    code = _exit_code(outcomes, interrupted)
+    code = _exit_code(outcomes, interrupted, strict)
     if junit:  # first, so that the exit status printed below is the final one
         try:
-            write_atomic(Path(junit), junit_xml(outcomes))
+            write_atomic(Path(junit), junit_xml(outcomes, strict))
         except OSError as e:
             io_errors.append(f"{junit}: cannot write the JUnit file: {e.strerror or e}")
     if io_errors and code != 2:
@@ -174,7 +183,11 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
             "interrupted": interrupted,
             "not_checked": unchecked,
             "output_errors": io_errors,
-            "summary": {"specs": len(files), "as_expected": sum(1 for o in outcomes if o.ok)},
+            "strict": strict,
+            "summary": {"specs": len(files), "as_expected": sum(1 for o in outcomes if o.ok),
+                        "warnings": sum(len(o.warnings) for o in outcomes),
+                        "incomplete": sum(1 for o in outcomes if o.result and o.result.verdict == "holds"
+                                          and not o.result.exhausted)},
             "results": [o.record() for o in outcomes],
         }
         click.echo(json.dumps(doc, indent=1))
@@ -261,13 +274,17 @@ def _clear_progress(prog) -> None:
         sys.stderr.flush()
 
 
-def _exit_code(outcomes: list[Outcome], interrupted: bool) -> int:
+def _exit_code(outcomes: list[Outcome], interrupted: bool, strict: bool = False) -> int:
     if any(o.error for o in outcomes):
         return 2
     if any(o.verdict != "unknown" and not o.ok for o in outcomes):
         return 1
     if interrupted or any(o.verdict == "unknown" or o.disagreement for o in outcomes):
         return 3
+    if any(o.outcomes_check[1] and o.outcomes_check[0] is None for o in outcomes):
+        return 3  # the [outcomes] search was cut: no answer for the condition
+    if strict and any(o.warnings for o in outcomes):
+        return EXIT_WARNINGS
     return 0
 
 
@@ -283,8 +300,8 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
         size = (f"{r.stats.states:,} states, {r.stats.transitions:,} transitions" if r.engine == "explicit"
                 else f"{r.engine}, depth {r.stats.depth}")  # the symbolic engines enumerate no states
         click.echo(f"{mark} {o.path}: {o.describe()} (expected {exp}); {size}, {r.stats.seconds:.2f} s")
-        for p in o.vacuous:
-            click.echo(f"     warning: {p} is vacuous here (its trigger never occurred)")
+        for w in o.warnings:
+            click.echo(textwrap.fill(w.text(), 72, initial_indent="     ", subsequent_indent="       "))
         if o.outcomes_check[1]:
             click.echo(f"     {o.outcomes_check[1]}")
         if o.disagreement:
@@ -305,7 +322,9 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
         click.echo("")
         click.echo(summary_table(outcomes))
     good = sum(1 for o in outcomes if o.ok)
-    click.echo(f"{good} of {len(outcomes)} specs as expected")
+    warned = sum(1 for o in outcomes if o.warnings)
+    more = f"; {warned} with warnings" if warned else ""
+    click.echo(f"{good} of {len(outcomes)} specs as expected{more}")
 
 
 def summary_table(outcomes: list[Outcome]) -> str:

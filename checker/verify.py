@@ -16,6 +16,7 @@ from typing import Any
 import networkx as nx
 
 from checker import __version__
+from checker.caveats import Caveat, caveats
 from checker.escape import xml_clean
 from checker.explicit import Distinct, SearchResult, Stats, bfs, distinct_counterexamples
 from checker.limits import check_size
@@ -38,6 +39,7 @@ class Outcome:
     graph: nx.DiGraph | None = None
     error: str | None = None  # spec or model error, already `file:line: msg`
     vacuous: list[str] = field(default_factory=list)
+    warnings: list[Caveat] = field(default_factory=list)  # checker/caveats.py; --strict: exit 5
     files: list[str] = field(default_factory=list)
     disagreement: str | None = None  # --engine all: how the engines differ
     engines: dict[str, str] = field(default_factory=dict)  # --engine all: each engine's verdict
@@ -119,6 +121,7 @@ class Outcome:
             )
         if self.error:
             out["error"] = self.error
+        out["warnings"] = [w.record() for w in self.warnings]
         out["property_verdicts"] = dict(self.property_verdicts())
         if self.engines or self.disagreement:
             out.update(engines=self.engines, disagreement=self.disagreement)
@@ -140,6 +143,7 @@ class Outcome:
                 trace_steps=len(r.trace) - 1 if r.trace else None,
                 shortest=r.shortest if r.trace else None,
                 vacuous=self.vacuous,
+                complete=r.verdict == "violation" or (r.verdict == "holds" and r.exhausted),
                 counterexample_files=self.files,
             )
         if self.distinct is not None and r and r.verdict == "violation":
@@ -233,6 +237,7 @@ def check_spec(
         for p in system.properties:
             if p.trigger_tag and p.trigger_tag not in tags:
                 out.vacuous.append(p.name)
+    out.warnings = caveats(spec, system, res, out.vacuous)
     if res.verdict == "violation":
         out.graph = trace_graph(system, spec, res)
     if out.distinct is not None and out.graph is not None:
@@ -373,13 +378,15 @@ def _remove_stale(folder: Path, stem: str, kept: int) -> None:
 # -------------------------------------------------------------------- JUnit
 
 
-def junit_xml(outcomes: list[Outcome]) -> str:
+def junit_xml(outcomes: list[Outcome], strict: bool = False) -> str:
     """JUnit XML for CI: one <testsuite> per spec (its properties: tool
-    version, spec hash, preset, rules, engine, expected and actual verdict)
-    and one <testcase> per property.  A verdict other than the expected one
-    is a <failure>; a spec error, or a resource limit hit before a verdict,
-    is an <error>; a property the search never reached (it stopped at
-    another's violation) is <skipped>."""
+    version, spec hash, preset, rules, engine, expected and actual verdict,
+    one `warning` per warning, also listed in <system-err>) and one
+    <testcase> per property.  A verdict other than the expected one is a
+    <failure>; a spec error, or a resource limit hit before a verdict, is
+    an <error>; a property the search never reached (it stopped at
+    another's violation) is <skipped>.  With `strict`, a spec's warnings
+    are one more testcase, `(warnings)`, failed with type "warnings"."""
     root = ET.Element("testsuites", name="rseqcheck")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total_time = 0.0
@@ -398,14 +405,22 @@ def junit_xml(outcomes: list[Outcome]) -> str:
             info.update(engine=r.engine, summary=o.describe(), states=r.stats.states, depth=r.stats.depth)
         for k, v in info.items():
             ET.SubElement(props, "property", name=k, value=str(v))
+        for w in o.warnings:
+            ET.SubElement(props, "property", name="warning", value=w.text())
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         cases = o.property_verdicts() if o.spec else [("(spec)", "error")]
+        if strict and o.warnings:
+            cases = cases + [("(warnings)", "warnings")]
         for prop, verdict in cases:
             counts["tests"] += 1
             tc = ET.SubElement(suite, "testcase", classname=o.path, name=prop, time=f"{secs / max(len(cases), 1):.3f}")
             if o.error:
                 counts["errors"] += 1
                 ET.SubElement(tc, "error", type="spec-error", message=o.error).text = o.error
+            elif prop == "(warnings)":
+                counts["failures"] += 1
+                msg = f"{len(o.warnings)} warning{'s' if len(o.warnings) != 1 else ''} (--strict)"
+                ET.SubElement(tc, "failure", type="warnings", message=msg).text = "\n".join(w.text() for w in o.warnings)
             elif prop == "[outcomes]":
                 if verdict == "fails":
                     counts["failures"] += 1
@@ -426,6 +441,8 @@ def junit_xml(outcomes: list[Outcome]) -> str:
                 msg = f"expected {o.expected or 'holds'}, got {o.describe()}"
                 f = ET.SubElement(tc, "failure", type="verdict", message=msg)
                 f.text = msg + (f"\ncounterexample: {', '.join(o.files)}" if o.files else "")
+        if o.warnings:
+            ET.SubElement(suite, "system-err").text = "\n".join(w.text() for w in o.warnings)
         for k, v in counts.items():
             suite.set(k, str(v))
             totals[k] += v

@@ -395,7 +395,7 @@ def test_json_results_carry_everything(specs: Path) -> None:
     doc = json.loads(out)
     assert code == doc["exit_status"] == 0
     assert (doc["tool"], doc["version"], doc["interrupted"], doc["not_checked"]) == ("rseqcheck", __version__, False, [])
-    assert doc["summary"] == {"specs": 2, "as_expected": 2}
+    assert doc["summary"] == {"specs": 2, "as_expected": 2, "warnings": 0, "incomplete": 0}
     by = {r["spec"]: r for r in doc["results"]}
     v = by["specs/violation.toml"]
     for key in ("tool_version", "spec_hash", "preset", "rules", "states", "transitions", "seconds", "depth",
