@@ -337,11 +337,13 @@ def summary_table(outcomes: list[Outcome]) -> str:
         exp = (o.expected or "holds") if o.spec else "-"
         pv = o.property_verdicts() or [("-", o.verdict)]
         for k, (prop, verdict) in enumerate(pv):
+            want = o.outcomes_expected if prop == "[outcomes]" else exp
             if prop in o.vacuous:
                 verdict += " (vacuous)"
-            if not o.ok and verdict != "not reached":
+            differs = verdict != want if prop == "[outcomes]" else o.verdict != exp
+            if not o.ok and verdict != "not reached" and differs:
                 verdict += "  <-"  # the rows that make the exit status non-zero
-            rows.append((o.path if k == 0 else "", prop, exp, verdict, states if k == 0 else "", secs if k == 0 else ""))
+            rows.append((o.path if k == 0 else "", prop, want, verdict, states if k == 0 else "", secs if k == 0 else ""))
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     right = {4, 5}
     lines = []

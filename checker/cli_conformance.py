@@ -1,8 +1,8 @@
 """`rseqcheck outcomes` and `rseqcheck run`: the model's observable outcomes
 (herd7-style) and their comparison with the real kernel (klitmus7-style).
 
-Exit status: 0 as expected; 1 the [outcomes] condition fails in the model
-(`outcomes`) or a run observed an outcome the model forbids (`run`); 2 a
+Exit status: 0 as expected; 1 the [outcomes] condition's answer in the
+model is not the one its `expect` says (`outcomes`; default: it must hold) or a run observed an outcome the model forbids (`run`); 2 a
 spec or usage error, or a scenario the generator cannot drive faithfully
 here; 3 a resource limit (state limit, runs that never ended).
 """
@@ -130,7 +130,9 @@ def outcomes(spec_path, rule_pairs, max_states, timeout, preset) -> None:
     EXPR is an assert expression (== != < <= > >= && || ! + - parentheses)
     over user variables and `end`, compared with `exit`, `stuck` or a signal
     name (killed by it): exists = "end == SIGSEGV && a == 0".
-    It is reported Ok or No (exit status 1)."""
+    It is reported Ok or No; exit status 1 when that is not what the
+    table's `expect` says ("holds", the default, or "fails": herd7's
+    ~exists is exists with expect = "fails")."""
     spec = _load(spec_path)
     rules = _rules(rule_pairs)
     spec = _with_preset(spec, preset)
@@ -155,10 +157,15 @@ def outcomes(spec_path, rule_pairs, max_states, timeout, preset) -> None:
     click.echo("Ok" if chk.ok else "No")
     click.echo(f"Condition {chk.kind} ({chk.text})")
     click.echo(f"Witnesses: Positive {pos:,} Negative {finals - pos:,}")
-    if not chk.ok:
-        what = "no allowed outcome satisfies it" if chk.kind == "exists" else \
-            "allowed outcomes violate it: " + "; ".join(f"[{o}]" for o in chk.witnesses[:4])
-        click.echo(f"{spec.path}: [outcomes] {chk.kind} does not hold in the model ({what})", err=True)
+    want_ok = spec.outcomes.expect == "holds"
+    if want_ok != chk.ok:  # herd7's Ok/No against the spec's expectation
+        if want_ok:
+            what = "no allowed outcome satisfies it" if chk.kind == "exists" else \
+                "allowed outcomes violate it: " + "; ".join(f"[{o}]" for o in chk.witnesses[:4])
+            click.echo(f"{spec.path}: [outcomes] {chk.kind} does not hold in the model ({what})", err=True)
+        else:
+            click.echo(f"{spec.path}: [outcomes] {chk.kind} holds in the model, but the spec expects it "
+                       "to fail (expect = \"fails\")", err=True)
         sys.exit(1)
 
 

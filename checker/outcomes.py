@@ -272,6 +272,7 @@ def verify_outcomes(
         res = model_outcomes(spec, max_states=max_states, timeout=timeout)
     oc = spec.outcomes
     head = f"[outcomes] {oc.kind} ({oc.text})"
+    exp = " (expected: fails)" if oc.expect == "fails" else ""
     if not res.complete:
         return None, f"{head}: unknown, {res.reason} ({len(res.counts)} outcomes found so far)"
     chk = check_condition(spec, res.allowed)
@@ -280,9 +281,9 @@ def verify_outcomes(
     if chk.ok:
         how = f"{len(chk.witnesses)} of {n} allowed outcomes satisfy it" if chk.kind == "exists" else \
             f"all {n} allowed outcomes satisfy it"
-        return True, f"{head} holds: {how}"
+        return True, f"{head} holds: {how}{exp}"
     if chk.kind == "exists":
-        return False, f"{head} fails: none of the {n} allowed outcomes satisfies it"
+        return False, f"{head} fails: none of the {n} allowed outcomes satisfies it{exp}"
     shown = "; ".join(f"[{o}]" for o in chk.witnesses[:2])
     more = f" and {len(chk.witnesses) - 2} more" if len(chk.witnesses) > 2 else ""
-    return False, f"{head} fails: the model allows {shown}{more}"
+    return False, f"{head} fails: the model allows {shown}{more}{exp}"

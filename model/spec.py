@@ -81,6 +81,7 @@ class OutcomeCheck:
     text: str
     expr: AExpr
     line: int
+    expect: str = "holds"  # "holds" | "fails": the condition's expected answer (herd7's Ok / No)
 
 
 @dataclass
@@ -467,17 +468,21 @@ def _check_code(spec: Spec) -> None:
 def _outcome_check(file: str, t: dict, at) -> OutcomeCheck | None:
     """[outcomes] exists = "EXPR" | forall = "EXPR" (one of them): a condition
     over the final values of user variables and `end` (exit, stuck, or the
-    signal that killed the process: `end == SIGSEGV`)."""
+    signal that killed the process: `end == SIGSEGV`); `expect = "fails"`
+    when the spec expects the condition not to hold (default "holds")."""
     keys = [k for k in t if k in ("exists", "forall")]
     for k in t:
-        if k not in ("exists", "forall"):
-            raise SpecError(file, at("outcomes", k), f"unknown key {k!r} in [outcomes] (known: exists, forall)")
+        if k not in ("exists", "forall", "expect"):
+            raise SpecError(file, at("outcomes", k), f"unknown key {k!r} in [outcomes] (known: exists, forall, expect)")
+    expect = t.get("expect", "holds")
+    if expect not in ("holds", "fails"):
+        raise SpecError(file, at("outcomes", "expect"), f"[outcomes] expect must be \"holds\" or \"fails\", not {expect!r}")
     if len(keys) != 1:
-        if not keys:
+        if not keys and "expect" not in t:
             return None
         raise SpecError(file, at("outcomes"), "[outcomes] takes one of exists or forall")
     k = keys[0]
     if not isinstance(t[k], str):
         raise SpecError(file, at("outcomes", k), f"{k} must be a string, e.g. \"end == exit && x == 1\"")
     line = at("outcomes", k)
-    return OutcomeCheck(k, t[k], parse_expr(t[k], file, line), line)
+    return OutcomeCheck(k, t[k], parse_expr(t[k], file, line), line, expect)
