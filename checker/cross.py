@@ -174,6 +174,18 @@ def _compare(base: Outcome, por: bool, depth: int | None, timeout: float | None,
         return base
 
     problems = []
+    held = base.outcomes_check[0]
+    if held is not None:
+        # [outcomes] by bmc too, as deep as explicit says anything can be
+        from checker.outcomes_smt import Unsupported, smt_answer
+
+        try:
+            o_bound = min(bound, r.stats.depth) if r.verdict == "holds" and r.exhausted else bound
+            got, msg, _ = smt_answer(base.spec, system, "bmc", o_bound, timeout)
+        except Unsupported:
+            got = None
+        if got is not None and got != held:
+            problems.append(f"[outcomes]: explicit: {'holds' if held else 'fails'}; {msg}")
     if contradiction({e: x for e, x in runs.items() if x.verdict != "unknown"}):
         problems.append("; ".join(f"{e}: {summary(x)}" for e, x in runs.items()))
     problems += [f"{e}'s counterexample does not replay in the explicit engine"

@@ -199,10 +199,33 @@ def test_outcomes_expected_to_fail(tmp_path: Path) -> None:
 
 
 def test_outcomes_checked_under_every_engine(tmp_path: Path) -> None:
+    # bmc and induction answer [outcomes] as an invariant on final states:
+    # exists C is refuted (no final state satisfies it) and proved by a run
+    # to a witness; forall by a proof or a run to an outcome breaking it
     root = Path(__file__).resolve().parent.parent
-    out = check_spec(str(root / "specs/seed004/unmapped_area_ends_exit_linux618.toml"), engine="bmc")
-    assert out.outcomes_check[0] is False and out.ok
-    assert "bmc does not check [outcomes]" in out.outcomes_check[1]
+    ends = "specs/seed004/unmapped_area_ends_{}.toml"
+    for engine in ("bmc", "induction"):
+        out = check_spec(str(root / ends.format("exit_linux618")), engine=engine)
+        assert out.outcomes_check[0] is False and out.ok
+        assert "no final state satisfies it" in out.outcomes_check[1] and "explicit" not in out.outcomes_check[1]
+        out = check_spec(str(root / ends.format("segv_linux60")), engine=engine)
+        assert out.outcomes_check == (True, "[outcomes] exists (end == SIGSEGV && after == 0) holds: "
+                                      f"{engine} reaches the outcome [killed by SIGSEGV; after=0] in 4 steps")
+    p = root / "specs/seed001/strace_syscall_middle_linux618.toml"  # forall, holds
+    out = check_spec(str(p), engine="induction")
+    assert out.outcomes_check[0] is True and "no final state breaks it (induction: proved" in out.outcomes_check[1]
+    bad = spec(tmp_path, p.read_text().replace('forall = "aborted == 1 && y == 0"', 'forall = "y == 1"'))
+    for engine in ("bmc", "induction"):
+        out = check_spec(bad, engine=engine)
+        assert out.outcomes_check[0] is False and not out.ok
+        assert out.outcomes_check[1].startswith(f"[outcomes] forall (y == 1) fails: {engine} reaches the outcome "
+                                                "[exit; aborted=1 x=")
+    # arithmetic on `end` is not translated: the explicit enumeration answers
+    odd = spec(tmp_path, p.read_text().replace('forall = "aborted == 1 && y == 0"', 'forall = "end + 0 == exit"'),
+               "odd.toml")
+    out = check_spec(odd, engine="bmc")
+    assert out.outcomes_check[0] is True
+    assert out.outcomes_check[1].endswith("(by the full explicit enumeration: bmc cannot translate this use of end)")
 
 
 def test_outcomes_expect_bad_value(tmp_path: Path) -> None:
@@ -211,3 +234,22 @@ def test_outcomes_expect_bad_value(tmp_path: Path) -> None:
     p = spec(tmp_path, text.replace('expect = "fails"', 'expect = "No"'))
     code, _, err = run("verify", p)
     assert code == 2 and err.startswith(f'{p}:27: [outcomes] expect must be "holds" or "fails"'), err
+
+
+def test_engine_all_cross_checks_outcomes(monkeypatch) -> None:
+    from checker import outcomes_smt
+    from checker.cross import check_all
+
+    root = Path(__file__).resolve().parent.parent
+    f = str(root / "specs/seed004/unmapped_area_ends_exit_linux618.toml")
+    out = check_all(f, por=True)
+    assert out.disagreement is None and out.ok
+    real = outcomes_smt.smt_answer
+
+    def flipped(*a, **kw):  # a bmc that answers the other way
+        held, msg, r = real(*a, **kw)
+        return (not held, msg, r)
+
+    monkeypatch.setattr(outcomes_smt, "smt_answer", flipped)
+    out = check_all(f, por=True)
+    assert out.disagreement.startswith("[outcomes]: explicit: fails; [outcomes] exists")
