@@ -65,6 +65,9 @@ def caveats(spec: Spec, system: System, res: SearchResult, vacuous: list[str]) -
 def bound_message(res: SearchResult) -> str:
     if res.engine == "induction":
         return f"induction did not close: holds only for executions of at most {res.bound} steps"
+    if res.engine == "bmc":
+        return (f"bmc checked executions of at most {res.bound} steps and longer ones exist: holds only "
+                f"up to there (raise [check] depth or --depth, or --engine induction)")
     return (f"the search stopped at depth {res.bound} with states left: holds only for executions "
             f"of at most {res.bound} steps (raise [check] depth or --depth)")
 

@@ -78,7 +78,7 @@ def main() -> None:
 @click.option("--engine", type=click.Choice(ENGINES + ("all",)), default="explicit", show_default=True,
               help="induction proves 'holds' for every depth (lemmas from the reachable states, checked by Z3). "
               "all: explicit, bmc and induction; exit 3 if their results contradict (a violation of length L "
-              "beside a 'holds' covering L, or different shortest lengths).")
+              "beside a 'holds' covering L, different shortest lengths, or different answers to [outcomes]).")
 @click.option("--depth", type=click.IntRange(1, 100000), help="Override each spec's [check] depth.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="counterexamples", show_default=True,
