@@ -132,7 +132,8 @@ class Outcome:
         if self.engines or self.disagreement:
             out.update(engines=self.engines, disagreement=self.disagreement)
         if self.outcomes_check[1]:
-            out["outcomes_check"] = {"holds": self.outcomes_check[0], "message": self.outcomes_check[1]}
+            out["outcomes_check"] = {"holds": self.outcomes_check[0], "expected": self.outcomes_expected,
+                                     "message": self.outcomes_check[1]}
         if r:
             out.update(
                 engine=r.engine,

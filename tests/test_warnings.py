@@ -186,6 +186,7 @@ def test_outcomes_expected_to_fail(tmp_path: Path) -> None:
     assert code == 0
     rec = json.loads(text)["results"][1]
     assert rec["property_verdicts"]["[outcomes]"] == "fails" and rec["as_expected"] is True
+    assert (rec["outcomes_check"]["holds"], rec["outcomes_check"]["expected"]) == (False, "fails")
     assert run("outcomes", exit_)[0] == 0
     # the expectation is checked: swap it and both fail
     for path, was, now in ((exit_, 'expect = "fails"', 'expect = "holds"'),
