@@ -133,7 +133,7 @@ def outcome_system(spec: Spec, system: System | None = None) -> tuple[System, Pr
 # Seconds the symbolic engine may spend on [outcomes] before the explicit
 # enumeration answers instead (it does in seconds what bmc may take minutes
 # to exhaust).
-BUDGET = 10.0
+BUDGET = 5.0
 
 
 def verify_outcomes_smt(
