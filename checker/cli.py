@@ -295,7 +295,8 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
             continue
         r = o.result
         assert r is not None and o.spec is not None
-        mark = "ok  " if o.ok else ("??  " if o.verdict == "unknown" else "FAIL")
+        undecided = o.verdict == "unknown" or (o.outcomes_check[0] is None and bool(o.outcomes_check[1]))
+        mark = "FAIL" if not o.ok and o.verdict != "unknown" else ("??  " if undecided else "ok  ")
         exp = o.expected or "holds"
         size = (f"{r.stats.states:,} states, {r.stats.transitions:,} transitions" if r.engine == "explicit"
                 else f"{r.engine}, depth {r.stats.depth}")  # the symbolic engines enumerate no states

@@ -254,3 +254,19 @@ def test_engine_all_cross_checks_outcomes(monkeypatch) -> None:
     monkeypatch.setattr(outcomes_smt, "smt_answer", flipped)
     out = check_all(f, por=True)
     assert out.disagreement.startswith("[outcomes]: explicit: fails; [outcomes] exists")
+
+
+def test_outcomes_cut_by_a_limit_exits_3(tmp_path: Path, monkeypatch) -> None:
+    # an [outcomes] enumeration stopped by its state limit answers nothing:
+    # before, verify passed such a spec (exit 0); now it is a limit (3)
+    import checker.outcomes as oc
+
+    real = oc.verify_outcomes
+    monkeypatch.setattr(oc, "verify_outcomes", lambda spec, system=None, max_states=0, timeout=None:
+                        real(spec, system, max_states=5, timeout=timeout))
+    root = Path(__file__).resolve().parent.parent
+    p = str(root / "specs/seed001/strace_syscall_middle_linux618.toml")
+    out = check_spec(p)
+    assert out.outcomes_check[0] is None and "unknown, more than 5 states" in out.outcomes_check[1]
+    code, text, _ = run("verify", p)
+    assert code == 3 and text.startswith("??   ")
