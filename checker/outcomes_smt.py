@@ -26,26 +26,7 @@ from checker import symbolic
 from checker.explicit import SearchResult
 from checker.outcomes import ENDS, Projection, outcome_spec, projection_for, projector, validate_condition
 from model.build import build_system
-from model.ir import (
-    FALSE,
-    Add,
-    And,
-    Const,
-    Eq,
-    Expr,
-    Ge,
-    Gt,
-    Ite,
-    Le,
-    Lt,
-    Ne,
-    Not,
-    Or,
-    Property,
-    Ref,
-    Sub,
-    System,
-)
+from model.ir import FALSE, Add, And, Const, Eq, Expr, Ge, Gt, Ite, Le, Lt, Ne, Not, Or, Property, Ref, Sub, System
 from model.program import AExpr
 from model.signals import SIGNUM
 from model.spec import Spec
