@@ -525,9 +525,9 @@ def test_sigterm_and_sighup_leave_a_summary_junit_and_no_tmp_files(tmp_path: Pat
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, (out, err)
-    lines = out.splitlines()
+    lines = [x for x in out.splitlines() if "warning[" not in x]  # a.toml: its abort label is never reached
     assert lines[0].startswith("ok   a.toml: holds") and lines[1].startswith("??   big.toml: unknown: interrupted")
-    assert lines[-1] == "1 of 2 specs as expected"
+    assert lines[-1] == "1 of 2 specs as expected; 1 with warnings"
     assert err.splitlines()[-1] == "interrupted: 0 of 2 specs not checked"
     root = ET.parse(tmp_path / "r.xml").getroot()
     assert (root.get("tests"), root.get("errors")) == ("2", "1")
