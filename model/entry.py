@@ -93,7 +93,8 @@ def add_actions(b: Builder, t: TV) -> None:
         if ins.op == "membarrier_rseq":
             from model import membarrier
 
-            b.add_cases(t, kact, body, membarrier.body_cases(b, t), {t.ax: A("OK"), t.k: exit_phase})
+            for c in membarrier.body_cases(b, t):  # alternatives, not exclusive
+                b.add_cases(t, kact, body, [c], {t.ax: A("OK"), t.k: exit_phase})
             continue
         if ins.op in ("clone", "fork", "execve"):
             from model import lifecycle

@@ -254,6 +254,22 @@ _rule(
 )
 _rule(
     Rule(
+        "rseq.event_mask_guard",
+        ("preempt", "irq"),
+        "Legacy rseq_need_restart reads the event mask and clears it in two steps. preempt "
+        "(5.10-6.17): only preemption is disabled, so a membarrier RSEQ IPI (ipi_rseq -> "
+        "rseq_preempt) landing between the read and the clear sets PREEMPT, which the clear "
+        "wipes: the fixup decides on the old mask and the section commits after the fence. "
+        "irq: 'rseq: Protect event mask against membarrier IPI' (6eb350a22331, 6.18; stable "
+        "6.1.y and later) disables interrupts there when CONFIG_MEMBARRIER. No effect on "
+        "R1/R2 (no event mask) or without membarrier.",
+        "kernel/rseq.c:rseq_need_restart; include/linux/rseq.h:rseq_preempt (Fixes: "
+        "2a36ab717e8f, the 5.10 MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ)",
+        _since("linux-6.18", "irq", "preempt"),
+    )
+)
+_rule(
+    Rule(
         "rseq.unregister_cpu_id_start",
         ("0", "uninitialized"),
         "What rseq(RSEQ_FLAG_UNREGISTER) leaves in the area's cpu_id_start (cpu_id is always "
