@@ -254,6 +254,21 @@ _rule(
 )
 _rule(
     Rule(
+        "rseq.segv_while_delivering_segv",
+        ("force_sig", "force_sigsegv"),
+        "What an rseq failure raises while SIGSEGV itself is being delivered (the fixup in "
+        "rseq_signal_deliver). force_sig (4.18-rc1): a plain force_sig(SIGSEGV), queued for the "
+        "handler again, so a descriptor that keeps failing re-delivers SIGSEGV forever (a "
+        "handler without SA_NODEFER runs once per delivery: the process never ends). "
+        "force_sigsegv (4.18 and later): the handler is reset to SIG_DFL, the next delivery "
+        "kills.",
+        "kernel/rseq.c:__rseq_handle_notify_resume, kernel/signal.c:force_sigsegv ('rseq: "
+        "Avoid infinite recursion when delivering SIGSEGV', 784e0300fe9f, 4.18-rc)",
+        _all("force_sigsegv"),
+    )
+)
+_rule(
+    Rule(
         "rseq.event_mask_guard",
         ("preempt", "irq"),
         "Legacy rseq_need_restart reads the event mask and clears it in two steps. preempt "
