@@ -138,7 +138,7 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
 
 def _execve(b: Builder, t: TV, seg: Segment, ins: Instr) -> Case:
     target = b.label_addr(ins.args[0], seg, ins.line)
-    keep = set(t.pend.values()) | set(t.blk.values()) | {t.k, t.ax, t.budget}
+    keep = set(t.pend.values()) | set(t.blk.values()) | {t.k, t.ax, t.budget, t.nbudget}
     ups: dict[Var, Expr] = {v: Const(b.init[v]) for v in t.thread_vars() if v not in keep}
     ups[t.ip[0]] = Const(target)
     for u in b.threads:

@@ -254,6 +254,23 @@ _rule(
 )
 _rule(
     Rule(
+        "task_work.twa_signal",
+        ("no", "yes"),
+        "Whether task_work_add can notify by a signal wake-up (TWA_SIGNAL, what io_uring "
+        "uses): yes (5.8+): the task is woken as if a signal were pending (5.8-5.10 "
+        "JOBCTL_TASK_WORK + TIF_SIGPENDING, 5.11+ TIF_NOTIFY_SIGNAL), a sleeping syscall "
+        "returns -ERESTART*, get_signal runs the work, finds no signal and the syscall is "
+        "restarted, with no rseq step; no (before 5.8): the work only sets "
+        "TIF_NOTIFY_RESUME. Used by [environment] max_notify_signals.",
+        "kernel/task_work.c:task_work_add ('task_work: teach task_work_add() to do "
+        "signal_wake_up()', e91b48162332, 5.8); include/linux/sched/signal.h:signal_pending; "
+        "kernel/entry/common.c:exit_to_user_mode_loop; "
+        "arch/x86/kernel/signal.c:arch_do_signal_or_restart",
+        _since("linux-5.8", "yes", "no"),
+    )
+)
+_rule(
+    Rule(
         "rseq.segv_while_delivering_segv",
         ("force_sig", "force_sigsegv"),
         "What an rseq failure raises while SIGSEGV itself is being delivered (the fixup in "

@@ -72,3 +72,51 @@ def _on_cycle(edges: dict[tuple, set[tuple]], shown: list[dict], sp: Space) -> b
                 seen.add(s)
                 todo += edges.get(s, ())
     return False
+
+
+TW = '''[spec]
+title = "t"
+preset = "{preset}"
+[environment]
+max_notify_signals = 1
+[thread.T0]
+code = """
+retry:  rseq_cs   cs1
+begin:  nop
+        syscall   {call}
+end:    exit
+abort:  store     a, 1
+        exit
+"""
+[rseq_cs.cs1]
+start = "begin"
+post_commit = "end"
+abort = "abort"
+[check]
+properties = ["rseq-cs-atomic"]
+depth = 60
+'''
+
+
+def test_notify_signal_restarts_without_rseq(tmp_path):
+    # TIF_NOTIFY_SIGNAL before the read sleeps: -ERESTARTSYS, get_signal
+    # finds no signal, the restart rewinds into cs1 and nothing aborts it
+    # (no event: a = 0 with the restart); woken from the sleep instead, the
+    # schedule's PREEMPT aborts it (a = 1).
+    sp = Space(system_of(tmp_path, TW.format(preset="linux-6.18", call="read"), "r.toml"))
+    assert "read: TIF_NOTIFY_SIGNAL makes signal_pending() true: returns -ERESTARTSYS without sleeping" in sp.labels
+    assert "read woken by TIF_NOTIFY_SIGNAL (no signal): returns -ERESTARTSYS" in sp.labels
+    restart = ("arch_do_signal_or_restart: TIF_NOTIFY_SIGNAL, get_signal runs the task_work, no signal, "
+               "no handler: restart, ip -= 2")
+    assert restart in sp.labels
+    assert sp.any(**{"T0.k": "USER", "T0.ip0": "T0+2", "T0.ev.PREEMPT": "0", "T0.notify_signal": "0", "T0.tw_budget": "0"})
+    assert sp.any(a="1")  # the sleep path aborts
+    assert bfs(sp.system, 60, por=False).verdict == "holds"
+    # pause: signal_pending() -> -ERESTARTNOHAND at once, restarted (no handler)
+    p = Space(system_of(tmp_path, TW.format(preset="linux-6.18", call="pause"), "p.toml"))
+    assert "pause: signal_pending() (a signal or TIF_NOTIFY_SIGNAL), returns -ERESTARTNOHAND at once" in p.labels
+    assert restart in p.labels
+    # 4.18 (no TWA_SIGNAL): the work sets NOTIFY_RESUME; the read is never cut short
+    old = Space(system_of(tmp_path, TW.format(preset="linux-4.18", call="read"), "o.toml"))
+    assert "task_work_add(TWA_RESUME: TIF_NOTIFY_RESUME) on T0" in old.labels
+    assert not any("ERESTART" in lab for lab in old.labels)
