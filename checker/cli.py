@@ -30,6 +30,7 @@ from checker.cross import check_one as _check_one
 from checker.explicit import Stats
 from checker.inputs import collect_specs, remove_stale_tmp
 from checker.limits import Limits, MemorySize, Seconds, check_within
+from checker.proposal import Proposal, ProposalError, parse_rules
 from checker.replay import ReplayError, load_trace, replay_file
 from checker.trace import FORMATS, render, render_text
 from checker.verify import ENGINES, Outcome, junit_xml, save_counterexample, write_atomic
@@ -100,8 +101,13 @@ def main() -> None:
                    "T0, T0.h1, T0:kernel, env...) differ, shortest first; saved as NAME.json, NAME.2.json, ... "
                    "Explicit engine only; N > 1 turns partial-order reduction off, so the set is complete "
                    "for the depth bound when fewer than N are found.")
+@click.option("--preset", type=click.Choice(PRESETS), metavar="PRESET",
+              help="Check every spec under this preset instead of its own (a proposal: said in every output "
+                   "and saved in each counterexample, so that replay rebuilds the same model).")
+@click.option("--rule", "rule_pairs", multiple=True, metavar="NAME=CHOICE",
+              help="Set a rule over each spec's own choice (repeatable; see `rseqcheck rules`).")
 def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_memory, por, por_frozen, show_trace,
-           max_cx) -> None:
+           max_cx, preset, rule_pairs) -> None:
     """Check specs (files or folders) against their expected verdicts.
 
     Exit status: 0 every verdict as expected; 1 some verdict differs; 2 a
@@ -112,6 +118,7 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
         raise Usage(f"--max-counterexamples {max_cx} needs the explicit engine (--engine explicit or all)")
     if por_frozen and (engine != "explicit" or not por):
         raise Usage("--por-frozen needs --engine explicit and --por")
+    proposal = _proposal(preset, rule_pairs)
     files = _collect(paths)
     problem = _unwritable(Path(out_dir), folder=True) or (_unwritable(Path(junit), folder=False) if junit else None)
     if problem:
@@ -122,6 +129,10 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
     more: dict = {"max_counterexamples": max_cx} if max_cx > 1 else {}
     if por_frozen:
         more["por_frozen"] = True
+    if proposal:
+        more["proposal"] = proposal
+        if fmt == "text":
+            click.echo(f"proposal: {proposal.describe()} (over each spec's own)")
     limits = Limits(timeout, max_states, max_memory)
     outcomes: list[Outcome] = []
     io_errors: list[str] = []
@@ -173,6 +184,7 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
             "exit_status": code,
             "interrupted": interrupted,
             "not_checked": unchecked,
+            "proposal": proposal.record() if proposal else None,
             "output_errors": io_errors,
             "summary": {"specs": len(files), "as_expected": sum(1 for o in outcomes if o.ok)},
             "results": [o.record() for o in outcomes],
@@ -186,6 +198,13 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
     for msg in io_errors:
         click.echo(msg, err=True)
     sys.exit(code)
+
+
+def _proposal(preset: str | None, rule_pairs: tuple[str, ...]) -> Proposal:
+    try:
+        return Proposal(preset, parse_rules(rule_pairs))
+    except ProposalError as e:
+        raise Usage(str(e)) from None
 
 
 def _unwritable(path: Path, folder: bool) -> str | None:
@@ -428,8 +447,9 @@ def properties() -> None:
 
 
 from checker.cli_conformance import COMMANDS as _conformance  # noqa: E402  (outcomes, run)
+from checker.cli_proposals import COMMANDS as _proposals  # noqa: E402  (impact)
 
-for _cmd in _conformance:
+for _cmd in _conformance + _proposals:
     main.add_command(_cmd)
 
 

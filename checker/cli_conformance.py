@@ -22,11 +22,12 @@ from checker.cgen import Unsupported, generate
 from checker.host import HostRefused, host_preset
 from checker.limits import LimitHit, Limits, Seconds, Watchdog
 from checker.outcomes import Outcome, OutcomeSet, check_condition, eval_condition, model_outcomes
+from checker.proposal import ProposalError, parse_rules
 from checker.run import Refused, RunResult, TooLong, run_spec
 from model.build import build_system
 from model.errors import SpecError
 from model.ir import ModelError
-from model.rules import ALIASES, PRESETS, RULES
+from model.rules import PRESETS
 from model.spec import Spec, load_spec
 
 
@@ -55,16 +56,11 @@ def _guarded(fn: Callable) -> Callable:
 
 
 def _rules(pairs: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for p in pairs:
-        name, sep, choice = p.partition("=")
-        name = ALIASES.get(name.strip(), name.strip())
-        if not sep or name not in RULES:
-            _fail(f"--rule {p!r}: expected NAME=CHOICE with NAME a rule (see `rseqcheck rules`)")
-        if choice.strip() not in RULES[name].choices:
-            _fail(f"--rule {p!r}: choices of {name}: {', '.join(RULES[name].choices)}")
-        out[name] = choice.strip()
-    return out
+    try:
+        return parse_rules(pairs)
+    except ProposalError as e:
+        _fail(str(e))
+        raise  # unreachable
 
 
 def _load(path: str) -> Spec:

@@ -1,0 +1,204 @@
+"""`rseqcheck impact`: which verdicts a proposal flips across a corpus.
+
+Exit status: 0 nothing flipped; 1 some verdict flipped; 2 a spec or usage
+error (a spec that cannot be built under the baseline); 3 a resource limit
+on some spec before a verdict, or an interrupt.  A spec that can be built
+under the baseline but not under the proposal is listed as not comparable
+and does not change the exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from checker import __version__
+from checker.impact import KINDS, Change, compare
+from checker.inputs import collect_specs
+from checker.limits import LimitHit, Limits, Seconds, Watchdog
+from checker.proposal import Proposal, ProposalError, parse_rules
+from checker.verify import save_counterexample
+from model.rules import PRESETS
+
+WIDTH = 72
+
+
+class _Usage(click.UsageError):
+    exit_code = 2
+
+
+def _proposal(preset: str | None, pairs: tuple[str, ...]) -> Proposal:
+    try:
+        return Proposal(preset, parse_rules(pairs))
+    except ProposalError as e:
+        raise _Usage(str(e)) from None
+
+
+class _Progress:
+    """One line per spec on a terminal (overwritten); elsewhere a line every
+    10 s, so that a CI log shows a long run is alive."""
+
+    def __init__(self, total: int):
+        self.total, self.t0, self.last = total, time.monotonic(), time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, k: int, path: str) -> None:
+        now = time.monotonic()
+        if self.tty:
+            sys.stderr.write(f"\r\033[Kimpact: {k} of {self.total}: {path}"[: WIDTH + 8])
+        elif now - self.last >= 10:
+            self.last = now
+            sys.stderr.write(f"impact: {k} of {self.total} specs, {now - self.t0:.0f} s\n")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _wrap(text: str, indent: str) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_on_hyphens=False, break_long_words=False) or [indent]  # paths stay whole
+
+
+def render_text(changes: list[Change], baseline: Proposal, proposal: Proposal, interrupted: bool,
+                out_dir: str = "") -> str:
+    """The flip table: each flipped spec on its own lines (path, then
+    before -> after and the new counterexample), then the counts."""
+    base = baseline.describe() if baseline else "each spec's own preset and rules"
+    lines = _wrap(f"impact of {proposal.describe()}", "") + _wrap(f"baseline: {base}", "")
+    by = {k: [c for c in changes if c.kind == k] for k in KINDS}
+    for kind in ("flipped", "not comparable", "unknown"):
+        if not by[kind]:
+            continue
+        lines += ["", f"{kind} ({len(by[kind])}):"]
+        for c in by[kind]:
+            lines += _wrap(c.path, "  ")
+            lines += _wrap(f"{c.before.describe()} -> {c.after.describe()}", "    ")
+            side = c.after if c.kind != "not comparable" or c.after.outcome.error else c.before
+            if side.outcome.error:
+                lines += _wrap(side.outcome.error, "    ")
+            for f in c.after.outcome.files[1::2]:  # the ITF file; the .txt sits beside it
+                lines += _wrap(f"counterexample: {Path(f).name}", "    ")
+    if out_dir and any(c.after.outcome.files for c in changes):
+        lines += [""] + _wrap(f"counterexamples (NAME.txt, the email text; NAME.json, ITF) are in {out_dir}/", "")
+    lines.append("")
+    counts = ", ".join(f"{len(by[k])} {k}" for k in KINDS)
+    lines += _wrap(f"{len(changes)} specs: {counts}" + (" (interrupted)" if interrupted else ""), "")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("paths", nargs=-1)
+@click.option("--from", "from_preset", type=click.Choice(PRESETS), metavar="PRESET",
+              help="Baseline preset (default: each spec's own).")
+@click.option("--base-rule", "base_pairs", multiple=True, metavar="NAME=CHOICE",
+              help="A rule of the baseline, over each spec's own (repeatable).")
+@click.option("--to", "to_preset", type=click.Choice(PRESETS), metavar="PRESET",
+              help="The proposal's preset (default: the baseline's).")
+@click.option("--rule", "rule_pairs", multiple=True, metavar="NAME=CHOICE",
+              help="A rule of the proposal, over the baseline's (repeatable).")
+@click.option("--depth", type=click.IntRange(1, 100000), help="Override each spec's [check] depth.")
+@click.option("--timeout", type=Seconds(), help="Seconds per spec (both sides) before giving up on it.")
+@click.option("--max-states", type=click.IntRange(1), metavar="N",
+              help="Give up on a spec once a search has seen more than N states.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="counterexamples/impact",
+              show_default=True, help="Where the proposal's new counterexamples are written.")
+@click.option("--show-trace", is_flag=True, help="Print each new counterexample after the table.")
+def impact(paths, from_preset, base_pairs, to_preset, rule_pairs, depth, timeout, max_states, fmt, out_dir,
+           show_trace) -> None:
+    """Which verdicts a proposal flips across PATHS (default: specs/).
+
+    Every spec is checked under a baseline and under the proposal (explicit
+    engine); the flips are listed, each with the new shortest counterexample
+    or the property that now holds.  Exit status: 0 nothing flipped; 1 some
+    verdict flipped; 2 a spec or usage error; 3 a limit or an interrupt.
+
+    \b
+    The 6.19 rewrite, reviewed over the bundled specs:
+      rseqcheck impact --from linux-6.18 --to linux-6.19 specs/
+    A proposed rule choice against each spec's own kernel:
+      rseqcheck impact --rule next_syscall.on_signal=clear specs/seed000"""
+    baseline = _proposal(from_preset, base_pairs)
+    proposal = _proposal(to_preset, rule_pairs)
+    if not proposal:
+        raise _Usage("impact needs a proposal: --to PRESET and/or --rule NAME=CHOICE")
+    files, problem = collect_specs(paths or ("specs",))
+    if problem:
+        raise _Usage(problem)
+    limits = Limits(timeout, max_states)
+    kw: dict = {"depth": depth}
+    if max_states:
+        kw["max_states"] = max_states
+    changes: list[Change] = []
+    errors: list[str] = []
+    io_errors: list[str] = []
+    interrupted = False
+    progress = _Progress(len(files)) if fmt == "text" else None
+    out = Path(out_dir)
+    try:
+        for k, f in enumerate(files, start=1):
+            if progress:
+                progress(k, f)
+
+            try:
+                with Watchdog(limits) as wd:  # both sides of one spec share the limits
+                    change = compare(f, baseline, proposal, timeout=timeout, progress=wd.progress(None), **kw)
+            except LimitHit as e:
+                errors.append(f"{f}: unknown: {e.reason}")
+                continue
+            except MemoryError:
+                errors.append(f"{f}: unknown: out of memory")
+                continue
+            changes.append(change)
+            if change.before.verdict == "error":
+                errors.append(change.before.outcome.error or f"{f}: error")
+            if change.kind == "flipped" and change.after.outcome.graph is not None:
+                try:
+                    save_counterexample(change.after.outcome, out, Path(f).stem)
+                except OSError as e:
+                    io_errors.append(f"{e.filename or out}: cannot write the counterexample: {e.strerror or e}")
+    except KeyboardInterrupt:
+        interrupted = True
+    if progress:
+        progress.done()
+    kinds = {c.kind for c in changes}
+    if any(c.before.verdict == "error" for c in changes):
+        code = 2
+    elif "flipped" in kinds:
+        code = 1
+    elif interrupted or "unknown" in kinds or len(changes) < len(files):
+        code = 3
+    else:
+        code = 0
+    if io_errors and code != 2:
+        code = 4
+    if fmt == "json":
+        doc = {"tool": "rseqcheck", "version": __version__, "exit_status": code, "interrupted": interrupted,
+               "baseline": baseline.record(), "proposal": proposal.record(),
+               "summary": {k: sum(1 for c in changes if c.kind == k) for k in KINDS},
+               "specs": [c.record() for c in changes], "errors": errors, "output_errors": io_errors}
+        click.echo(json.dumps(doc, indent=1))
+    else:
+        click.echo(render_text(changes, baseline, proposal, interrupted, out_dir))
+        if show_trace:
+            from checker.trace import render_text as trace_text
+
+            for c in changes:
+                if c.kind == "flipped" and c.after.outcome.graph is not None:
+                    click.echo("")
+                    click.echo(trace_text(c.after.outcome.graph))
+    for msg in errors + io_errors:
+        click.echo(msg, err=True)
+    sys.exit(code)
+
+
+COMMANDS = (impact,)

@@ -1,0 +1,155 @@
+"""Proposals from the command line: `verify --preset/--rule` over each
+spec's own choices (said in every output, saved in the trace so that
+`replay` rebuilds the same model) and `impact`, the flip table of a
+proposal over a corpus.  Verdicts are the ones the specs' headers derive
+(seed000/rseq_clear_linux618: the descriptor cleared on signal delivery is
+safe on 6.18; on 6.19 a thread sleeping in a syscall is never aborted and
+the handler's consumption of the descriptor is lost, 22 steps)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from checker.cli import main
+from checker.impact import Change, Side, compare
+from checker.proposal import Proposal, ProposalError, parse_rules
+from checker.verify import Outcome, check_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+CLEAR618 = "specs/seed000/rseq_clear_linux618.toml"
+UNPROTECTED = "specs/seed000/unprotected.toml"
+
+
+@pytest.fixture
+def corpus(tmp_path, monkeypatch):
+    """Two seed-000 specs in a folder of their own, run from tmp_path."""
+    for f in (CLEAR618, UNPROTECTED):
+        dst = tmp_path / f
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / f, dst)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+# ------------------------------------------------------------ the proposal
+
+
+def test_parse_rules_accepts_aliases_and_refuses_unknowns():
+    assert parse_rules(("next_syscall.on_signal=clear",)) == {"next_syscall.on_signal": "clear"}
+    with pytest.raises(ProposalError, match="expected NAME=CHOICE"):
+        parse_rules(("nosuch=1",))
+    with pytest.raises(ProposalError, match="choices of next_syscall.on_signal: keep, clear, save-restore"):
+        parse_rules(("next_syscall.on_signal=maybe",))
+    with pytest.raises(ProposalError, match="already set to clear"):
+        parse_rules(("next_syscall.on_signal=clear", "next_syscall.on_signal=keep"))
+
+
+def test_apply_replaces_the_preset_and_merges_rules():
+    spec = check_spec(str(ROOT / CLEAR618)).spec
+    assert spec is not None and spec.rules == {"next_syscall.on_signal": "clear"}
+    p = Proposal("linux-6.19", {"rseq.debug": "on"})
+    out = p.apply(spec)
+    assert (out.preset, out.rules) == ("linux-6.19", {"next_syscall.on_signal": "clear", "rseq.debug": "on"})
+    assert Proposal().apply(spec) is spec and not Proposal()
+
+
+# ------------------------------------------------------------ verify
+
+
+def test_verify_preset_flips_the_verdict_and_says_so(corpus):
+    r = run("verify", CLEAR618, "--preset", "linux-6.19", "--out", "cx")
+    assert r.exit_code == 1  # the spec expects holds (on its own 6.18)
+    assert r.output.splitlines()[0] == "proposal: preset linux-6.19 (over each spec's own)"
+    assert "violation of next-syscall-delivered at depth 22" in r.output
+    assert "proposal (command line): --preset linux-6.19" in r.output  # the email header
+    saved = json.loads(Path("cx/rseq_clear_linux618.json").read_text())
+    assert saved["#meta"]["proposal"] == {"preset": "linux-6.19", "rules": {}}
+    assert saved["#meta"]["preset"] == "linux-6.19"
+    # replay rebuilds the proposal's model, not the spec's own (which holds)
+    rp = run("replay", "cx/rseq_clear_linux618.json")
+    assert rp.exit_code == 0, rp.output
+    assert "replays: still reaches next-syscall-delivered (22 steps)" in rp.output
+
+
+def test_verify_rule_over_the_spec_s_own_in_json(corpus):
+    r = run("verify", CLEAR618, "--rule", "next_syscall.on_signal=keep", "--format", "json", "--out", "cx")
+    doc = json.loads(r.output)
+    assert doc["proposal"] == {"preset": None, "rules": {"next_syscall.on_signal": "keep"}}
+    (res,) = doc["results"]
+    assert res["rules"] == {"next_syscall.on_signal": "keep"} and res["verdict"] == "violation"
+    assert res["proposal"]["rules"] == {"next_syscall.on_signal": "keep"}
+
+
+def test_verify_bad_rule_is_a_usage_error(corpus):
+    r = run("verify", CLEAR618, "--rule", "next_syscall.on_signal=maybe")
+    assert r.exit_code == 2
+    assert "choices of next_syscall.on_signal" in r.output
+
+
+def test_a_trace_with_an_unknown_proposal_does_not_replay(corpus):
+    run("verify", CLEAR618, "--preset", "linux-6.19", "--out", "cx")
+    p = Path("cx/rseq_clear_linux618.json")
+    doc = json.loads(p.read_text())
+    doc["#meta"]["proposal"] = {"preset": "linux-9.9", "rules": {}}
+    p.write_text(json.dumps(doc))
+    r = run("replay", str(p))
+    assert r.exit_code == 2 and "the trace's proposal: preset 'linux-9.9': unknown preset" in r.output
+
+
+# ------------------------------------------------------------ impact
+
+
+def test_impact_lists_the_flip_with_its_counterexample(corpus):
+    r = run("impact", "--from", "linux-6.18", "--to", "linux-6.19", "specs", "--out", "cx")
+    assert r.exit_code == 1, r.output
+    lines = r.output.splitlines()
+    i = lines.index("flipped (1):")
+    assert lines[i + 1:i + 4] == [
+        f"  {CLEAR618}",
+        "    holds -> violation of next-syscall-delivered (22 steps)",
+        "    counterexample: rseq_clear_linux618.json",
+    ]
+    assert lines[-1] == "2 specs: 1 flipped, 0 not comparable, 0 unknown, 1 unchanged"
+    assert all(len(x) <= 72 for x in lines)
+    assert run("replay", "cx/rseq_clear_linux618.json").exit_code == 0
+
+
+def test_impact_json_and_an_unchanged_corpus(corpus):
+    r = run("impact", "--to", "linux-6.18", "specs", "--format", "json")
+    doc = json.loads(r.output)
+    assert r.exit_code == 0 and doc["exit_status"] == 0
+    assert doc["summary"] == {"flipped": 0, "not comparable": 0, "unknown": 0, "unchanged": 2}
+    # both specs are 6.18 specs: the proposal is their own model, checked once
+    assert all(s["same_model"] for s in doc["specs"])
+    r = run("impact", "--rule", "next_syscall.on_signal=keep", "specs", "--format", "json", "--out", "cx")
+    doc = json.loads(r.output)
+    flipped = [s for s in doc["specs"] if s["kind"] == "flipped"]
+    assert [s["spec"] for s in flipped] == [CLEAR618]
+    assert flipped[0]["after"]["property"] == "next-syscall-atomic"
+    assert flipped[0]["after"]["rules"] == {"next_syscall.on_signal": "keep"}
+
+
+def test_impact_needs_a_proposal(corpus):
+    r = run("impact", "specs")
+    assert r.exit_code == 2 and "impact needs a proposal" in r.output
+
+
+def test_a_spec_the_proposal_cannot_build_is_not_comparable(corpus):
+    def check(path, proposal=None, **kw):
+        if proposal and proposal.preset == "linux-4.18":
+            return Outcome(path, error=f"{path}:1: refused on linux-4.18")
+        return check_spec(path, proposal=proposal, **kw)
+
+    c = compare(CLEAR618, Proposal(), Proposal("linux-4.18"), check=check)
+    assert c.kind == "not comparable" and c.after.describe() == "cannot be built"
+    both_bad = Change("x", Side(Outcome("x", error="e"), "b"), Side(Outcome("x", error="e"), "a"), False)
+    assert both_bad.kind == "unchanged"
