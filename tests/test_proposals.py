@@ -153,3 +153,37 @@ def test_a_spec_the_proposal_cannot_build_is_not_comparable(corpus):
     assert c.kind == "not comparable" and c.after.describe() == "cannot be built"
     both_bad = Change("x", Side(Outcome("x", error="e"), "b"), Side(Outcome("x", error="e"), "a"), False)
     assert both_bad.kind == "unchanged"
+
+
+# The flips of the 6.19 rewrite over the bundled specs, each checked by hand
+# against the spec's header and its 6.19 twin: deprecated flags no longer
+# fatal (rseq.flags fatal -> ignored), the ids written only when they
+# changed (tcmalloc's overlay, the value after unregistration), and
+# sections left alone across syscalls (no user_irq: a thread that sleeps in
+# a syscall is not aborted).
+FLIPS_618_619 = {
+    "flags": ["conformance/p02_cs_flags", "conformance/p02e_area_flags", "seed000/vyukov_clear_linux418",
+              "seed000/vyukov_flags_linux618", "seed001/handler_syscall_nested_entrycheck_linux418",
+              "seed001/plain_cs_flags_linux418", "seed001/plain_cs_flags_linux618", "seed001/plain_cs_linux619"],
+    "ids": ["rseq_area/tcmalloc_overlay_fence_linux618", "rseq_area/tcmalloc_overlay_fence_linux619",
+            "rseq_area/tcmalloc_overlay_fence_linux71", "rseq_area/unregister_cpu_id_start_linux618",
+            "rseq_area/unregister_cpu_id_start_linux619", "rseq_area/unregister_cpu_id_start_linux71"],
+    "syscalls": ["seed000/design_example", "seed000/rseq_clear_linux618", "seed000/rseq_clear_linux619",
+                 "seed000/rseq_clear_linux71_legacy", "seed000/rseq_clear_linux71_v2",
+                 "seed000/vyukov_keep_linux418", "seed001/membarrier_fence_syscall_in_cs_linux618",
+                 "seed001/membarrier_fence_syscall_in_cs_linux619", "seed001/strace_syscall_middle_linux618",
+                 "seed001/strace_syscall_middle_linux619", "seed001/syscall_middle_linux619",
+                 "seed001/syscall_middle_linux71_legacy", "seed001/syscall_middle_nodebug"],
+}
+
+
+@pytest.mark.slow
+def test_impact_of_the_619_rewrite_over_the_bundled_specs(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    r = run("impact", "--from", "linux-6.18", "--to", "linux-6.19", "specs", "--format", "json",
+            "--out", str(tmp_path))
+    doc = json.loads(r.output)
+    flipped = sorted(s["spec"] for s in doc["specs"] if s["kind"] == "flipped")
+    want = sorted(f"specs/{x}.toml" for group in FLIPS_618_619.values() for x in group)
+    assert flipped == want
+    assert r.exit_code == 1 and doc["summary"]["not comparable"] == 0 and doc["summary"]["unknown"] == 0
