@@ -1,10 +1,14 @@
-"""`rseqcheck impact`: which verdicts a proposal flips across a corpus.
+"""`rseqcheck impact`: which verdicts a proposal flips across a corpus;
+`rseqcheck synthesize`: which choices of open rules make specs hold.
 
-Exit status: 0 nothing flipped; 1 some verdict flipped; 2 a spec or usage
-error (a spec that cannot be built under the baseline); 3 a resource limit
-on some spec before a verdict, or an interrupt.  A spec that can be built
-under the baseline but not under the proposal is listed as not comparable
-and does not change the exit status.
+impact's exit status: 0 nothing flipped; 1 some verdict flipped; 2 a spec
+or usage error (a spec that cannot be built under the baseline); 3 a
+resource limit on some spec before a verdict, or an interrupt.  A spec that
+can be built under the baseline but not under the proposal is listed as
+not comparable and does not change the exit status.
+
+synthesize's: 0 some combination works; 1 none does; 2 a spec or usage
+error; 3 no combination works but some stopped at a limit, or an interrupt.
 """
 
 from __future__ import annotations
@@ -21,8 +25,12 @@ from checker.impact import KINDS, Change, compare
 from checker.inputs import collect_specs
 from checker.limits import LimitHit, Limits, Seconds, Watchdog
 from checker.proposal import Proposal, ProposalError, parse_rules
+from checker.synthesize import GOALS, MAX_COMBINATIONS, Trial, count, minimal
+from checker.synthesize import baseline_choices as base_choices
+from checker.synthesize import synthesize as run_synthesis
 from checker.verify import save_counterexample
-from model.rules import PRESETS
+from model.errors import SpecError
+from model.rules import ALIASES, PRESETS, RULES
 
 WIDTH = 72
 
@@ -61,10 +69,10 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _wrap(text: str, indent: str) -> list[str]:
+def _wrap(text: str, indent: str, sub: str | None = None) -> list[str]:
     import textwrap
 
-    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  " if sub is None else sub,
                          break_on_hyphens=False, break_long_words=False) or [indent]  # paths stay whole
 
 
@@ -201,4 +209,116 @@ def impact(paths, from_preset, base_pairs, to_preset, rule_pairs, depth, timeout
     sys.exit(code)
 
 
-COMMANDS = (impact,)
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--open", "open_rules", multiple=True, required=True, metavar="RULE",
+              help="A rule whose choices are tried (repeatable; see `rseqcheck rules`).")
+@click.option("--preset", type=click.Choice(PRESETS), metavar="PRESET",
+              help="Every spec under this preset (default: each spec's own).")
+@click.option("--rule", "rule_pairs", multiple=True, metavar="NAME=CHOICE",
+              help="A rule fixed over each spec's own (repeatable).")
+@click.option("--goal", type=click.Choice(GOALS), default="holds", show_default=True,
+              help="holds: no property violated in any spec; expect: each spec's own expected verdict.")
+@click.option("--depth", type=click.IntRange(1, 100000), help="Override each spec's [check] depth.")
+@click.option("--timeout", type=Seconds(), help="Seconds per spec and combination before giving up on it.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def synthesize(paths, open_rules, preset, rule_pairs, goal, depth, timeout, fmt) -> None:
+    """Which choices of the --open rules make every spec in PATHS hold.
+
+    Every combination of the open rules' choices is checked (explicit
+    engine) over every spec, on top of each spec's own preset and rules;
+    each is listed with the first spec it fails, then the minimal working
+    ones (fewest changes from the first spec's own choices).  Exit status:
+    0 some combination works; 1 none does; 2 a spec or usage error; 3 a
+    limit left the answer open.
+
+    \b
+    Which settings of the seed-000 proposal make Vyukov's scheme safe:
+      rseqcheck synthesize specs/seed000/vyukov_keep_linux418.toml \\
+        --open next_syscall.on_signal --open next_syscall.consume"""
+    names = []
+    for r in open_rules:
+        name = ALIASES.get(r.strip(), r.strip())
+        if name not in RULES:
+            raise _Usage(f"--open {r!r}: not a rule (see `rseqcheck rules`)")
+        if name in names:
+            raise _Usage(f"--open {r!r}: given twice")
+        names.append(name)
+    fixed = _proposal(preset, rule_pairs).rules
+    clash = sorted(set(fixed) & set(names))
+    if clash:
+        raise _Usage(f"--rule {clash[0]} is also --open")
+    n = count(names)
+    if n > MAX_COMBINATIONS:
+        raise _Usage(f"{n:,} combinations; at most {MAX_COMBINATIONS:,} (open fewer rules)")
+    files, problem = collect_specs(paths)
+    if problem:
+        raise _Usage(problem)
+    try:
+        base_choices(files[0], names, preset, fixed)
+    except SpecError as e:
+        click.echo(str(e), err=True)
+        sys.exit(2)
+    progress = _Progress(n) if fmt == "text" else None
+    done: list[Trial] = []
+    interrupted = False
+
+    def seen(t: Trial) -> None:
+        done.append(t)
+        if progress:
+            progress(len(done), " ".join(f"{k}={v}" for k, v in t.choices.items()))
+
+    try:
+        run_synthesis(files, names, preset, fixed, goal, on_trial=seen, depth=depth, timeout=timeout)
+    except KeyboardInterrupt:
+        interrupted = True
+    if progress:
+        progress.done()
+    errors = [t.failed.error for t in done if t.failed is not None and t.failed.error]
+    best = minimal(done)
+    if errors and len(errors) == len(done):
+        code = 2
+    elif any(t.works for t in done):
+        code = 0
+    elif interrupted or any(t.unknown for t in done):
+        code = 3
+    else:
+        code = 1
+    if fmt == "json":
+        doc = {"tool": "rseqcheck", "version": __version__, "exit_status": code, "interrupted": interrupted,
+               "goal": goal, "open": names, "preset": preset, "fixed": fixed, "specs": files,
+               "combinations": [{"choices": t.choices, "works": t.works, "unknown": t.unknown,
+                                 "changes": dict(sorted(t.changes)), "failed": t.why() or None} for t in done],
+               "minimal": [t.choices for t in best]}
+        click.echo(json.dumps(doc, indent=1))
+    else:
+        click.echo(render_synthesis(done, best, names, files, preset, fixed, goal, interrupted))
+    sys.exit(code)
+
+
+def render_synthesis(trials: list[Trial], best: list[Trial], names: list[str], files: list[str],
+                     preset: str | None, fixed: dict[str, str], goal: str, interrupted: bool) -> str:
+    what = "every spec holds" if goal == "holds" else "every spec gives its expected verdict"
+    lines = _wrap(f"synthesize: {len(names)} open rule{'s' if len(names) != 1 else ''} over "
+                  f"{len(files)} spec{'s' if len(files) != 1 else ''}; goal: {what}", "")
+    lines += _wrap(f"preset: {preset or 'each spec' + chr(39) + 's own'}; fixed: "
+                   + (", ".join(f"{k}={v}" for k, v in fixed.items()) or "none"), "")
+    lines.append("")
+    for t in trials:
+        mark = "ok  " if t.works else ("??  " if t.unknown else "FAIL")
+        lines += _wrap(f"{mark} " + " ".join(f"{k}={v}" for k, v in t.choices.items()), "", " " * 5)
+        if not t.works:
+            lines += _wrap(t.why(), "       ")
+    lines.append("")
+    ok = sum(1 for t in trials if t.works)
+    lines += _wrap(f"{ok} of {len(trials)} combinations work" + (" (interrupted)" if interrupted else ""), "")
+    if best:
+        lines.append("minimal (fewest changes from the first spec's own choices):")
+        for t in best:
+            lines += _wrap(", ".join(f"{k}={v}" for k, v in sorted(t.changes)) or "no change: it works as it is",
+                           "  ")
+    return "\n".join(lines)
+
+
+COMMANDS = (impact, synthesize)

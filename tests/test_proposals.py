@@ -187,3 +187,63 @@ def test_impact_of_the_619_rewrite_over_the_bundled_specs(tmp_path, monkeypatch)
     want = sorted(f"specs/{x}.toml" for group in FLIPS_618_619.values() for x in group)
     assert flipped == want
     assert r.exit_code == 1 and doc["summary"]["not comparable"] == 0 and doc["summary"]["unknown"] == 0
+
+
+# ------------------------------------------------------------ synthesize
+
+VYUKOV_KEEP = "specs/seed000/vyukov_keep_linux418.toml"
+
+
+@pytest.fixture
+def vyukov(tmp_path, monkeypatch):
+    dst = tmp_path / VYUKOV_KEEP
+    dst.parent.mkdir(parents=True)
+    shutil.copy(ROOT / VYUKOV_KEEP, dst)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_synthesize_finds_the_safe_seed000_settings(vyukov):
+    # Seed 000's answer (rseq_clear_* and save_restore_* specs): the
+    # descriptor must be consumed at syscall entry, and signal delivery must
+    # clear it or save and restore it; keeping it lets a handler's syscall
+    # consume it (10 steps), never consuming it lets the next one reuse it.
+    r = run("synthesize", VYUKOV_KEEP, "--open", "next_syscall.on_signal", "--open", "next_syscall.consume",
+            "--format", "json")
+    doc = json.loads(r.output)
+    assert r.exit_code == 0
+    works = [c["choices"] for c in doc["combinations"] if c["works"]]
+    assert works == [{"next_syscall.on_signal": "clear", "next_syscall.consume": "syscall-entry"},
+                     {"next_syscall.on_signal": "save-restore", "next_syscall.consume": "syscall-entry"}]
+    assert doc["minimal"] == works  # each changes on_signal alone from 4.18's keep
+    fails = {c["failed"] for c in doc["combinations"] if not c["works"]}
+    assert f"{VYUKOV_KEEP}: violation of next-syscall-atomic (10 steps)" in fails
+    text = run("synthesize", VYUKOV_KEEP, "--open", "next_syscall.on_signal").output.splitlines()
+    assert text[-3:] == ["minimal (fewest changes from the first spec's own choices):",
+                         "  next_syscall.on_signal=clear", "  next_syscall.on_signal=save-restore"]
+    assert all(len(x) <= 72 for x in text)
+
+
+def test_synthesize_with_nothing_that_works_and_usage_errors(vyukov):
+    r = run("synthesize", VYUKOV_KEEP, "--open", "next_syscall.consume")
+    assert r.exit_code == 1 and "0 of 2 combinations work" in r.output
+    assert run("synthesize", VYUKOV_KEEP, "--open", "nosuch").exit_code == 2
+    r = run("synthesize", VYUKOV_KEEP, "--open", "next_syscall.consume", "--rule", "next_syscall.consume=never")
+    assert r.exit_code == 2 and "also --open" in r.output
+
+
+def test_every_rule_is_read_by_the_model_and_cites_its_source():
+    """docs/proposals.md step 1-2: a rule the semantics never reads would be
+    a knob that changes nothing; one without a source breaks the rule that
+    every kernel rule cites the function it models."""
+    import re
+
+    from model.rules import PRESETS, RULES
+
+    text = "\n".join(p.read_text() for p in (ROOT / "model").glob("*.py") if p.name != "rules.py")
+    for r in RULES.values():
+        assert re.search(r'rules\[\s*"' + re.escape(r.name) + r'"\s*\]', text), f"{r.name} is never read"
+        assert set(r.defaults) == set(PRESETS) and all(c in r.choices for c in r.defaults.values())
+        if r.proposal:
+            assert r.source.startswith("proposal"), r.name
+        else:
+            assert re.search(r"[a-z0-9_/]+\.[ch]\b", r.source), f"{r.name}: {r.source}"
