@@ -19,12 +19,13 @@ import json
 import os
 import signal
 import sys
-import textwrap
 from pathlib import Path
 
 import click
 
 from checker import __version__
+from checker.columns import wide as want_wide
+from checker.columns import wrap
 from checker.cross import check_all as _check_all
 from checker.cross import check_one as _check_one
 from checker.explicit import Stats
@@ -403,32 +404,54 @@ def rules(preset, diff) -> None:
         click.echo(f"{'rule':<{w}}  {a:<{wa}}  {b}")
         for name, x, y, src in rows:
             click.echo(f"{name:<{w}}  {x:<{wa}}  {y}")
-            click.echo(f"{'':<{w}}  ({src})")
+            for line in wrap(f"({src})", "  ", "   "):
+                click.echo(line)
         return
     for r in RULES.values():
         click.echo(f"{r.name}{'  (proposal)' if r.proposal else ''}")
-        click.echo(f"  choices: {' | '.join(r.choices)}")
+        for line in wrap(f"choices: {' | '.join(r.choices)}", "  ", "    "):
+            click.echo(line)
         if preset:
             click.echo(f"  {preset}: {r.default(preset)}")
         else:
-            by: dict[str, list[str]] = {}
-            for p in PRESETS:
-                by.setdefault(r.default(p), []).append(p)
-            for choice, ps in by.items():
-                click.echo(f"  default {choice}: {', '.join(ps)}")
-        click.echo(f"  source: {r.source}")
-        for line in textwrap.wrap(r.doc, 68):
-            click.echo(f"  {line}")
+            for choice, ps in _by_choice(r).items():
+                for line in wrap(f"default {choice}: {', '.join(ps)}", "  ", "    "):
+                    click.echo(line)
+        for line in wrap(f"source: {r.source}", "  ", "    "):
+            click.echo(line)
+        for line in wrap(r.doc, "  ", "  "):
+            click.echo(line)
         click.echo("")
 
 
-@main.command()
-def presets() -> None:
-    """Table of rules x presets (one column per preset)."""
+def _by_choice(r) -> dict[str, list[str]]:
+    by: dict[str, list[str]] = {}
+    for p in PRESETS:
+        by.setdefault(r.default(p), []).append(p)
+    return by
 
+
+@main.command()
+@click.option("--wide/--narrow", default=None,
+              help="One table, a column per preset (wide), or a block per rule within 72 columns "
+                   "(default: wide on a terminal wide enough for it).")
+def presets(wide) -> None:
+    """Rules x presets: each rule's choice on every preset."""
     w = max(len(n) for n in RULES)
     cols = [p.replace("linux-", "") for p in PRESETS]
     cw = [max(len(c), max(len(RULES[n].default(p)) for n in RULES)) for c, p in zip(cols, PRESETS)]
+    if not want_wide(wide, w + 2 + sum(x + 2 for x in cw)):
+        for line in wrap("eras: " + ", ".join(f"{c} {ERA[p]}" for c, p in zip(cols, PRESETS)), "", "  "):
+            click.echo(line)
+        for n, r in RULES.items():
+            click.echo("")
+            click.echo(n)
+            cw1 = max(len(c) for c in r.choices)
+            for choice, ps in _by_choice(r).items():
+                for line in wrap(" ".join(p.replace("linux-", "") for p in ps), f"  {choice:<{cw1}}  ",
+                                 " " * (cw1 + 4)):
+                    click.echo(line)
+        return
     click.echo(f"{'rule':<{w}}  " + "  ".join(f"{c:<{x}}" for c, x in zip(cols, cw)).rstrip())
     click.echo(f"{'era':<{w}}  " + "  ".join(f"{ERA[p]:<{x}}" for p, x in zip(PRESETS, cw)).rstrip())
     for n in RULES:
@@ -440,9 +463,10 @@ def properties() -> None:
     """List the built-in properties."""
     for p in PROPERTIES.values():
         click.echo(p.name)
-        for line in textwrap.wrap(p.doc, 68):
-            click.echo(f"  {line}")
-        click.echo(f"  from: {p.seed}")
+        for line in wrap(p.doc, "  ", "  "):
+            click.echo(line)
+        for line in wrap(f"from: {p.seed}", "  ", "    "):
+            click.echo(line)
         click.echo("")
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import click
 
 from checker import __version__
+from checker.columns import WIDTH
+from checker.columns import wrap as _wrap
 from checker.impact import KINDS, Change, compare
 from checker.inputs import collect_specs
 from checker.limits import LimitHit, Limits, Seconds, Watchdog
@@ -31,8 +33,6 @@ from checker.synthesize import synthesize as run_synthesis
 from checker.verify import save_counterexample
 from model.errors import SpecError
 from model.rules import ALIASES, PRESETS, RULES
-
-WIDTH = 72
 
 
 class _Usage(click.UsageError):
@@ -67,13 +67,6 @@ class _Progress:
         if self.tty:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
-
-
-def _wrap(text: str, indent: str, sub: str | None = None) -> list[str]:
-    import textwrap
-
-    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  " if sub is None else sub,
-                         break_on_hyphens=False, break_long_words=False) or [indent]  # paths stay whole
 
 
 def render_text(changes: list[Change], baseline: Proposal, proposal: Proposal, interrupted: bool,

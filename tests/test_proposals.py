@@ -247,3 +247,21 @@ def test_every_rule_is_read_by_the_model_and_cites_its_source():
             assert r.source.startswith("proposal"), r.name
         else:
             assert re.search(r"[a-z0-9_/]+\.[ch]\b", r.source), f"{r.name}: {r.source}"
+
+
+@pytest.mark.parametrize("args", [["rules"], ["presets"], ["properties"], ["rules", "--diff", "linux-4.18", "linux-7.1"],
+                                  ["outcomes", "specs/librseq/percpu_counter.toml"]])
+def test_what_people_paste_fits_72_columns(args, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    r = run(*args)
+    assert r.exit_code == 0, r.output
+    assert max(len(x) for x in r.output.splitlines()) <= 72
+
+
+def test_presets_narrow_and_wide():
+    narrow = run("presets").output.splitlines()  # not a terminal: narrow
+    i = narrow.index("rseq.flags")
+    assert narrow[i + 1:i + 4] == ["  honoured  4.18 5.8 5.10 5.11 5.16", "  fatal     6.0 6.18", "  ignored   6.19 7.1"]
+    wide = run("presets", "--wide").output.splitlines()
+    assert wide[0].split() == ["rule", "4.18", "5.8", "5.10", "5.11", "5.16", "6.0", "6.18", "6.19", "7.1"]
+    assert wide[3].split()[0] == "rseq.flags" and wide[3].split()[1:] == ["honoured"] * 5 + ["fatal"] * 2 + ["ignored"] * 2
