@@ -184,7 +184,7 @@ def _max_nesting(text: str) -> int:
 _HEADER_TYPES: dict[str, tuple[type, ...]] = {
     "tool": (str,), "version": (str,), "spec": (str,), "spec_hash": (str,), "title": (str,), "source": (str,),
     "preset": (str,), "rules": (dict,), "property": (str,), "property_doc": (str,), "engine": (str,),
-    "shortest": (bool,), "bound": (int,), "rank": (int,), "distinct": (int,),
+    "shortest": (bool,), "bound": (int,), "rank": (int,), "distinct": (int,), "proposal": (dict,),
 }
 _EDGE_KEYS = ("action", "actor", "kernel_fn", "rule", "proc")
 
@@ -219,6 +219,14 @@ def check_itf(data: Any) -> None:
             _text(v, f"#meta {k}")
         if k == "rules":
             for rk, rv in v.items():
+                _text(rk, "a rule name")
+                _text(rv, f"rule {rk}")
+        if k == "proposal":  # {"preset": str | None, "rules": {name: choice}}; its meaning: checker.proposal
+            if set(v) - {"preset", "rules"} or not isinstance(v.get("rules", {}), dict):
+                raise TraceError("#meta proposal must be {preset, rules}")
+            if v.get("preset") is not None:
+                _text(v["preset"], "the proposal's preset")
+            for rk, rv in v.get("rules", {}).items():
                 _text(rk, "a rule name")
                 _text(rv, f"rule {rk}")
     names = data.get("vars")

@@ -265,6 +265,11 @@ def _header(g: nx.DiGraph, width: int) -> list[str]:
     rules = h.get("rules") or {}
     rule_txt = ", ".join(f"{k}={v}" for k, v in rules.items()) or "none"
     lines += _wrap(f"preset: {h.get('preset', '')}; overrides: {rule_txt}", width, "", "  ")
+    if isinstance(h.get("proposal"), dict):  # verify --preset/--rule, applied over the spec's own
+        p = h["proposal"]
+        flags = ([f"--preset {p['preset']}"] if p.get("preset") else []) + \
+            [f"--rule {k}={v}" for k, v in (p.get("rules") or {}).items()]
+        lines += _wrap("proposal (command line): " + " ".join(flags), width, "", "  ")
     n = g.number_of_nodes() - 1
     what = [f"{n} step{'s' if n != 1 else ''}"]
     if h.get("shortest", True):
@@ -497,6 +502,7 @@ _GML_KEYS: tuple[tuple[str, str, str, str | None], ...] = (
     ("sourcecodelang", "graph", "string", None),
     ("preset", "graph", "string", None),
     ("rules", "graph", "string", None),
+    ("proposal", "graph", "string", None),
     ("title", "graph", "string", None),
     ("source", "graph", "string", None),
     ("engine", "graph", "string", None),
@@ -549,6 +555,7 @@ def render_graphml(g: nx.DiGraph) -> str:
         "sourcecodelang": "rseqcheck-spec-v0",
         "preset": h.get("preset", ""),
         "rules": json.dumps(h.get("rules") or {}, sort_keys=True),
+        "proposal": json.dumps(h["proposal"], sort_keys=True) if "proposal" in h else "",
         "title": h.get("title", ""),
         "source": h.get("source", ""),
         "engine": h.get("engine", ""),

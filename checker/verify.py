@@ -19,6 +19,7 @@ from checker import __version__
 from checker.escape import xml_clean
 from checker.explicit import Distinct, SearchResult, Stats, bfs, distinct_counterexamples
 from checker.limits import check_size
+from checker.proposal import Proposal
 from checker.trace import build_graph, render
 from model.build import build_system
 from model.errors import SpecError
@@ -45,6 +46,7 @@ class Outcome:
     distinct: Distinct | None = None  # when more than one counterexample was asked for
     more: list[nx.DiGraph] = field(default_factory=list)  # counterexamples 2, 3, ... (shortest first)
     outcomes_check: tuple[bool | None, str] = (None, "")  # [outcomes]: (holds? None: unknown or none, one line)
+    proposal: Proposal | None = None  # verify --preset/--rule, applied over the spec's own
 
     @property
     def verdict(self) -> str:
@@ -117,6 +119,8 @@ class Outcome:
                 spec_hash=self.spec.hash,
                 properties=list(self.spec.properties),
             )
+        if self.proposal:
+            out["proposal"] = self.proposal.record()
         if self.error:
             out["error"] = self.error
         out["property_verdicts"] = dict(self.property_verdicts())
@@ -181,15 +185,19 @@ def check_spec(
     max_counterexamples: int = 1,
     max_states: int | None = None,
     por_frozen: bool = False,
+    proposal: Proposal | None = None,
 ) -> Outcome:
     """max_counterexamples > 1 (explicit engine): up to that many
     counterexamples with different interleavings, shortest first, searched
     without partial-order reduction; the symbolic engines ignore it.
     por_frozen: the explicit engine's state-dependent independence
-    (checker/explicit.py:bfs)."""
-    out = Outcome(path, asked=max_counterexamples)
+    (checker/explicit.py:bfs).  proposal: a preset and rule choices that
+    replace the spec's own (checker/proposal.py)."""
+    out = Outcome(path, asked=max_counterexamples, proposal=proposal or None)
     try:
         spec = load_spec(path)
+        if proposal:
+            spec = proposal.apply(spec)
         out.spec = spec
         check_size(spec)  # refuse what cannot be built before building it
         system = out.system = build_system(spec)
@@ -233,15 +241,16 @@ def check_spec(
         for p in system.properties:
             if p.trigger_tag and p.trigger_tag not in tags:
                 out.vacuous.append(p.name)
+    said = {"proposal": proposal.record()} if proposal else {}  # in the trace's header, for replay
     if res.verdict == "violation":
-        out.graph = trace_graph(system, spec, res)
+        out.graph = trace_graph(system, spec, res, **said)
     if out.distinct is not None and out.graph is not None:
         d = out.distinct
         k = len(d.traces)
         out.graph.graph.update(rank=1, distinct=k)
         for i, (prop, trace) in enumerate(d.traces[1:], start=2):
             other = replace(res, prop=prop, trace=trace, shortest=len(trace) == len(res.trace))
-            out.more.append(trace_graph(system, spec, other, rank=i, distinct=k))
+            out.more.append(trace_graph(system, spec, other, rank=i, distinct=k, **said))
     return out
 
 
@@ -393,6 +402,8 @@ def junit_xml(outcomes: list[Outcome]) -> str:
         if o.spec:
             info.update(spec_hash=o.spec.hash, preset=o.spec.preset, expected=o.expected or "holds",
                         rules=", ".join(f"{k}={v}" for k, v in o.spec.rules.items()) or "none")
+        if o.proposal:
+            info["proposal"] = o.proposal.describe()
         info["verdict"] = o.verdict
         if r:
             info.update(engine=r.engine, summary=o.describe(), states=r.stats.states, depth=r.stats.depth)

@@ -32,10 +32,10 @@ Each declared thread is created once: a second clone of it fails (-EAGAIN).
 
 from __future__ import annotations
 
-from model import cpus
+from model import registration
 from model.build import PHASES, SPECIAL_VARS, TV, A, Builder, Case, P
 from model.errors import SpecError
-from model.ir import Const, Eq, Expr, Ite, Ne, Or, Var
+from model.ir import Const, Eq, Expr, Ite, Var
 from model.program import Instr, Segment, expr_vars
 
 COPY_PROCESS = "kernel/fork.c:copy_process"
@@ -114,8 +114,13 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
         for f, v in t.rs.items():
             ups[child.rs[f]] = v
         if t.ids_changed is not None:
-            # R1 (rseq_fork copies the cached ids): ids_changed only if the CPU differs
-            ups[child.ids_changed] = Or(t.ids_changed, Ne(cpus.cpu_of(b, t), cpus.cpu_of(b, child)))
+            # R1 (include/linux/rseq.h:rseq_fork, 6.19): the child's cached ids
+            # are invalidated (ids.cpu_cid = ~0) and a registered child is
+            # forced into the slow path (event.slowpath, TIF_NOTIFY_RESUME),
+            # so its first return to user writes its own ids.
+            ups[child.ids_changed] = Const(1)
+            if child.raised is not None:
+                ups[child.raised] = registration.registered(t)
     new_task = b.rules["rseq.new_task_migrate"] == "yes" or not fork  # glibc registers a new thread itself
     if child.notify is not None and b.rules["rseq.impl"] == "legacy" and new_task:
         ups[child.notify] = Const(1)  # wake_up_new_task -> rseq_migrate (a pthread: its rseq() too)
