@@ -20,7 +20,8 @@ from checker.escape import xml_clean
 from checker.explicit import Distinct, SearchResult, Stats, bfs, distinct_counterexamples
 from checker.limits import check_size
 from checker.proposal import Proposal
-from checker.trace import build_graph, render
+from checker.trace import build_graph, changes, render
+from model import glossary
 from model.build import build_system
 from model.errors import SpecError
 from model.ir import ModelError, System
@@ -286,7 +287,45 @@ def trace_graph(system: System, spec: Spec, res: SearchResult, **extra: Any) -> 
         "bound": res.bound,
         **extra,
     }
-    return build_graph(system, res.trace, header)
+    g = build_graph(system, res.trace, header)
+    b = system.meta.get("builder")
+    if b is not None:  # the program and the names in words: the text reads without the repository
+        _explain(g, b)
+    return g
+
+
+def _explain(g: nx.DiGraph, b: Any) -> None:
+    """Add the program, the line of each code address, the line of each
+    user step's instruction, and a legend of the names the trace shows."""
+    addr = glossary.addresses(b)
+    g.graph.update(program=glossary.program(b), addresses=addr)
+    threads = glossary.thread_names(b)
+    phases: dict[str, set[str]] = {}
+    shown: list[str] = []
+    for i in range(1, g.number_of_nodes()):
+        e, before, after = g.edges[i - 1, i], g.nodes[i - 1]["vars"], g.nodes[i]["vars"]
+        ctx = e["actor"]
+        if not ctx.endswith(":kernel") and ctx != "env":
+            t, _, h = ctx.partition(".h")
+            line = addr.get(str(before.get(f"{t}.ip{h or 0}")))
+            if line:
+                e["line"] = line
+        for c in changes(before, after, e["label"]):
+            name, _, value = c.partition("=")
+            if name not in shown:
+                shown.append(name)
+            if name.endswith(".k"):
+                phases.setdefault(name, set()).add(value)
+    legend = {}
+    for name in shown:
+        text = glossary.describe(name, threads)
+        if text is None:
+            continue
+        if name in phases:
+            text += "; " + "; ".join(f"{p} {glossary.PHASE_WORDS[p]}" for p in glossary.PHASE_WORDS
+                                     if p in phases[name])
+        legend[name] = text
+    g.graph["legend"] = legend
 
 
 def _portable(path: str) -> str:
