@@ -184,7 +184,7 @@ def _max_nesting(text: str) -> int:
 _HEADER_TYPES: dict[str, tuple[type, ...]] = {
     "tool": (str,), "version": (str,), "spec": (str,), "spec_hash": (str,), "title": (str,), "source": (str,),
     "preset": (str,), "rules": (dict,), "property": (str,), "property_doc": (str,), "engine": (str,),
-    "shortest": (bool,), "bound": (int,), "rank": (int,), "distinct": (int,), "proposal": (dict,),
+    "shortest": (bool,), "bound": (int,), "rank": (int,), "distinct": (int,), "proposal": (dict,), "spec_sha256": (str,),
     "program": (list,), "addresses": (dict,), "legend": (dict,),
 }
 _EDGE_KEYS = ("action", "actor", "kernel_fn", "rule", "proc")
@@ -259,6 +259,9 @@ def check_itf(data: Any) -> None:
             if k == "#meta":
                 continue
             _text(k, f"state {i}: a variable name")
+            if isinstance(v, dict) and set(v) == {"#bigint"} and isinstance(v["#bigint"], str) \
+                    and re.fullmatch(r"-?[0-9]{1,30}", v["#bigint"]):
+                continue  # an ITF integer, as Apalache writes it
             if isinstance(v, str):
                 _text(v, f"state {i}: {k}")
             elif not isinstance(v, (bool, int)):

@@ -428,8 +428,10 @@ def _steps_inline(g: nx.DiGraph, width: int) -> list[str]:
 
 def to_itf(g: nx.DiGraph) -> dict:
     """Apalache's Informal Trace Format: #meta, vars, states.  Values are
-    JSON booleans, numbers (all far below 2**53) and strings (enum names).
-    Our own keys (the action of each step, the header) go under #meta."""
+    JSON booleans, integers as {"#bigint": "N"} (as Apalache and the other
+    ITF producers write them; plain JSON numbers are read too) and strings
+    (enum names).  Our own keys (the action of each step, the header) go
+    under #meta."""
     h = dict(g.graph)
     names = list(g.nodes[0]["vars"].keys()) if g.number_of_nodes() else []
     states = []
@@ -443,10 +445,24 @@ def to_itf(g: nx.DiGraph) -> dict:
             if e.get("line"):
                 meta["line"] = e["line"]
         st: dict[str, Any] = {"#meta": meta}
-        st.update(g.nodes[i]["vars"])
+        st.update({k: _itf_value(v) for k, v in g.nodes[i]["vars"].items()})
         states.append(st)
     meta = {"format": "ITF", "format-description": "https://apalache-mc.org/docs/adr/015adr-trace.html", **h}
     return {"#meta": meta, "vars": names, "states": states}
+
+
+def _itf_value(v: Any) -> Any:
+    return {"#bigint": str(v)} if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+def _from_itf_value(v: Any) -> Any:
+    """{"#bigint": "N"} as an int; other values as they are."""
+    if isinstance(v, dict):
+        text = v.get("#bigint")
+        if len(v) != 1 or not isinstance(text, str) or not re.fullmatch(r"-?[0-9]{1,30}", text):
+            raise ValueError(f"not an ITF integer: {v!r}")
+        return int(text)
+    return v
 
 
 def render_json(g: nx.DiGraph) -> str:
@@ -466,7 +482,7 @@ def from_itf(data: Any) -> nx.DiGraph:
     for i, st in enumerate(states):
         if not isinstance(st, dict):
             raise ValueError(f"state {i} is not an object")
-        vars_ = {k: v for k, v in st.items() if k != "#meta"}
+        vars_ = {k: _from_itf_value(v) for k, v in st.items() if k != "#meta"}
         if set(vars_) != set(names):
             raise ValueError(f"state {i}: its variables differ from 'vars'")
         g.add_node(i, index=i, vars=vars_)
@@ -543,6 +559,7 @@ _GML_KEYS: tuple[tuple[str, str, str, str | None], ...] = (
     ("specification", "graph", "string", None),
     ("programfile", "graph", "string", None),
     ("programhash", "graph", "string", None),
+    ("architecture", "graph", "string", None),
     ("sourcecodelang", "graph", "string", None),
     ("preset", "graph", "string", None),
     ("rules", "graph", "string", None),
@@ -596,7 +613,8 @@ def render_graphml(g: nx.DiGraph) -> str:
         "producer": f"rseqcheck {h.get('version', '')}",
         "specification": h.get("property", ""),
         "programfile": h.get("spec", ""),
-        "programhash": h.get("spec_hash", ""),
+        "programhash": h.get("spec_sha256") or h.get("spec_hash", ""),
+        "architecture": "64bit",  # the model is of x86-64 (arch/x86 signal frames, syscall entry)
         "sourcecodelang": "rseqcheck-spec-v0",
         "preset": h.get("preset", ""),
         "rules": json.dumps(h.get("rules") or {}, sort_keys=True),

@@ -4,6 +4,7 @@ with the spec's `expect`, and keep the counterexample graph."""
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 import tempfile
@@ -276,6 +277,7 @@ def trace_graph(system: System, spec: Spec, res: SearchResult, **extra: Any) -> 
         "version": __version__,
         "spec": _portable(spec.path),
         "spec_hash": spec.hash,
+        "spec_sha256": hashlib.sha256(spec.text.encode()).hexdigest(),  # GraphML programhash (SV-COMP)
         "title": spec.title,
         "source": spec.source,
         "preset": spec.preset,
