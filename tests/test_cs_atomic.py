@@ -182,3 +182,35 @@ def test_no_event_while_the_section_runs_is_no_violation(tmp_path):
     assert r.verdict == "holds" and r.exhausted
     sp = Space(system)
     assert sp.any(T0__depth=0, T0__ip0="T0+2", T0__rseq_cs="0")  # cleared by the nested delivery
+
+
+NESTED = '''
+[handler.SIGUSR1]
+flags = ["SA_NODEFER"]
+code = """
+        rseq_cs hcs
+hbegin: nop
+        nop
+hend:   sigreturn
+habort: sigreturn
+"""
+[rseq_cs.hcs]
+start = "hbegin"
+post_commit = "hend"
+abort = "habort"
+flags = ["NO_RESTART_ON_SIGNAL"]
+'''
+
+
+def test_an_event_counts_against_every_frame_inside_a_section(tmp_path):
+    # the thread in cs1 and the first handler in its own hcs, both left
+    # running by a masked signal; the second handler's preemption is an
+    # event for both (the running frame, at depth 2, is in neither)
+    text = spec_text(MIGRATE_ONLY, preset="linux-4.18", rules={"rseq.flags": "honoured-unchecked"},
+                     env='signals = ["SIGUSR1"]\nmax_signals = 2\npreemption = true',
+                     handlers=NESTED, cs=CS_SIGNAL, props=("rseq-cs-atomic",), depth=80)
+    sp = Space(system_of(tmp_path, text))
+    assert sp.any(T0__depth=2, T0__ip0="T0+2", T0__ip1="hbegin", T0__dirty0=1, T0__dirty1=1, T0__dirty2=0)
+    # a frame's rt_sigreturn forgets its own record, not the frames below
+    assert sp.any(T0__depth=1, T0__ip1="hbegin", T0__dirty0=1, T0__dirty1=1, T0__dirty2=0)
+    assert not sp.any(T0__depth=1, T0__dirty2=1)
