@@ -45,10 +45,13 @@ PROPERTIES: dict[str, PropInfo] = {
         ),
         PropInfo(
             "rseq-cs-atomic",
-            "A critical section that commits saw no preemption, migration or signal "
-            "delivery since it started (events its descriptor opts out of by "
-            "NO_RESTART_ON_* flags excepted); otherwise it was aborted.",
-            "seed 001; Documentation/userspace-api/rseq.rst",
+            "A critical section that commits (its post-commit ip reached from inside) "
+            "saw no preemption, migration or signal delivery since its rseq_cs store, "
+            "while it ran or while handlers ran over it, whatever rseq_cs holds by then "
+            "(events its descriptor opts out of by NO_RESTART_ON_* flags excepted); "
+            "otherwise it was aborted.",
+            "seed 001; Documentation/userspace-api/rseq.rst; kernel/rseq.c:rseq_need_restart "
+            "(the NO_RESTART_ON_SIGNAL combination check)",
             "commit",
         ),
         PropInfo(

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from model.build import TV, Builder, Case, CsInst
-from model.ir import And, Const, Eq, Expr, In, Ite, Ne, Not, Or, Var, lift
+from model.ir import And, Const, Eq, Expr, In, Ite, Ne, Not, Or, Var
 from model.registration import registered, signature_ok
 
 FIXUP = "kernel/rseq.c:rseq_ip_fixup"
@@ -68,13 +68,16 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
         elif flags_rule == "ignored":
             masked = set()  # the flags are never read: every event aborts
         else:
-            if "NO_RESTART_ON_SIGNAL" in flags and not {"NO_RESTART_ON_PREEMPT", "NO_RESTART_ON_MIGRATE"} <= flags:
+            if (flags_rule == "honoured" and "NO_RESTART_ON_SIGNAL" in flags
+                    and not {"NO_RESTART_ON_PREEMPT", "NO_RESTART_ON_MIGRATE"} <= flags):
+                # otherwise a preempted handler could have rseq_cs cleared and
+                # the interrupted section resume after rt_sigreturn unprotected
                 cases.append(Case(inside, b.kill(), f"{why}: ip inside {c.name}, NO_RESTART_ON_SIGNAL without the others -> -EINVAL -> SIGSEGV", NEED_RESTART, "rseq.flags=honoured"))
                 continue
             masked = {bit for bit, fl in BIT_FLAG.items() if fl in flags}
         live: list[Expr] = [Const(1) if (signal and bit == "SIGNAL") else v for bit, v in t.ev.items() if bit not in masked]
         clear_ev = {v: Const(0) for v in t.ev.values()}
-        rule = "rseq.flags=honoured" if masked else ("rseq.flags=ignored" if flags and flags_rule == "ignored" else "")
+        rule = f"rseq.flags={flags_rule}" if masked else ("rseq.flags=ignored" if flags and flags_rule == "ignored" else "")
         abort = {t.rseq_cs: Const(0), t.ip[d]: Const(c.abort), **clear_ev}
         if d in t.dirty:
             abort[t.dirty[d]] = Const(0)
@@ -204,18 +207,34 @@ def syscall_check_cases(b: Builder, t: TV, d: int) -> list[Case]:
     return out
 
 
-def inside_armed(b: Builder, t: TV, d: int, ip: Expr | None = None, optout: str | None = None) -> Expr:
-    """Context d's ip is inside the critical section rseq_cs points at
-    (descriptors that opt out of `optout` by a NO_RESTART flag excluded)."""
+def in_section(b: Builder, t: TV, e: int, optout: str | None = None) -> Expr:
+    """Frame e (0 the thread, e >= 1 a handler frame) is executing a
+    critical section: its ip is in [start, post_commit) of a descriptor of
+    its code block, whatever rseq_cs holds now -- a handler may have had it
+    cleared (rseq_ip_fixup clears it when it finds the handler's ip outside)
+    and rt_sigreturn resumes the frame inside with nothing armed.  Sections
+    that opt out of `optout` by a NO_RESTART flag are excluded.  This is
+    what the rseq-cs-atomic monitor charges an event to."""
     if t.rseq_cs is None:
         return Const(0)
-    ip = ip if ip is not None else lift(t.ip[d])
+    thread_seg = next(ts.segment for ts in b.spec.threads if ts.name == t.name)
     terms = []
     for c in b.cs:
+        if (c.seg is thread_seg) != (e == 0):
+            continue
         if optout and BIT_FLAG[optout] in set(c.desc.flags) | set(t.spec_flags):
             continue
-        terms.append(And(Eq(t.rseq_cs, c.id), In(ip, c.start, c.post)))
+        terms.append(In(t.ip[e], c.start, c.post))
     return Or(*terms)
+
+
+def charge(b: Builder, t: TV, d: int, bit: str) -> dict[Var, Expr]:
+    """The rseq-cs-atomic monitor: an event while the thread is at depth d
+    interrupts every frame 0..d on the stack that is inside a section (a
+    preempted handler preempts the code it interrupted too)."""
+    if bit not in BIT_FLAG:
+        return {}
+    return {t.dirty[e]: Or(t.dirty[e], in_section(b, t, e, optout=bit)) for e in range(d + 1) if e in t.dirty}
 
 
 def event(b: Builder, t: TV, d: int, bit: str) -> dict[Var, Expr]:
@@ -229,8 +248,7 @@ def event(b: Builder, t: TV, d: int, bit: str) -> dict[Var, Expr]:
         out[t.ev[bit]] = Const(1)
     if bit != "SIGNAL" and t.notify is not None and t.rseq_cs is not None:
         out[t.notify] = Const(1)
-    if d in t.dirty:
-        out[t.dirty[d]] = Or(t.dirty[d], inside_armed(b, t, d, optout=bit))
+    out.update(charge(b, t, d, bit))
     return out
 
 
@@ -328,8 +346,7 @@ def raise_work(b: Builder, t: TV, d: int, bit: str) -> dict[Var, Expr]:
             out[t.ids_changed] = Const(1)
         elif bit == "PREEMPT":
             out[t.ids_changed] = Or(t.ids_changed, legacy_mode(b, t))
-    if d in t.dirty and bit in BIT_FLAG:
-        out[t.dirty[d]] = Or(t.dirty[d], inside_armed(b, t, d, optout=bit))
+    out.update(charge(b, t, d, bit))
     return out
 
 
