@@ -207,6 +207,14 @@ def syscall_check_cases(b: Builder, t: TV, d: int) -> list[Case]:
     return out
 
 
+def inside_armed(b: Builder, t: TV, d: int) -> Expr:
+    """Context d's ip is inside the critical section rseq_cs points at: what
+    the kernel's fixup (rseq_ip_fixup -> rseq_need_restart) will act on."""
+    if t.rseq_cs is None:
+        return Const(0)
+    return Or(*[And(Eq(t.rseq_cs, c.id), In(t.ip[d], c.start, c.post)) for c in b.cs])
+
+
 def in_section(b: Builder, t: TV, e: int, optout: str | None = None) -> Expr:
     """Frame e (0 the thread, e >= 1 a handler frame) is executing a
     critical section: its ip is in [start, post_commit) of a descriptor of
