@@ -36,8 +36,9 @@ def _printable_path(p: str) -> bool:
     return bad_char(p) is None
 
 
-def collect_specs(paths: tuple[str, ...]) -> tuple[list[str], str | None]:
-    """(spec files, None) or ([], the one-line problem)."""
+def collect_specs(paths: tuple[str, ...], ext: str = ".toml", what: str = "spec files") -> tuple[list[str], str | None]:
+    """(spec files, None) or ([], the one-line problem).  Files are taken as
+    given; folders are walked for files ending in `ext` (sorted)."""
     out: list[str] = []
     for p in paths:
         if not _printable_path(p):
@@ -50,24 +51,24 @@ def collect_specs(paths: tuple[str, ...]) -> tuple[list[str], str | None]:
                 why = "no such file or folder"
             return [], f"{p}: {why}"
         if stat.S_ISDIR(st.st_mode):
-            found, problem = _walk(p)
+            found, problem = _walk(p, ext)
             if problem:
                 return [], problem
             out += found
         else:
             out.append(p)
     if not out:
-        return [], "no spec files (*.toml) found in " + ", ".join(paths)
+        return [], f"no {what} (*{ext}) found in " + ", ".join(paths)
     return out, None
 
 
-def _walk(top: str) -> tuple[list[str], str | None]:
+def _walk(top: str, ext: str) -> tuple[list[str], str | None]:
     found: list[str] = []
     errors: list[OSError] = []
     for dirpath, dirnames, filenames in os.walk(top, onerror=errors.append, followlinks=False):
         dirnames.sort()
         for name in filenames:
-            if name.endswith(".toml"):
+            if name.endswith(ext):
                 full = str(Path(dirpath) / name)
                 if not _printable_path(full):
                     return [], f"{full!r}: the file name contains a control character"

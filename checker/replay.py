@@ -113,9 +113,12 @@ def replay_graph(g: nx.DiGraph, system: System) -> ReplayReport:
     return ReplayReport(True, f"replays: still reaches {prop} ({n} steps)")
 
 
-def replay_file(trace: str | Path, spec_path: str | Path | None = None) -> ReplayReport:
+def replay_file(trace: str | Path, spec_path: str | Path | None = None,
+                cache: dict | None = None) -> ReplayReport:
     """Load the trace and the spec it names (relative to the current folder,
-    or `spec_path`), and replay it.  ReplayError when it cannot start."""
+    or `spec_path`), and replay it.  ReplayError when it cannot start.
+    `cache` (any dict, kept by the caller across calls) shares each spec's
+    built system between the traces of one run."""
     g = load_trace(trace)
     h = g.graph
     if spec_path is None:
@@ -129,11 +132,17 @@ def replay_file(trace: str | Path, spec_path: str | Path | None = None) -> Repla
             raise ReplayError(
                 f"{trace}: its spec {spec_path} is not here (run from the folder the trace was saved in, or pass --spec PATH)"
             )
+    key = (str(Path(spec_path).resolve()), repr(h.get("proposal")))
     try:
-        spec = load_spec(spec_path)
-        if "proposal" in h:  # saved by `verify --preset/--rule`: the same model again
-            spec = Proposal.from_record(h["proposal"]).apply(spec)
-        system = build_system(spec)
+        if cache is not None and key in cache:
+            spec, system = cache[key]
+        else:
+            spec = load_spec(spec_path)
+            if "proposal" in h:  # saved by `verify --preset/--rule`: the same model again
+                spec = Proposal.from_record(h["proposal"]).apply(spec)
+            system = build_system(spec)
+            if cache is not None:
+                cache[key] = (spec, system)
     except ProposalError as e:
         raise ReplayError(f"{trace}: {e}") from None
     except SpecError as e:

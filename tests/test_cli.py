@@ -576,3 +576,18 @@ def test_verify_checks_outcomes(tmp_path: Path) -> None:
     rec = json.loads(r.output)["results"][0]
     assert rec["outcomes_check"]["holds"] is False
     assert rec["property_verdicts"] == {"no-unexpected-kill": "holds", "[outcomes]": "fails"}
+
+
+def test_replay_many_traces_and_folders_in_one_process(tmp_path: Path, monkeypatch) -> None:
+    """#14: CI replays every committed trace in one process; one trace that
+    cannot start makes it exit 2, after the others are still replayed."""
+    monkeypatch.chdir(ROOT)
+    r = CliRunner().invoke(main, ["replay", "counterexamples/"])
+    n = len(list((ROOT / "counterexamples").glob("*.json")))
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[-1] == f"{n} traces: all replay"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    r = CliRunner().invoke(main, ["replay", str(bad), "counterexamples/unprotected.json"])
+    assert r.exit_code == 2
+    assert "counterexamples/unprotected.json: replays: still reaches next-syscall-atomic (8 steps)" in r.output
