@@ -142,6 +142,7 @@ class TV:
     ids_cpu: Var | None = None  # R1/R2 t->rseq.ids.cpu_id, for the read-only check (debug, V2)
     cpu: Var | None = None  # the CPU it is on, when migration can change it
     cpu0: int = 0  # the CPU it starts on
+    area_shared: set[Var] = field(default_factory=set)  # fields of an area other threads use in turn
 
     def at(self, phase: str) -> Expr:
         return Eq(self.k, PHASES.index(phase))
@@ -278,6 +279,8 @@ class Builder:
 
         self.spawns = lifecycle.spawns(self)  # child thread -> (parent thread, clone/fork instruction)
         self.execs = any(ins.op == "execve" for _, ins in self.code)
+        self.areas = lifecycle.area_groups(self)  # rseq area name -> the threads that use it in turn
+        self.area_vars: dict[str, Var] = {}
 
     def _sud_regions(self) -> list[tuple[int, int, bool, bool]]:
         """(start, end, has_selector, inclusive) of every sud_on, in order;
@@ -487,7 +490,7 @@ class Builder:
         if handled and N > 0:
             tv.ksig = self.var(f"{n}.ksig", Enum("NONE", *handled), 0, n)
         if self.uses_rseq:
-            tv.rseq_cs = self.var(f"{n}.rseq_cs", Enum("0", *[f"{c.name}@{c.seg.name}" if self._dup(c) else c.name for c in self.cs]), 0, n)
+            tv.rseq_cs = self.area_var(tv, t, "rseq_cs", Enum("0", *[f"{c.name}@{c.seg.name}" if self._dup(c) else c.name for c in self.cs]), 0)
             tv.notify = self.var(f"{n}.notify", Bool(), 0, n)
             if self.rules["rseq.impl"] == "legacy":
                 # every schedule-out sets it (rseq_preempt); a bit that stays 0 costs no states
@@ -539,8 +542,8 @@ class Builder:
             # wrote the ids on the way out; without it glibc marks the area
             # RSEQ_CPU_ID_REGISTRATION_FAILED (sysdeps/unix/sysv/linux/rseq-internal.h)
             start = tv.cpu0 if self.env.glibc_rseq else data.REGISTRATION_FAILED
-            tv.rs["cpu_id_start"] = self.var(f"{n}.rseq.cpu_id_start", hull, tv.cpu0 if self.env.glibc_rseq else 0, n)
-            tv.rs["cpu_id"] = self.var(f"{n}.rseq.cpu_id", hull, start, n)
+            tv.rs["cpu_id_start"] = self.area_var(tv, t, "rseq.cpu_id_start", hull, tv.cpu0 if self.env.glibc_rseq else 0)
+            tv.rs["cpu_id"] = self.area_var(tv, t, "rseq.cpu_id", hull, start)
             if self.rules["rseq.impl"] != "legacy":
                 tv.ids_changed = self.var(f"{n}.ids_changed", Bool(), 0, n)
                 if self.ro_check:
@@ -549,6 +552,22 @@ class Builder:
                                           tv.cpu0 if self.env.glibc_rseq else -1, n)
         if self.cpu_data and (self.migrates or self.affinity):
             tv.cpu = self.var(f"{n}.cpu", IntRange(0, self.env.cpus - 1), tv.cpu0, n)
+
+    def area_var(self, tv: TV, t, field: str, typ, init: int) -> Var:
+        """A field of T's rseq area: T's own variable, or, when T shares its
+        area with other threads in turn ([thread.T] rseq_area), the area's
+        variable, created by the first of them and left as it is when a
+        thread exits (model/lifecycle.py:area_groups)."""
+        if t.area not in self.areas:
+            return self.var(f"{tv.name}.{field}", typ, init, tv.name)
+        key = f"{t.area}.{field}"
+        if key not in self.area_vars:
+            self.area_vars[key] = self.var(key, typ, init)
+        tv.area_shared.add(self.area_vars[key])
+        return self.area_vars[key]
+
+    def spec_thread(self, t: TV):
+        return next(x for x in self.spec.threads if x.name == t.name)
 
     def _dup(self, c: CsInst) -> bool:
         return sum(1 for x in self.cs if x.name == c.name) > 1
@@ -588,10 +607,13 @@ class Builder:
 
     def thread_ends(self, t: TV) -> dict[Var, Expr]:
         """The thread is gone (kernel/exit.c:do_exit): DEAD, and its
-        variables back to their initial values, which costs no states."""
+        variables back to their initial values, which costs no states;
+        an rseq area another thread may reuse keeps what it holds
+        (do_exit does not unregister rseq or touch the area)."""
         from model import cpus
 
-        return {**{v: Const(self.init[v]) for v in t.thread_vars()}, t.k: Const(PHASES.index("DEAD")), **cpus.release(self, t)}
+        return {**{v: Const(self.init[v]) for v in t.thread_vars() if v not in t.area_shared},
+                t.k: Const(PHASES.index("DEAD")), **cpus.release(self, t)}
 
     def sig_dfl(self, s: str) -> Expr | None:
         """When the handler of s has been reset to SIG_DFL at run time (by

@@ -99,6 +99,7 @@ def add_actions(b: Builder, t: TV) -> None:
             from model import lifecycle
 
             b.add_cases(t, kact, body, lifecycle.body_cases(b, t, b.code[pc][0], ins), {t.ax: A("OK"), t.k: exit_phase})
+            lifecycle.wait_actions(b, t, d, body, ins)
             continue
         cls = SYSCALLS[name]
         done_cases, done_reset = next_syscall.completion(b, t, ins)
