@@ -140,6 +140,8 @@ class TV:
     rs: dict[str, Var] = field(default_factory=dict)  # fields of the rseq area: cpu_id_start, cpu_id
     ids_changed: Var | None = None  # R1/R2 t->rseq.event.ids_changed
     ids_cpu: Var | None = None  # R1/R2 t->rseq.ids.cpu_id, for the read-only check (debug, V2)
+    cid: Var | None = None  # the mm_cid it got at its last switch-in (model/mmcid.py)
+    cid_field: Var | None = None  # the area's rseq.mm_cid
     cpu: Var | None = None  # the CPU it is on, when migration can change it
     cpu0: int = 0  # the CPU it starts on
     area_shared: set[Var] = field(default_factory=set)  # fields of an area other threads use in turn
@@ -159,7 +161,7 @@ class TV:
                 out.append(v)
         out += list(self.tls.values()) + list(self.ftf.values())
         out += list(self.regs.values()) + [v for m in self.fregs.values() for v in m.values()] + list(self.rs.values())
-        out += [v for v in (self.ids_changed, self.ids_cpu, self.cpu) if v is not None]
+        out += [v for v in (self.ids_changed, self.ids_cpu, self.cpu, self.cid, self.cid_field) if v is not None]
         out += list(self.pend.values()) + list(self.blk.values())
         for m in self.fblk.values():
             out += list(m.values())
@@ -236,6 +238,9 @@ class Builder:
         from model import data
 
         self.uses_fields = data.uses_fields(self.code) or "rseq-cpu-id-accurate" in self.checked
+        cid_lines = [ins.line for _, ins in self.code if "rseq.mm_cid" in data.operands(ins)
+                     or (ins.op == "assert" and "rseq.mm_cid" in data._expr_names(ins))]
+        self.uses_cid = bool(cid_lines)
         self.affinity = any(ins.op == "sched_setaffinity" for _, ins in self.code)
         self.cpu_data = (self.uses_fields or bool(spec.arrays) or any(t.cpu is not None for t in spec.threads)
                          or self.affinity or any(ins.op == "getcpu" for _, ins in self.code))
@@ -280,6 +285,10 @@ class Builder:
         self.spawns = lifecycle.spawns(self)  # child thread -> (parent thread, clone/fork instruction)
         self.execs = any(ins.op == "execve" for _, ins in self.code)
         self.areas = lifecycle.area_groups(self)  # rseq area name -> the threads that use it in turn
+        if self.uses_cid:
+            from model import mmcid
+
+            mmcid.check(self, cid_lines[0])
         self.area_vars: dict[str, Var] = {}
 
     def _sud_regions(self) -> list[tuple[int, int, bool, bool]]:
@@ -544,6 +553,12 @@ class Builder:
             start = tv.cpu0 if self.env.glibc_rseq else data.REGISTRATION_FAILED
             tv.rs["cpu_id_start"] = self.area_var(tv, t, "rseq.cpu_id_start", hull, tv.cpu0 if self.env.glibc_rseq else 0)
             tv.rs["cpu_id"] = self.area_var(tv, t, "rseq.cpu_id", hull, start)
+            if self.uses_cid:
+                from model import mmcid
+
+                c0 = mmcid.initial(self, t)
+                tv.cid = self.var(f"{n}.mm_cid", IntRange(-1, mmcid.limit(self) - 1), c0, n)
+                tv.cid_field = self.area_var(tv, t, "rseq.mm_cid", hull, max(c0, 0) if self.env.glibc_rseq else 0)
             if self.rules["rseq.impl"] != "legacy":
                 tv.ids_changed = self.var(f"{n}.ids_changed", Bool(), 0, n)
                 if self.ro_check:

@@ -85,6 +85,18 @@ def switch_to(b, t, u) -> dict[Var, Expr] | None:
     return ups
 
 
+def switch_cond(b, t, u) -> Expr:
+    """switch_to(t, u) takes effect (T runs now, so its CPU is the one)."""
+    me = _me(b, t)
+    terms = []
+    for c, v in b.curr.items():
+        if t.cpu is None and c != t.cpu0:
+            continue
+        there = Eq(u.cpu, c) if u.cpu is not None else Const(int(u.cpu0 == c))
+        terms.append(And(Eq(v, me), there))
+    return And(b.alive(u), Or(*terms))
+
+
 def move(b, t, k: int) -> dict[Var, Expr]:
     """set_task_cpu: T goes k CPUs further (mod cpus) and leaves its CPU."""
     n = b.env.cpus
@@ -96,13 +108,17 @@ def add_actions(b, t) -> None:
     """An idle CPU runs one of its threads (__schedule picks next)."""
     if not b.curr:
         return
+    from model import mmcid
+
     me = _me(b, t)
     for c, v in b.curr.items():
         if t.cpu is None and c != t.cpu0:
             continue
         here = Const(1) if t.cpu is None else Eq(t.cpu, c)
-        b.add(t, b.kernel_actor(t), And(b.alive(t), here, Eq(v, 0)), {v: Const(me)},
-              f"CPU {c} is idle: __schedule runs {t.name}", SCHEDULE, anywhere=True)
+        for k in mmcid.choices(b):
+            why = f" (mm_cid {k} if free)" if b.uses_cid else ""
+            b.add(t, b.kernel_actor(t), And(b.alive(t), here, Eq(v, 0)), {v: Const(me), **mmcid.switch_in(b, t, k)},
+                  f"CPU {c} is idle: __schedule runs {t.name}{why}", SCHEDULE, anywhere=True)
 
 
 def syscall_cases(b, t, d: int, ins):

@@ -204,7 +204,7 @@ def wait_actions(b: Builder, t: TV, d: int, body: Expr, ins: Instr) -> None:
     if isinstance(free, Const):
         return
     waiting = And(body, Eq(child.k, PHASES.index("NEW")), Not(free))
-    for suffix, ev in rseq.schedule(b, t, d)[1:]:
+    for suffix, ev in [x for x in rseq.schedule(b, t, d) if "switches" in x[0] or "migrates" in x[0]]:
         b.add(t, b.kernel_actor(t), waiting, ev, f"clone {child.name} waits for the area's last user to exit{suffix}",
               "kernel/futex/waitwake.c:futex_wait_queue -> schedule")
 
@@ -231,6 +231,8 @@ def _reused_area(b: Builder, child: TV) -> dict[Var, Expr]:
     if rseq_optimized(b):
         for v in child.rs.values():
             ups[v] = Const(data.UNINITIALIZED)
+        if child.cid_field is not None:
+            ups[child.cid_field] = Const(0)
         if child.ids_cpu is not None:
             ups[child.ids_cpu] = Const(data.UNINITIALIZED)
         if child.ids_changed is not None:

@@ -92,7 +92,8 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
     return cases
 
 
-def ids(b: Builder, t: TV, when: Expr | None = None, cpu: Expr | None = None) -> dict[Var, Expr]:
+def ids(b: Builder, t: TV, when: Expr | None = None, cpu: Expr | None = None,
+        cid: Expr | None = None) -> dict[Var, Expr]:
     """rseq_update_cpu_node_id (legacy) / rseq_set_ids (R1/R2): the
     registered area's cpu_id_start and cpu_id become the CPU the task is
     on (node_id stays 0: one node); only into the TLS area, whose fields
@@ -106,6 +107,10 @@ def ids(b: Builder, t: TV, when: Expr | None = None, cpu: Expr | None = None) ->
         on = And(on, when)
     cpu = cpus.cpu_of(b, t) if cpu is None else cpu
     out = {v: (cpu if isinstance(on, Const) and on.value else Ite(on, cpu, v)) for v in t.rs.values()}
+    if t.cid_field is not None:
+        # 6.3+: mm_cid too, the id the task holds (model/mmcid.py)
+        cid = lift(t.cid) if cid is None else cid
+        out[t.cid_field] = cid if isinstance(on, Const) and on.value else Ite(on, cid, t.cid_field)
     if t.ids_cpu is not None:
         out[t.ids_cpu] = Ite(on, cpu, t.ids_cpu)
     return out
@@ -230,14 +235,24 @@ def schedule(b: Builder, t: TV, d: int) -> list[tuple[str, dict[Var, Expr]]]:
     """A context switch away and back (kernel/sched/core.c:
     prepare_task_switch -> rseq_preempt), optionally onto another CPU
     (set_task_cpu -> rseq_migrate)."""
-    from model import cpus
+    from model import cpus, mmcid
 
     base = event(b, t, d, "PREEMPT")
-    out = [("", base)]
+    if b.uses_cid and b.curr:
+        # the CPU is idle until __schedule switches a thread in (T again,
+        # or another), which is where switch_mm_cid gives the id: between
+        # the two, another CPU may switch in a thread that takes T's id
+        out = [(" (its CPU idle until the next switch-in)", {**base, **cpus.release(b, t)})]
+    else:
+        out = [("", base)]
     for u in b.threads if b.curr else ():
         sw = cpus.switch_to(b, t, u) if u is not t else None
         if sw is not None:
-            out.append((f" (switches to {u.name})", {**base, **sw}))
+            # switch_mm_cid: T's id is released, U gets one
+            for v in mmcid.choices(b):
+                cid = mmcid.switch_in(b, u, v, when=cpus.switch_cond(b, t, u), skip=(t,))
+                out.append((f" (switches to {u.name}{f', mm_cid {v} if free' if b.uses_cid else ''})",
+                            {**base, **sw, **cid}))
     if b.migrates:
         mig = dict(base)
         for v, e in event(b, t, d, "MIGRATE").items():

@@ -129,7 +129,6 @@ def test_bad_operands_are_spec_errors_at_their_line(tmp_path: Path, line: str, m
     ("load %r0, c[2]", '"c[cpu]" = [0, 1]', "c[2]: the array has 2 slots"),
     ("load %r0, c", '"c[cpu]" = [0, 1]', "c is a per-CPU array: index it"),
     ("load %r0, rseq.flags", "", "rseq.flags: the rseq area's fields are"),
-    ("load %r0, rseq.mm_cid", "", "rseq.mm_cid is not modelled yet"),
     ("store rseq.node_id, 1", "", "rseq.node_id cannot be written"),
 ])
 def test_bad_data_is_refused_at_build(tmp_path: Path, code: str, variables: str, message: str) -> None:
