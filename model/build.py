@@ -140,6 +140,7 @@ class TV:
     rs: dict[str, Var] = field(default_factory=dict)  # fields of the rseq area: cpu_id_start, cpu_id
     ids_changed: Var | None = None  # R1/R2 t->rseq.event.ids_changed
     ids_cpu: Var | None = None  # R1/R2 t->rseq.ids.cpu_id, for the read-only check (debug, V2)
+    aff: Var | None = None  # the CPU sched_setaffinity allows, -1 all (with migration)
     cid: Var | None = None  # the mm_cid it got at its last switch-in (model/mmcid.py)
     cid_field: Var | None = None  # the area's rseq.mm_cid
     cpu: Var | None = None  # the CPU it is on, when migration can change it
@@ -161,7 +162,7 @@ class TV:
                 out.append(v)
         out += list(self.tls.values()) + list(self.ftf.values())
         out += list(self.regs.values()) + [v for m in self.fregs.values() for v in m.values()] + list(self.rs.values())
-        out += [v for v in (self.ids_changed, self.ids_cpu, self.cpu, self.cid, self.cid_field) if v is not None]
+        out += [v for v in (self.ids_changed, self.ids_cpu, self.cpu, self.aff, self.cid, self.cid_field) if v is not None]
         out += list(self.pend.values()) + list(self.blk.values())
         for m in self.fblk.values():
             out += list(m.values())
@@ -244,9 +245,6 @@ class Builder:
         self.affinity = any(ins.op == "sched_setaffinity" for _, ins in self.code)
         self.cpu_data = (self.uses_fields or bool(spec.arrays) or any(t.cpu is not None for t in spec.threads)
                          or self.affinity or any(ins.op == "getcpu" for _, ins in self.code))
-        if self.affinity and spec.env.migration:
-            raise SpecError(spec.path, next(ins.line for _, ins in self.code if ins.op == "sched_setaffinity"),
-                            "sched_setaffinity with migration = true is not modelled (migrations ignore affinity masks)")
         for _, ins in self.code:
             if ins.op == "sched_setaffinity" and ins.args[0] >= spec.env.cpus:
                 raise SpecError(spec.path, ins.line, f"sched_setaffinity {ins.args[0]}: cpus = {spec.env.cpus}")
@@ -567,6 +565,9 @@ class Builder:
                                           tv.cpu0 if self.env.glibc_rseq else -1, n)
         if self.cpu_data and (self.migrates or self.affinity):
             tv.cpu = self.var(f"{n}.cpu", IntRange(0, self.env.cpus - 1), tv.cpu0, n)
+        if self.affinity and self.migrates:
+            # the affinity mask, when migrations must respect it: -1 all CPUs
+            tv.aff = self.var(f"{n}.affinity", IntRange(-1, self.env.cpus - 1), -1, n)
 
     def area_var(self, tv: TV, t, field: str, typ, init: int) -> Var:
         """A field of T's rseq area: T's own variable, or, when T shares its

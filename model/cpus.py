@@ -97,6 +97,28 @@ def switch_cond(b, t, u) -> Expr:
     return And(b.alive(u), Or(*terms))
 
 
+def allowed(b, t, cpu: Expr) -> Expr:
+    """cpu is in T's affinity mask (T.affinity: -1 all CPUs, else the one
+    CPU sched_setaffinity gave it)."""
+    if t.aff is None:
+        return Const(1)
+    return Or(Eq(t.aff, -1), Eq(t.aff, cpu))
+
+
+def only_if_allowed(b, t, k: int, moved: dict[Var, Expr], stay: dict[Var, Expr]) -> dict[Var, Expr]:
+    """The migration k CPUs further where its target is in T's mask
+    (kernel/sched/core.c: select_task_rq and the load balancer's
+    can_migrate_task only pick CPUs in p->cpus_ptr), else `stay`: the
+    same switch without the move."""
+    n = b.env.cpus
+    nxt = Add(t.cpu, k)
+    ok = allowed(b, t, Ite(Lt(nxt, n), nxt, Sub(nxt, n)))
+    out: dict[Var, Expr] = {}
+    for v in set(moved) | set(stay):
+        out[v] = Ite(ok, moved.get(v, Ref(v)), stay.get(v, Ref(v)))
+    return out
+
+
 def move(b, t, k: int) -> dict[Var, Expr]:
     """set_task_cpu: T goes k CPUs further (mod cpus) and leaves its CPU."""
     n = b.env.cpus
@@ -141,5 +163,10 @@ def syscall_cases(b, t, d: int, ins):
     for v, e in rseq.event(b, t, d, "MIGRATE").items():
         mig[v] = Or(e, mig[v]) if v in mig else e
     away = {**mig, **release(b, t), t.cpu: Const(n)}
+    if t.aff is not None:
+        here_ups: dict[Var, Expr] = {t.aff: Const(n)}
+        away[t.aff] = Const(n)
+        return [Case(here, here_ups, f"sched_setaffinity({{{n}}}): already on CPU {n}", fn),
+                Case(Const(1), away, f"sched_setaffinity({{{n}}}): moved to CPU {n} (rseq_migrate)", fn)]
     return [Case(here, {}, f"sched_setaffinity({{{n}}}): already on CPU {n}", fn),
             Case(Const(1), away, f"sched_setaffinity({{{n}}}): moved to CPU {n} (rseq_migrate)", fn)]

@@ -161,6 +161,12 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
         if t.ids_changed is not None:
             # R1 (rseq_fork copies the cached ids): ids_changed only if the CPU differs
             ups[child.ids_changed] = Or(t.ids_changed, Ne(cpus.cpu_of(b, t), cpus.cpu_of(b, child)))
+    if child.aff is not None and t.aff is not None:
+        # dup_task_struct copies the affinity mask, and wake_up_new_task ->
+        # select_task_rq places the child on a CPU of it
+        ups[child.aff] = t.aff
+        if child.cpu is not None:
+            ups[child.cpu] = Ite(Eq(t.aff, -1), child.cpu, t.aff)
     new_task = b.rules["rseq.new_task_migrate"] == "yes" or not fork  # glibc registers a new thread itself
     if child.notify is not None and b.rules["rseq.impl"] == "legacy" and new_task:
         ups[child.notify] = Const(1)  # wake_up_new_task -> rseq_migrate (a pthread: its rseq() too)
@@ -245,6 +251,8 @@ def _reused_area(b: Builder, child: TV) -> dict[Var, Expr]:
 def _execve(b: Builder, t: TV, seg: Segment, ins: Instr) -> Case:
     target = b.label_addr(ins.args[0], seg, ins.line)
     keep = set(t.pend.values()) | set(t.blk.values()) | {t.k, t.ax, t.budget}
+    if t.aff is not None:
+        keep |= {t.aff, t.cpu}  # the mask and the CPU outlive the image
     ups: dict[Var, Expr] = {v: Const(b.init[v]) for v in t.thread_vars() if v not in keep}
     ups[t.ip[0]] = Const(target)
     for u in b.threads:

@@ -260,7 +260,14 @@ def schedule(b: Builder, t: TV, d: int) -> list[tuple[str, dict[Var, Expr]]]:
         if t.cpu is None:
             out.append((" and migrates (rseq_migrate)", mig))
         for k in range(1, b.env.cpus) if t.cpu is not None else ():
-            out.append((" and migrates (set_task_cpu -> rseq_migrate)", {**mig, **cpus.move(b, t, k)}))
+            moved = {**mig, **cpus.move(b, t, k)}
+            if t.aff is not None:
+                # the affinity mask: a target outside it is no migration
+                # (the outcome is then the plain switch above)
+                moved = cpus.only_if_allowed(b, t, k, moved, out[0][1])
+            why = " and migrates (set_task_cpu -> rseq_migrate)" if t.aff is None else \
+                " and migrates if its mask allows (set_task_cpu -> rseq_migrate)"
+            out.append((why, moved))
     return out
 
 

@@ -441,13 +441,6 @@ def test_setaffinity_moves_the_thread_and_cpu_id_follows(tmp_path: Path, preset:
     assert r.verdict == "holds"
 
 
-def test_setaffinity_with_migration_is_refused(tmp_path: Path) -> None:
-    text = two("sched_setaffinity 1", "", env="migration = true")
-    with pytest.raises(SpecError) as e:
-        build_system(load(tmp_path, text))
-    assert e.value.message.startswith("sched_setaffinity with migration = true is not modelled")
-
-
 @pytest.mark.parametrize(("rule", "want"), [("honoured", {"exit; x=1"}), ("ignored", {"exit; x=1", "exit; x=2"}),
                                              ("fatal", {"exit; x=1", "killed by SIGSEGV; x=0", "killed by SIGSEGV; x=1"})])
 def test_legacy_flags_rule_choices(tmp_path: Path, rule: str, want: set[str]) -> None:
