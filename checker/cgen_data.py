@@ -183,8 +183,8 @@ class DataGen:
                     if is_reg(a):
                         used[self.machine(a, ins)] = a
                     if a == "rseq.mm_cid":
-                        raise Unsupported(f"{self._at(ins)}: rseq.mm_cid is not generated yet (whether the kernel "
-                                          "writes it for glibc's 32-byte registration is not checked here)")
+                        raise Unsupported(f"{self._at(ins)}: rseq.mm_cid is not generated yet (no run here has "
+                                          "compared the kernel's ids with the model's)")
                     m = MEM.match(a) if isinstance(a, str) else None
                     if m and m.group(3) and is_reg(m.group(3)) and segv is not None and segv.action == "handler":
                         raise Unsupported(f"{self._at(ins)}: an index outside the array kills with SIGSEGV in the "

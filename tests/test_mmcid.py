@@ -104,12 +104,14 @@ def test_ids_change_only_at_a_switch_in(tmp_path: Path) -> None:
     assert bad == []
 
 
-def test_field_is_the_id_when_user_code_runs_legacy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("preset", ["linux-6.18", "linux-6.19", "linux-7.1"])
+def test_field_is_the_id_when_user_code_runs(tmp_path: Path, preset: str) -> None:
     # legacy kernels rewrite the ids (mm_cid included) at every
     # notify-resume, and a switch-in follows a switch-out that set
-    # NOTIFY_RESUME: in user mode, a running registered thread's field is
-    # its id
-    sp = Space(system_of(tmp_path, _two()))
+    # NOTIFY_RESUME; R1/R2 mark ids_changed when the id differs and raise
+    # the work at the switch-in: either way, in user mode, a running
+    # registered thread's field is its id
+    sp = Space(system_of(tmp_path, _two(preset)))
     for s in sp.states:
         sh = sp.shown(s)
         for t in ("T0", "T1"):
