@@ -16,6 +16,7 @@ from model.build import build_system
 from model.errors import SpecError
 from model.rules import PRESETS
 from model.spec import load_spec
+from tests.test_data import two
 from tests.util import Space, system_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,31 +24,11 @@ COUNTER = ROOT / "specs" / "mm_cid" / "mm_cid_counter_linux618.toml"
 OUTSIDE = ROOT / "specs" / "mm_cid" / "mm_cid_outside_linux618.toml"
 
 
-def _two(preset: str = "linux-6.18", env: str = "preemption = true\nmigration = true", t1: str = "",
-         cpus: tuple[int, int] = (0, 1), extra: str = "") -> str:
-    return f'''[spec]
-title = "t"
-preset = "{preset}"
-[environment]
-{env}
-[thread.T0]
-cpu = {cpus[0]}
-code = """
-        load     %r0, rseq.mm_cid
-        nop
-        load     %r0, rseq.mm_cid
-"""
-[thread.T1]
-cpu = {cpus[1]}
-code = """
-{t1 or "        load     %r1, rseq.mm_cid"}
-        nop
-"""
-{extra}
-[check]
-properties = ["no-unexpected-kill"]
-depth = 100
-'''
+def _two(preset: str = "linux-6.18", env: str = "preemption = true\nmigration = true",
+         cpus: tuple[int, int] = (0, 1)) -> str:
+    t0 = "        load     %r0, rseq.mm_cid\n        nop\n        load     %r0, rseq.mm_cid"
+    t1 = "        load     %r1, rseq.mm_cid\n        nop"
+    return two(t0, t1, preset=preset, env=env, cpus=cpus)
 
 
 @pytest.mark.parametrize("preset", ["linux-6.18", "linux-6.19", "linux-7.1"])
