@@ -140,3 +140,19 @@ def test_area_name_must_be_an_identifier(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as e:
         system_of(tmp_path, text)
     assert "rseq_area 'a b' is not an identifier" in e.value.message
+
+
+@pytest.mark.parametrize("preset", ["linux-6.0", "linux-6.18", "linux-6.19", "linux-7.1"])
+def test_waiting_clone_gives_its_cpu_away(tmp_path: Path, preset: str) -> None:
+    # everyone on CPU 0 (CPU data: T1 reads rseq.cpu_id): M's second clone
+    # waits for T0, which can only run once M's wait (a futex sleep: a
+    # schedule) lets CPU 0 switch to it; then T1 runs on the reused area,
+    # whose cpu_id the kernel rewrites for T1 (rseq-cpu-id-accurate holds)
+    text = _spec(dlclose=False, preset=preset).replace("[thread.T0]\n", "[thread.T0]\ncpu = 0\n").replace(
+        "        nop\n        exit\n\"\"\"\n[rseq_cs", "        load     %r0, rseq.cpu_id\n        exit\n\"\"\"\n[rseq_cs")
+    text = text.replace('properties = ["no-unexpected-kill"]', 'properties = ["no-unexpected-kill", "rseq-cpu-id-accurate"]')
+    system = system_of(tmp_path, text)
+    sp = Space(system)
+    assert sp.fired("clone T1 waits for the area's last user to exit (switches to T0")
+    assert sp.any(T1__k="DEAD", T0__k="DEAD", M__k="DEAD")
+    assert bfs(system, 60, por=False).verdict == "holds"
