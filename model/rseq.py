@@ -88,7 +88,8 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
         new = ids(b, t)
         cases = [c if b.killed in c.updates or "not registered" in c.label else
                  replace(c, updates={**new, **c.updates}, label=c.label.replace(", nothing to do", "")
-                         + "; ids := this CPU (rseq_update_cpu_node_id)") for c in cases]
+                         + f"; ids := this CPU{' and mm_cid' if t.cid_field is not None else ''}"
+                         " (rseq_update_cpu_node_id)") for c in cases]
     return cases
 
 

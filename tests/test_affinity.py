@@ -27,9 +27,13 @@ def test_pair_figures() -> None:
 
 def test_the_mask_binds_the_pinned_thread_only() -> None:
     sp = Space(build_system(load_spec(PINNED)))
-    # once its mask is {1}, T0 is on CPU 1 in every state
+    # once its mask is {1}, T0 is on CPU 1 in every state; every thread
+    # is always on a CPU of its mask
     assert sp.any(T0__affinity=1)
     assert not sp.any(T0__affinity=1, T0__cpu=0)
+    for s in sp.states:
+        sh = sp.shown(s)
+        assert all(sh[f"{t}.affinity"] in ("-1", sh[f"{t}.cpu"]) for t in ("T0", "T1")), sh
     # before the call it may migrate (the mask is all CPUs) ...
     assert sp.any(T0__affinity=-1, T0__cpu=1)
     # ... and T1, whose mask is all CPUs, migrates to CPU 0 and back
