@@ -51,6 +51,17 @@ def test_counter_pair_figures() -> None:
     assert any("runs T0 (mm_cid 1" in lab or "runs T1 (mm_cid 0" in lab for lab in labels)
 
 
+@pytest.mark.parametrize("preset", ["linux-6.19", "linux-7.1"])
+def test_trusting_an_old_id_loses_updates_on_r1_and_r2(preset: str) -> None:
+    # the same 26-step interleaving: R1/R2 mark ids_changed when the id
+    # changes at a switch-in, so T1's field is rewritten; T0's register
+    # keeps the old id
+    spec = load_spec(OUTSIDE)
+    spec.preset = preset
+    res = bfs(build_system(spec), 200)
+    assert (res.verdict, res.prop, len(res.trace) - 1) == ("violation", "assert", 26)
+
+
 def _running_ids(sp: Space, s: tuple) -> list[int]:
     sh = sp.shown(s)
     return [int(sh[f"{t}.mm_cid"]) for t in ("T0", "T1") if sh[f"cpu{int(sh.get(f'{t}.cpu', t[1]))}.curr"] == t]
