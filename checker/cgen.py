@@ -410,6 +410,8 @@ def generate(spec: Spec, spin: int = 200000) -> Program:
         # the kernel would nest deeper than the model's bound
         raise Unsupported(f"max_signals = {env.max_signals} > max_nesting = {env.max_nesting}: "
                           "real handlers could nest deeper than the model explores")
+    if env.max_notify_signals:
+        raise Unsupported("max_notify_signals (io_uring task_work) is not generated yet")
     if env.notify_resume and "SIGPROF" in env.signals:
         raise Unsupported("SIGPROF is the runner's notify-resume timer; use another signal")
     for s in env.signals:

@@ -184,7 +184,8 @@ def _max_nesting(text: str) -> int:
 _HEADER_TYPES: dict[str, tuple[type, ...]] = {
     "tool": (str,), "version": (str,), "spec": (str,), "spec_hash": (str,), "title": (str,), "source": (str,),
     "preset": (str,), "rules": (dict,), "property": (str,), "property_doc": (str,), "engine": (str,),
-    "shortest": (bool,), "bound": (int,), "rank": (int,), "distinct": (int,),
+    "shortest": (bool,), "bound": (int,), "rank": (int,), "distinct": (int,), "proposal": (dict,),
+    "program": (list,), "addresses": (dict,), "legend": (dict,),
 }
 _EDGE_KEYS = ("action", "actor", "kernel_fn", "rule", "proc")
 
@@ -221,6 +222,30 @@ def check_itf(data: Any) -> None:
             for rk, rv in v.items():
                 _text(rk, "a rule name")
                 _text(rv, f"rule {rk}")
+        if k == "program":  # [{"name": str, "lines": [[line, text], ...]}, ...]
+            for block in v:
+                if not isinstance(block, dict) or not isinstance(block.get("lines"), list):
+                    raise TraceError("#meta program must be a list of {name, lines}")
+                _text(block.get("name"), "a program block's name")
+                for item in block["lines"]:
+                    if not (isinstance(item, list) and len(item) == 2 and type(item[0]) is int):
+                        raise TraceError("#meta program lines must be [line, text]")
+                    _text(item[1], "a program line")
+        if k in ("addresses", "legend"):
+            for ak, av in v.items():
+                _text(ak, f"a #meta {k} key")
+                if k == "legend":
+                    _text(av, f"#meta legend {ak}")
+                elif type(av) is not int:
+                    raise TraceError(f"#meta addresses {ak} must be a line number")
+        if k == "proposal":  # {"preset": str | None, "rules": {name: choice}}; its meaning: checker.proposal
+            if set(v) - {"preset", "rules"} or not isinstance(v.get("rules", {}), dict):
+                raise TraceError("#meta proposal must be {preset, rules}")
+            if v.get("preset") is not None:
+                _text(v["preset"], "the proposal's preset")
+            for rk, rv in v.get("rules", {}).items():
+                _text(rk, "a rule name")
+                _text(rv, f"rule {rk}")
     names = data.get("vars")
     states = data.get("states")
     if not isinstance(names, list) or not isinstance(states, list) or not states:
@@ -245,6 +270,8 @@ def check_itf(data: Any) -> None:
             for k in _EDGE_KEYS:
                 if k in m:
                     _text(m[k], f"state {i}: {k}")
+            if "line" in m and type(m["line"]) is not int:
+                raise TraceError(f"state {i}: line must be a number")
 
 
 def spec_named_by_trace(trace: str, named: Any) -> str:

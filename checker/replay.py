@@ -19,6 +19,7 @@ import networkx as nx
 from checker import __version__
 from checker.compile import compile_system
 from checker.inputs import InputError, TraceError, check_itf, read_trace_json, spec_named_by_trace
+from checker.proposal import Proposal, ProposalError
 from checker.trace import changes, from_itf, show_state
 from model.build import build_system
 from model.errors import SpecError
@@ -130,7 +131,11 @@ def replay_file(trace: str | Path, spec_path: str | Path | None = None) -> Repla
             )
     try:
         spec = load_spec(spec_path)
+        if "proposal" in h:  # saved by `verify --preset/--rule`: the same model again
+            spec = Proposal.from_record(h["proposal"]).apply(spec)
         system = build_system(spec)
+    except ProposalError as e:
+        raise ReplayError(f"{trace}: {e}") from None
     except SpecError as e:
         raise ReplayError(str(e)) from None
     except ModelError as e:

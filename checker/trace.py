@@ -243,6 +243,8 @@ def _label(e: dict) -> str:
     kfn = e.get("kernel_fn")
     if kfn and f"[{kfn}]" in label:
         label = " ".join(label.replace(f"[{kfn}]", " ").split())
+    if e.get("line"):  # a user instruction: its line in the program above
+        label = f"L{e['line']} {label}"
     return label
 
 
@@ -265,6 +267,11 @@ def _header(g: nx.DiGraph, width: int) -> list[str]:
     rules = h.get("rules") or {}
     rule_txt = ", ".join(f"{k}={v}" for k, v in rules.items()) or "none"
     lines += _wrap(f"preset: {h.get('preset', '')}; overrides: {rule_txt}", width, "", "  ")
+    if isinstance(h.get("proposal"), dict):  # verify --preset/--rule, applied over the spec's own
+        p = h["proposal"]
+        flags = ([f"--preset {p['preset']}"] if p.get("preset") else []) + \
+            [f"--rule {k}={v}" for k, v in (p.get("rules") or {}).items()]
+        lines += _wrap("proposal (command line): " + " ".join(flags), width, "", "  ")
     n = g.number_of_nodes() - 1
     what = [f"{n} step{'s' if n != 1 else ''}"]
     if h.get("shortest", True):
@@ -308,6 +315,9 @@ def _columns(ls: list[Lane]) -> list[int]:
 def render_text(g: nx.DiGraph, width: int = WIDTH) -> str:
     lines = _header(g, width)
     lines.append("")
+    prog = _program(g, width)
+    if prog:
+        lines += prog + [""]
     n = g.number_of_nodes() - 1
     ls = lanes(g)
     cols = _columns(ls)
@@ -318,13 +328,48 @@ def render_text(g: nx.DiGraph, width: int = WIDTH) -> str:
         lines += _steps_inline(g, width)
     lines.append("")
     lines += _broken(g, width)
+    legend = g.graph.get("legend")
+    if isinstance(legend, dict) and legend:
+        lines += ["", "Names in the trace:"]
+        for name, text in legend.items():
+            lines += _wrap(f"{name}: {text}", width, "  ", "    ", hyphens=False)
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-def _step_body(e: dict, before: dict, after: dict) -> list[tuple[str, int, bool]]:
+def _program(g: nx.DiGraph, width: int) -> list[str]:
+    """The spec's code blocks with their line numbers (traces saved before
+    the header carried the program have none)."""
+    prog = g.graph.get("program")
+    if not isinstance(prog, list) or not prog:
+        return []
+    lw = max((len(str(ln)) for b in prog for ln, _ in b.get("lines", [])), default=1)
+    out = ["The program (L<n>: line n of the spec):"]
+    for block in prog:
+        out.append(f"  {block.get('name', '')}")
+        for ln, text in block.get("lines", []):
+            out += _wrap(f"L{ln:<{lw}}  {text}", width, "    ", "    " + " " * (lw + 3), hyphens=False)
+    return out
+
+
+def _at_lines(ch: list[str], addresses: Any) -> list[str]:
+    """`T0.ip1=SIGUSR1+0` as `T0.ip1=L21`: code addresses as spec lines."""
+    if not isinstance(addresses, dict) or not addresses:
+        return ch
+    out = []
+    for c in ch:
+        name, _, value = c.partition("=")
+        line = addresses.get(value) if _IP_VAR.search(name) else None
+        out.append(f"{name}=L{line}" if line else c)
+    return out
+
+
+_IP_VAR = re.compile(r"\.ip[0-9]+$")
+
+
+def _step_body(e: dict, before: dict, after: dict, addresses: Any = None) -> list[tuple[str, int, bool]]:
     """A step's text as (text, extra indent, break on hyphens) paragraphs."""
     out = [(_label(e), 0, True)]
-    ch = changes(before, after, str(e.get("label", "")))
+    ch = _at_lines(changes(before, after, str(e.get("label", ""))), addresses)
     if ch:
         out.append(("  ".join(ch), 2, False))
     note = _source_note(e)
@@ -357,7 +402,7 @@ def _steps_in_lanes(g: nx.DiGraph, ls: list[Lane], cols: list[int], width: int) 
         first = f"{i:>{num_w}}  " + _gutter(cols, marks)
         cont = lead + _gutter(cols, ["|" if x else " " for x in live[i]])
         body = []
-        for text, extra, hy in _step_body(e, before, after):
+        for text, extra, hy in _step_body(e, before, after, g.graph.get("addresses")):
             body += _wrap(text, width - text_at, " " * extra, " " * (extra + (1 if text.startswith("[") else 0)), hy)
         for j, line in enumerate(body):
             lines.append(f"{first if j == 0 else cont:<{text_at}}" + line)
@@ -372,7 +417,7 @@ def _steps_inline(g: nx.DiGraph, width: int) -> list[str]:
     lines: list[str] = []
     for i, (e, before, after) in enumerate(steps(g), start=1):
         lines += _wrap(f"{e['actor']}: {_label(e)}", width, f"{i:>{num_w}} ", pad)
-        for text, extra, hy in _step_body(e, before, after)[1:]:
+        for text, extra, hy in _step_body(e, before, after, g.graph.get("addresses"))[1:]:
             ind = pad + " " * extra
             lines += _wrap(text, width, ind, ind + (" " if text.startswith("[") else ""), hy)
     return lines
@@ -395,6 +440,8 @@ def to_itf(g: nx.DiGraph) -> dict:
             meta.update(
                 {"action": e["label"], "actor": e["actor"], "kernel_fn": e["kernel_fn"], "rule": e["rule"], "proc": e["proc"]}
             )
+            if e.get("line"):
+                meta["line"] = e["line"]
         st: dict[str, Any] = {"#meta": meta}
         st.update(g.nodes[i]["vars"])
         states.append(st)
@@ -436,6 +483,8 @@ def from_itf(data: Any) -> nx.DiGraph:
                 rule=m.get("rule", ""),
                 proc=m.get("proc", ""),
             )
+            if isinstance(m.get("line"), int):
+                g.edges[i - 1, i]["line"] = m["line"]
     return g
 
 
@@ -497,6 +546,7 @@ _GML_KEYS: tuple[tuple[str, str, str, str | None], ...] = (
     ("sourcecodelang", "graph", "string", None),
     ("preset", "graph", "string", None),
     ("rules", "graph", "string", None),
+    ("proposal", "graph", "string", None),
     ("title", "graph", "string", None),
     ("source", "graph", "string", None),
     ("engine", "graph", "string", None),
@@ -512,6 +562,7 @@ _GML_KEYS: tuple[tuple[str, str, str, str | None], ...] = (
     ("action", "edge", "string", None),
     ("kernel_fn", "edge", "string", None),
     ("rule", "edge", "string", None),
+    ("startline", "edge", "int", None),
 )
 
 
@@ -549,6 +600,7 @@ def render_graphml(g: nx.DiGraph) -> str:
         "sourcecodelang": "rseqcheck-spec-v0",
         "preset": h.get("preset", ""),
         "rules": json.dumps(h.get("rules") or {}, sort_keys=True),
+        "proposal": json.dumps(h["proposal"], sort_keys=True) if "proposal" in h else "",
         "title": h.get("title", ""),
         "source": h.get("source", ""),
         "engine": h.get("engine", ""),
@@ -579,6 +631,8 @@ def render_graphml(g: nx.DiGraph) -> str:
         for key in ("kernel_fn", "rule"):
             if e.get(key):
                 data(edge, key, e[key])
+        if e.get("line"):
+            data(edge, "startline", e["line"])
     ET.indent(root, space=" ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + xml_clean(ET.tostring(root, encoding="unicode")) + "\n"
 

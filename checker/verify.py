@@ -19,7 +19,9 @@ from checker import __version__
 from checker.escape import xml_clean
 from checker.explicit import Distinct, SearchResult, Stats, bfs, distinct_counterexamples
 from checker.limits import check_size
-from checker.trace import build_graph, render
+from checker.proposal import Proposal
+from checker.trace import build_graph, changes, render
+from model import glossary
 from model.build import build_system
 from model.errors import SpecError
 from model.ir import ModelError, System
@@ -45,6 +47,7 @@ class Outcome:
     distinct: Distinct | None = None  # when more than one counterexample was asked for
     more: list[nx.DiGraph] = field(default_factory=list)  # counterexamples 2, 3, ... (shortest first)
     outcomes_check: tuple[bool | None, str] = (None, "")  # [outcomes]: (holds? None: unknown or none, one line)
+    proposal: Proposal | None = None  # verify --preset/--rule, applied over the spec's own
 
     @property
     def verdict(self) -> str:
@@ -117,6 +120,8 @@ class Outcome:
                 spec_hash=self.spec.hash,
                 properties=list(self.spec.properties),
             )
+        if self.proposal:
+            out["proposal"] = self.proposal.record()
         if self.error:
             out["error"] = self.error
         out["property_verdicts"] = dict(self.property_verdicts())
@@ -181,15 +186,19 @@ def check_spec(
     max_counterexamples: int = 1,
     max_states: int | None = None,
     por_frozen: bool = False,
+    proposal: Proposal | None = None,
 ) -> Outcome:
     """max_counterexamples > 1 (explicit engine): up to that many
     counterexamples with different interleavings, shortest first, searched
     without partial-order reduction; the symbolic engines ignore it.
     por_frozen: the explicit engine's state-dependent independence
-    (checker/explicit.py:bfs)."""
-    out = Outcome(path, asked=max_counterexamples)
+    (checker/explicit.py:bfs).  proposal: a preset and rule choices that
+    replace the spec's own (checker/proposal.py)."""
+    out = Outcome(path, asked=max_counterexamples, proposal=proposal or None)
     try:
         spec = load_spec(path)
+        if proposal:
+            spec = proposal.apply(spec)
         out.spec = spec
         check_size(spec)  # refuse what cannot be built before building it
         system = out.system = build_system(spec)
@@ -233,15 +242,16 @@ def check_spec(
         for p in system.properties:
             if p.trigger_tag and p.trigger_tag not in tags:
                 out.vacuous.append(p.name)
+    said = {"proposal": proposal.record()} if proposal else {}  # in the trace's header, for replay
     if res.verdict == "violation":
-        out.graph = trace_graph(system, spec, res)
+        out.graph = trace_graph(system, spec, res, **said)
     if out.distinct is not None and out.graph is not None:
         d = out.distinct
         k = len(d.traces)
         out.graph.graph.update(rank=1, distinct=k)
         for i, (prop, trace) in enumerate(d.traces[1:], start=2):
             other = replace(res, prop=prop, trace=trace, shortest=len(trace) == len(res.trace))
-            out.more.append(trace_graph(system, spec, other, rank=i, distinct=k))
+            out.more.append(trace_graph(system, spec, other, rank=i, distinct=k, **said))
     return out
 
 
@@ -277,7 +287,45 @@ def trace_graph(system: System, spec: Spec, res: SearchResult, **extra: Any) -> 
         "bound": res.bound,
         **extra,
     }
-    return build_graph(system, res.trace, header)
+    g = build_graph(system, res.trace, header)
+    b = system.meta.get("builder")
+    if b is not None:  # the program and the names in words: the text reads without the repository
+        _explain(g, b)
+    return g
+
+
+def _explain(g: nx.DiGraph, b: Any) -> None:
+    """Add the program, the line of each code address, the line of each
+    user step's instruction, and a legend of the names the trace shows."""
+    addr = glossary.addresses(b)
+    g.graph.update(program=glossary.program(b), addresses=addr)
+    threads = glossary.thread_names(b)
+    phases: dict[str, set[str]] = {}
+    shown: list[str] = []
+    for i in range(1, g.number_of_nodes()):
+        e, before, after = g.edges[i - 1, i], g.nodes[i - 1]["vars"], g.nodes[i]["vars"]
+        ctx = e["actor"]
+        if not ctx.endswith(":kernel") and ctx != "env":
+            t, _, h = ctx.partition(".h")
+            line = addr.get(str(before.get(f"{t}.ip{h or 0}")))
+            if line:
+                e["line"] = line
+        for c in changes(before, after, e["label"]):
+            name, _, value = c.partition("=")
+            if name not in shown:
+                shown.append(name)
+            if name.endswith(".k"):
+                phases.setdefault(name, set()).add(value)
+    legend = {}
+    for name in shown:
+        text = glossary.describe(name, threads)
+        if text is None:
+            continue
+        if name in phases:
+            text += "; " + "; ".join(f"{p} {glossary.PHASE_WORDS[p]}" for p in glossary.PHASE_WORDS
+                                     if p in phases[name])
+        legend[name] = text
+    g.graph["legend"] = legend
 
 
 def _portable(path: str) -> str:
@@ -393,6 +441,8 @@ def junit_xml(outcomes: list[Outcome]) -> str:
         if o.spec:
             info.update(spec_hash=o.spec.hash, preset=o.spec.preset, expected=o.expected or "holds",
                         rules=", ".join(f"{k}={v}" for k, v in o.spec.rules.items()) or "none")
+        if o.proposal:
+            info["proposal"] = o.proposal.describe()
         info["verdict"] = o.verdict
         if r:
             info.update(engine=r.engine, summary=o.describe(), states=r.stats.states, depth=r.stats.depth)

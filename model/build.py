@@ -110,6 +110,8 @@ class TV:
     budget: Var | None = None
     resched: Var | None = None
     notify: Var | None = None
+    nsig: Var | None = None  # TIF_NOTIFY_SIGNAL (task_work_add(TWA_SIGNAL))
+    nbudget: Var | None = None  # task_work notifications the environment may still send
     ksig: Var | None = None
     rseq_cs: Var | None = None
     sud: Var | None = None
@@ -157,7 +159,7 @@ class TV:
         out: list[Var] = [*self.ip]
         for v in (self.depth, self.ax, self.budget, self.resched, self.notify, self.ksig, self.rseq_cs, self.sud,
                   self.selector, self.reg, self.rseq_ret, self.tf, self.unrep, self.on_dispatch,
-                  self.user_irq, self.raised):
+                  self.user_irq, self.raised, self.nsig, self.nbudget):
             if v is not None:
                 out.append(v)
         out += list(self.tls.values()) + list(self.ftf.values())
@@ -493,6 +495,11 @@ class Builder:
             tv.budget = self.var(f"{n}.budget", IntRange(0, self.env.max_signals), self.env.max_signals, n)
         if self.env.preemption:
             tv.resched = self.var(f"{n}.resched", Bool(), 0, n)
+        if self.env.max_notify_signals > 0:
+            k = self.env.max_notify_signals
+            tv.nbudget = self.var(f"{n}.tw_budget", IntRange(0, k), k, n)
+            if self.rules["task_work.twa_signal"] == "yes":
+                tv.nsig = self.var(f"{n}.notify_signal", Bool(), 0, n)
         handled = [s for s in self.sigs if self.sig_action(s) == "handler"]
         if handled and N > 0:
             tv.ksig = self.var(f"{n}.ksig", Enum("NONE", *handled), 0, n)
@@ -510,7 +517,7 @@ class Builder:
                 # R1/R2: t->rseq.event.user_irq and the raised work (sched_switch + TIF_RSEQ)
                 tv.user_irq = self.var(f"{n}.user_irq", Bool(), 0, n)
                 tv.raised = self.var(f"{n}.rseq_work", Bool(), 0, n)
-        elif self.env.notify_resume:
+        elif self.env.notify_resume or (tv.nbudget is not None and tv.nsig is None):
             tv.notify = self.var(f"{n}.notify", Bool(), 0, n)
         if self.uses_desc:
             names = sorted({ins.args[0] for _, ins in self.code if ins.op == "set_desc" and ins.args[0] != "0"})
@@ -620,6 +627,11 @@ class Builder:
 
     def any_deliverable(self, t: TV) -> Expr:
         return Or(*[self.deliverable(t, s) for s in self.sigs])
+
+    def sig_pending(self, t: TV) -> Expr:
+        """signal_pending(): a deliverable signal or TIF_NOTIFY_SIGNAL
+        (include/linux/sched/signal.h); what wakes an interruptible sleep."""
+        return Or(self.any_deliverable(t), *([t.nsig] if t.nsig is not None else []))
 
     def thread_ends(self, t: TV) -> dict[Var, Expr]:
         """The thread is gone (kernel/exit.c:do_exit): DEAD, and its

@@ -32,10 +32,10 @@ Each declared thread is created once: a second clone of it fails (-EAGAIN).
 
 from __future__ import annotations
 
-from model import cpus
+from model import registration
 from model.build import PHASES, SPECIAL_VARS, TV, A, Builder, Case, P
 from model.errors import SpecError
-from model.ir import And, Const, Eq, Expr, Ite, Ne, Not, Or, Var
+from model.ir import And, Const, Eq, Expr, Ite, Not, Var
 from model.program import Instr, Segment, expr_vars
 
 COPY_PROCESS = "kernel/fork.c:copy_process"
@@ -159,8 +159,13 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
         for f, v in t.rs.items():
             ups[child.rs[f]] = v
         if t.ids_changed is not None:
-            # R1 (rseq_fork copies the cached ids): ids_changed only if the CPU differs
-            ups[child.ids_changed] = Or(t.ids_changed, Ne(cpus.cpu_of(b, t), cpus.cpu_of(b, child)))
+            # R1 (include/linux/rseq.h:rseq_fork, 6.19): the child's cached ids
+            # are invalidated (ids.cpu_cid = ~0) and a registered child is
+            # forced into the slow path (event.slowpath, TIF_NOTIFY_RESUME),
+            # so its first return to user writes its own ids.
+            ups[child.ids_changed] = Const(1)
+            if child.raised is not None:
+                ups[child.raised] = registration.registered(t)
     if child.aff is not None and t.aff is not None:
         # dup_task_struct copies the affinity mask, and wake_up_new_task ->
         # select_task_rq places the child on a CPU of it
@@ -250,7 +255,7 @@ def _reused_area(b: Builder, child: TV) -> dict[Var, Expr]:
 
 def _execve(b: Builder, t: TV, seg: Segment, ins: Instr) -> Case:
     target = b.label_addr(ins.args[0], seg, ins.line)
-    keep = set(t.pend.values()) | set(t.blk.values()) | {t.k, t.ax, t.budget}
+    keep = set(t.pend.values()) | set(t.blk.values()) | {t.k, t.ax, t.budget, t.nbudget}
     if t.aff is not None:
         keep |= {t.aff, t.cpu}  # the mask and the CPU outlive the image
     ups: dict[Var, Expr] = {v: Const(b.init[v]) for v in t.thread_vars() if v not in keep}

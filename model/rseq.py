@@ -137,7 +137,9 @@ def catchable(b: Builder, t: TV, cases: list[Case], delivering: str | None = Non
     (force_sig_info_to_task then kills).  While SIGSEGV itself is being
     delivered it is force_fatal_sig: SIG_DFL and pending, but the frame being
     set up is still built, so a handler without SA_NODEFER runs once and the
-    task dies at its sigreturn (conformance probe p05-segv)."""
+    task dies at its sigreturn (conformance probe p05-segv); before
+    784e0300fe9f (rule rseq.segv_while_delivering_segv = force_sig) it was
+    force_sig again: queued, the handler kept, delivered anew forever."""
     if b.segv_dfl is None:
         return cases
     segv = b.killed.type.names.index("SIGSEGV")
@@ -151,10 +153,16 @@ def catchable(b: Builder, t: TV, cases: list[Case], delivering: str | None = Non
                            label=c.label + " (SIGSEGV blocked or SIG_DFL: killed)"))
         ups: dict[Var, Expr] = {t.pend["SIGSEGV"]: Const(1)}
         how = "force_sig(SIGSEGV), for the handler"
+        rule = c.rule
         if delivering == "SIGSEGV":
-            ups[b.segv_dfl] = Const(1)
-            how = "force_fatal_sig(SIGSEGV): SIG_DFL and pending, this frame is still built"
-        out.append(replace(c, updates=ups, label=c.label.replace("-> SIGSEGV", "-> " + how)))
+            if b.rules["rseq.segv_while_delivering_segv"] == "force_sigsegv":
+                ups[b.segv_dfl] = Const(1)
+                how = "force_fatal_sig(SIGSEGV): SIG_DFL and pending, this frame is still built"
+            else:
+                # 4.18-rc1: force_sig again, the handler kept: delivered anew (784e0300fe9f)
+                how = "force_sig(SIGSEGV) again, handler kept: pending, this frame is still built"
+                rule = "rseq.segv_while_delivering_segv=force_sig"
+        out.append(replace(c, updates=ups, label=c.label.replace("-> SIGSEGV", "-> " + how), rule=rule))
     return out
 
 

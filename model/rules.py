@@ -254,6 +254,54 @@ _rule(
 )
 _rule(
     Rule(
+        "task_work.twa_signal",
+        ("no", "yes"),
+        "Whether task_work_add can notify by a signal wake-up (TWA_SIGNAL, what io_uring "
+        "uses): yes (5.8+): the task is woken as if a signal were pending (5.8-5.10 "
+        "JOBCTL_TASK_WORK + TIF_SIGPENDING, 5.11+ TIF_NOTIFY_SIGNAL), a sleeping syscall "
+        "returns -ERESTART*, get_signal runs the work, finds no signal and the syscall is "
+        "restarted, with no rseq step; no (before 5.8): the work only sets "
+        "TIF_NOTIFY_RESUME. Used by [environment] max_notify_signals.",
+        "kernel/task_work.c:task_work_add ('task_work: teach task_work_add() to do "
+        "signal_wake_up()', e91b48162332, 5.8); include/linux/sched/signal.h:signal_pending; "
+        "kernel/entry/common.c:exit_to_user_mode_loop; "
+        "arch/x86/kernel/signal.c:arch_do_signal_or_restart",
+        _since("linux-5.8", "yes", "no"),
+    )
+)
+_rule(
+    Rule(
+        "rseq.segv_while_delivering_segv",
+        ("force_sig", "force_sigsegv"),
+        "What an rseq failure raises while SIGSEGV itself is being delivered (the fixup in "
+        "rseq_signal_deliver). force_sig (4.18-rc1): a plain force_sig(SIGSEGV), queued for the "
+        "handler again, so a descriptor that keeps failing re-delivers SIGSEGV forever (a "
+        "handler without SA_NODEFER runs once per delivery: the process never ends). "
+        "force_sigsegv (4.18 and later): the handler is reset to SIG_DFL, the next delivery "
+        "kills.",
+        "kernel/rseq.c:__rseq_handle_notify_resume, kernel/signal.c:force_sigsegv ('rseq: "
+        "Avoid infinite recursion when delivering SIGSEGV', 784e0300fe9f, 4.18-rc)",
+        _all("force_sigsegv"),
+    )
+)
+_rule(
+    Rule(
+        "rseq.event_mask_guard",
+        ("preempt", "irq"),
+        "Legacy rseq_need_restart reads the event mask and clears it in two steps. preempt "
+        "(5.10-6.17): only preemption is disabled, so a membarrier RSEQ IPI (ipi_rseq -> "
+        "rseq_preempt) landing between the read and the clear sets PREEMPT, which the clear "
+        "wipes: the fixup decides on the old mask and the section commits after the fence. "
+        "irq: 'rseq: Protect event mask against membarrier IPI' (6eb350a22331, 6.18; stable "
+        "6.1.y and later) disables interrupts there when CONFIG_MEMBARRIER. No effect on "
+        "R1/R2 (no event mask) or without membarrier.",
+        "kernel/rseq.c:rseq_need_restart; include/linux/rseq.h:rseq_preempt (Fixes: "
+        "2a36ab717e8f, the 5.10 MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ)",
+        _since("linux-6.18", "irq", "preempt"),
+    )
+)
+_rule(
+    Rule(
         "rseq.unregister_cpu_id_start",
         ("0", "uninitialized"),
         "What rseq(RSEQ_FLAG_UNREGISTER) leaves in the area's cpu_id_start (cpu_id is always "

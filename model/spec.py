@@ -71,6 +71,7 @@ class Environment:
     preemption: bool = False
     migration: bool = False
     notify_resume: bool = False
+    max_notify_signals: int = 0  # task_work_add(TWA_SIGNAL) per thread (io_uring): TIF_NOTIFY_SIGNAL
     glibc_rseq: bool = True  # glibc registered every thread at start (tunable glibc.pthread.rseq)
 
 
@@ -277,7 +278,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         rules[name] = v
 
     e = table("environment")
-    check_keys(e, {"signals", "max_signals", "max_nesting", "cpus", "preemption", "migration", "notify_resume", "glibc_rseq"}, ("environment",))
+    check_keys(e, {"signals", "max_signals", "max_nesting", "cpus", "preemption", "migration", "notify_resume", "max_notify_signals", "glibc_rseq"}, ("environment",))
     env = Environment(
         signals=str_list(e, "signals", ("environment",)),
         max_signals=typed(e, "max_signals", int, ("environment",), 0),
@@ -286,6 +287,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         preemption=typed(e, "preemption", bool, ("environment",), False),
         migration=typed(e, "migration", bool, ("environment",), False),
         notify_resume=typed(e, "notify_resume", bool, ("environment",), False),
+        max_notify_signals=typed(e, "max_notify_signals", int, ("environment",), 0),
         glibc_rseq=typed(e, "glibc_rseq", bool, ("environment",), True),
     )
     for s in env.signals:
@@ -295,7 +297,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
             raise err(("environment", "signals"), f"{s} is not modelled (it ends the process outright)")
     if len(set(env.signals)) != len(env.signals):
         raise err(("environment", "signals"), "a signal is listed twice")
-    for key, lo, hi in (("max_signals", 0, 15), ("max_nesting", 0, 4), ("cpus", 1, 64)):
+    for key, lo, hi in (("max_signals", 0, 15), ("max_notify_signals", 0, 15), ("max_nesting", 0, 4), ("cpus", 1, 64)):
         v = getattr(env, key)
         if not lo <= v <= hi:
             raise err(("environment", key), f"{key} = {v} is out of range {lo}..{hi}")

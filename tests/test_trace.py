@@ -82,9 +82,12 @@ def saved_graph(name: str = "unprotected") -> nx.DiGraph:
 
 # unprotected: one thread, one handler frame; nested: one thread, a handler
 # interrupted by a second one (T0.h2); two_threads: T0 and T1 with T1's
-# handler; long: every string longer than a line.
+# handler; long: every string longer than a line; standalone: unprotected
+# saved with the program, each step's line and the legend (the text reads
+# without the repository).
 CASES = {
     "unprotected": saved_graph,
+    "standalone": lambda: saved_graph("standalone"),
     "nested": lambda: saved_graph("nested"),
     "two_threads": lambda: saved_graph("two_threads"),
     "long": long_graph,
