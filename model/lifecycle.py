@@ -107,9 +107,12 @@ def area_groups(b: Builder) -> dict[str, list[str]]:
             users.setdefault(ts.area, []).append(ts)
     out: dict[str, list[str]] = {}
     path = b.spec.path
+    names = {t.name for t in b.spec.threads}
     for area, ts in users.items():
         if len(ts) < 2:
             continue
+        if area in names:
+            raise SpecError(path, ts[0].area_line, f"rseq_area {area}: the name of a thread; name the area otherwise")
         for i, x in enumerate(ts):
             made = b.spawns.get(x.name)
             if made is None and i > 0:

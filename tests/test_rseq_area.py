@@ -135,6 +135,15 @@ def test_area_sharing_errors_name_the_line(tmp_path: Path, extra: str, clone1: s
     assert e.value.line == want and e.value.message.startswith(message), str(e.value)
 
 
+def test_area_may_not_be_named_like_a_thread(tmp_path: Path) -> None:
+    # its variables (M.rseq_cs) would be the thread's
+    text = _spec().replace('rseq_area = "A"', 'rseq_area = "M"')
+    with pytest.raises(SpecError) as e:
+        system_of(tmp_path, text)
+    want = next(i for i, line in enumerate(text.split("\n"), start=1) if line.startswith("rseq_area"))
+    assert e.value.line == want and "rseq_area M: the name of a thread" in e.value.message
+
+
 def test_area_name_must_be_an_identifier(tmp_path: Path) -> None:
     text = _spec(area1='rseq_area = "a b"')
     with pytest.raises(SpecError) as e:
