@@ -165,3 +165,13 @@ def test_waiting_clone_gives_its_cpu_away(tmp_path: Path, preset: str) -> None:
     assert sp.fired("clone T1 waits for the area's last user to exit (switches to T0")
     assert sp.any(T1__k="DEAD", T0__k="DEAD", M__k="DEAD")
     assert bfs(system, 60, por=False).verdict == "holds"
+
+
+def test_legend_names_the_new_state() -> None:
+    # traces must read without the repository (model/glossary.py)
+    from model.glossary import describe
+
+    assert describe("A.rseq_cs", {"T0"}) == "the rseq_cs pointer in rseq area A, which its threads use in turn"
+    assert describe("A.rseq.cpu_id", {"T0"}) == "the cpu_id field of rseq area A, as user space reads it"
+    assert describe("T0.mm_cid", {"T0"}).startswith("the mm_cid T0 got at its last switch-in")
+    assert describe("T0.affinity", {"T0"}).startswith("T0's CPU affinity")
