@@ -68,6 +68,8 @@ _THREAD_VARS: tuple[tuple[str, str], ...] = (
     (r"on_dispatch", "a dispatched syscall's SIGSYS is being handled (monitor)"),
     (r"tf", "the trap flag in {t}'s flags register (single-stepping)"),
     (r"unreported", "a single step of {t} not yet reported to the tracer"),
+    (r"mm_cid", "the mm_cid {t} got at its last switch-in (held while {t} is on a CPU)"),
+    (r"affinity", "{t}'s CPU affinity: -1 all CPUs, else the one sched_setaffinity allowed"),
     (r"(%r\d+)", "{t}'s register {x}"),
     (r"(\w+)", "{t}'s thread-local variable {x}"),
 )
@@ -79,6 +81,8 @@ _GLOBAL_VARS: tuple[tuple[str, str], ...] = (
     (r"cpu(\d+)\.curr", "the thread CPU {x} runs"),
     (r"execve_done", "execve has replaced the program"),
     (r"(\w+)\.unmapped", "the library {x} was unloaded (dlclose)"),
+    (r"(\w+)\.rseq_cs", "the rseq_cs pointer in rseq area {x}, which its threads use in turn"),
+    (r"(\w+)\.rseq\.(\w+)", "the {y} field of rseq area {x}, as user space reads it"),
     (r"(\w+)\[(\w+)\]", "slot {y} of the per-CPU array {x}"),
 )
 

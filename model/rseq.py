@@ -91,11 +91,13 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
         new = ids(b, t)
         cases = [c if b.killed in c.updates or "not registered" in c.label else
                  replace(c, updates={**new, **c.updates}, label=c.label.replace(", nothing to do", "")
-                         + "; ids := this CPU (rseq_update_cpu_node_id)") for c in cases]
+                         + f"; ids := this CPU{' and mm_cid' if t.cid_field is not None else ''}"
+                         " (rseq_update_cpu_node_id)") for c in cases]
     return cases
 
 
-def ids(b: Builder, t: TV, when: Expr | None = None, cpu: Expr | None = None) -> dict[Var, Expr]:
+def ids(b: Builder, t: TV, when: Expr | None = None, cpu: Expr | None = None,
+        cid: Expr | None = None) -> dict[Var, Expr]:
     """rseq_update_cpu_node_id (legacy) / rseq_set_ids (R1/R2): the
     registered area's cpu_id_start and cpu_id become the CPU the task is
     on (node_id stays 0: one node); only into the TLS area, whose fields
@@ -109,6 +111,10 @@ def ids(b: Builder, t: TV, when: Expr | None = None, cpu: Expr | None = None) ->
         on = And(on, when)
     cpu = cpus.cpu_of(b, t) if cpu is None else cpu
     out = {v: (cpu if isinstance(on, Const) and on.value else Ite(on, cpu, v)) for v in t.rs.values()}
+    if t.cid_field is not None:
+        # 6.3+: mm_cid too, the id the task holds (model/mmcid.py)
+        cid = lift(t.cid) if cid is None else cid
+        out[t.cid_field] = cid if isinstance(on, Const) and on.value else Ite(on, cid, t.cid_field)
     if t.ids_cpu is not None:
         out[t.ids_cpu] = Ite(on, cpu, t.ids_cpu)
     return out
@@ -264,14 +270,24 @@ def schedule(b: Builder, t: TV, d: int) -> list[tuple[str, dict[Var, Expr]]]:
     """A context switch away and back (kernel/sched/core.c:
     prepare_task_switch -> rseq_preempt), optionally onto another CPU
     (set_task_cpu -> rseq_migrate)."""
-    from model import cpus
+    from model import cpus, mmcid
 
     base = event(b, t, d, "PREEMPT")
-    out = [("", base)]
+    if b.uses_cid and b.curr:
+        # the CPU is idle until __schedule switches a thread in (T again,
+        # or another), which is where switch_mm_cid gives the id: between
+        # the two, another CPU may switch in a thread that takes T's id
+        out = [(" (its CPU idle until the next switch-in)", {**base, **cpus.release(b, t)})]
+    else:
+        out = [("", base)]
     for u in b.threads if b.curr else ():
         sw = cpus.switch_to(b, t, u) if u is not t else None
         if sw is not None:
-            out.append((f" (switches to {u.name})", {**base, **sw}))
+            # switch_mm_cid: T's id is released, U gets one
+            for v in mmcid.choices(b):
+                cid = mmcid.switch_in(b, u, v, when=cpus.switch_cond(b, t, u), skip=(t,))
+                out.append((f" (switches to {u.name}{f', mm_cid {v} if free' if b.uses_cid else ''})",
+                            {**base, **sw, **cid}))
     if b.migrates:
         mig = dict(base)
         for v, e in event(b, t, d, "MIGRATE").items():
@@ -279,7 +295,14 @@ def schedule(b: Builder, t: TV, d: int) -> list[tuple[str, dict[Var, Expr]]]:
         if t.cpu is None:
             out.append((" and migrates (rseq_migrate)", mig))
         for k in range(1, b.env.cpus) if t.cpu is not None else ():
-            out.append((" and migrates (set_task_cpu -> rseq_migrate)", {**mig, **cpus.move(b, t, k)}))
+            moved = {**mig, **cpus.move(b, t, k)}
+            if t.aff is not None:
+                # the affinity mask: a target outside it is no migration
+                # (the outcome is then the plain switch above)
+                moved = cpus.only_if_allowed(b, t, k, moved, out[0][1])
+            why = " and migrates (set_task_cpu -> rseq_migrate)" if t.aff is None else \
+                " and migrates if its mask allows (set_task_cpu -> rseq_migrate)"
+            out.append((why, moved))
     return out
 
 

@@ -348,6 +348,22 @@ _rule(
     )
 )
 
+_rule(
+    Rule(
+        "rseq.mm_cid",
+        ("absent", "present"),
+        "struct rseq's mm_cid field: absent before 6.3 (the kernel accepted only rseq_len == 32 "
+        "and wrote cpu_id_start and cpu_id; a program reading the field reads zeros: refused); "
+        "present from 6.3 ('sched: Introduce per-memory-map concurrency ID', af7f588d8f73, and "
+        "'rseq: Extend struct rseq with per-memory-map concurrency ID'): written with the ids, "
+        "the concurrency id the scheduler gives the task when it switches it in (model/mmcid.py). "
+        "The field lies inside the original 32 bytes, so glibc's 32-byte registration gets it "
+        "too (rseq_update_cpu_node_id writes it unconditionally; unregistration writes 0).",
+        "kernel/sched/sched.h:switch_mm_cid, kernel/rseq.c:rseq_update_cpu_node_id",
+        _since("linux-6.18", "present", "absent"),
+    )
+)
+
 # Older spellings kept so that every spec written against them stays valid.
 ALIASES = {"next_syscall.clear": "next_syscall.consume"}
 

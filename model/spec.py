@@ -58,6 +58,8 @@ class ThreadSpec:
     ptrace_syscall: bool = False  # a tracer stops it at every syscall entry and exit (PTRACE_SYSCALL)
     seccomp: dict[str, str] = field(default_factory=dict)  # syscall -> SECCOMP_RET_* action
     cpu: int | None = None  # the CPU it starts on ([thread.T] cpu; 0 when not given)
+    area: str | None = None  # [thread.T] rseq_area: an rseq area (TLS block) shared in sequence
+    area_line: int = 0
 
 
 @dataclass
@@ -312,7 +314,10 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
             raise err(where, f"[thread.{name}] must be a table")
         if not re.match(r"[A-Za-z_][A-Za-z0-9_]*$", name):
             raise err(where, f"thread name {name!r} is not an identifier")
-        check_keys(t, {"code", "rseq_flags", "ptrace", "seccomp", "cpu"}, where)
+        check_keys(t, {"code", "rseq_flags", "ptrace", "seccomp", "cpu", "rseq_area"}, where)
+        area = typed(t, "rseq_area", str, where)
+        if area is not None and not re.match(r"[A-Za-z_][A-Za-z0-9_]{0,63}$", area):
+            raise err(where + ("rseq_area",), f"rseq_area {area!r} is not an identifier")
         cpu = typed(t, "cpu", int, where)
         if cpu is not None and not 0 <= cpu < env.cpus:
             raise err(where + ("cpu",), f"cpu = {cpu} is out of range 0..{env.cpus - 1} ([environment] cpus = {env.cpus})")
@@ -335,7 +340,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         for f in fl:
             if f not in CS_FLAGS:
                 raise err(where + ("rseq_flags",), f"unknown flag {f!r} (known: {', '.join(CS_FLAGS)})")
-        threads.append(ThreadSpec(name, seg, fl, at(*where), ptrace == "singlestep", ptrace == "syscall", dict(seccomp), cpu))
+        threads.append(ThreadSpec(name, seg, fl, at(*where), ptrace == "singlestep", ptrace == "syscall", dict(seccomp), cpu,
+                                  area, at(*where, "rseq_area") if area is not None else 0))
 
     handlers: dict[str, Handler] = {}
     for sig, h in table("handler").items():
