@@ -459,8 +459,9 @@ def presets(wide) -> None:
         for n, r in RULES.items():
             click.echo("")
             click.echo(n)
-            cw1 = max(len(c) for c in r.choices)
-            for choice, ps in _by_choice(r).items():
+            by = _by_choice(r)
+            cw1 = max(len(c) for c in by)  # the choices some preset takes
+            for choice, ps in by.items():
                 for line in wrap(" ".join(p.replace("linux-", "") for p in ps), f"  {choice:<{cw1}}  ",
                                  " " * (cw1 + 4)):
                     click.echo(line)

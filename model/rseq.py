@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from model.build import TV, Builder, Case, CsInst
-from model.ir import And, Const, Eq, Expr, In, Ite, Ne, Not, Or, Var
+from model.ir import And, Const, Eq, Expr, In, Ite, Ne, Not, Or, Var, lift
 from model.registration import registered, signature_ok
 
 FIXUP = "kernel/rseq.c:rseq_ip_fixup"
