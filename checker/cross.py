@@ -119,6 +119,11 @@ def check_all(
         return base
     if base.result.verdict == "unknown" and base.result.reason.startswith(("state limit", "interrupted")):
         return base  # Ctrl-C: stop here; --max-states: the other engines would search without it
+    if base.system is not None and base.system.goals:
+        # liveness and reachability: the explicit engine only (no Z3 lasso search yet)
+        skip = "does not apply (liveness and reachability goals: explicit engine only)"
+        base.engines = {"explicit": base.describe(), "bmc": skip, "induction": skip}
+        return base
     try:
         return _compare(base, por, depth, timeout, bmc_budget, induction_budget)
     except MemoryError:

@@ -62,6 +62,9 @@ class SearchResult:
     fired: set[int] = field(default_factory=set)  # actions that fired (coverage)
     reduced: bool = False  # partial-order reduction pruned some successors
     shortest: bool = True
+    goal: str | None = None  # a liveness goal's key (checker/liveness.py): "rseq-cs-progress (T0)"
+    loop: int | None = None  # a lasso: the run goes on from trace[loop] forever (== len - 1: it ends there)
+    notes: list[str] = field(default_factory=list)  # what a liveness verdict assumed (reduction, fairness)
 
 
 Progress = Callable[[Stats], None]

@@ -79,6 +79,8 @@ class Outcome:
             if r.exhausted:
                 return f"holds (state space exhausted at depth {r.stats.depth})"
             return f"holds up to depth {r.bound}"
+        if r.verdict == "violation" and r.goal is not None:
+            return lasso_summary(r)
         if r.verdict == "violation":
             return f"violation of {r.prop} at depth {len(r.trace) - 1}"
         return f"unknown: {r.reason} (explored to depth {r.stats.depth})"
@@ -171,6 +173,17 @@ class Outcome:
         return what + f"; the first {self.asked} asked for, there may be more"
 
 
+def lasso_summary(r: SearchResult) -> str:
+    """A liveness violation in one line: its prefix and cycle."""
+    if not r.trace:
+        return f"violation of {r.goal}: no reachable state satisfies it"
+    assert r.loop is not None
+    n = len(r.trace) - 1
+    if r.loop == n:
+        return f"violation of {r.goal}: {n} steps, then no step forever"
+    return f"violation of {r.goal}: {r.loop} steps, then a cycle of {n - r.loop} steps forever"
+
+
 def check_spec(
     path: str,
     depth: int | None = None,
@@ -204,8 +217,16 @@ def check_spec(
         out.error = model_error(path, e, out.spec)
         return out
     bound = depth if depth is not None else spec.depth
+    if system.goals and engine != "explicit":
+        names = ", ".join(dict.fromkeys(g.name for g in system.goals))
+        line = spec.lines.get(("check", "properties"))
+        out.error = str(SpecError(path, line, f"the {engine} engine does not check liveness or reachability "
+                                  f"({names}); use --engine explicit"))
+        return out
     try:
-        if engine == "explicit" and max_counterexamples > 1:
+        if system.goals and engine == "explicit":
+            res = _check_with_goals(system, spec, bound, por, timeout, progress, max_states, por_frozen)
+        elif engine == "explicit" and max_counterexamples > 1:
             out.distinct = distinct_counterexamples(system, bound, max_counterexamples, timeout=timeout,
                                                     max_states=max_states, progress=progress)
             res = out.distinct.result
@@ -233,7 +254,11 @@ def check_spec(
         for p in system.properties:
             if p.trigger_tag and p.trigger_tag not in tags:
                 out.vacuous.append(p.name)
-    if res.verdict == "violation":
+        for g in system.goals:  # a progress property whose trigger never fired
+            info = PROPERTIES.get(g.name)
+            if info is not None and info.trigger and info.trigger not in tags and g.name not in out.vacuous:
+                out.vacuous.append(g.name)
+    if res.verdict == "violation" and res.trace:  # a `sometimes` violation has no trace
         out.graph = trace_graph(system, spec, res)
     if out.distinct is not None and out.graph is not None:
         d = out.distinct
@@ -243,6 +268,28 @@ def check_spec(
             other = replace(res, prop=prop, trace=trace, shortest=len(trace) == len(res.trace))
             out.more.append(trace_graph(system, spec, other, rank=i, distinct=k))
     return out
+
+
+def _check_with_goals(system: System, spec: Spec, bound: int, por: bool, timeout: float | None,
+                      progress: Callable[[Stats], None] | None, max_states: int | None,
+                      por_frozen: bool) -> SearchResult:
+    """The invariants first (bfs, with its reduction), then the liveness
+    and reachability goals on the full reachable graph (checker/liveness.py)."""
+    from checker.liveness import check_goals
+    from model.progress import describe
+
+    safety = None
+    if system.properties:
+        safety = bfs(system, bound, por=por, timeout=timeout, max_states=max_states, progress=progress,
+                     por_frozen=por_frozen)
+        if safety.verdict != "holds":
+            return safety
+    res = check_goals(system, bound, timeout=timeout, progress=progress)
+    res.notes.append("fairness: " + describe(spec.fairness))
+    if safety is not None:
+        res.fired |= safety.fired
+        res.exhausted = res.exhausted and safety.exhausted
+    return res
 
 
 def model_error(path: str, e: ModelError, spec: Spec | None) -> str:
@@ -277,6 +324,9 @@ def trace_graph(system: System, spec: Spec, res: SearchResult, **extra: Any) -> 
         "bound": res.bound,
         **extra,
     }
+    if res.goal is not None:  # a lasso (checker/liveness.py)
+        goal = next(g for g in system.goals if g.key == res.goal)
+        header.update(goal=res.goal, loop=res.loop, property_doc=goal.doc, notes=list(res.notes))
     return build_graph(system, res.trace, header)
 
 
