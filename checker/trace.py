@@ -591,6 +591,8 @@ def render_graphml(g: nx.DiGraph) -> str:
     ET.register_namespace("", _GML_NS)
     root = ET.Element(f"{{{_GML_NS}}}graphml")
     for kid, kfor, ktype, default in _GML_KEYS:
+        if kid in ("cyclehead", "backedge") and lasso_loop(g) is None:
+            continue  # declared for lassos only: other witnesses stay as they were
         k = ET.SubElement(root, f"{{{_GML_NS}}}key", {"id": kid, "for": kfor, "attr.name": kid, "attr.type": ktype})
         if default is not None:
             ET.SubElement(k, f"{{{_GML_NS}}}default").text = default

@@ -73,11 +73,13 @@ def goals(b: Builder) -> tuple[list[Goal], list[Property]]:
 
     out: list[Goal] = []
     invariants: list[Property] = []
-    for name in b.spec.properties:
+    for name in b.spec.properties:  # in the order written: the first violated one is reported
         info = PROPERTIES.get(name)
         if info is not None and info.kind == "progress":
             out += _progress(b, name, info.doc)
-    for name, up in b.spec.user_props.items():
+        up = b.spec.user_props.get(name)
+        if up is None:
+            continue
         for v in _names(up.expr):
             if v.startswith(("tls.", "rseq.", "%r")):
                 raise SpecError(b.spec.path, up.line, f"{name!r}: {v} is per thread; a property reads global user "
