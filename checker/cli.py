@@ -418,13 +418,16 @@ def presets() -> None:
 
 @main.command()
 def properties() -> None:
-    """List the built-in properties."""
+    """List the built-in properties (and the polarity words for user ones)."""
     for p in PROPERTIES.values():
-        click.echo(p.name)
+        click.echo(p.name + ("  (liveness, under [fairness])" if p.kind == "progress" else ""))
         for line in textwrap.wrap(p.doc, 68):
             click.echo(f"  {line}")
         click.echo(f"  from: {p.seed}")
         click.echo("")
+    click.echo("always EXPR | eventually EXPR | sometimes EXPR")
+    click.echo("  Over global user variables and per-CPU slots: an invariant; every")
+    click.echo("  fair run reaches EXPR (liveness); some reachable state satisfies it.")
 
 
 from checker.cli_conformance import COMMANDS as _conformance  # noqa: E402  (outcomes, run)
