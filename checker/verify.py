@@ -217,15 +217,15 @@ def check_spec(
         out.error = model_error(path, e, out.spec)
         return out
     bound = depth if depth is not None else spec.depth
-    if system.goals and engine != "explicit":
+    if system.goals and engine == "induction":
         names = ", ".join(dict.fromkeys(g.name for g in system.goals))
         line = spec.lines.get(("check", "properties"))
-        out.error = str(SpecError(path, line, f"the {engine} engine does not check liveness or reachability "
-                                  f"({names}); use --engine explicit"))
+        out.error = str(SpecError(path, line, f"the induction engine does not prove liveness or reachability "
+                                  f"({names}); use --engine explicit or bmc"))
         return out
     try:
-        if system.goals and engine == "explicit":
-            res = _check_with_goals(system, spec, bound, por, timeout, progress, max_states, por_frozen)
+        if system.goals:
+            res = _check_with_goals(system, spec, bound, por, timeout, progress, max_states, por_frozen, engine)
         elif engine == "explicit" and max_counterexamples > 1:
             out.distinct = distinct_counterexamples(system, bound, max_counterexamples, timeout=timeout,
                                                     max_states=max_states, progress=progress)
@@ -254,7 +254,7 @@ def check_spec(
         for p in system.properties:
             if p.trigger_tag and p.trigger_tag not in tags:
                 out.vacuous.append(p.name)
-        for g in system.goals:  # a progress property whose trigger never fired
+        for g in system.goals if res.engine == "explicit" else []:  # a progress property whose trigger never fired
             info = PROPERTIES.get(g.name)
             if info is not None and info.trigger and info.trigger not in tags and g.name not in out.vacuous:
                 out.vacuous.append(g.name)
@@ -272,19 +272,32 @@ def check_spec(
 
 def _check_with_goals(system: System, spec: Spec, bound: int, por: bool, timeout: float | None,
                       progress: Callable[[Stats], None] | None, max_states: int | None,
-                      por_frozen: bool) -> SearchResult:
-    """The invariants first (bfs, with its reduction), then the liveness
-    and reachability goals on the full reachable graph (checker/liveness.py)."""
-    from checker.liveness import check_goals
+                      por_frozen: bool, engine: str = "explicit") -> SearchResult:
+    """The invariants first (bfs with its reduction, or bmc), then the
+    liveness and reachability goals: on the full reachable graph
+    (checker/liveness.py) or by a bounded lasso search with Z3
+    (checker/symbolic_liveness.py)."""
     from model.progress import describe
 
     safety = None
     if system.properties:
-        safety = bfs(system, bound, por=por, timeout=timeout, max_states=max_states, progress=progress,
-                     por_frozen=por_frozen)
+        if engine == "bmc":
+            from checker import symbolic
+
+            safety = symbolic.bmc(system, bound, timeout=timeout, progress=progress)
+        else:
+            safety = bfs(system, bound, por=por, timeout=timeout, max_states=max_states, progress=progress,
+                         por_frozen=por_frozen)
         if safety.verdict != "holds":
             return safety
-    res = check_goals(system, bound, timeout=timeout, progress=progress)
+    if engine == "bmc":
+        from checker.symbolic_liveness import lasso_bmc
+
+        res = lasso_bmc(system, bound, timeout=timeout, progress=progress)
+    else:
+        from checker.liveness import check_goals
+
+        res = check_goals(system, bound, timeout=timeout, progress=progress)
     res.notes.append("fairness: " + describe(spec.fairness))
     if safety is not None:
         res.fired |= safety.fired
