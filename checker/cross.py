@@ -119,7 +119,8 @@ def check_all(
         return base
     if base.result.verdict == "unknown" and base.result.reason.startswith(("state limit", "interrupted")):
         return base  # Ctrl-C: stop here; --max-states: the other engines would search without it
-    if base.system is not None and base.system.goals:
+    safety_cx = base.result.verdict == "violation" and base.result.goal is None
+    if base.system is not None and base.system.goals and not safety_cx:  # an invariant's violation: as ever
         return _compare_goals(base, depth, timeout)
     try:
         return _compare(base, por, depth, timeout, bmc_budget, induction_budget)
@@ -146,7 +147,7 @@ def _compare_goals(base: Outcome, depth: int | None, timeout: float | None) -> O
     system, r = base.system, base.result
     bound = depth if depth is not None else base.spec.depth
     runs = {"explicit": r}
-    if r.goal is not None or r.verdict == "holds":  # an invariant's violation: explicit's safety search answered
+    if r.verdict != "unknown":
         b = lasso_bmc(system, bound, timeout=timeout)
         _stop_if_interrupted(b)
         runs["bmc"] = b
