@@ -139,8 +139,7 @@ def _compare_goals(base: Outcome, depth: int | None, timeout: float | None) -> O
     n steps from one engine against "holds" from the other covering n
     steps is a contradiction; each lasso must replay and break its goal.
     Induction does not apply (it proves invariants)."""
-    from checker.compile import compile_system
-    from checker.liveness import lasso_violation
+    from checker.liveness import lasso_violation, successors
     from checker.symbolic_liveness import lasso_bmc
 
     assert base.spec is not None and base.result is not None and base.system is not None
@@ -151,13 +150,7 @@ def _compare_goals(base: Outcome, depth: int | None, timeout: float | None) -> O
         b = lasso_bmc(system, bound, timeout=timeout)
         _stop_if_interrupted(b)
         runs["bmc"] = b
-    comp = compile_system(system)
-
-    def succ(s: tuple) -> list:
-        out: list = []
-        if not comp.terminal(s):
-            comp.succ(s, out)
-        return out
+    succ = successors(system)
 
     problems = []
     lassos = {e: x for e, x in runs.items() if x.verdict == "violation" and x.goal is not None and x.trace}

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from checker.compile import compile_packed, py_expr
-from checker.explicit import SearchResult, Stats, _Stop
+from checker.explicit import SearchResult, Stats, _Stop, pop_component
 from model.ir import Expr, Goal, System
 
 _CHUNK = 4096
@@ -141,14 +141,7 @@ def sccs(nodes: Iterable[int], adj: Callable[[int], list[int]]) -> list[list[int
                     u = work[-1][0]
                     low[u] = min(low[u], low[v])
                 if low[v] == index[v]:
-                    comp = []
-                    while True:
-                        w = stack.pop()
-                        on.discard(w)
-                        comp.append(w)
-                        if w == v:
-                            break
-                    out.append(comp)
+                    out.append(pop_component(stack, on, v))
     return out
 
 
@@ -307,6 +300,22 @@ class _Goal:
         raise AssertionError("no path inside a strongly connected part")  # cannot happen: d is strongly connected
 
 
+def successors(system: System) -> Callable[[tuple], list[tuple[int, tuple]]]:
+    """The successor function `lasso_violation` needs, on tuple states:
+    none from a terminal state (killed, or a property broken)."""
+    from checker.compile import compile_system
+
+    comp = compile_system(system)
+
+    def succ(s: tuple) -> list[tuple[int, tuple]]:
+        out: list = []
+        if not comp.terminal(s):
+            comp.succ(s, out)
+        return out
+
+    return succ
+
+
 def lasso_violation(system: System, goal: Goal, states: list[tuple], acts: list[int], loop: int,
                     succ: Callable[[tuple], list[tuple[int, tuple]]]) -> str | None:
     """Why the lasso states[0..n] (acts[i] leads to states[i + 1]), whose
@@ -416,13 +425,8 @@ def _check_goal(system: System, g: Graph, goal: Goal, unpack: Callable[[int], tu
     res = SearchResult("violation", "explicit", st, max_depth, exhausted=g.exhausted, prop=goal.name,
                        trace=trace, goal=goal.key, loop=len(prefix))
 
-    def succ(s: tuple) -> list[tuple[int, tuple]]:
-        from checker.compile import Layout
-
-        x = Layout.of(system).pack(s)
-        return [(a, unpack(t)) for a, t in g.succ.get(x, [])]
-
-    why = lasso_violation(system, goal, [s for _, s in trace], [a for a, _ in trace[1:]], len(prefix), succ)
+    why = lasso_violation(system, goal, [s for _, s in trace], [a for a, _ in trace[1:]], len(prefix),
+                          successors(system))
     if why is not None:
         raise AssertionError(f"lasso search: its own lasso is no violation: {why}")
     return res

@@ -107,7 +107,7 @@ def replay_graph(g: nx.DiGraph, system: System) -> ReplayReport:
             details.append(f"saved effect: {saved_change}")
         return ReplayReport(False, head, details, step=i)
     if lasso_loop(g) is not None:
-        return _replay_lasso(g, system, comp, states, acts)
+        return _replay_lasso(g, system, states, acts)
     prop = g.graph.get("property")
     by_name = {p.name: p for p in system.properties}
     if prop not in by_name:
@@ -118,11 +118,11 @@ def replay_graph(g: nx.DiGraph, system: System) -> ReplayReport:
     return ReplayReport(True, f"replays: still reaches {prop} ({n} steps)")
 
 
-def _replay_lasso(g: nx.DiGraph, system: System, comp, states: list[tuple], acts: list[int]) -> ReplayReport:
+def _replay_lasso(g: nx.DiGraph, system: System, states: list[tuple], acts: list[int]) -> ReplayReport:
     """A liveness counterexample: the steps replayed, the cycle must close
     (or the last state have no successor) and the run still violate the
     goal under today's fairness (checker/liveness.py:lasso_violation)."""
-    from checker.liveness import lasso_violation
+    from checker.liveness import lasso_violation, successors
 
     n = len(states) - 1
     key = g.graph.get("goal")
@@ -130,16 +130,9 @@ def _replay_lasso(g: nx.DiGraph, system: System, comp, states: list[tuple], acts
     if goal is None:
         return ReplayReport(False, f"replays all {n} steps, but {key} is no longer checked in this spec")
 
-    def succ(s: tuple) -> list[tuple[int, tuple]]:
-        if comp.terminal(s):
-            return []
-        out: list = []
-        comp.succ(s, out)
-        return out
-
     loop = lasso_loop(g)
     assert loop is not None
-    why = lasso_violation(system, goal, states, acts, loop, succ)
+    why = lasso_violation(system, goal, states, acts, loop, successors(system))
     if why is not None:
         return ReplayReport(False, f"replays all {n} steps, but the lasso no longer violates {key}", [why])
     what = "the run ends there" if loop == n else f"the cycle closes at state {loop}"

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from checker.cli import main
-from checker.liveness import check_goals, lasso_violation
+from checker.liveness import check_goals, lasso_violation, successors
 from checker.replay import replay_file
 from checker.trace import WIDTH, from_itf, render, render_text, to_itf
 from checker.verify import check_spec
@@ -95,39 +95,32 @@ def test_pause_race_environment_fairness_does_not_help() -> None:
     assert o.system.actions[r.trace[1][0]].actor == "env"  # the signal comes first
 
 
+def fairness_matters(tmp_path: Path, name: str, old: str, new: str):
+    """The bundled spec holds; with `old` replaced by `new` (a weaker
+    fairness) "eventually done == 1" is violated: (both outcomes)."""
+    holds = check_spec(str(LIVE / name))
+    assert holds.ok and holds.result.verdict == "holds"
+    o = check_spec(variant(tmp_path, name, **{old: new}))
+    assert o.result.verdict == "violation" and o.result.goal == "eventually done == 1"
+    return holds, o
+
+
 def test_weak_fairness_of_threads_matters(tmp_path: Path) -> None:
-    o = check_spec(str(LIVE / "eventually_fair_threads.toml"))
-    assert o.ok and o.result.verdict == "holds"
-    p = variant(tmp_path, "eventually_fair_threads.toml", **{"[check]": '[fairness]\nthreads = "none"\n\n[check]'})
-    o = check_spec(p)
+    _, o = fairness_matters(tmp_path, "eventually_fair_threads.toml", "[check]", '[fairness]\nthreads = "none"\n\n[check]')
     r = o.result
-    assert r.verdict == "violation" and r.goal == "eventually done == 1"
     # the cycle is T0's self-loop: the spin that changes nothing
     assert len(r.trace) - 1 - r.loop == 1 and o.system.actions[r.trace[-1][0]].label.startswith("jmp")
 
 
 def test_strong_against_weak_fairness(tmp_path: Path) -> None:
-    strong = check_spec(str(LIVE / "preempt_before_every_step.toml"))
-    assert strong.ok and strong.result.verdict == "holds"
-    p = variant(tmp_path, "preempt_before_every_step.toml", **{'threads = "strong"': 'threads = "weak"'})
-    weak = check_spec(p)
+    strong, weak = fairness_matters(tmp_path, "preempt_before_every_step.toml", 'threads = "strong"', 'threads = "weak"')
     r = weak.result
-    assert r.verdict == "violation" and r.goal == "eventually done == 1"
     cyc = [weak.system.actions[a] for a, _ in r.trace[r.loop + 1:]]
     assert [a.actor for a in cyc][0] == "env" and all(a.actor != "T0" for a in cyc)
     # the same lasso is unfair under strong fairness
     system = strong.system
     goal = next(g for g in system.goals if g.name == "eventually done == 1")
-    from checker.compile import compile_system
-
-    comp = compile_system(system)
-
-    def succ(s):
-        out: list = []
-        if not comp.terminal(s):
-            comp.succ(s, out)
-        return out
-
+    succ = successors(system)
     states = [s for _, s in r.trace]
     acts = [a for a, _ in r.trace[1:]]
     assert lasso_violation(weak.system, goal, states, acts, r.loop, succ) is None
@@ -214,22 +207,13 @@ def test_bmc_lasso_search_agrees(name: str) -> None:
     assert r.engine == "bmc" and r.verdict == x.verdict == (ex.spec.expect or "holds")
     if x.trace:
         assert r.goal == x.goal and len(r.trace) <= len(x.trace)
-        from checker.compile import compile_system
         from checker.explicit import replay
-
-        comp = compile_system(ex.system)
-
-        def succ(s):
-            out: list = []
-            if not comp.terminal(s):
-                comp.succ(s, out)
-            return out
 
         again = replay(ex.system, [a for a, _ in r.trace[1:]])
         assert again is not None and [s for _, s in again] == [s for _, s in r.trace]
         goal = next(g for g in ex.system.goals if g.key == r.goal)
         assert lasso_violation(ex.system, goal, [s for _, s in r.trace], [a for a, _ in r.trace[1:]], r.loop,
-                               succ) is None
+                               successors(ex.system)) is None
     if name in FAST_BMC:  # through verify, and here the very same lasso
         o = check_spec(str(LIVE / name), engine="bmc")
         assert o.ok and (o.result.loop, len(o.result.trace)) == (x.loop, len(x.trace))
