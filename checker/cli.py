@@ -283,6 +283,9 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
         size = (f"{r.stats.states:,} states, {r.stats.transitions:,} transitions" if r.engine == "explicit"
                 else f"{r.engine}, depth {r.stats.depth}")  # the symbolic engines enumerate no states
         click.echo(f"{mark} {o.path}: {o.describe()} (expected {exp}); {size}, {r.stats.seconds:.2f} s")
+        for note in r.notes:  # a liveness verdict: what it assumed (reduction, fairness)
+            for k, line in enumerate(textwrap.wrap(note, 67)):
+                click.echo(("     " if k == 0 else "       ") + line)
         for p in o.vacuous:
             click.echo(f"     warning: {p} is vacuous here (its trigger never occurred)")
         if o.outcomes_check[1]:

@@ -136,7 +136,7 @@ def _replay_lasso(g: nx.DiGraph, system: System, states: list[tuple], acts: list
     if why is not None:
         return ReplayReport(False, f"replays all {n} steps, but the lasso no longer violates {key}", [why])
     what = "the run ends there" if loop == n else f"the cycle closes at state {loop}"
-    return ReplayReport(True, f"replays: still violates {key} ({n} steps; {what})")
+    return ReplayReport(True, f"replays: still reaches {key} ({n} steps; {what})")
 
 
 def replay_file(trace: str | Path, spec_path: str | Path | None = None) -> ReplayReport:

@@ -144,6 +144,8 @@ class Outcome:
                 vacuous=self.vacuous,
                 counterexample_files=self.files,
             )
+        if r and (r.goal is not None or r.notes):  # liveness: the lasso and what the verdict assumed
+            out.update(goal=r.goal, loop=r.loop, notes=list(r.notes))
         if self.distinct is not None and r and r.verdict == "violation":
             d = self.distinct
             out["distinct_counterexamples"] = {
