@@ -68,7 +68,8 @@ def _predicate(system: System, e: Expr, unpack: Callable[[int], tuple]) -> Calla
 
 
 def explore(system: System, max_depth: int, timeout: float | None = None,
-            progress: Callable[[Stats], None] | None = None, t0: float | None = None) -> tuple[Graph, Stats]:
+            progress: Callable[[Stats], None] | None = None, t0: float | None = None,
+            max_states: int | None = None) -> tuple[Graph, Stats]:
     pk = compile_packed(system)
     t0 = time.monotonic() if t0 is None else t0
     deadline = t0 + timeout if timeout else None
@@ -98,6 +99,8 @@ def explore(system: System, max_depth: int, timeout: float | None = None,
                     g.depth[t] = d + 1
                     g.parent[t] = (s, a)
                     nxt.append(t)
+                    if max_states and len(g.depth) > max_states:
+                        raise _Stop(f"state limit {max_states} reached")
         st.depth = d
         if progress:
             progress(Stats(len(g.depth), g.transitions, d, time.monotonic() - t0))
@@ -366,12 +369,12 @@ def lasso_violation(system: System, goal: Goal, states: list[tuple], acts: list[
 
 
 def check_goals(system: System, max_depth: int, timeout: float | None = None,
-                progress: Callable[[Stats], None] | None = None) -> SearchResult:
+                progress: Callable[[Stats], None] | None = None, max_states: int | None = None) -> SearchResult:
     """Every goal of `system`, in order; the first violated one is
     reported, with its lasso (`loop`) or, for `sometimes`, no trace."""
     t0 = time.monotonic()
     try:
-        g, st = explore(system, max_depth, timeout, progress, t0)
+        g, st = explore(system, max_depth, timeout, progress, t0, max_states)
         pk = compile_packed(system)
         res = SearchResult("holds", "explicit", st, max_depth, exhausted=g.exhausted, fired=set(g.fired))
         res.notes = ["partial-order reduction off (liveness)"]

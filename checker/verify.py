@@ -299,7 +299,7 @@ def _check_with_goals(system: System, spec: Spec, bound: int, por: bool, timeout
     else:
         from checker.liveness import check_goals
 
-        res = check_goals(system, bound, timeout=timeout, progress=progress)
+        res = check_goals(system, bound, timeout=timeout, progress=progress, max_states=max_states)
     res.notes.append("fairness: " + describe(spec.fairness))
     if safety is not None:
         res.fired |= safety.fired

@@ -267,3 +267,11 @@ def test_always_name_is_the_builtin(tmp_path: Path) -> None:
                 **{'["rseq-cs-progress", "terminates"]': '["always no-unexpected-kill"]'})
     s = load_spec(p)
     assert s.properties == ("no-unexpected-kill",)
+
+
+def test_state_limit_applies_to_the_lasso_search() -> None:
+    o = check_spec(str(LIVE / "singlestep_abort_loop_linux618.toml"), max_states=5)  # no invariant: explore's own
+    assert o.result.verdict == "unknown" and o.result.reason == "state limit 5 reached"
+    res = CliRunner().invoke(main, ["verify", str(LIVE / "percpu_counter_preempted_linux618.toml"),
+                                    "--max-states", "1000", "--out", "/tmp/rseqcheck-live-test"])
+    assert res.exit_code == 3, res.output
