@@ -275,3 +275,29 @@ def test_state_limit_applies_to_the_lasso_search() -> None:
     res = CliRunner().invoke(main, ["verify", str(LIVE / "percpu_counter_preempted_linux618.toml"),
                                     "--max-states", "1000", "--out", "/tmp/rseqcheck-live-test"])
     assert res.exit_code == 3, res.output
+
+
+def _toy(kind: str):
+    """x in 0..3: c: 0->2, d: 2->0, a: 0->1, b: 1->0, e: 2->3 (e alone
+    in a fairness set of `kind`); goal: eventually x == 3.  The search
+    tries c before a, so a cycle that ignored fairness would go via 2."""
+    from model.ir import Action, Const, Eq, Fairness, Goal, IntRange, System, Var
+
+    x = Var("x", IntRange(0, 3))
+    moves = [("c", 0, 2), ("d", 2, 0), ("a", 0, 1), ("b", 1, 0), ("e", 2, 3)]
+    acts = [Action(n, Eq(x, s), ((x, Const(t)),), "P", "P") for n, s, t in moves]
+    return System([x], {x: 0}, acts, [], goals=[Goal("g", "eventually", "", Eq(x, 3))],
+                  fairness=[Fairness("e", kind, frozenset({4}))])
+
+
+def test_strong_fairness_prunes_then_searches_again() -> None:
+    """Emerson-Lei: the component {0, 1, 2} fails the strong set {e}
+    (enabled at 2, never taken inside); without state 2, {0, 1} is a fair
+    cycle.  Under weak fairness the whole component is fair already."""
+    strong = check_goals(_toy("strong"), 10)
+    assert strong.verdict == "violation"
+    assert [s[0] for _, s in strong.trace] == [0, 1, 0] and strong.loop == 0
+    weak = check_goals(_toy("weak"), 10)
+    assert weak.verdict == "violation"
+    assert [s[0] for _, s in weak.trace] == [0, 2, 0] and weak.loop == 0
+    assert (strong.stats.states, weak.stats.states) == (4, 4)
