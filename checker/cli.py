@@ -303,6 +303,9 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
         size = (f"{r.stats.states:,} states, {r.stats.transitions:,} transitions" if r.engine == "explicit"
                 else f"{r.engine}, depth {r.stats.depth}")  # the symbolic engines enumerate no states
         click.echo(f"{mark} {o.path}: {o.describe()} (expected {exp}); {size}, {r.stats.seconds:.2f} s")
+        for note in r.notes:  # a liveness verdict: what it assumed (reduction, fairness)
+            for line in wrap(note, "     ", "       "):
+                click.echo(line)
         for p in o.vacuous:
             click.echo(f"     warning: {p} is vacuous here (its trigger never occurred)")
         if o.outcomes_check[1]:
@@ -474,14 +477,17 @@ def presets(wide) -> None:
 
 @main.command()
 def properties() -> None:
-    """List the built-in properties."""
+    """List the built-in properties (and the polarity words for user ones)."""
     for p in PROPERTIES.values():
-        click.echo(p.name)
+        click.echo(p.name + ("  (liveness, under [fairness])" if p.kind == "progress" else ""))
         for line in wrap(p.doc, "  ", "  "):
             click.echo(line)
         for line in wrap(f"from: {p.seed}", "  ", "    "):
             click.echo(line)
         click.echo("")
+    click.echo("always EXPR | eventually EXPR | sometimes EXPR")
+    click.echo("  Over global user variables and per-CPU slots: an invariant; every")
+    click.echo("  fair run reaches EXPR (liveness); some reachable state satisfies it.")
 
 
 from checker.cli_conformance import COMMANDS as _conformance  # noqa: E402  (outcomes, run)

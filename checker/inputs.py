@@ -187,6 +187,7 @@ _HEADER_TYPES: dict[str, tuple[type, ...]] = {
     "preset": (str,), "rules": (dict,), "property": (str,), "property_doc": (str,), "engine": (str,),
     "shortest": (bool,), "bound": (int,), "rank": (int,), "distinct": (int,), "proposal": (dict,), "spec_sha256": (str,),
     "program": (list,), "addresses": (dict,), "legend": (dict,),
+    "goal": (str,), "loop": (int,), "notes": (list,),  # a lasso (checker/liveness.py)
 }
 _EDGE_KEYS = ("action", "actor", "kernel_fn", "rule", "proc")
 
@@ -247,10 +248,18 @@ def check_itf(data: Any) -> None:
             for rk, rv in v.get("rules", {}).items():
                 _text(rk, "a rule name")
                 _text(rv, f"rule {rk}")
+        if k == "notes":
+            for note in v:
+                _text(note, "a note")
     names = data.get("vars")
     states = data.get("states")
     if not isinstance(names, list) or not isinstance(states, list) or not states:
         raise TraceError("needs a 'vars' list and a non-empty 'states' list")
+    loop = data["#meta"].get("loop")
+    if "loop" in data and data["loop"] != loop:
+        raise TraceError("'loop' and #meta loop differ")
+    if loop is not None and not 0 <= loop < len(states):
+        raise TraceError(f"loop {loop} is not the index of a state")
     for n in names:
         _text(n, "a variable name")
     for i, st in enumerate(states):

@@ -354,7 +354,8 @@ class Builder:
         if has_assert:
             self.checked.add("assert")
         # no-unexpected-kill reads `killed` directly; the others have monitors.
-        self.bad_names = ["NONE"] + [p for p in PROPERTIES if p in self.checked and p != "no-unexpected-kill"]
+        self.bad_names = ["NONE"] + [p for p in PROPERTIES if p in self.checked and p != "no-unexpected-kill"
+                                     and PROPERTIES[p].kind == "always"]
         self.bad = self.var("bad", Enum(*self.bad_names), 0)
         # the image was replaced by execve: handlers are SIG_DFL (flush_signal_handlers)
         self.exec_done = self.var("execve_done", Bool(), 0) if self.execs else None
@@ -406,6 +407,9 @@ class Builder:
             elif ins.op == "assert":
                 names |= {n for n in expr_vars(ins.expr) if not (is_reg(n) or "[" in n or n.startswith("rseq."))}
                 consts |= expr_ints(ins.expr)
+        for up in self.spec.user_props.values():  # always/eventually/sometimes EXPR (model/progress.py)
+            names |= {n for n in expr_vars(up.expr) if not (is_reg(n) or "[" in n or n.startswith(("rseq.", "tls.")))}
+            consts |= expr_ints(up.expr)
         taken = {v.name for v in self.vars}  # killed, bad, execve_done, ...: the builder's own
         for n in sorted((names | set(self.spec.variables)) & taken):
             line = self.spec.lines.get(("variables", n)) or next(
@@ -718,6 +722,10 @@ def build_system(spec: Spec) -> System:
         props.append(Property(name, Ne(b.bad, b.bad_names.index(name)), info.doc, info.trigger))
     if "no-unexpected-kill" in b.checked:
         props.append(Property("no-unexpected-kill", Eq(b.killed, 0), PROPERTIES["no-unexpected-kill"].doc))
+    from model import progress
+
+    goals, invariants = progress.goals(b)
+    props += invariants
     system = System(
         vars=b.vars,
         init=b.init,
@@ -725,6 +733,8 @@ def build_system(spec: Spec) -> System:
         properties=props,
         terminal=Or(Ne(b.killed, 0), Ne(b.bad, 0)),
         meta={"spec": spec, "builder": b},
+        goals=goals,
+        fairness=progress.fairness(b) if goals else [],
     )
     system.validate()
     return system

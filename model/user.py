@@ -175,6 +175,9 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
         cases += [replace(c, tags=frozenset(tags | extra)) for c in data_cases]
     else:
         cases.append(Case(Const(1), {}, label, tags=frozenset(tags | extra)))
+    from model import progress
+
+    cases = progress.tag_cases(b, t, d, pc, ins.op, ins.args[0] if ins.args else None, cases, {**ups, **step_common})
     b.add_cases(t, actor, base, cases, {**ups, **step_common})
 
 

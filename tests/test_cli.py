@@ -207,7 +207,7 @@ def test_exit_1_for_a_violation_without_expect(specs: Path) -> None:
         (["verify", "specs", "--depth", "0"], "Invalid value for '--depth'"),
         (["verify", "specs", "--timeout", "0"], "Invalid value for '--timeout'"),
         (["show", "nowhere.json"], "does not exist"),
-        (["replay", "nowhere.json"], "does not exist"),
+        (["replay", "nowhere.json"], "nowhere.json: no such file or folder"),
     ],
 )
 def test_exit_2_for_usage_errors(specs: Path, args: list[str], message: str) -> None:
