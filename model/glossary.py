@@ -107,7 +107,8 @@ def describe(name: str, threads: set[str]) -> str | None:
 def program(b: Builder) -> list[dict]:
     """Each code block (threads, then handlers) with its spec lines."""
     return [{"name": seg.name if seg.kind == "handler" else f"thread {seg.name}",
-             "lines": [[ins.line, ins.text] for ins in seg.instrs]} for seg in b.segments]
+             "lines": [[ins.line, "".join(f"{lab}: " for lab in ins.labels) + ins.text] for ins in seg.instrs]}
+            for seg in b.segments]
 
 
 def addresses(b: Builder) -> dict[str, int]:

@@ -301,3 +301,20 @@ def test_strong_fairness_prunes_then_searches_again() -> None:
     assert weak.verdict == "violation"
     assert [s[0] for _, s in weak.trace] == [0, 2, 0] and weak.loop == 0
     assert (strong.stats.states, weak.stats.states) == (4, 4)
+
+
+def test_segv_recursion_before_784e0300fe9f_is_a_lasso() -> None:
+    """specs/liveness/segv_recursion_*: before the fix each failure while
+    delivering SIGSEGV queues it again with the handler kept: deliver ->
+    handler -> sigreturn -> deliver forever, so `terminates` fails with a
+    cycle through the handler; after it the second delivery kills."""
+    o = check_spec(str(LIVE / "segv_recursion_linux418rc1.toml"))
+    r = o.result
+    assert o.ok and r is not None and r.prop == "terminates"
+    assert (r.loop, len(r.trace) - 1) == (8, 16)
+    labels = [o.system.actions[a].label for a, _ in r.trace[r.loop + 1:]]
+    assert sum("force_sig(SIGSEGV) again, handler kept" in x for x in labels) == 1
+    assert any(x.startswith("rt_sigreturn") for x in labels)
+    fixed = check_spec(str(LIVE / "segv_recursion_linux418.toml"))
+    assert fixed.ok and fixed.result is not None and fixed.result.verdict == "holds"
+    assert fixed.result.exhausted
