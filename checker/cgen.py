@@ -397,6 +397,9 @@ def generate(spec: Spec, spin: int = 200000) -> Program:
             raise Unsupported(f"thread {t.name}: seccomp filters are not generated yet")
         if t.ptrace_syscall:
             raise Unsupported(f"thread {t.name}: ptrace = \"syscall\" (PTRACE_SYSCALL stops) is not generated yet")
+        if t.area is not None and sum(1 for u in spec.threads if u.area == t.area) > 1:
+            raise Unsupported(f"thread {t.name}: rseq_area {t.area} shared in turn (glibc's stack cache cannot be "
+                              "made to hand out one thread's stack to another)")
     traced = [t for t in spec.threads if t.ptrace_step]
     if traced and (len(spec.threads) > 1 or env.max_signals):
         raise Unsupported("ptrace = \"singlestep\" is generated for one thread without environment signals "
@@ -407,6 +410,8 @@ def generate(spec: Spec, spin: int = 200000) -> Program:
         # the kernel would nest deeper than the model's bound
         raise Unsupported(f"max_signals = {env.max_signals} > max_nesting = {env.max_nesting}: "
                           "real handlers could nest deeper than the model explores")
+    if env.max_notify_signals:
+        raise Unsupported("max_notify_signals (io_uring task_work) is not generated yet")
     if env.notify_resume and "SIGPROF" in env.signals:
         raise Unsupported("SIGPROF is the runner's notify-resume timer; use another signal")
     for s in env.signals:

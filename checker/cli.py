@@ -22,17 +22,19 @@ import json
 import os
 import signal
 import sys
-import textwrap
 from pathlib import Path
 
 import click
 
 from checker import __version__
+from checker.columns import wide as want_wide
+from checker.columns import wrap
 from checker.cross import check_all as _check_all
 from checker.cross import check_one as _check_one
 from checker.explicit import Stats
 from checker.inputs import collect_specs, remove_stale_tmp
 from checker.limits import Limits, MemorySize, Seconds, check_within
+from checker.proposal import Proposal, ProposalError, parse_rules
 from checker.replay import ReplayError, load_trace, replay_file
 from checker.trace import FORMATS, render, render_text
 from checker.verify import ENGINES, Outcome, junit_xml, save_counterexample, write_atomic
@@ -104,12 +106,17 @@ def main() -> None:
                    "T0, T0.h1, T0:kernel, env...) differ, shortest first; saved as NAME.json, NAME.2.json, ... "
                    "Explicit engine only; N > 1 turns partial-order reduction off, so the set is complete "
                    "for the depth bound when fewer than N are found.")
+@click.option("--preset", type=click.Choice(PRESETS), metavar="PRESET",
+              help="Check every spec under this preset instead of its own (a proposal: said in every output "
+                   "and saved in each counterexample, so that replay rebuilds the same model).")
+@click.option("--rule", "rule_pairs", multiple=True, metavar="NAME=CHOICE",
+              help="Set a rule over each spec's own choice (repeatable; see `rseqcheck rules`).")
 @click.option("--strict", is_flag=True,
               help="Exit 5 when every verdict is as expected but some spec has warnings (a vacuous property, "
                    "signals never sent, a handler, thread or label never reached, a rule override whose steps "
                    "never fire, a search cut by its depth bound).")
 def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_memory, por, por_frozen, show_trace,
-           max_cx, strict) -> None:
+           max_cx, preset, rule_pairs, strict) -> None:
     """Check specs (files or folders) against their expected verdicts.
 
     Exit status: 0 every verdict as expected; 1 some verdict differs; 2 a
@@ -121,6 +128,7 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
         raise Usage(f"--max-counterexamples {max_cx} needs the explicit engine (--engine explicit or all)")
     if por_frozen and (engine != "explicit" or not por):
         raise Usage("--por-frozen needs --engine explicit and --por")
+    proposal = _proposal(preset, rule_pairs)
     files = _collect(paths)
     problem = _unwritable(Path(out_dir), folder=True) or (_unwritable(Path(junit), folder=False) if junit else None)
     if problem:
@@ -131,6 +139,10 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
     more: dict = {"max_counterexamples": max_cx} if max_cx > 1 else {}
     if por_frozen:
         more["por_frozen"] = True
+    if proposal:
+        more["proposal"] = proposal
+        if fmt == "text":
+            click.echo(f"proposal: {proposal.describe()} (over each spec's own)")
     limits = Limits(timeout, max_states, max_memory)
     outcomes: list[Outcome] = []
     io_errors: list[str] = []
@@ -182,6 +194,7 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
             "exit_status": code,
             "interrupted": interrupted,
             "not_checked": unchecked,
+            "proposal": proposal.record() if proposal else None,
             "output_errors": io_errors,
             "strict": strict,
             "summary": {"specs": len(files), "as_expected": sum(1 for o in outcomes if o.ok),
@@ -199,6 +212,13 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
     for msg in io_errors:
         click.echo(msg, err=True)
     sys.exit(code)
+
+
+def _proposal(preset: str | None, rule_pairs: tuple[str, ...]) -> Proposal:
+    try:
+        return Proposal(preset, parse_rules(rule_pairs))
+    except ProposalError as e:
+        raise Usage(str(e)) from None
 
 
 def _unwritable(path: Path, folder: bool) -> str | None:
@@ -301,8 +321,12 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
         size = (f"{r.stats.states:,} states, {r.stats.transitions:,} transitions" if r.engine == "explicit"
                 else f"{r.engine}, depth {r.stats.depth}")  # the symbolic engines enumerate no states
         click.echo(f"{mark} {o.path}: {o.describe()} (expected {exp}); {size}, {r.stats.seconds:.2f} s")
+        for note in r.notes:  # a liveness verdict: what it assumed (reduction, fairness)
+            for line in wrap(note, "     ", "       "):
+                click.echo(line)
         for w in o.warnings:
-            click.echo(textwrap.fill(w.text(), 72, initial_indent="     ", subsequent_indent="       "))
+            for line in wrap(w.text(), "     ", "       "):
+                click.echo(line)
         if o.outcomes_check[1]:
             click.echo(f"     {o.outcomes_check[1]}")
         if o.disagreement:
@@ -368,25 +392,38 @@ def show(trace, fmt) -> None:
 
 
 @main.command()
-@click.argument("trace", type=click.Path(exists=True, dir_okay=False))
+@click.argument("traces", nargs=-1, required=True)
 @click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False),
-              help="The spec to replay against (default: the one named in the trace, relative to here).")
-def replay(trace, spec_path) -> None:
-    """Re-run a saved trace step by step against today's semantics.
+              help="The spec to replay against (default: the one named in each trace, relative to here).")
+def replay(traces, spec_path) -> None:
+    """Re-run saved traces (ITF JSON files, or folders of them) step by step
+    against today's semantics, in one process.
 
-    Exit 0 when it still reaches the violation, 1 when a step no longer
-    applies (or the end no longer violates), 2 when it cannot start."""
-    try:
-        report = replay_file(trace, spec_path)
-    except ReplayError as e:
-        click.echo(str(e), err=True)
-        sys.exit(2)
-    for w in report.warnings:
-        click.echo(f"{trace}: {w}", err=True)
-    click.echo(f"{trace}: {report.message}")
-    for d in report.details:
-        click.echo(f"  {d}")
-    sys.exit(report.exit_code)
+    Exit 0 when every trace still reaches its violation, 1 when a step of
+    some trace no longer applies (or its end no longer violates), 2 when
+    some trace cannot start (2 wins over 1)."""
+    files, problem = collect_specs(traces, ext=".json", what="traces")
+    if problem:
+        raise Usage(problem)
+    code = 0
+    cache: dict = {}
+    for trace in files:
+        try:
+            report = replay_file(trace, spec_path, cache=cache)
+        except ReplayError as e:
+            click.echo(str(e), err=True)
+            code = 2
+            continue
+        for w in report.warnings:
+            click.echo(f"{trace}: {w}", err=True)
+        click.echo(f"{trace}: {report.message}")
+        for d in report.details:
+            click.echo(f"  {d}")
+        code = max(code, report.exit_code)
+    if len(files) > 1:
+        bad = code != 0
+        click.echo(f"{len(files)} traces" + (": some no longer replay" if bad else ": all replay"))
+    sys.exit(code)
 
 
 @main.command()
@@ -406,32 +443,55 @@ def rules(preset, diff) -> None:
         click.echo(f"{'rule':<{w}}  {a:<{wa}}  {b}")
         for name, x, y, src in rows:
             click.echo(f"{name:<{w}}  {x:<{wa}}  {y}")
-            click.echo(f"{'':<{w}}  ({src})")
+            for line in wrap(f"({src})", "  ", "   "):
+                click.echo(line)
         return
     for r in RULES.values():
         click.echo(f"{r.name}{'  (proposal)' if r.proposal else ''}")
-        click.echo(f"  choices: {' | '.join(r.choices)}")
+        for line in wrap(f"choices: {' | '.join(r.choices)}", "  ", "    "):
+            click.echo(line)
         if preset:
             click.echo(f"  {preset}: {r.default(preset)}")
         else:
-            by: dict[str, list[str]] = {}
-            for p in PRESETS:
-                by.setdefault(r.default(p), []).append(p)
-            for choice, ps in by.items():
-                click.echo(f"  default {choice}: {', '.join(ps)}")
-        click.echo(f"  source: {r.source}")
-        for line in textwrap.wrap(r.doc, 68):
-            click.echo(f"  {line}")
+            for choice, ps in _by_choice(r).items():
+                for line in wrap(f"default {choice}: {', '.join(ps)}", "  ", "    "):
+                    click.echo(line)
+        for line in wrap(f"source: {r.source}", "  ", "    "):
+            click.echo(line)
+        for line in wrap(r.doc, "  ", "  "):
+            click.echo(line)
         click.echo("")
 
 
-@main.command()
-def presets() -> None:
-    """Table of rules x presets (one column per preset)."""
+def _by_choice(r) -> dict[str, list[str]]:
+    by: dict[str, list[str]] = {}
+    for p in PRESETS:
+        by.setdefault(r.default(p), []).append(p)
+    return by
 
+
+@main.command()
+@click.option("--wide/--narrow", default=None,
+              help="One table, a column per preset (wide), or a block per rule within 72 columns "
+                   "(default: wide on a terminal wide enough for it).")
+def presets(wide) -> None:
+    """Rules x presets: each rule's choice on every preset."""
     w = max(len(n) for n in RULES)
     cols = [p.replace("linux-", "") for p in PRESETS]
     cw = [max(len(c), max(len(RULES[n].default(p)) for n in RULES)) for c, p in zip(cols, PRESETS)]
+    if not want_wide(wide, w + 2 + sum(x + 2 for x in cw)):
+        for line in wrap("eras: " + ", ".join(f"{c} {ERA[p]}" for c, p in zip(cols, PRESETS)), "", "  "):
+            click.echo(line)
+        for n, r in RULES.items():
+            click.echo("")
+            click.echo(n)
+            by = _by_choice(r)
+            cw1 = max(len(c) for c in by)  # the choices some preset takes
+            for choice, ps in by.items():
+                for line in wrap(" ".join(p.replace("linux-", "") for p in ps), f"  {choice:<{cw1}}  ",
+                                 " " * (cw1 + 4)):
+                    click.echo(line)
+        return
     click.echo(f"{'rule':<{w}}  " + "  ".join(f"{c:<{x}}" for c, x in zip(cols, cw)).rstrip())
     click.echo(f"{'era':<{w}}  " + "  ".join(f"{ERA[p]:<{x}}" for p, x in zip(PRESETS, cw)).rstrip())
     for n in RULES:
@@ -440,18 +500,23 @@ def presets() -> None:
 
 @main.command()
 def properties() -> None:
-    """List the built-in properties."""
+    """List the built-in properties (and the polarity words for user ones)."""
     for p in PROPERTIES.values():
-        click.echo(p.name)
-        for line in textwrap.wrap(p.doc, 68):
-            click.echo(f"  {line}")
-        click.echo(f"  from: {p.seed}")
+        click.echo(p.name + ("  (liveness, under [fairness])" if p.kind == "progress" else ""))
+        for line in wrap(p.doc, "  ", "  "):
+            click.echo(line)
+        for line in wrap(f"from: {p.seed}", "  ", "    "):
+            click.echo(line)
         click.echo("")
+    click.echo("always EXPR | eventually EXPR | sometimes EXPR")
+    click.echo("  Over global user variables and per-CPU slots: an invariant; every")
+    click.echo("  fair run reaches EXPR (liveness); some reachable state satisfies it.")
 
 
 from checker.cli_conformance import COMMANDS as _conformance  # noqa: E402  (outcomes, run)
+from checker.cli_proposals import COMMANDS as _proposals  # noqa: E402  (impact)
 
-for _cmd in _conformance:
+for _cmd in _conformance + _proposals:
     main.add_command(_cmd)
 
 

@@ -19,15 +19,23 @@ from pathlib import Path
 import click
 
 from checker.cgen import Unsupported, generate
+from checker.columns import WIDTH, wrap
 from checker.host import HostRefused, host_preset
 from checker.limits import LimitHit, Limits, Seconds, Watchdog
 from checker.outcomes import Outcome, OutcomeSet, check_condition, eval_condition, model_outcomes
+from checker.proposal import ProposalError, parse_rules
 from checker.run import Refused, RunResult, TooLong, run_spec
 from model.build import build_system
 from model.errors import SpecError
 from model.ir import ModelError
-from model.rules import ALIASES, PRESETS, RULES
+from model.rules import PRESETS
 from model.spec import Spec, load_spec
+
+
+def _echo(text: str, indent: str = "", sub: str = "  ") -> None:
+    """One line of the report, wrapped at 72 columns."""
+    for line in wrap(text, indent, sub):
+        click.echo(line)
 
 
 def _fail(msg: str, status: int = 2) -> None:
@@ -55,16 +63,11 @@ def _guarded(fn: Callable) -> Callable:
 
 
 def _rules(pairs: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for p in pairs:
-        name, sep, choice = p.partition("=")
-        name = ALIASES.get(name.strip(), name.strip())
-        if not sep or name not in RULES:
-            _fail(f"--rule {p!r}: expected NAME=CHOICE with NAME a rule (see `rseqcheck rules`)")
-        if choice.strip() not in RULES[name].choices:
-            _fail(f"--rule {p!r}: choices of {name}: {', '.join(RULES[name].choices)}")
-        out[name] = choice.strip()
-    return out
+    try:
+        return parse_rules(pairs)
+    except ProposalError as e:
+        _fail(str(e))
+        raise  # unreachable
 
 
 def _load(path: str) -> Spec:
@@ -142,12 +145,12 @@ def outcomes(spec_path, rule_pairs, max_states, timeout, preset) -> None:
     except (LimitHit, MemoryError) as e:
         _fail(f"{spec.path}: {e.reason if isinstance(e, LimitHit) else 'out of memory'} before the outcomes were listed", 3)
     finals = sum(res.counts.values())
-    click.echo(f"Test {spec.name} ({spec.preset}{_rule_note(spec, rules)})")
-    click.echo(f"Outcomes {len(res.counts)} ({finals:,} final states of {res.states:,} states, "
-               f"{res.transitions:,} transitions, {res.seconds:.2f} s)")
+    _echo(f"Test {spec.name} ({spec.preset}{_rule_note(spec, rules)})")
+    _echo(f"Outcomes {len(res.counts)} ({finals:,} final states of {res.states:,} states, "
+          f"{res.transitions:,} transitions, {res.seconds:.2f} s)")
     w = max([len(f"{c:,}") for c in res.counts.values()] + [1])
     for o in sorted(res.counts):
-        click.echo(f"  {res.counts[o]:>{w},}  {o}")
+        _echo(str(o), f"  {res.counts[o]:>{w},}  ", " " * (w + 6))
     if not res.complete:
         _fail(f"incomplete: {res.reason}; the list above is partial", 3)
     chk = check_condition(spec, res.allowed)
@@ -155,7 +158,7 @@ def outcomes(spec_path, rule_pairs, max_states, timeout, preset) -> None:
         return
     pos = sum(c for o, c in res.counts.items() if eval_condition(spec.outcomes.expr, o))
     click.echo("Ok" if chk.ok else "No")
-    click.echo(f"Condition {chk.kind} ({chk.text})")
+    _echo(f"Condition {chk.kind} ({chk.text})")
     click.echo(f"Witnesses: Positive {pos:,} Negative {finals - pos:,}")
     want_ok = spec.outcomes.expect == "holds"
     if want_ok != chk.ok:  # herd7's Ok/No against the spec's expectation
@@ -234,9 +237,9 @@ def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states, 
 
 def _report(spec: Spec, rules: dict[str, str], r: RunResult) -> None:
     m = r.model
-    click.echo(f"Run {spec.name} on Linux {r.kernel}: {r.runs:,} runs (seed {r.seed}), events within "
-               f"{r.window_us:.1f} us of each start; model {spec.preset}{_rule_note(spec, rules)}, "
-               f"{len(m.counts)} allowed outcomes")
+    _echo(f"Run {spec.name} on Linux {r.kernel}: {r.runs:,} runs (seed {r.seed}), events within "
+          f"{r.window_us:.1f} us of each start; model {spec.preset}{_rule_note(spec, rules)}, "
+          f"{len(m.counts)} allowed outcomes")
     rows: list[tuple[int, str, Outcome, str]] = []
     for o, n in r.observed.items():
         rows.append((n, str(r.preempted[o]) if r.preempted[o] else "", o,
@@ -245,37 +248,45 @@ def _report(spec: Spec, rules: dict[str, str], r: RunResult) -> None:
         rows.append((0, "", o, "allowed, not observed"))
     rows.sort(key=lambda x: (-x[0], x[2]))
     w = max(len(f"{r.runs:,}"), 4)
+    # runs, preempted, then the verdict; the outcome below it when the row
+    # would pass 72 columns
     click.echo(f"  {'runs':>{w}}  {'preempted':>9}  outcome")
     width = max(len(str(x[2])) for x in rows) if rows else 0
+    one_line = 2 + w + 2 + 9 + 2 + width + 2 + len("allowed, not observed") <= WIDTH
     for n, pre, o, what in rows:
-        click.echo(f"  {n:>{w},}  {pre:>9}  {str(o):<{width}}  {what}")
+        if one_line:
+            click.echo(f"  {n:>{w},}  {pre:>9}  {str(o):<{width}}  {what}")
+        else:
+            click.echo(f"  {n:>{w},}  {pre:>9}  {what}")
+            _echo(str(o), " " * (w + 15), " " * (w + 17))
     env = spec.env
     if r.excluded:
         n = sum(r.excluded.values())
-        click.echo(f"  excluded: {n:,} runs with an involuntary context switch (the spec has no preemption): "
-                   + ", ".join(f"{c:,} [{o}]" for o, c in sorted(r.excluded.items())))
+        _echo(f"excluded: {n:,} runs with an involuntary context switch (the spec has no preemption): "
+              + ", ".join(f"{c:,} [{o}]" for o, c in sorted(r.excluded.items())), "  ", "    ")
     if not env.notify_resume:
-        click.echo("  note: the spec's environment has no notify_resume; this kernel raises one about every "
-                   "100 ms in the background (conformance RESULTS.md), which can explain an outcome the model forbids")
+        _echo("note: the spec's environment has no notify_resume; this kernel raises one about every "
+              "100 ms in the background (conformance RESULTS.md), which can explain an outcome the model "
+              "forbids", "  ", "    ")
     if spec.outcomes is not None:
         chk = check_condition(spec, m.allowed)
         sat = sum(n for o, n in r.observed.items() if eval_condition(spec.outcomes.expr, o))
         total = sum(r.observed.values())
         seen = "Always" if sat == total and total else ("Never" if sat == 0 else "Sometimes")
         assert chk is not None
-        click.echo(f"Condition {chk.kind} ({chk.text}): model {'Ok' if chk.ok else 'No'}; "
-                   f"observed {seen} ({sat:,} of {total:,} runs)")
+        _echo(f"Condition {chk.kind} ({chk.text}): model {'Ok' if chk.ok else 'No'}; "
+              f"observed {seen} ({sat:,} of {total:,} runs)")
     if r.errors:
         _fail(f"{spec.path}: {len(r.errors)} runs failed to start the scenario ({r.errors[0]})")
     bad = r.forbidden
     if bad:
         for o in bad:
-            click.echo(f"No: observed {r.observed[o]:,} runs ending [{o}], an outcome the model forbids")
+            _echo(f"No: observed {r.observed[o]:,} runs ending [{o}], an outcome the model forbids")
         sys.exit(1)
     if r.hung:
         click.echo(f"?? {r.hung} runs did not end within 10 s (killed, not counted)")
         sys.exit(3)
-    click.echo(f"Ok: every observed outcome is allowed by the model ({len(r.unobserved)} allowed ones not observed)")
+    _echo(f"Ok: every observed outcome is allowed by the model ({len(r.unobserved)} allowed ones not observed)")
 
 
 COMMANDS = (outcomes, run)

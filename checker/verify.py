@@ -4,6 +4,7 @@ with the spec's `expect`, and keep the counterexample graph."""
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 import tempfile
@@ -20,7 +21,9 @@ from checker.caveats import Caveat, caveats
 from checker.escape import xml_clean
 from checker.explicit import Distinct, SearchResult, Stats, bfs, distinct_counterexamples
 from checker.limits import check_size
-from checker.trace import build_graph, render
+from checker.proposal import Proposal
+from checker.trace import build_graph, changes, render
+from model import glossary
 from model.build import build_system
 from model.errors import SpecError
 from model.ir import ModelError, System
@@ -47,6 +50,7 @@ class Outcome:
     distinct: Distinct | None = None  # when more than one counterexample was asked for
     more: list[nx.DiGraph] = field(default_factory=list)  # counterexamples 2, 3, ... (shortest first)
     outcomes_check: tuple[bool | None, str] = (None, "")  # [outcomes]: (holds? None: unknown or none, one line)
+    proposal: Proposal | None = None  # verify --preset/--rule, applied over the spec's own
 
     @property
     def verdict(self) -> str:
@@ -87,6 +91,8 @@ class Outcome:
             if r.exhausted:
                 return f"holds (state space exhausted at depth {r.stats.depth})"
             return f"holds up to depth {r.bound}"
+        if r.verdict == "violation" and r.goal is not None:
+            return lasso_summary(r)
         if r.verdict == "violation":
             return f"violation of {r.prop} at depth {len(r.trace) - 1}"
         return f"unknown: {r.reason} (explored to depth {r.stats.depth})"
@@ -125,6 +131,8 @@ class Outcome:
                 spec_hash=self.spec.hash,
                 properties=list(self.spec.properties),
             )
+        if self.proposal:
+            out["proposal"] = self.proposal.record()
         if self.error:
             out["error"] = self.error
         out["warnings"] = [w.record() for w in self.warnings]
@@ -153,6 +161,8 @@ class Outcome:
                 complete=r.verdict == "violation" or (r.verdict == "holds" and r.exhausted),
                 counterexample_files=self.files,
             )
+        if r and (r.goal is not None or r.notes):  # liveness: the lasso and what the verdict assumed
+            out.update(goal=r.goal, loop=r.loop, notes=list(r.notes))
         if self.distinct is not None and r and r.verdict == "violation":
             d = self.distinct
             out["distinct_counterexamples"] = {
@@ -182,6 +192,17 @@ class Outcome:
         return what + f"; the first {self.asked} asked for, there may be more"
 
 
+def lasso_summary(r: SearchResult) -> str:
+    """A liveness violation in one line: its prefix and cycle."""
+    if not r.trace:
+        return f"violation of {r.goal}: no reachable state satisfies it"
+    assert r.loop is not None
+    n = len(r.trace) - 1
+    if r.loop == n:
+        return f"violation of {r.goal}: {n} steps, then no step forever"
+    return f"violation of {r.goal}: {r.loop} steps, then a cycle of {n - r.loop} steps forever"
+
+
 def check_spec(
     path: str,
     depth: int | None = None,
@@ -192,15 +213,19 @@ def check_spec(
     max_counterexamples: int = 1,
     max_states: int | None = None,
     por_frozen: bool = False,
+    proposal: Proposal | None = None,
 ) -> Outcome:
     """max_counterexamples > 1 (explicit engine): up to that many
     counterexamples with different interleavings, shortest first, searched
     without partial-order reduction; the symbolic engines ignore it.
     por_frozen: the explicit engine's state-dependent independence
-    (checker/explicit.py:bfs)."""
-    out = Outcome(path, asked=max_counterexamples)
+    (checker/explicit.py:bfs).  proposal: a preset and rule choices that
+    replace the spec's own (checker/proposal.py)."""
+    out = Outcome(path, asked=max_counterexamples, proposal=proposal or None)
     try:
         spec = load_spec(path)
+        if proposal:
+            spec = proposal.apply(spec)
         out.spec = spec
         check_size(spec)  # refuse what cannot be built before building it
         system = out.system = build_system(spec)
@@ -215,8 +240,16 @@ def check_spec(
         out.error = model_error(path, e, out.spec)
         return out
     bound = depth if depth is not None else spec.depth
+    if system.goals and engine == "induction":
+        names = ", ".join(dict.fromkeys(g.name for g in system.goals))
+        line = spec.lines.get(("check", "properties"))
+        out.error = str(SpecError(path, line, f"the induction engine does not prove liveness or reachability "
+                                  f"({names}); use --engine explicit or bmc"))
+        return out
     try:
-        if engine == "explicit" and max_counterexamples > 1:
+        if system.goals:
+            res = _check_with_goals(system, spec, bound, por, timeout, progress, max_states, por_frozen, engine)
+        elif engine == "explicit" and max_counterexamples > 1:
             out.distinct = distinct_counterexamples(system, bound, max_counterexamples, timeout=timeout,
                                                     max_states=max_states, progress=progress)
             res = out.distinct.result
@@ -248,17 +281,57 @@ def check_spec(
         for p in system.properties:
             if p.trigger_tag and p.trigger_tag not in tags:
                 out.vacuous.append(p.name)
+        for g in system.goals if res.engine == "explicit" else []:  # a progress property whose trigger never fired
+            info = PROPERTIES.get(g.name)
+            if info is not None and info.trigger and info.trigger not in tags and g.name not in out.vacuous:
+                out.vacuous.append(g.name)
     out.warnings = caveats(spec, system, res, out.vacuous)
-    if res.verdict == "violation":
-        out.graph = trace_graph(system, spec, res)
+    said = {"proposal": proposal.record()} if proposal else {}  # in the trace's header, for replay
+    if res.verdict == "violation" and res.trace:  # a `sometimes` violation has no trace
+        out.graph = trace_graph(system, spec, res, **said)
     if out.distinct is not None and out.graph is not None:
         d = out.distinct
         k = len(d.traces)
         out.graph.graph.update(rank=1, distinct=k)
         for i, (prop, trace) in enumerate(d.traces[1:], start=2):
             other = replace(res, prop=prop, trace=trace, shortest=len(trace) == len(res.trace))
-            out.more.append(trace_graph(system, spec, other, rank=i, distinct=k))
+            out.more.append(trace_graph(system, spec, other, rank=i, distinct=k, **said))
     return out
+
+
+def _check_with_goals(system: System, spec: Spec, bound: int, por: bool, timeout: float | None,
+                      progress: Callable[[Stats], None] | None, max_states: int | None,
+                      por_frozen: bool, engine: str = "explicit") -> SearchResult:
+    """The invariants first (bfs with its reduction, or bmc), then the
+    liveness and reachability goals: on the full reachable graph
+    (checker/liveness.py) or by a bounded lasso search with Z3
+    (checker/symbolic_liveness.py)."""
+    from model.progress import describe
+
+    safety = None
+    if system.properties:
+        if engine == "bmc":
+            from checker import symbolic
+
+            safety = symbolic.bmc(system, bound, timeout=timeout, progress=progress)
+        else:
+            safety = bfs(system, bound, por=por, timeout=timeout, max_states=max_states, progress=progress,
+                         por_frozen=por_frozen)
+        if safety.verdict != "holds":
+            return safety
+    if engine == "bmc":
+        from checker.symbolic_liveness import lasso_bmc
+
+        res = lasso_bmc(system, bound, timeout=timeout, progress=progress)
+    else:
+        from checker.liveness import check_goals
+
+        res = check_goals(system, bound, timeout=timeout, progress=progress, max_states=max_states)
+    res.notes.append("fairness: " + describe(spec.fairness))
+    if safety is not None:
+        res.fired |= safety.fired
+        res.exhausted = res.exhausted and safety.exhausted
+    return res
 
 
 def model_error(path: str, e: ModelError, spec: Spec | None) -> str:
@@ -282,6 +355,7 @@ def trace_graph(system: System, spec: Spec, res: SearchResult, **extra: Any) -> 
         "version": __version__,
         "spec": _portable(spec.path),
         "spec_hash": spec.hash,
+        "spec_sha256": hashlib.sha256(spec.text.encode()).hexdigest(),  # GraphML programhash (SV-COMP)
         "title": spec.title,
         "source": spec.source,
         "preset": spec.preset,
@@ -293,7 +367,48 @@ def trace_graph(system: System, spec: Spec, res: SearchResult, **extra: Any) -> 
         "bound": res.bound,
         **extra,
     }
-    return build_graph(system, res.trace, header)
+    if res.goal is not None:  # a lasso (checker/liveness.py)
+        goal = next(g for g in system.goals if g.key == res.goal)
+        header.update(goal=res.goal, loop=res.loop, property_doc=goal.doc, notes=list(res.notes))
+    g = build_graph(system, res.trace, header)
+    b = system.meta.get("builder")
+    if b is not None:  # the program and the names in words: the text reads without the repository
+        _explain(g, b)
+    return g
+
+
+def _explain(g: nx.DiGraph, b: Any) -> None:
+    """Add the program, the line of each code address, the line of each
+    user step's instruction, and a legend of the names the trace shows."""
+    addr = glossary.addresses(b)
+    g.graph.update(program=glossary.program(b), addresses=addr)
+    threads = glossary.thread_names(b)
+    phases: dict[str, set[str]] = {}
+    shown: list[str] = []
+    for i in range(1, g.number_of_nodes()):
+        e, before, after = g.edges[i - 1, i], g.nodes[i - 1]["vars"], g.nodes[i]["vars"]
+        ctx = e["actor"]
+        if not ctx.endswith(":kernel") and ctx != "env":
+            t, _, h = ctx.partition(".h")
+            line = addr.get(str(before.get(f"{t}.ip{h or 0}")))
+            if line:
+                e["line"] = line
+        for c in changes(before, after, e["label"]):
+            name, _, value = c.partition("=")
+            if name not in shown:
+                shown.append(name)
+            if name.endswith(".k"):
+                phases.setdefault(name, set()).add(value)
+    legend = {}
+    for name in shown:
+        text = glossary.describe(name, threads)
+        if text is None:
+            continue
+        if name in phases:
+            text += "; " + "; ".join(f"{p} {glossary.PHASE_WORDS[p]}" for p in glossary.PHASE_WORDS
+                                     if p in phases[name])
+        legend[name] = text
+    g.graph["legend"] = legend
 
 
 def _portable(path: str) -> str:
@@ -411,6 +526,8 @@ def junit_xml(outcomes: list[Outcome], strict: bool = False) -> str:
         if o.spec:
             info.update(spec_hash=o.spec.hash, preset=o.spec.preset, expected=o.expected or "holds",
                         rules=", ".join(f"{k}={v}" for k, v in o.spec.rules.items()) or "none")
+        if o.proposal:
+            info["proposal"] = o.proposal.describe()
         info["verdict"] = o.verdict
         if r:
             info.update(engine=r.engine, summary=o.describe(), states=r.stats.states, depth=r.stats.depth)

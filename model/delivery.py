@@ -42,6 +42,8 @@ def add_actions(b: Builder, t: TV) -> None:
             first = And(base, b.deliverable(t, s), *[Not(b.deliverable(t, o)) for o in order[:i]])
             act = b.sig_action(s)
             deq = {t.pend[s]: Const(0), **singlestep.report(t)}
+            if t.nsig is not None:
+                deq[t.nsig] = Const(0)  # get_signal ran the task_work first (clear_notify_signal)
             if t.ptrace_step and s == "SIGTRAP":
                 # the tracer gets a signal-delivery-stop, resumes stepping, suppresses it
                 for suffix, ev in rseq.schedule(b, t, d):
@@ -152,18 +154,22 @@ def _restart_cases(b: Builder, t: TV, d: int, sa_restart: bool) -> list[Case]:
     return out
 
 
-def _norestart_cases(b: Builder, t: TV, d: int, s: str, suffix: str) -> list[Case]:
-    """A stop and continue, then the no-handler restart of
-    arch_do_signal_or_restart: every restart code rewinds (for
-    _RESTARTBLOCK, ax becomes __NR_restart_syscall)."""
+def no_handler_restart(t: TV, d: int, why: str, fn: str = "") -> list[Case]:
+    """arch_do_signal_or_restart when get_signal returns no signal to
+    handle: every restart code rewinds (for _RESTARTBLOCK, ax becomes
+    __NR_restart_syscall); `why` says what came first."""
     ax = t.ax
     codes = [AX.index(x) for x in ("ERESTART_RESTARTBLOCK", "ERESTARTNOHAND", "ERESTARTNOINTR", "ERESTARTSYS")]
     is_restart = Or(*[Eq(ax, c) for c in codes])
     return [
-        Case(is_restart, {ax: A("ORIG"), t.ip[d]: Sub(t.ip[d], 1)},
-             f"get_signal: {s} stops the task (schedule{suffix}); continued, no handler: restart, ip -= 2"),
-        Case(Not(is_restart), {}, f"get_signal: {s} stops the task (schedule{suffix}); continued"),
+        Case(is_restart, {ax: A("ORIG"), t.ip[d]: Sub(t.ip[d], 1)}, f"{why}, no handler: restart, ip -= 2", fn),
+        Case(Not(is_restart), {}, why, fn),
     ]
+
+
+def _norestart_cases(b: Builder, t: TV, d: int, s: str, suffix: str) -> list[Case]:
+    """A stop and continue, then the no-handler restart."""
+    return no_handler_restart(t, d, f"get_signal: {s} stops the task (schedule{suffix}); continued")
 
 
 def sigreturn(b: Builder, t: TV, d: int, body: Expr, exit_phase: Const) -> None:
