@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -29,15 +30,14 @@ import click
 from checker import __version__
 from checker.columns import wide as want_wide
 from checker.columns import wrap
-from checker.cross import check_all as _check_all
-from checker.cross import check_one as _check_one
 from checker.explicit import Stats
 from checker.inputs import collect_specs, remove_stale_tmp
-from checker.limits import Limits, MemorySize, Seconds, check_within
+from checker.limits import Limits, MemorySize, Seconds
+from checker.parallel import Job, default_jobs, run_job, run_jobs
 from checker.proposal import Proposal, ProposalError, parse_rules
 from checker.replay import ReplayError, load_trace, replay_file
 from checker.trace import FORMATS, render, render_text
-from checker.verify import ENGINES, Outcome, junit_xml, save_counterexample, write_atomic
+from checker.verify import ENGINES, Outcome, junit_xml, write_atomic
 from model.properties import PROPERTIES
 from model.rules import ERA, PRESETS, RULES
 
@@ -56,14 +56,27 @@ def _collect(paths: tuple[str, ...]) -> list[str]:
     return out
 
 
-def _progress_printer(name: str):
-    if not sys.stderr.isatty():
+PROGRESS_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
+
+
+def _progress_printer(name: str, quiet: bool = False):
+    """The search's progress on stderr: one line rewritten in place on a
+    terminal; elsewhere (CI logs, pipes) a plain line every 10 s, so that a
+    long search shows it is alive.  None with --quiet."""
+    if quiet:
         return None
+    tty = sys.stderr.isatty()
+    last = [0.0]
 
     def show(st: Stats) -> None:
-        sys.stderr.write(
-            f"\r{name}: {st.states:,} states, depth {st.depth}, {st.rate:,.0f} states/s, {st.seconds:.1f} s   "
-        )
+        line = f"{name}: {st.states:,} states, depth {st.depth}, {st.rate:,.0f} states/s, {st.seconds:.1f} s"
+        if tty:
+            sys.stderr.write(f"\r{line}   ")
+        elif st.seconds - last[0] >= PROGRESS_EVERY:
+            last[0] = st.seconds
+            sys.stderr.write(line + "\n")
+        else:
+            return
         sys.stderr.flush()
 
     return show
@@ -115,8 +128,12 @@ def main() -> None:
               help="Exit 5 when every verdict is as expected but some spec has warnings (a vacuous property, "
                    "signals never sent, a handler, thread or label never reached, a rule override whose steps "
                    "never fire, a search cut by its depth bound).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 1024), metavar="N",
+              help="Check N specs at a time in worker processes (default: this machine's cores); "
+                   "results and output are those of --jobs 1, in the same order.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_memory, por, por_frozen, show_trace,
-           max_cx, preset, rule_pairs, strict) -> None:
+           max_cx, preset, rule_pairs, strict, jobs, quiet) -> None:
     """Check specs (files or folders) against their expected verdicts.
 
     Exit status: 0 every verdict as expected; 1 some verdict differs; 2 a
@@ -144,31 +161,34 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
         if fmt == "text":
             click.echo(f"proposal: {proposal.describe()} (over each spec's own)")
     limits = Limits(timeout, max_states, max_memory)
+    if max_states:
+        more["max_states"] = max_states
+    todo = [Job(f, stems[f], out_dir, limits, engine, depth, por, more) for f in files]
+    workers = min(jobs or default_jobs(), len(todo))
     outcomes: list[Outcome] = []
     io_errors: list[str] = []
     interrupted = False
     prog = None
+    t0 = time.monotonic()
     with _terminate_as_interrupt():
         try:
-            for f in files:
-                prog = _progress_printer(Path(f).stem) if fmt == "text" else None
-                check = _check_all if engine == "all" else _check_one
-                kw = {} if engine == "all" else {"engine": engine}
-                if max_states:
-                    kw["max_states"] = max_states
-
-                def run(progress, f=f, check=check, kw=kw):
-                    return check(f, depth=depth, por=por, timeout=timeout, progress=progress, **kw, **more)
-
-                def save(o, f=f):
-                    if not io_errors:  # one unwritable --out is reported once
-                        save_counterexample(o, Path(out_dir), stems[f])
-
-                o, io_error = check_within(f, limits, run, save, prog, engine, depth)
-                _clear_progress(prog)
+            if workers > 1:  # results in the specs' order, as with one worker
+                results = run_jobs(todo, workers)
+            else:
+                def one_by_one():
+                    nonlocal prog
+                    for job in todo:
+                        prog = _progress_printer(Path(job.path).stem, quiet) if fmt == "text" else None
+                        got = run_job(job, prog, saving=not io_errors)  # one unwritable --out is reported once
+                        _clear_progress(prog)
+                        yield got
+                results = one_by_one()
+            for o, io_error in results:
                 outcomes.append(o)
-                if io_error:
+                if io_error and not (workers > 1 and io_errors):
                     io_errors.append(io_error)
+                if workers > 1 and not quiet:
+                    _tick(len(outcomes), len(files), t0)
                 if (o.result and o.result.reason == "interrupted") or (o.distinct and o.distinct.reason == "interrupted"):
                     interrupted = True
                     break
@@ -212,6 +232,23 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
     for msg in io_errors:
         click.echo(msg, err=True)
     sys.exit(code)
+
+
+_last_tick = [0.0]
+
+
+def _tick(done: int, total: int, t0: float) -> None:
+    """With several workers: "verify: K of N specs" on a terminal, or a line
+    every 10 s elsewhere."""
+    now = time.monotonic()
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\rverify: {done} of {total} specs, {now - t0:.1f} s   " if done < total else "\r\033[K")
+    elif now - max(_last_tick[0], t0) >= PROGRESS_EVERY and done < total:
+        _last_tick[0] = now
+        sys.stderr.write(f"verify: {done} of {total} specs, {now - t0:.0f} s\n")
+    else:
+        return
+    sys.stderr.flush()
 
 
 def _proposal(preset: str | None, rule_pairs: tuple[str, ...]) -> Proposal:
@@ -289,7 +326,7 @@ class _terminate_as_interrupt:
 
 
 def _clear_progress(prog) -> None:
-    if prog:
+    if prog and sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
         sys.stderr.flush()
 

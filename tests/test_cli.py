@@ -299,7 +299,8 @@ def test_ctrl_c_between_specs_reports_what_was_done(specs: Path, monkeypatch) ->
         return check_spec(path, **kw)
 
     monkeypatch.setattr("checker.cross.check_spec", fake)
-    code, out, err = run("verify", "specs", "--out", "cx", "--junit", "j.xml")
+    # one worker: the fake counts its calls in this process
+    code, out, err = run("verify", "specs", "--out", "cx", "--junit", "j.xml", "--jobs", "1")
     assert code == 3
     assert out.startswith("ok   specs/holds.toml: holds")
     assert out.splitlines()[-1] == "1 of 1 specs as expected"
@@ -591,3 +592,36 @@ def test_replay_many_traces_and_folders_in_one_process(tmp_path: Path, monkeypat
     r = CliRunner().invoke(main, ["replay", str(bad), "counterexamples/unprotected.json"])
     assert r.exit_code == 2
     assert "counterexamples/unprotected.json: replays: still reaches next-syscall-atomic (8 steps)" in r.output
+
+
+def test_jobs_give_the_results_and_order_of_one_job(specs: Path) -> None:
+    """verify --jobs 2: the same text, JSON results and saved files as
+    --jobs 1, in the specs' order (checker/parallel.py)."""
+    for k in range(3):
+        (specs / f"v{k}.toml").write_text(VIOLATION)
+    outs = []
+    for jobs in ("1", "2"):
+        code, out, err = run("verify", "specs", "--out", f"cx{jobs}", "--jobs", jobs, "--format", "json")
+        doc = json.loads(out)
+        outs.append([(r["spec"], r["verdict"], r["states"], r["trace_steps"]) for r in doc["results"]])
+        assert code == 0 and err == ""
+    assert outs[0] == outs[1] and [s for s, *_ in outs[0]] == sorted(s for s, *_ in outs[0])
+    assert sorted(p.name for p in Path("cx1").iterdir()) == sorted(p.name for p in Path("cx2").iterdir())
+
+
+def test_ctrl_c_with_jobs_keeps_the_finished_and_the_interrupted(tmp_path: Path) -> None:
+    """A real SIGINT to `verify --jobs 2`: the small spec's verdict and the
+    big one's "interrupted" outcome (with its statistics) both come back."""
+    (tmp_path / "a.toml").write_text(HOLDS)
+    (tmp_path / "b.toml").write_text(BIG)
+    proc = subprocess.Popen([sys.executable, "-m", "checker.cli", "verify", "a.toml", "b.toml", "--jobs", "2",
+                             "--out", "cx"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, (out, err)
+    lines = out.splitlines()
+    assert lines[0].startswith("ok   a.toml: holds") and lines[1].startswith("??   b.toml: unknown: interrupted")
+    assert "interrupted: 0 of 2 specs not checked" in err and "Traceback" not in err

@@ -449,7 +449,7 @@ def test_output_error_while_saving_exits_4_after_the_verdicts(tmp_path: Path, mo
     def fail(o, folder, stem=None):
         raise OSError(28, "No space left on device", str(folder / "unprotected.txt"))
 
-    monkeypatch.setattr("checker.cli.save_counterexample", fail)
+    monkeypatch.setattr("checker.parallel.save_counterexample", fail)
     code, out, err = run("verify", str(ROOT / "specs/seed000/unprotected.toml"), "--out", str(tmp_path / "cx"))
     assert code == 4
     assert "violation of next-syscall-atomic" in out
