@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model import cpus, data, singlestep
+from model import cpus, data, forcesig, singlestep
 from model.build import PHASES, TV, Builder, Case
 from model.errors import SpecError
 from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Ite, Le, Lt, Ne, Not, Op, Or, Ref, Sub, Var, lift
@@ -95,9 +95,8 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
                 trap = {t.k: Const(PHASES.index("LOOP")), t.pend["SIGSEGV"]: Const(1), t.ip[d]: Const(pc)}
                 if t.user_irq is not None:
                     trap[t.user_irq] = Const(1)
-                forced = [Case(And(oob, t.blk["SIGSEGV"]), b.kill("SIGSEGV"), why + ", blocked: force_sig kills",
-                               "kernel/signal.c:force_sig_info_to_task"),
-                          Case(oob, trap, why, "arch/x86/mm/fault.c:do_user_addr_fault -> force_sig_fault")]
+                forced = forcesig.cases(b, t, "SIGSEGV", oob, trap, why,
+                                        "arch/x86/mm/fault.c:do_user_addr_fault -> force_sig_fault")
             else:
                 forced = [Case(oob, b.kill("SIGSEGV"), why)]
         ups = {t.ip[d]: Const(nxt)}
@@ -142,9 +141,8 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
                t.ip[d]: Const(nxt if sig == "SIGTRAP" else pc)}
         if t.user_irq is not None:
             ups[t.user_irq] = Const(1)
-        # force_sig_info_to_task: a blocked one is unblocked with SIG_DFL: it kills
-        forced = [Case(t.blk[sig], b.kill(sig), f"{label}  -- {sig} is blocked: force_sig kills",
-                       "kernel/signal.c:force_sig_info_to_task")]
+        # force_sig_info_to_task: a blocked or ignored one is SIG_DFL: it kills
+        forced = [c for c in forcesig.cases(b, t, sig, Const(1), {}, label, forcesig.FORCE) if b.killed in c.updates]
     elif ins.op == "dlclose":
         ups = {b.unmapped[ins.args[0]]: Const(1), t.ip[d]: Const(nxt)}
     elif ins.op in SYSCALL_OPS:
