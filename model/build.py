@@ -44,14 +44,14 @@ from model.ir import (
     Var,
     lift,
 )
-from model.program import RSEQ_ERRORS, Instr, Segment, expr_ints, expr_vars, is_reg
+from model.program import RET_VALUES, RSEQ_ERRORS, Instr, Segment, expr_ints, expr_vars, is_reg
 from model.properties import PROPERTIES
 from model.rules import resolve
 from model.spec import CsDesc, Spec
 from model.syscalls import AX, SYSCALLS
 
 # Names a program can test with beq/bne that are not user memory.
-SPECIAL_VARS = ("rseq_ret", "rseq_size")
+SPECIAL_VARS = ("rseq_ret", "rseq_size", "ret")
 
 PHASES = (
     "USER",  # running user code at ip<depth>
@@ -118,6 +118,8 @@ class TV:
     selector: Var | None = None
     reg: Var | None = None  # t->rseq, t->rseq_len, t->rseq_sig (when a program can change them)
     rseq_ret: Var | None = None  # return value of the last rseq() call
+    ret: Var | None = None  # the running context's last syscall result (%rax), when a program reads `ret`
+    fret: dict[int, Var] = field(default_factory=dict)  # `ret` saved in frame d (uc_mcontext.ax)
     tls: dict[str, Var] = field(default_factory=dict)
     ptrace_step: bool = False  # a tracer single-steps every instruction of this thread
     ptrace_syscall: bool = False  # a tracer stops it at syscall entry and exit (PTRACE_SYSCALL)
@@ -158,11 +160,11 @@ class TV:
     def thread_vars(self) -> list[Var]:
         out: list[Var] = [*self.ip]
         for v in (self.depth, self.ax, self.budget, self.resched, self.notify, self.ksig, self.rseq_cs, self.sud,
-                  self.selector, self.reg, self.rseq_ret, self.tf, self.unrep, self.on_dispatch,
+                  self.selector, self.reg, self.rseq_ret, self.ret, self.tf, self.unrep, self.on_dispatch,
                   self.user_irq, self.raised, self.nsig, self.nbudget):
             if v is not None:
                 out.append(v)
-        out += list(self.tls.values()) + list(self.ftf.values())
+        out += list(self.tls.values()) + list(self.ftf.values()) + list(self.fret.values())
         out += list(self.regs.values()) + [v for m in self.fregs.values() for v in m.values()] + list(self.rs.values())
         out += [v for v in (self.ids_changed, self.ids_cpu, self.cpu, self.aff, self.cid, self.cid_field) if v is not None]
         out += list(self.pend.values()) + list(self.blk.values())
@@ -290,6 +292,8 @@ class Builder:
 
             mmcid.check(self, cid_lines[0])
         self.area_vars: dict[str, Var] = {}
+        # a program branches on a syscall's result: model/retval.py
+        self.uses_ret = any(ins.op in ("beq", "bne") and ins.args[0] == "ret" for _, ins in self.code)
 
     def _sud_regions(self) -> list[tuple[int, int, bool, bool]]:
         """(start, end, has_selector, inclusive) of every sud_on, in order;
@@ -473,6 +477,10 @@ class Builder:
             tv.unrep = self.var(f"{n}.unreported", Bool(), 0, n)
         if (self.stepping or self.syscall_tracing) and self.sud_regions:
             tv.on_dispatch = self.var(f"{n}.on_dispatch", Bool(), 0, n)
+        if self.uses_ret:
+            tv.ret = self.var(f"{n}.ret", Enum(*RET_VALUES), 0, n)
+            for d in range(1, N + 1):
+                tv.fret[d] = self.var(f"{n}.f{d}.ret", Enum(*RET_VALUES), 0, n)
         if self.dynamic_reg:
             tv.reg = self.var(f"{n}.rseq", Enum(*self.reg_values), 1 if self.env.glibc_rseq else 0, n)
             tv.rseq_ret = self.var(f"{n}.rseq_ret", Enum(*RSEQ_ERRORS), 0, n)

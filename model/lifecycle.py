@@ -32,7 +32,7 @@ Each declared thread is created once: a second clone of it fails (-EAGAIN).
 
 from __future__ import annotations
 
-from model import registration
+from model import registration, retval
 from model.build import PHASES, SPECIAL_VARS, TV, A, Builder, Case, P
 from model.errors import SpecError
 from model.ir import And, Const, Eq, Expr, Ite, Not, Var
@@ -199,7 +199,7 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
             fn += ", kernel/rseq.c:sys_rseq"
     return [
         Case(And(fresh, free), ups, what, fn),
-        Case(Not(fresh), {}, f"{ins.op}: {child.name} exists already -> -EAGAIN (each declared thread is created once)",
+        Case(Not(fresh), retval.error(t, "EAGAIN"), f"{ins.op}: {child.name} exists already -> -EAGAIN (each declared thread is created once)",
              COPY_PROCESS),
     ]
 

@@ -11,7 +11,7 @@ from model import cpus, data, forcesig, singlestep
 from model.build import PHASES, TV, Builder, Case
 from model.errors import SpecError
 from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Ite, Le, Lt, Ne, Not, Op, Or, Ref, Sub, Var, lift
-from model.program import BRANCHES, RSEQ_ERRORS, SYSCALL_OPS, AExpr, Instr, is_reg
+from model.program import BRANCHES, RET_VALUES, RSEQ_ERRORS, SYSCALL_OPS, AExpr, Instr, is_reg
 
 
 def contexts(b: Builder, t: TV):
@@ -180,6 +180,10 @@ def _branch_test(b: Builder, t: TV, ins: Instr) -> Expr:
     name, val = ins.args[0], ins.args[1]
     if name == "rseq_size":  # glibc's __rseq_size: 32 when it registered (2.35-2.39), else 0
         return Const(int(val == (32 if b.env.glibc_rseq else 0)))
+    if name == "ret":
+        if str(val) not in RET_VALUES:
+            raise SpecError(b.spec.path, ins.line, f"ret is compared with {val}; it holds {', '.join(RET_VALUES[:-1])} or {RET_VALUES[-1]}")
+        return Eq(t.ret, RET_VALUES.index(str(val)))
     if name == "rseq_ret":
         if str(val) not in RSEQ_ERRORS:
             raise SpecError(b.spec.path, ins.line, f"rseq_ret is compared with {val}; it holds {', '.join(RSEQ_ERRORS[:-1])} or {RSEQ_ERRORS[-1]}")
@@ -187,7 +191,7 @@ def _branch_test(b: Builder, t: TV, ins: Instr) -> Expr:
             return Const(int(val in (0, "0")))
         return Eq(t.rseq_ret, t.rseq_ret.type.names.index(str(val)))
     if isinstance(val, str):
-        raise SpecError(b.spec.path, ins.line, f"{name} is compared with {val}; only rseq_ret holds error names")
+        raise SpecError(b.spec.path, ins.line, f"{name} is compared with {val}; only rseq_ret and ret hold error names")
     return Eq(b.uvar(t, name), val)
 
 
