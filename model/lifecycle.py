@@ -35,7 +35,7 @@ from __future__ import annotations
 from model import registration, retval
 from model.build import PHASES, SPECIAL_VARS, TV, A, Builder, Case, P
 from model.errors import SpecError
-from model.ir import And, Const, Eq, Expr, Ite, Not, Var
+from model.ir import And, Const, Eq, Expr, Ite, Ne, Not, Var
 from model.program import Instr, Segment, expr_vars
 
 COPY_PROCESS = "kernel/fork.c:copy_process"
@@ -157,6 +157,22 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
             ups[child.tls[name]] = v
     elif "raw" in ins.args and child.reg is not None:
         ups[child.reg] = Const(0)  # rseq_fork: CLONE_VM -> unregistered, and no glibc to register it
+    elif child.reg is not None:
+        # pthread_create: glibc registers the child iff the parent's area is
+        # registered (ATTR_FLAG_DO_RSEQ: its cpu_id >= 0; model/glibc.py)
+        from model import data
+        from model.registration import registered_tls
+
+        do_rseq = And(Ne(t.reg, 0), registered_tls(b, t)) if t.reg is not None else Const(1)
+        if child.glibc_init is not None:
+            # start_thread's rseq() comes first, under the child's filter
+            ups[child.glibc_init] = do_rseq
+            ups[child.reg] = Const(0)
+        else:
+            ups[child.reg] = Ite(do_rseq, Const(1), Const(0))
+            for f, v in child.rs.items():
+                failed = data.REGISTRATION_FAILED if f == "cpu_id" else 0
+                ups[v] = Ite(do_rseq, Const(b.init[v]), Const(failed))
     if fork:
         # the child's memory is a copy: its area holds the parent's ids
         for f, v in t.rs.items():
@@ -186,6 +202,8 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
         what = f"clone(CLONE_VM|CLONE_THREAD): thread {child.name}, rseq unregistered (rseq_fork), SUD off"
     else:
         reg = "glibc registers its rseq area" if b.env.glibc_rseq else "rseq unregistered"
+        if child.glibc_init is not None:
+            reg = "its start_thread calls rseq() first if the parent's area is registered"
         what = f"pthread_create -> clone: thread {child.name}, {reg}, SUD off"
     fresh = Eq(child.k, PHASES.index("NEW"))
     free = area_free(b, child)

@@ -23,7 +23,7 @@ MNEMONICS = (
     "add", "beq", "bne", "rseq_register", "rseq_unregister",
     "set_tf", "clear_tf",
     "clone", "fork", "execve", "membarrier_rseq", "dlclose", "fault",
-    "mov", "load", "sub", "blt", "bge", "getcpu", "sched_setaffinity",
+    "mov", "load", "sub", "blt", "bge", "getcpu", "sched_setaffinity", "abort",
 )  # fmt: skip
 
 # Conditional branches: beq/bne (v0) and the ordered compares of the data machine.
@@ -325,7 +325,7 @@ def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
         if len(args) != 1 or not (args[0] in ("ALLOW", "BLOCK", "unmapped") or args[0].isdigit()):
             raise SpecError(file, line, "sud_select takes ALLOW, BLOCK, unmapped or a byte value")
         return Instr(op, (args[0],), line=line)
-    if op in ("nop", "sigreturn", "exit", "sud_off", "set_tf", "clear_tf", "membarrier_rseq"):
+    if op in ("nop", "sigreturn", "exit", "sud_off", "set_tf", "clear_tf", "membarrier_rseq", "abort"):
         if rest:
             raise SpecError(file, line, f"{op} takes no operand")
         return Instr(op, line=line)

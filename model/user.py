@@ -77,6 +77,8 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
     seg, _ = b.code[pc]
     actor = b.ctx_name(t, d)
     base = And(t.at("USER"), t.at_depth(d), Eq(t.ip[d], pc))
+    if t.glibc_init is not None and d == 0:
+        base = And(base, Not(t.glibc_init))  # glibc's start_thread first (model/glibc.py)
     nxt = pc + 1
     ups: dict[Var, Expr] = {}
     forced: list[Case] = []
@@ -143,6 +145,14 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
             ups[t.user_irq] = Const(1)
         # force_sig_info_to_task: a blocked or ignored one is SIG_DFL: it kills
         forced = [c for c in forcesig.cases(b, t, sig, Const(1), {}, label, forcesig.FORCE) if b.killed in c.updates]
+    elif ins.op == "abort":
+        if b.sig_action("SIGABRT") == "handler":
+            raise SpecError(b.spec.path, ins.line, "abort with a [handler.SIGABRT] is not modelled (the handler "
+                            "runs before abort() raises SIGABRT again)")
+        # glibc stdlib/abort.c: raise(SIGABRT); a handler that returns is
+        # reset to SIG_DFL and SIGABRT raised again: the process ends either way
+        forced = [Case(Const(1), b.kill("SIGABRT"), f"{label}: abort() -> SIGABRT, the process ends",
+                       "glibc stdlib/abort.c:abort")]
     elif ins.op == "dlclose":
         ups = {b.unmapped[ins.args[0]]: Const(1), t.ip[d]: Const(nxt)}
     elif ins.op in SYSCALL_OPS:
