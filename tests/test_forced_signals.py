@@ -8,26 +8,12 @@ kernel/entry/common.c:report_single_step."""
 from __future__ import annotations
 
 from checker.explicit import bfs
-from tests.util import Space, system_of
+from tests.util import Space, one_thread, system_of
 
 
 def spec(code: str, handlers: str, *, ptrace: bool = False, props: str = '"no-unexpected-kill"') -> str:
-    tr = 'ptrace = "singlestep"\n' if ptrace else ""
-    return f'''[spec]
-title = "t"
-preset = "linux-6.18"
-[environment]
-signals = ["SIGUSR1"]
-max_signals = 1
-[thread.T0]
-{tr}code = """
-{code}
-"""
-{handlers}
-[check]
-properties = [{props}]
-depth = 80
-'''
+    return one_thread(code, env='signals = ["SIGUSR1"]\nmax_signals = 1', thread='ptrace = "singlestep"' if ptrace else "",
+                      extra=handlers, props=props)
 
 
 MASKED = '''

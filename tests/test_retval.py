@@ -10,26 +10,12 @@ from __future__ import annotations
 import pytest
 
 from model.errors import SpecError
-from tests.util import Space, system_of
+from tests.util import Space, one_thread, system_of
 
 
 def spec(code: str, *, extra: str = "", env: str = "", seccomp: str = "",
          props: str = '"no-unexpected-kill"') -> str:
-    return f'''[spec]
-title = "t"
-preset = "linux-6.18"
-[environment]
-{env}
-[thread.T0]
-{seccomp}
-code = """
-{code}
-"""
-{extra}
-[check]
-properties = [{props}]
-depth = 80
-'''
+    return one_thread(code, env=env, thread=seccomp, extra=extra, props=props)
 
 
 HANDLER = '''
