@@ -201,7 +201,8 @@ def seccomp_cases(b: Builder, t: TV, ins, exit_phase: Const) -> list[Case]:
             skip[t.rseq_ret] = Const(RSEQ_ERRORS.index(errno))
             if "registration-succeeds" in b.checked:
                 skip.update(b.flag_bad("registration-succeeds"))
-        return [Case(Const(1), skip, f"seccomp: {name} -> SECCOMP_RET_ERRNO: -{errno}, body skipped",
+        named = f" (-{errno})" if ":" in act else ""  # the plain label is the one committed traces replay
+        return [Case(Const(1), skip, f"seccomp: {name} -> SECCOMP_RET_ERRNO{named}, body skipped",
                      "kernel/seccomp.c:__seccomp_filter", tags=frozenset({"rseq-call"} if name == "rseq" else set()))]
     if act == "kill":
         return [Case(Const(1), b.kill("SIGSYS"), f"seccomp: {name} -> SECCOMP_RET_KILL_PROCESS", SECCOMP)]
