@@ -158,12 +158,16 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
     elif "raw" in ins.args and child.reg is not None:
         ups[child.reg] = Const(0)  # rseq_fork: CLONE_VM -> unregistered, and no glibc to register it
     elif child.reg is not None:
-        # pthread_create: glibc registers the child iff the parent's area is
-        # registered (ATTR_FLAG_DO_RSEQ: its cpu_id >= 0; model/glibc.py)
+        # pthread_create: glibc registers the child iff the parent's glibc
+        # area is registered (ATTR_FLAG_DO_RSEQ: its cpu_id >= 0; model/glibc.py).
+        # With the tunable off glibc's area says REGISTRATION_FAILED: a
+        # program's own registration is taken to be of its own area.
         from model import data
         from model.registration import registered_tls
 
-        do_rseq = And(Ne(t.reg, 0), registered_tls(b, t)) if t.reg is not None else Const(1)
+        do_rseq: Expr = Const(int(b.env.glibc_rseq))
+        if t.reg is not None and b.env.glibc_rseq:
+            do_rseq = And(Ne(t.reg, 0), registered_tls(b, t))
         if child.glibc_init is not None:
             # start_thread's rseq() comes first, under the child's filter
             ups[child.glibc_init] = do_rseq

@@ -99,3 +99,16 @@ def test_abort_instruction(tmp_path):
         system_of(tmp_path, spec("        abort", RUN, filt='"allow"',
                                  extra='[handler.SIGABRT]\ncode = """\n        sigreturn\n"""'))
     assert "abort with a [handler.SIGABRT] is not modelled" in e.value.message
+
+
+def test_pthread_of_an_unregistered_parent_is_not_registered(tmp_path):
+    # no filter at all: DO_RSEQ alone decides (the parent unregistered glibc's area)
+    t0 = "        rseq_unregister\n        clone T1\n        exit"
+    sp = Space(system_of(tmp_path, spec(t0, "        load %r0, rseq.cpu_id\n        exit", filt='"allow"')))
+    started = sp.where(**{"T1.k": "USER"})
+    assert started and all(d["T1.rseq"] == "none" and d["T1.rseq.cpu_id"] == "-2" for d in started)
+    # registered parent: the child is registered by glibc
+    sp = Space(system_of(tmp_path, spec(CLONE, "        load %r0, rseq.cpu_id\n        exit", filt='"allow"'), "u.toml"))
+    started = sp.where(**{"T1.k": "USER"})
+    assert started and all(d.get("T1.rseq", "tls/32/RSEQ_SIG") == "tls/32/RSEQ_SIG" and d["T1.rseq.cpu_id"] == "0"
+                           for d in started)
