@@ -41,6 +41,9 @@ def may_fail(b: Builder) -> set[str]:
         if spawn is None or spawn[1].op != "clone" or "raw" in spawn[1].args:
             continue
         act = t.seccomp.get("rseq", "allow")
+        if act != "allow" and t.area is not None:
+            raise SpecError(b.spec.path, t.area_line, f"{t.name}: a seccomp filter refusing rseq() with a shared "
+                            "rseq_area is not modelled")
         if act == "trap":
             raise SpecError(b.spec.path, spawn[1].line, f"clone {t.name}: its seccomp filter traps rseq() (SIGSYS) "
                             "inside glibc's start_thread, with every signal blocked: not modelled")

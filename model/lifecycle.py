@@ -143,6 +143,7 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
         return [_execve(b, t, seg, ins)]
     child = next(c for c in b.threads if c.name == ins.args[0])
     ups: dict[Var, Expr] = {child.k: P("LOOP"), child.ax: A("OK")}  # ret_from_fork, fork returns 0
+    do_rseq: Expr = Const(1)  # a pthread's glibc registers it (set below)
     for s, v in child.blk.items():
         ups[v] = t.blk[s]
     fork = ins.op == "fork"
@@ -165,7 +166,7 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
         from model import data
         from model.registration import registered_tls
 
-        do_rseq: Expr = Const(int(b.env.glibc_rseq))
+        do_rseq = Const(int(b.env.glibc_rseq))
         if t.reg is not None and b.env.glibc_rseq:
             do_rseq = And(Ne(t.reg, 0), registered_tls(b, t))
         if child.glibc_init is not None:
@@ -213,7 +214,9 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
     free = area_free(b, child)
     fn = COPY_PROCESS + ", kernel/rseq.c:rseq_fork"
     if not (isinstance(free, Const) and free.value):
-        ups.update(_reused_area(b, child))
+        # (a reused area is registered again only if glibc registers at all)
+        ups.update({v: e if isinstance(do_rseq, Const) else Ite(do_rseq, e, ups.get(v, v))
+                    for v, e in _reused_area(b, child).items()})
         what += f"; rseq area {b.spec_thread(child).area} as its last user left it"
         if child.rseq_cs is not None and b.env.glibc_rseq:
             clears = b.rules["rseq.register_clears_cs"] == "yes" or rseq_optimized(b)
