@@ -43,7 +43,7 @@ def body_cases(b: Builder, t: TV, ins: Instr) -> list[Case]:
     out: list[Case] = []
 
     def err(guard: Expr, code: str, why: str) -> None:
-        ups = {**ret[code], **(retval.error(t, code) if t.ret is not None else {})}
+        ups = {**ret[code], **retval.error(t, code)}  # ax: the errno when a program reads `ret`
         if fail:
             ups.update(b.flag_bad("registration-succeeds"))
         out.append(Case(guard, ups, f"rseq({me}{', UNREGISTER' if ins.op == 'rseq_unregister' else ''}): {why} -> -{code}",
