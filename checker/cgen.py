@@ -100,7 +100,7 @@ NR_RT_SIGRETURN, NR_EXIT, NR_PRCTL, NR_RSEQ = 15, 60, 157, 334
 PR_SET_SYSCALL_USER_DISPATCH = 59
 RSEQ_SIG = 0x53053053
 OTHER_SIG = 0x0BADC0DE  # signature = "other": any word but RSEQ_SIG
-RSEQ_ERRNO = {"0": 0, "EINVAL": -22, "EPERM": -1, "EBUSY": -16, "EFAULT": -14}  # rseq_ret values (-errno)
+RSEQ_ERRNO = {"0": 0, "EINVAL": -22, "EPERM": -1, "EBUSY": -16, "EFAULT": -14, "ENOSYS": -38, "EACCES": -13}  # rseq_ret values (-errno)
 KERNEL_ADDR = 0xFFFFFFFF81000000  # rseq_register kernel: fails access_ok
 UNMAPPED_ADDR = 0x1000  # rseq_register unmapped: below vm.mmap_min_addr, never mapped
 NR_MUNMAP, NR_MEMBARRIER = 11, 324
@@ -400,6 +400,10 @@ def generate(spec: Spec, spin: int = 200000) -> Program:
         if t.area is not None and sum(1 for u in spec.threads if u.area == t.area) > 1:
             raise Unsupported(f"thread {t.name}: rseq_area {t.area} shared in turn (glibc's stack cache cannot be "
                               "made to hand out one thread's stack to another)")
+    for seg in [t.segment for t in spec.threads] + [h.segment for h in spec.handlers.values() if h.segment]:
+        for ins in seg.instrs:
+            if ins.op in ("beq", "bne") and ins.args[0] == "ret":
+                raise Unsupported(f"{_where(ins)}: {ins.op} on ret (a syscall's result) is not generated yet")
     traced = [t for t in spec.threads if t.ptrace_step]
     if traced and (len(spec.threads) > 1 or env.max_signals):
         raise Unsupported("ptrace = \"singlestep\" is generated for one thread without environment signals "
@@ -515,7 +519,7 @@ def _user_vars(spec: Spec, tls: bool = False) -> list[str]:
     for seg in segs:
         for ins in seg.instrs:
             if ins.op in ("store", "add", "beq", "bne"):
-                if ins.args[0] in ("rseq_ret", "rseq_size"):
+                if ins.args[0] in ("rseq_ret", "rseq_size", "ret"):
                     continue
                 if ins.args[0].startswith("tls.") == tls:
                     names.add(ins.args[0])

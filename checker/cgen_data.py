@@ -58,7 +58,7 @@ REGS = ("%rbp", "%r15", "%rbx", "%r9", "%r8", "%r10", "%rsi", "%rdi", "%rdx")
 # struct rseq (include/uapi/linux/rseq.h): u32 fields the model names
 FIELD_OFF = {"cpu_id_start": 0, "cpu_id": 4, "node_id": 20}
 SIGNED_JCC = {"beq": "je", "bne": "jne", "blt": "jl", "bge": "jge"}
-SPECIAL = ("rseq_ret", "rseq_size")  # v0 branch operands cgen handles itself
+SPECIAL = ("rseq_ret", "rseq_size", "ret")  # v0 branch operands cgen handles itself
 
 
 def uses_data(spec: Spec) -> bool:

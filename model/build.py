@@ -44,14 +44,14 @@ from model.ir import (
     Var,
     lift,
 )
-from model.program import RSEQ_ERRORS, Instr, Segment, expr_ints, expr_vars, is_reg
+from model.program import RET_VALUES, RSEQ_ERRORS, Instr, Segment, expr_ints, expr_vars, is_reg
 from model.properties import PROPERTIES
 from model.rules import resolve
 from model.spec import CsDesc, Spec
 from model.syscalls import AX, SYSCALLS
 
 # Names a program can test with beq/bne that are not user memory.
-SPECIAL_VARS = ("rseq_ret", "rseq_size")
+SPECIAL_VARS = ("rseq_ret", "rseq_size", "ret")
 
 PHASES = (
     "USER",  # running user code at ip<depth>
@@ -118,6 +118,9 @@ class TV:
     selector: Var | None = None
     reg: Var | None = None  # t->rseq, t->rseq_len, t->rseq_sig (when a program can change them)
     rseq_ret: Var | None = None  # return value of the last rseq() call
+    glibc_init: Var | None = None  # a pthread still in glibc's start_thread, about to register rseq (model/glibc.py)
+    ret: Var | None = None  # the running context's last syscall result (%rax), when a program reads `ret`
+    fret: dict[int, Var] = field(default_factory=dict)  # `ret` saved in frame d (uc_mcontext.ax)
     tls: dict[str, Var] = field(default_factory=dict)
     ptrace_step: bool = False  # a tracer single-steps every instruction of this thread
     ptrace_syscall: bool = False  # a tracer stops it at syscall entry and exit (PTRACE_SYSCALL)
@@ -158,11 +161,11 @@ class TV:
     def thread_vars(self) -> list[Var]:
         out: list[Var] = [*self.ip]
         for v in (self.depth, self.ax, self.budget, self.resched, self.notify, self.ksig, self.rseq_cs, self.sud,
-                  self.selector, self.reg, self.rseq_ret, self.tf, self.unrep, self.on_dispatch,
-                  self.user_irq, self.raised, self.nsig, self.nbudget):
+                  self.selector, self.reg, self.rseq_ret, self.ret, self.glibc_init, self.tf, self.unrep,
+                  self.on_dispatch, self.user_irq, self.raised, self.nsig, self.nbudget):
             if v is not None:
                 out.append(v)
-        out += list(self.tls.values()) + list(self.ftf.values())
+        out += list(self.tls.values()) + list(self.ftf.values()) + list(self.fret.values())
         out += list(self.regs.values()) + [v for m in self.fregs.values() for v in m.values()] + list(self.rs.values())
         out += [v for v in (self.ids_changed, self.ids_cpu, self.cpu, self.aff, self.cid, self.cid_field) if v is not None]
         out += list(self.pend.values()) + list(self.blk.values())
@@ -283,6 +286,9 @@ class Builder:
         from model import lifecycle
 
         self.spawns = lifecycle.spawns(self)  # child thread -> (parent thread, clone/fork instruction)
+        from model import glibc
+
+        self.glibc_fail = glibc.may_fail(self)  # pthreads whose glibc registration a filter refuses
         self.execs = any(ins.op == "execve" for _, ins in self.code)
         self.areas = lifecycle.area_groups(self)  # rseq area name -> the threads that use it in turn
         if self.uses_cid:
@@ -290,6 +296,8 @@ class Builder:
 
             mmcid.check(self, cid_lines[0])
         self.area_vars: dict[str, Var] = {}
+        # a program branches on a syscall's result: model/retval.py
+        self.uses_ret = any(ins.op in ("beq", "bne") and ins.args[0] == "ret" for _, ins in self.code)
 
     def _sud_regions(self) -> list[tuple[int, int, bool, bool]]:
         """(start, end, has_selector, inclusive) of every sud_on, in order;
@@ -441,7 +449,8 @@ class Builder:
                     self.reg_values.append(v)
         self.dynamic_reg = len(self.reg_values) > 2 or any(
             ins.op in ("rseq_register", "rseq_unregister") for _, ins in self.code) or not self.env.glibc_rseq or any(
-            ins.op == "clone" and "raw" in ins.args for _, ins in self.code)  # a raw clone child is unregistered
+            ins.op == "clone" and "raw" in ins.args for _, ins in self.code) or bool(  # a raw clone child is unregistered
+            self.glibc_fail)  # so may be a pthread whose registration fails
 
     def uvar(self, t: TV, name: str) -> Var:
         return t.tls[name] if name.startswith("tls.") else self.uvars[name]
@@ -477,6 +486,12 @@ class Builder:
             tv.unrep = self.var(f"{n}.unreported", Bool(), 0, n)
         if (self.stepping or self.syscall_tracing) and self.sud_regions:
             tv.on_dispatch = self.var(f"{n}.on_dispatch", Bool(), 0, n)
+        if n in self.glibc_fail:
+            tv.glibc_init = self.var(f"{n}.glibc_start", Bool(), 0, n)
+        if self.uses_ret:
+            tv.ret = self.var(f"{n}.ret", Enum(*RET_VALUES), 0, n)
+            for d in range(1, N + 1):
+                tv.fret[d] = self.var(f"{n}.f{d}.ret", Enum(*RET_VALUES), 0, n)
         if self.dynamic_reg:
             tv.reg = self.var(f"{n}.rseq", Enum(*self.reg_values), 1 if self.env.glibc_rseq else 0, n)
             tv.rseq_ret = self.var(f"{n}.rseq_ret", Enum(*RSEQ_ERRORS), 0, n)
@@ -623,6 +638,8 @@ class Builder:
         """s is pending, unblocked, and (for a handler) a frame still fits
         under max_nesting: deeper nesting is outside the bound."""
         e = And(t.pend[s], Not(t.blk[s]))
+        if t.glibc_init is not None:
+            e = And(e, Not(t.glibc_init))  # start_thread runs with every signal blocked
         if self.sig_action(s) == "handler":
             if self.N == 0:
                 return FALSE
@@ -707,7 +724,7 @@ class Builder:
 
 
 def build_system(spec: Spec) -> System:
-    from model import cpus, delivery, entry, environment, user
+    from model import cpus, delivery, entry, environment, glibc, user
 
     b = Builder(spec)
     for t in b.threads:
@@ -716,6 +733,7 @@ def build_system(spec: Spec) -> System:
         delivery.add_actions(b, t)
         environment.add_actions(b, t)
         cpus.add_actions(b, t)
+        glibc.add_actions(b, t)
     props = []
     for name in b.bad_names[1:]:
         info = PROPERTIES[name]

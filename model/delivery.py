@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model import next_syscall, rseq, singlestep
+from model import next_syscall, retval, rseq, singlestep
 from model import signals as sigmod
 from model.build import TV, A, Builder, Case, P
 from model.ir import Add, And, Const, Eq, Expr, Ite, Not, Or, Sub, Var
@@ -130,6 +130,7 @@ def add_actions(b: Builder, t: TV) -> None:
                 del ups[t.ev["SIGNAL"]]  # set by the rseq step already
             ups.update(next_syscall.on_signal(b, t, d + 1))
             ups.update(singlestep.frame(t, d + 1))
+            ups.update(retval.frame(t, d + 1))
             b.add(t, kact, here, ups,
                   f"setup_rt_frame: {s} frame, ip = handler; signal_delivered blocks "
                   + ("+".join(sorted(set(h.mask) | ({s} if "SA_NODEFER" not in h.flags else set()))) or "nothing"),
@@ -191,4 +192,5 @@ def sigreturn(b: Builder, t: TV, d: int, body: Expr, exit_phase: Const) -> None:
         ups[v] = Const(0)
     ups.update(next_syscall.on_sigreturn(b, t, d))
     ups.update(singlestep.sigreturn(t, d))
+    ups.update(retval.sigreturn(t, d))
     b.add(t, kact, body, ups, "rt_sigreturn: restore ip and mask, orig_ax = -1", fn)

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model import next_syscall, rseq, singlestep, sud
+from model import next_syscall, retval, rseq, singlestep, sud
 from model.build import PHASES, TV, A, Builder, Case, P
 from model.ir import And, Const, Eq, Expr, Not, Var
-from model.program import SYSCALL_OPS
+from model.program import RSEQ_ERRORS, SYSCALL_OPS
 from model.syscalls import RESTART_CODE, SYSCALLS
 from model.user import contexts
 
@@ -82,7 +82,7 @@ def add_actions(b: Builder, t: TV) -> None:
         if ins.op in ("sud_on", "sud_off"):
             seg, _ = b.code[pc]
             ups, label = sud.prctl_body(b, t, ins, seg)
-            b.add(t, kact, body, {**ups, t.ax: A("OK"), t.k: exit_phase}, label,
+            b.add(t, kact, body, {t.ax: A("OK"), **ups, t.k: exit_phase}, label,
                   "kernel/entry/syscall_user_dispatch.c:set_syscall_user_dispatch")
             continue
         if ins.op in ("getcpu", "sched_setaffinity"):
@@ -193,8 +193,17 @@ def seccomp_cases(b: Builder, t: TV, ins, exit_phase: Const) -> list[Case]:
     skip: dict[Var, Expr] = {t.k: exit_phase, t.ax: A("NONE")}
     if t.traced is not None:
         skip[t.traced] = Const(0)
-    if act == "errno":
-        return [Case(Const(1), skip, f"seccomp: {name} -> SECCOMP_RET_ERRNO, body skipped", SECCOMP)]
+    if act.startswith("errno"):
+        # __seccomp_filter: syscall_set_return_value(-errno); the body is skipped
+        errno = act.partition(":")[2] or "EPERM"
+        skip.update(retval.error(t, errno) if t.ret is not None else {})
+        if ins.op in ("rseq_register", "rseq_unregister") and t.rseq_ret is not None:
+            skip[t.rseq_ret] = Const(RSEQ_ERRORS.index(errno))
+            if "registration-succeeds" in b.checked:
+                skip.update(b.flag_bad("registration-succeeds"))
+        named = f" (-{errno})" if ":" in act else ""  # the plain label is the one committed traces replay
+        return [Case(Const(1), skip, f"seccomp: {name} -> SECCOMP_RET_ERRNO{named}, body skipped",
+                     "kernel/seccomp.c:__seccomp_filter", tags=frozenset({"rseq-call"} if name == "rseq" else set()))]
     if act == "kill":
         return [Case(Const(1), b.kill("SIGSYS"), f"seccomp: {name} -> SECCOMP_RET_KILL_PROCESS", SECCOMP)]
     if b.sig_action("SIGSYS") != "handler" or b.N == 0:
@@ -282,5 +291,6 @@ def _loop(b: Builder, t: TV) -> None:
             back[t.user_irq] = Const(0)
         if t.traced is not None:
             back[t.traced] = Const(0)
+        back.update(retval.back_to_user(t))
         b.add(t, kact, idle, back, "exit_to_user_mode: back to user", LOOP)
 

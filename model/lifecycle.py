@@ -32,10 +32,10 @@ Each declared thread is created once: a second clone of it fails (-EAGAIN).
 
 from __future__ import annotations
 
-from model import registration
+from model import registration, retval
 from model.build import PHASES, SPECIAL_VARS, TV, A, Builder, Case, P
 from model.errors import SpecError
-from model.ir import And, Const, Eq, Expr, Ite, Not, Var
+from model.ir import And, Const, Eq, Expr, Ite, Ne, Not, Var
 from model.program import Instr, Segment, expr_vars
 
 COPY_PROCESS = "kernel/fork.c:copy_process"
@@ -143,6 +143,7 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
         return [_execve(b, t, seg, ins)]
     child = next(c for c in b.threads if c.name == ins.args[0])
     ups: dict[Var, Expr] = {child.k: P("LOOP"), child.ax: A("OK")}  # ret_from_fork, fork returns 0
+    do_rseq: Expr = Const(1)  # a pthread's glibc registers it (set below)
     for s, v in child.blk.items():
         ups[v] = t.blk[s]
     fork = ins.op == "fork"
@@ -157,6 +158,26 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
             ups[child.tls[name]] = v
     elif "raw" in ins.args and child.reg is not None:
         ups[child.reg] = Const(0)  # rseq_fork: CLONE_VM -> unregistered, and no glibc to register it
+    elif child.reg is not None:
+        # pthread_create: glibc registers the child iff the parent's glibc
+        # area is registered (ATTR_FLAG_DO_RSEQ: its cpu_id >= 0; model/glibc.py).
+        # With the tunable off glibc's area says REGISTRATION_FAILED: a
+        # program's own registration is taken to be of its own area.
+        from model import data
+        from model.registration import registered_tls
+
+        do_rseq = Const(int(b.env.glibc_rseq))
+        if t.reg is not None and b.env.glibc_rseq:
+            do_rseq = And(Ne(t.reg, 0), registered_tls(b, t))
+        if child.glibc_init is not None:
+            # start_thread's rseq() comes first, under the child's filter
+            ups[child.glibc_init] = do_rseq
+            ups[child.reg] = Const(0)
+        else:
+            ups[child.reg] = Ite(do_rseq, Const(1), Const(0))
+            for f, v in child.rs.items():
+                failed = data.REGISTRATION_FAILED if f == "cpu_id" else 0
+                ups[v] = Ite(do_rseq, Const(b.init[v]), Const(failed))
     if fork:
         # the child's memory is a copy: its area holds the parent's ids
         for f, v in t.rs.items():
@@ -186,12 +207,16 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
         what = f"clone(CLONE_VM|CLONE_THREAD): thread {child.name}, rseq unregistered (rseq_fork), SUD off"
     else:
         reg = "glibc registers its rseq area" if b.env.glibc_rseq else "rseq unregistered"
+        if child.glibc_init is not None:
+            reg = "its start_thread calls rseq() first if the parent's area is registered"
         what = f"pthread_create -> clone: thread {child.name}, {reg}, SUD off"
     fresh = Eq(child.k, PHASES.index("NEW"))
     free = area_free(b, child)
     fn = COPY_PROCESS + ", kernel/rseq.c:rseq_fork"
     if not (isinstance(free, Const) and free.value):
-        ups.update(_reused_area(b, child))
+        # (a reused area is registered again only if glibc registers at all)
+        ups.update({v: e if isinstance(do_rseq, Const) else Ite(do_rseq, e, ups.get(v, v))
+                    for v, e in _reused_area(b, child).items()})
         what += f"; rseq area {b.spec_thread(child).area} as its last user left it"
         if child.rseq_cs is not None and b.env.glibc_rseq:
             clears = b.rules["rseq.register_clears_cs"] == "yes" or rseq_optimized(b)
@@ -199,7 +224,7 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
             fn += ", kernel/rseq.c:sys_rseq"
     return [
         Case(And(fresh, free), ups, what, fn),
-        Case(Not(fresh), {}, f"{ins.op}: {child.name} exists already -> -EAGAIN (each declared thread is created once)",
+        Case(Not(fresh), retval.error(t, "EAGAIN"), f"{ins.op}: {child.name} exists already -> -EAGAIN (each declared thread is created once)",
              COPY_PROCESS),
     ]
 

@@ -19,7 +19,7 @@ pointing at freed memory (a fault: the task is killed like an invalid one).
 
 from __future__ import annotations
 
-from model import data
+from model import data, retval
 from model.build import TV, Builder, Case
 from model.ir import Const, Eq, Expr, Ne, Or, Var
 from model.program import RSEQ_ERRORS, Instr
@@ -43,7 +43,7 @@ def body_cases(b: Builder, t: TV, ins: Instr) -> list[Case]:
     out: list[Case] = []
 
     def err(guard: Expr, code: str, why: str) -> None:
-        ups = dict(ret[code])
+        ups = {**ret[code], **retval.error(t, code)}  # ax: the errno when a program reads `ret`
         if fail:
             ups.update(b.flag_bad("registration-succeeds"))
         out.append(Case(guard, ups, f"rseq({me}{', UNREGISTER' if ins.op == 'rseq_unregister' else ''}): {why} -> -{code}",

@@ -347,6 +347,24 @@ _rule(
          for p in PRESETS},
     )
 )
+_rule(
+    Rule(
+        "glibc.thread_rseq_failure",
+        ("abort", "continue"),
+        "What glibc does when a thread made by pthread_create fails to register its rseq "
+        "area (a seccomp filter refusing rseq(), elastic/beats #30576). abort (glibc 2.35+): "
+        "start_thread registers when the creating thread's area was registered "
+        "(pthread_create sets ATTR_FLAG_DO_RSEQ iff its rseq_area.cpu_id >= 0) and any "
+        "error is fatal: __libc_fatal('Fatal glibc error: rseq registration failed') -> "
+        "abort() -> SIGABRT, the process ends; continue (no glibc release; what the initial "
+        "thread's registration in __tls_init_tp does): the thread runs unregistered, cpu_id = "
+        "RSEQ_CPU_ID_REGISTRATION_FAILED. A C library rule, not a kernel one: the same on "
+        "every preset.",
+        "glibc nptl/pthread_create.c:start_thread, sysdeps/unix/sysv/linux/rseq-internal.h:"
+        "rseq_register_current_thread",
+        _all("abort"),
+    )
+)
 
 _rule(
     Rule(

@@ -15,7 +15,7 @@ from pathlib import Path
 from model import files, names
 from model import signals as sigs
 from model.errors import SpecError
-from model.program import BRANCHES, AExpr, Segment, parse_code, parse_expr
+from model.program import BRANCHES, ERRNOS, AExpr, Segment, parse_code, parse_expr
 from model.properties import PROPERTIES
 from model.rules import ALIASES, PRESETS, RULES
 from model.syscalls import SYSCALLS
@@ -357,8 +357,11 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         for sc, act in seccomp.items():
             if sc not in SYSCALLS and sc not in SECCOMP_EXTRA:
                 raise err(where + ("seccomp",), f"seccomp: unknown syscall {sc!r}")
+            if isinstance(act, str) and act.startswith("errno:") and act[6:] in ERRNOS:
+                continue  # SECCOMP_RET_ERRNO with that errno ("errno" alone: EPERM)
             if act not in SECCOMP_ACTIONS:
-                raise err(where + ("seccomp",), f"seccomp: {sc} = {act!r}; actions: {', '.join(SECCOMP_ACTIONS)}")
+                raise err(where + ("seccomp",), f"seccomp: {sc} = {act!r}; actions: {', '.join(SECCOMP_ACTIONS)}, "
+                          f"errno:NAME ({', '.join(ERRNOS)})")
         code = typed(t, "code", str, where)
         if code is None:
             raise err(where, f"[thread.{name}] needs code")
@@ -434,8 +437,9 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         if not per_cpu and not re.match(r"(tls\.)?[A-Za-z_][A-Za-z0-9_]*$", name):
             raise err(("variables", name), f"variable name {name!r} is not an identifier (tls.NAME for a per-thread "
                       "one, NAME[cpu] for a per-CPU array)")
-        if name in ("rseq_ret", "rseq_size"):
-            raise err(("variables", name), f"{name!r} is reserved (the result of rseq(), glibc's __rseq_size)")
+        if name in ("rseq_ret", "rseq_size", "ret"):
+            raise err(("variables", name), f"{name!r} is reserved (the result of rseq(), glibc's __rseq_size, "
+                      "a syscall's result)")
         if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in rng)
                 and rng[0] <= 0 <= rng[1]):
             raise err(("variables", name), f"{name} must be [MIN, MAX] with MIN <= 0 <= MAX (variables start at 0)")
