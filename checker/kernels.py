@@ -142,6 +142,10 @@ def fetch(name: str, log=print) -> Kernel:
             raise KernelError(f"apt-get download {pkg} failed: {r.stderr.strip()[:300]}")
         have = sorted(debs.glob(f"{_deb_glob(pkg)}_*.deb"))
     deb = have[-1]
+    for k in installed():  # this package unpacked before
+        if json.loads((k.image.parent / "kernel.json").read_text()).get("deb") == deb.name:
+            log(f"{name}: {k.describe()} in {k.image.parent} (cached)")
+            return k
     version = deb.name.split("_")[1].replace("%2b", "+")
     with tempfile.TemporaryDirectory(prefix="rseqcheck-deb-") as tmp:
         r = subprocess.run(["dpkg-deb", "-x", str(deb), tmp], capture_output=True, text=True)
@@ -160,7 +164,7 @@ def fetch(name: str, log=print) -> Kernel:
     elf = extract_vmlinux((out / "vmlinuz").read_bytes())
     if elf is not None:
         (out / "vmlinux").write_bytes(elf)
-    meta = {"name": name, "package": pkg, "version": version, "release": release}
+    meta = {"name": name, "package": pkg, "version": version, "release": release, "deb": deb.name}
     (out / "kernel.json").write_text(json.dumps(meta, indent=1) + "\n")
     log(f"{name}: {release} ({pkg} {version}) in {out}" + ("" if elf else " (no vmlinux: boots the bzImage)"))
     return _cached(out)

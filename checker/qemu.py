@@ -143,6 +143,8 @@ def boot(kernel: Kernel, jobs: list[Job], smp: int = 2, accel: str = "tcg", time
         require("qemu-system-x86_64")
     busybox = Path(subprocess.run(["sh", "-c", "command -v busybox"], capture_output=True,
                                   text=True).stdout.strip()).read_bytes()
+    if b"ld-linux" in busybox[:4096]:  # PT_INTERP: a dynamic busybox cannot run in the bare initramfs
+        raise BootFailed("busybox is dynamically linked: install busybox-static")
     with tempfile.TemporaryDirectory(prefix="rseqcheck-qemu-") as tmp:
         files: dict[str, bytes] = {"bin/busybox": busybox}
         for j in jobs:
