@@ -215,6 +215,8 @@ def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states, 
     if os.path.isdir(spec_path) or kernels:
         if emit_c:
             _fail("--emit-c takes one spec and no --kernel")
+        if preset == "host" and kernels:
+            _fail("--preset host is this machine's preset; with --kernel use auto (the default) or a preset name")
         files, problem = collect_specs((spec_path,))
         if problem:
             _fail(problem)

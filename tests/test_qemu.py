@@ -285,3 +285,12 @@ def test_full_matrix_on_6_1_and_6_12(tmp_path):
     r = CliRunner().invoke(main, ["run", str(CONF), "--kernels", "6.1,6.12", "--runs", "200", "--smp", "2"])
     assert r.exit_code in (0, 3), r.output  # 3: a run that hung is reported, never a forbidden outcome
     assert "FORBIDDEN" not in r.output
+
+
+def test_run_refuses_unknown_kernel_and_host_preset_for_a_guest(tmp_path, monkeypatch):
+    monkeypatch.setenv("RSEQCHECK_CACHE", str(tmp_path))
+    spec = str(CONF / "p03a_syscall_last.toml")
+    r = CliRunner().invoke(main, ["run", spec, "--kernel", "9.9"])
+    assert r.exit_code == 2 and "kernel 9.9 is not installed" in r.output
+    r = CliRunner().invoke(main, ["run", spec, "--kernel", "6.1", "--preset", "host"])
+    assert r.exit_code == 2 and "--preset host is this machine's preset" in r.output
