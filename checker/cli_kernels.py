@@ -87,7 +87,7 @@ def run_matrix(specs: list[Spec], names: list[str], runs: int, rules: dict[str, 
     for name in names:
         if name == "host":
             ap = auto_preset(platform.release(), platform.version())
-            click.echo(f"== kernel host: {platform.release()}; preset {ap.describe() if ap else 'none'}")
+            click.echo(f"== kernel host: {platform.release()}; preset {_which(ap, preset)}")
             for spec in specs:
                 s, r = compare(spec, ap)
                 try:
@@ -127,7 +127,7 @@ def run_matrix(specs: list[Spec], names: list[str], runs: int, rules: dict[str, 
             continue
         ap = auto_preset(b.release, b.version)
         _echo(f"== kernel {name}: Linux {b.release} ({b.version}), {b.ncpu} CPUs, {b.seconds:.0f} s; "
-              f"preset {ap.describe() if ap else 'none (older than every preset)'}")
+              f"preset {_which(ap, preset)}")
         for spec, job in zip(ok_specs, jobs):
             status, out = b.outputs.get(spec.name, (-1, ""))
             if status != 0:
@@ -144,6 +144,12 @@ def run_matrix(specs: list[Spec], names: list[str], runs: int, rules: dict[str, 
         Path(markdown).write_text(markdown_table(cells, names))
         click.echo(f"wrote {markdown}")
     return max((c.status for c in cells), default=0)
+
+
+def _which(ap: AutoPreset | None, preset: str) -> str:
+    if preset != "auto":
+        return f"{preset} (--preset; auto would be {ap.describe() if ap else 'none'})"
+    return ap.describe() if ap else "none (older than every preset)"
 
 
 def _skip(kernel: str, spec: Spec, e: Exception) -> Cell:
