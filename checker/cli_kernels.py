@@ -87,6 +87,8 @@ def run_matrix(specs: list[Spec], names: list[str], runs: int, rules: dict[str, 
     for name in names:
         if name == "host":
             ap = auto_preset(platform.release(), platform.version())
+            if ap is None and preset == "auto":
+                _fail(f"host: kernel {platform.release()} is older than every preset")
             click.echo(f"== kernel host: {platform.release()}; preset {_which(ap, preset)}")
             for spec in specs:
                 s, r = compare(spec, ap)
@@ -128,6 +130,10 @@ def run_matrix(specs: list[Spec], names: list[str], runs: int, rules: dict[str, 
         ap = auto_preset(b.release, b.version)
         _echo(f"== kernel {name}: Linux {b.release} ({b.version}), {b.ncpu} CPUs, {b.seconds:.0f} s; "
               f"preset {_which(ap, preset)}")
+        if ap is None and preset == "auto":  # as --preset host: nothing to compare with
+            click.echo(f"{name}: kernel {b.release} is older than every preset; not compared", err=True)
+            cells += [Cell(name, s, None, 2, "no preset") for s in ok_specs]
+            continue
         for spec, job in zip(ok_specs, jobs):
             status, out = b.outputs.get(spec.name, (-1, ""))
             if status != 0:
