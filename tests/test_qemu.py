@@ -294,3 +294,21 @@ def test_run_refuses_unknown_kernel_and_host_preset_for_a_guest(tmp_path, monkey
     assert r.exit_code == 2 and "kernel 9.9 is not installed" in r.output
     r = CliRunner().invoke(main, ["run", spec, "--kernel", "6.1", "--preset", "host"])
     assert r.exit_code == 2 and "--preset host is this machine's preset" in r.output
+
+
+def _host_runs() -> str | None:
+    from checker.run import Refused, machine_preset
+    try:
+        return None if machine_preset() == "linux-6.18" and shutil.which("gcc") else "not a 6.18 host with gcc"
+    except Refused as e:
+        return str(e)
+
+
+@pytest.mark.skipif(_host_runs() is not None, reason=str(_host_runs()))
+def test_folder_on_host_uses_auto_preset_and_summarises(tmp_path):
+    for n in ("p03a_syscall_last", "p03c_no_restart_eintr"):
+        shutil.copy(CONF / f"{n}.toml", tmp_path)
+    r = CliRunner().invoke(main, ["run", str(tmp_path), "--runs", "5", "--spin", "2000"])
+    assert r.exit_code == 0, r.output
+    assert "== kernel host:" in r.output and "preset linux-6.18 (kernel 6.18." in r.output
+    assert "  p03a_syscall_last: host ok\n" in r.output and "  p03c_no_restart_eintr: host ok\n" in r.output
