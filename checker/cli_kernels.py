@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import platform
-import sys
 from pathlib import Path
 
 import click
@@ -42,7 +41,7 @@ def kernels_fetch(names) -> None:
     uncompressed vmlinux."""
     for n in names:
         try:
-            fetch(n, log=click.echo)
+            fetch(n, log=_echo)
         except MissingTool as e:
             _fail(str(e), e.status)
         except KernelError as e:
@@ -53,7 +52,7 @@ def kernels_fetch(names) -> None:
 def kernels_list() -> None:
     """The fetched kernels."""
     for k in installed():
-        click.echo(f"{k.name:<8} {k.describe()}")
+        _echo(f"{k.name:<8} {k.describe()}", "", " " * 9)
     click.echo(f"series: {', '.join(SERIES)}")
 
 
@@ -89,7 +88,7 @@ def run_matrix(specs: list[Spec], names: list[str], runs: int, rules: dict[str, 
             ap = auto_preset(platform.release(), platform.version())
             if ap is None and preset == "auto":
                 _fail(f"host: kernel {platform.release()} is older than every preset")
-            click.echo(f"== kernel host: {platform.release()}; preset {_which(ap, preset)}")
+            _echo(f"== kernel host: {platform.release()}; preset {_which(ap, preset)}")
             for spec in specs:
                 s, r = compare(spec, ap)
                 try:
@@ -113,8 +112,8 @@ def run_matrix(specs: list[Spec], names: list[str], runs: int, rules: dict[str, 
             except (SpecError, ModelError) as e:
                 cells.append(_skip(name, spec, e))
         limit = timeout or 120.0 + 0.5 * runs * len(jobs)
-        click.echo(f"== kernel {name}: booting {k.describe()} ({len(jobs)} specs x {runs} runs, "
-                   f"-smp {smp}, {accel}, limit {limit:g} s)")
+        _echo(f"== kernel {name}: booting {k.describe()} ({len(jobs)} specs x {runs} runs, "
+              f"-smp {smp}, {accel}, limit {limit:g} s)")
         try:
             b = boot(k, jobs, smp=smp, accel=accel, timeout=limit)
         except MissingTool as e:
@@ -182,8 +181,8 @@ def markdown_table(cells: list[Cell], names: list[str]) -> str:
     its count, `!` before one the model forbids."""
     by = {(c.spec.name, c.kernel): c for c in cells}
     specs = list(dict.fromkeys(c.spec.name for c in cells))
-    head = [c.result.kernel if c.result else k for k in names
-            for c in [next((x for x in cells if x.kernel == k and x.result), Cell(k, cells[0].spec, None, 0))]]
+    release = {c.kernel: c.result.kernel for c in cells if c.result is not None}
+    head = [release.get(k, k) for k in names]  # the booted kernel's uname -r
     lines = ["| spec | " + " | ".join(head) + " |", "|---|" + "---|" * len(names)]
     for s in specs:
         row = []
@@ -202,6 +201,3 @@ def markdown_table(cells: list[Cell], names: list[str]) -> str:
 
 
 __all__ = ["kernels", "markdown_table", "run_matrix"]
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(kernels())

@@ -83,8 +83,12 @@ def _cpio_entry(name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] =
     nb = name.encode() + b"\0"
     fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(nb), 0]
     head = b"070701" + b"".join(b"%08X" % f for f in fields)
-    pad = lambda n: b"\0" * (-n % 4)  # noqa: E731
-    return head + nb + pad(len(head) + len(nb)) + data + pad(len(data))
+    return head + nb + _pad(len(head) + len(nb)) + data + _pad(len(data))
+
+
+def _pad(n: int) -> bytes:
+    """newc aligns names and data to 4 bytes."""
+    return b"\0" * (-n % 4)
 
 
 def initramfs(files: dict[str, bytes], execs: set[str]) -> bytes:
