@@ -397,6 +397,9 @@ def generate(spec: Spec, spin: int = 200000) -> Program:
             raise Unsupported(f"thread {t.name}: seccomp filters are not generated yet")
         if t.ptrace_syscall:
             raise Unsupported(f"thread {t.name}: ptrace = \"syscall\" (PTRACE_SYSCALL stops) is not generated yet")
+        if t.area is not None and sum(1 for u in spec.threads if u.area == t.area) > 1:
+            raise Unsupported(f"thread {t.name}: rseq_area {t.area} shared in turn (glibc's stack cache cannot be "
+                              "made to hand out one thread's stack to another)")
     traced = [t for t in spec.threads if t.ptrace_step]
     if traced and (len(spec.threads) > 1 or env.max_signals):
         raise Unsupported("ptrace = \"singlestep\" is generated for one thread without environment signals "

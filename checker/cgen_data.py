@@ -182,6 +182,9 @@ class DataGen:
                 for a in data.operands(ins):
                     if is_reg(a):
                         used[self.machine(a, ins)] = a
+                    if a == "rseq.mm_cid":
+                        raise Unsupported(f"{self._at(ins)}: rseq.mm_cid is not generated yet (no run here has "
+                                          "compared the kernel's ids with the model's)")
                     m = MEM.match(a) if isinstance(a, str) else None
                     if m and m.group(3) and is_reg(m.group(3)) and segv is not None and segv.action == "handler":
                         raise Unsupported(f"{self._at(ins)}: an index outside the array kills with SIGSEGV in the "

@@ -303,6 +303,9 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
         size = (f"{r.stats.states:,} states, {r.stats.transitions:,} transitions" if r.engine == "explicit"
                 else f"{r.engine}, depth {r.stats.depth}")  # the symbolic engines enumerate no states
         click.echo(f"{mark} {o.path}: {o.describe()} (expected {exp}); {size}, {r.stats.seconds:.2f} s")
+        for note in r.notes:  # a liveness verdict: what it assumed (reduction, fairness)
+            for line in wrap(note, "     ", "       "):
+                click.echo(line)
         for p in o.vacuous:
             click.echo(f"     warning: {p} is vacuous here (its trigger never occurred)")
         if o.outcomes_check[1]:
@@ -366,25 +369,38 @@ def show(trace, fmt) -> None:
 
 
 @main.command()
-@click.argument("trace", type=click.Path(exists=True, dir_okay=False))
+@click.argument("traces", nargs=-1, required=True)
 @click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False),
-              help="The spec to replay against (default: the one named in the trace, relative to here).")
-def replay(trace, spec_path) -> None:
-    """Re-run a saved trace step by step against today's semantics.
+              help="The spec to replay against (default: the one named in each trace, relative to here).")
+def replay(traces, spec_path) -> None:
+    """Re-run saved traces (ITF JSON files, or folders of them) step by step
+    against today's semantics, in one process.
 
-    Exit 0 when it still reaches the violation, 1 when a step no longer
-    applies (or the end no longer violates), 2 when it cannot start."""
-    try:
-        report = replay_file(trace, spec_path)
-    except ReplayError as e:
-        click.echo(str(e), err=True)
-        sys.exit(2)
-    for w in report.warnings:
-        click.echo(f"{trace}: {w}", err=True)
-    click.echo(f"{trace}: {report.message}")
-    for d in report.details:
-        click.echo(f"  {d}")
-    sys.exit(report.exit_code)
+    Exit 0 when every trace still reaches its violation, 1 when a step of
+    some trace no longer applies (or its end no longer violates), 2 when
+    some trace cannot start (2 wins over 1)."""
+    files, problem = collect_specs(traces, ext=".json", what="traces")
+    if problem:
+        raise Usage(problem)
+    code = 0
+    cache: dict = {}
+    for trace in files:
+        try:
+            report = replay_file(trace, spec_path, cache=cache)
+        except ReplayError as e:
+            click.echo(str(e), err=True)
+            code = 2
+            continue
+        for w in report.warnings:
+            click.echo(f"{trace}: {w}", err=True)
+        click.echo(f"{trace}: {report.message}")
+        for d in report.details:
+            click.echo(f"  {d}")
+        code = max(code, report.exit_code)
+    if len(files) > 1:
+        bad = code != 0
+        click.echo(f"{len(files)} traces" + (": some no longer replay" if bad else ": all replay"))
+    sys.exit(code)
 
 
 @main.command()
@@ -446,8 +462,9 @@ def presets(wide) -> None:
         for n, r in RULES.items():
             click.echo("")
             click.echo(n)
-            cw1 = max(len(c) for c in r.choices)
-            for choice, ps in _by_choice(r).items():
+            by = _by_choice(r)
+            cw1 = max(len(c) for c in by)  # the choices some preset takes
+            for choice, ps in by.items():
                 for line in wrap(" ".join(p.replace("linux-", "") for p in ps), f"  {choice:<{cw1}}  ",
                                  " " * (cw1 + 4)):
                     click.echo(line)
@@ -460,14 +477,17 @@ def presets(wide) -> None:
 
 @main.command()
 def properties() -> None:
-    """List the built-in properties."""
+    """List the built-in properties (and the polarity words for user ones)."""
     for p in PROPERTIES.values():
-        click.echo(p.name)
+        click.echo(p.name + ("  (liveness, under [fairness])" if p.kind == "progress" else ""))
         for line in wrap(p.doc, "  ", "  "):
             click.echo(line)
         for line in wrap(f"from: {p.seed}", "  ", "    "):
             click.echo(line)
         click.echo("")
+    click.echo("always EXPR | eventually EXPR | sometimes EXPR")
+    click.echo("  Over global user variables and per-CPU slots: an invariant; every")
+    click.echo("  fair run reaches EXPR (liveness); some reachable state satisfies it.")
 
 
 from checker.cli_conformance import COMMANDS as _conformance  # noqa: E402  (outcomes, run)

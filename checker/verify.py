@@ -4,6 +4,7 @@ with the spec's `expect`, and keep the counterexample graph."""
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 import tempfile
@@ -20,7 +21,8 @@ from checker.escape import xml_clean
 from checker.explicit import Distinct, SearchResult, Stats, bfs, distinct_counterexamples
 from checker.limits import check_size
 from checker.proposal import Proposal
-from checker.trace import build_graph, render
+from checker.trace import build_graph, changes, render
+from model import glossary
 from model.build import build_system
 from model.errors import SpecError
 from model.ir import ModelError, System
@@ -81,6 +83,8 @@ class Outcome:
             if r.exhausted:
                 return f"holds (state space exhausted at depth {r.stats.depth})"
             return f"holds up to depth {r.bound}"
+        if r.verdict == "violation" and r.goal is not None:
+            return lasso_summary(r)
         if r.verdict == "violation":
             return f"violation of {r.prop} at depth {len(r.trace) - 1}"
         return f"unknown: {r.reason} (explored to depth {r.stats.depth})"
@@ -146,6 +150,8 @@ class Outcome:
                 vacuous=self.vacuous,
                 counterexample_files=self.files,
             )
+        if r and (r.goal is not None or r.notes):  # liveness: the lasso and what the verdict assumed
+            out.update(goal=r.goal, loop=r.loop, notes=list(r.notes))
         if self.distinct is not None and r and r.verdict == "violation":
             d = self.distinct
             out["distinct_counterexamples"] = {
@@ -173,6 +179,17 @@ class Outcome:
         if d.reason:
             return what + f"; search stopped early ({d.reason}), there may be more"
         return what + f"; the first {self.asked} asked for, there may be more"
+
+
+def lasso_summary(r: SearchResult) -> str:
+    """A liveness violation in one line: its prefix and cycle."""
+    if not r.trace:
+        return f"violation of {r.goal}: no reachable state satisfies it"
+    assert r.loop is not None
+    n = len(r.trace) - 1
+    if r.loop == n:
+        return f"violation of {r.goal}: {n} steps, then no step forever"
+    return f"violation of {r.goal}: {r.loop} steps, then a cycle of {n - r.loop} steps forever"
 
 
 def check_spec(
@@ -212,8 +229,16 @@ def check_spec(
         out.error = model_error(path, e, out.spec)
         return out
     bound = depth if depth is not None else spec.depth
+    if system.goals and engine == "induction":
+        names = ", ".join(dict.fromkeys(g.name for g in system.goals))
+        line = spec.lines.get(("check", "properties"))
+        out.error = str(SpecError(path, line, f"the induction engine does not prove liveness or reachability "
+                                  f"({names}); use --engine explicit or bmc"))
+        return out
     try:
-        if engine == "explicit" and max_counterexamples > 1:
+        if system.goals:
+            res = _check_with_goals(system, spec, bound, por, timeout, progress, max_states, por_frozen, engine)
+        elif engine == "explicit" and max_counterexamples > 1:
             out.distinct = distinct_counterexamples(system, bound, max_counterexamples, timeout=timeout,
                                                     max_states=max_states, progress=progress)
             res = out.distinct.result
@@ -241,8 +266,12 @@ def check_spec(
         for p in system.properties:
             if p.trigger_tag and p.trigger_tag not in tags:
                 out.vacuous.append(p.name)
+        for g in system.goals if res.engine == "explicit" else []:  # a progress property whose trigger never fired
+            info = PROPERTIES.get(g.name)
+            if info is not None and info.trigger and info.trigger not in tags and g.name not in out.vacuous:
+                out.vacuous.append(g.name)
     said = {"proposal": proposal.record()} if proposal else {}  # in the trace's header, for replay
-    if res.verdict == "violation":
+    if res.verdict == "violation" and res.trace:  # a `sometimes` violation has no trace
         out.graph = trace_graph(system, spec, res, **said)
     if out.distinct is not None and out.graph is not None:
         d = out.distinct
@@ -252,6 +281,41 @@ def check_spec(
             other = replace(res, prop=prop, trace=trace, shortest=len(trace) == len(res.trace))
             out.more.append(trace_graph(system, spec, other, rank=i, distinct=k, **said))
     return out
+
+
+def _check_with_goals(system: System, spec: Spec, bound: int, por: bool, timeout: float | None,
+                      progress: Callable[[Stats], None] | None, max_states: int | None,
+                      por_frozen: bool, engine: str = "explicit") -> SearchResult:
+    """The invariants first (bfs with its reduction, or bmc), then the
+    liveness and reachability goals: on the full reachable graph
+    (checker/liveness.py) or by a bounded lasso search with Z3
+    (checker/symbolic_liveness.py)."""
+    from model.progress import describe
+
+    safety = None
+    if system.properties:
+        if engine == "bmc":
+            from checker import symbolic
+
+            safety = symbolic.bmc(system, bound, timeout=timeout, progress=progress)
+        else:
+            safety = bfs(system, bound, por=por, timeout=timeout, max_states=max_states, progress=progress,
+                         por_frozen=por_frozen)
+        if safety.verdict != "holds":
+            return safety
+    if engine == "bmc":
+        from checker.symbolic_liveness import lasso_bmc
+
+        res = lasso_bmc(system, bound, timeout=timeout, progress=progress)
+    else:
+        from checker.liveness import check_goals
+
+        res = check_goals(system, bound, timeout=timeout, progress=progress, max_states=max_states)
+    res.notes.append("fairness: " + describe(spec.fairness))
+    if safety is not None:
+        res.fired |= safety.fired
+        res.exhausted = res.exhausted and safety.exhausted
+    return res
 
 
 def model_error(path: str, e: ModelError, spec: Spec | None) -> str:
@@ -275,6 +339,7 @@ def trace_graph(system: System, spec: Spec, res: SearchResult, **extra: Any) -> 
         "version": __version__,
         "spec": _portable(spec.path),
         "spec_hash": spec.hash,
+        "spec_sha256": hashlib.sha256(spec.text.encode()).hexdigest(),  # GraphML programhash (SV-COMP)
         "title": spec.title,
         "source": spec.source,
         "preset": spec.preset,
@@ -286,7 +351,48 @@ def trace_graph(system: System, spec: Spec, res: SearchResult, **extra: Any) -> 
         "bound": res.bound,
         **extra,
     }
-    return build_graph(system, res.trace, header)
+    if res.goal is not None:  # a lasso (checker/liveness.py)
+        goal = next(g for g in system.goals if g.key == res.goal)
+        header.update(goal=res.goal, loop=res.loop, property_doc=goal.doc, notes=list(res.notes))
+    g = build_graph(system, res.trace, header)
+    b = system.meta.get("builder")
+    if b is not None:  # the program and the names in words: the text reads without the repository
+        _explain(g, b)
+    return g
+
+
+def _explain(g: nx.DiGraph, b: Any) -> None:
+    """Add the program, the line of each code address, the line of each
+    user step's instruction, and a legend of the names the trace shows."""
+    addr = glossary.addresses(b)
+    g.graph.update(program=glossary.program(b), addresses=addr)
+    threads = glossary.thread_names(b)
+    phases: dict[str, set[str]] = {}
+    shown: list[str] = []
+    for i in range(1, g.number_of_nodes()):
+        e, before, after = g.edges[i - 1, i], g.nodes[i - 1]["vars"], g.nodes[i]["vars"]
+        ctx = e["actor"]
+        if not ctx.endswith(":kernel") and ctx != "env":
+            t, _, h = ctx.partition(".h")
+            line = addr.get(str(before.get(f"{t}.ip{h or 0}")))
+            if line:
+                e["line"] = line
+        for c in changes(before, after, e["label"]):
+            name, _, value = c.partition("=")
+            if name not in shown:
+                shown.append(name)
+            if name.endswith(".k"):
+                phases.setdefault(name, set()).add(value)
+    legend = {}
+    for name in shown:
+        text = glossary.describe(name, threads)
+        if text is None:
+            continue
+        if name in phases:
+            text += "; " + "; ".join(f"{p} {glossary.PHASE_WORDS[p]}" for p in glossary.PHASE_WORDS
+                                     if p in phases[name])
+        legend[name] = text
+    g.graph["legend"] = legend
 
 
 def _portable(path: str) -> str:

@@ -100,6 +100,7 @@ def add_actions(b: Builder, t: TV) -> None:
             from model import lifecycle
 
             b.add_cases(t, kact, body, lifecycle.body_cases(b, t, b.code[pc][0], ins), {t.ax: A("OK"), t.k: exit_phase})
+            lifecycle.wait_actions(b, t, d, body, ins)
             continue
         cls = SYSCALLS[name]
         done_cases, done_reset = next_syscall.completion(b, t, ins)
@@ -217,7 +218,8 @@ def _kvm_run(b: Builder, t: TV, d: int, body: Expr, done: list[Case], finish: di
         if rule != "exit" and t.notify is not None:
             ups[t.notify] = Const(0)
         if rule == "ids" and t.rs:
-            ups.update(rseq.ids(b, t, cpu=ev.get(t.cpu) if t.cpu is not None else None))
+            ups.update(rseq.ids(b, t, cpu=ev.get(t.cpu) if t.cpu is not None else None,
+                                cid=ev.get(t.cid) if t.cid is not None else None))
             if t.ids_changed is not None:
                 ups[t.ids_changed] = Const(0)
         what = {"exit": "NOTIFY_RESUME left for the return to user",

@@ -87,15 +87,21 @@ _rule(
 _rule(
     Rule(
         "rseq.flags",
-        ("honoured", "fatal", "ignored"),
+        ("honoured", "fatal", "ignored", "honoured-unchecked"),
         "RSEQ_CS_FLAG_NO_RESTART_ON_* in rseq_cs.flags or the area flags: honoured "
         "(an event whose bit is set does not abort; NO_RESTART_ON_SIGNAL without both "
         "others is -EINVAL) or fatal (any non-zero flag seen with the ip inside the "
         "critical section is -EINVAL, i.e. SIGSEGV, even with no event pending), or "
         "ignored (R1/R2 without the debug key: version and flags are never read; chosen on a "
-        "legacy preset, every event aborts and no flag is fatal).",
-        "kernel/rseq.c:rseq_need_restart (flags deprecated in 6.0, 0190e4198e47); "
-        "include/linux/rseq_entry.h:rseq_update_user_cs (R1)",
+        "legacy preset, every event aborts and no flag is fatal), or honoured-unchecked "
+        "(a design choice no release shipped: honoured without the combination check, so "
+        "NO_RESTART_ON_SIGNAL alone is accepted -- the hazard the check exists for: a "
+        "preempted handler has rseq_cs cleared and rt_sigreturn resumes the section "
+        "with nothing to abort it).",
+        "kernel/rseq.c:rseq_need_restart (4.18-5.19: the combination check and its "
+        "comment; flags deprecated in 6.0, 0190e4198e47, after Bui Quang Minh's report, "
+        "LKML 2022-06-18 'rseq: x86: Fix rseq_cs get cleared when returning from signal "
+        "handler'); include/linux/rseq_entry.h:rseq_update_user_cs (R1)",
         _by_era(E0="honoured", E1="honoured", E2="honoured", E3="fatal", R1="ignored", R2="ignored"),
     )
 )
@@ -339,6 +345,22 @@ _rule(
         "kernel/entry/kvm.c:xfer_to_guest_mode_work",
         {p: ("exit" if p in ("linux-4.18", "linux-5.8") else "clear" if p in ("linux-5.10", "linux-5.11") else "ids")
          for p in PRESETS},
+    )
+)
+
+_rule(
+    Rule(
+        "rseq.mm_cid",
+        ("absent", "present"),
+        "struct rseq's mm_cid field: absent before 6.3 (the kernel accepted only rseq_len == 32 "
+        "and wrote cpu_id_start and cpu_id; a program reading the field reads zeros: refused); "
+        "present from 6.3 ('sched: Introduce per-memory-map concurrency ID', af7f588d8f73, and "
+        "'rseq: Extend struct rseq with per-memory-map concurrency ID'): written with the ids, "
+        "the concurrency id the scheduler gives the task when it switches it in (model/mmcid.py). "
+        "The field lies inside the original 32 bytes, so glibc's 32-byte registration gets it "
+        "too (rseq_update_cpu_node_id writes it unconditionally; unregistration writes 0).",
+        "kernel/sched/sched.h:switch_mm_cid, kernel/rseq.c:rseq_update_cpu_node_id",
+        _since("linux-6.18", "present", "absent"),
     )
 )
 

@@ -58,6 +58,8 @@ class ThreadSpec:
     ptrace_syscall: bool = False  # a tracer stops it at every syscall entry and exit (PTRACE_SYSCALL)
     seccomp: dict[str, str] = field(default_factory=dict)  # syscall -> SECCOMP_RET_* action
     cpu: int | None = None  # the CPU it starts on ([thread.T] cpu; 0 when not given)
+    area: str | None = None  # [thread.T] rseq_area: an rseq area (TLS block) shared in sequence
+    area_line: int = 0
 
 
 @dataclass
@@ -85,6 +87,29 @@ class OutcomeCheck:
 
 
 @dataclass
+class UserProp:
+    """A property over user variables written in [check] properties:
+    `always EXPR` (an invariant), `eventually EXPR` (every fair run reaches
+    it), `sometimes EXPR` (some reachable state satisfies it)."""
+
+    kind: str  # "always" | "eventually" | "sometimes"
+    text: str  # the expression as written
+    expr: AExpr
+    line: int
+
+
+@dataclass
+class FairnessSpec:
+    """[fairness]: what a liveness verdict assumes (docs/spec-format.md)."""
+
+    threads: str = "weak"  # "weak" | "strong" | "none": each thread's user steps, and its kernel steps
+    environment: bool = False  # weak fairness of each environment event too
+
+
+POLARITIES = ("always", "eventually", "sometimes")
+
+
+@dataclass
 class Spec:
     path: str
     text: str
@@ -103,6 +128,8 @@ class Spec:
     variables: dict[str, tuple[int, int]] = field(default_factory=dict)  # declared ranges
     arrays: dict[str, tuple[int, int]] = field(default_factory=dict)  # per-CPU arrays: "NAME[cpu]" = [MIN, MAX]
     outcomes: OutcomeCheck | None = None  # [outcomes]
+    user_props: dict[str, UserProp] = field(default_factory=dict)  # "eventually x == 1" -> its parts
+    fairness: FairnessSpec = field(default_factory=FairnessSpec)
 
     @property
     def name(self) -> str:
@@ -242,7 +269,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
                 raise err(where + (key,), f"{key} must be a list of strings")
         return tuple(v)
 
-    known_sections = {"spec", "rules", "environment", "thread", "rseq_cs", "handler", "check", "variables", "outcomes"}
+    known_sections = {"spec", "rules", "environment", "thread", "rseq_cs", "handler", "check", "variables", "outcomes",
+                      "fairness"}
     for k in data:
         if k not in known_sections:
             raise err((k,), f"unknown section [{k}] (known: {', '.join(sorted(known_sections))})")
@@ -312,7 +340,10 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
             raise err(where, f"[thread.{name}] must be a table")
         if not re.match(r"[A-Za-z_][A-Za-z0-9_]*$", name):
             raise err(where, f"thread name {name!r} is not an identifier")
-        check_keys(t, {"code", "rseq_flags", "ptrace", "seccomp", "cpu"}, where)
+        check_keys(t, {"code", "rseq_flags", "ptrace", "seccomp", "cpu", "rseq_area"}, where)
+        area = typed(t, "rseq_area", str, where)
+        if area is not None and not re.match(r"[A-Za-z_][A-Za-z0-9_]{0,63}$", area):
+            raise err(where + ("rseq_area",), f"rseq_area {area!r} is not an identifier")
         cpu = typed(t, "cpu", int, where)
         if cpu is not None and not 0 <= cpu < env.cpus:
             raise err(where + ("cpu",), f"cpu = {cpu} is out of range 0..{env.cpus - 1} ([environment] cpus = {env.cpus})")
@@ -335,7 +366,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         for f in fl:
             if f not in CS_FLAGS:
                 raise err(where + ("rseq_flags",), f"unknown flag {f!r} (known: {', '.join(CS_FLAGS)})")
-        threads.append(ThreadSpec(name, seg, fl, at(*where), ptrace == "singlestep", ptrace == "syscall", dict(seccomp), cpu))
+        threads.append(ThreadSpec(name, seg, fl, at(*where), ptrace == "singlestep", ptrace == "syscall", dict(seccomp), cpu,
+                                  area, at(*where, "rseq_area") if area is not None else 0))
 
     handlers: dict[str, Handler] = {}
     for sig, h in table("handler").items():
@@ -416,12 +448,31 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
 
     ck = table("check", required=True)
     check_keys(ck, {"properties", "depth"}, ("check",))
-    props = str_list(ck, "properties", ("check",))
-    if not props:
+    written = str_list(ck, "properties", ("check",))
+    if not written:
         raise err(("check",), "[check] needs at least one property")
-    for pname in props:
-        if pname not in PROPERTIES:
-            raise err(("check", "properties"), f"unknown property {pname!r} (see `rseqcheck properties`)")
+    props_l: list[str] = []
+    user_props: dict[str, UserProp] = {}
+    for pname in written:
+        word, _, rest = pname.strip().partition(" ")
+        rest = rest.strip()
+        if word in POLARITIES and rest in PROPERTIES and PROPERTIES[rest].kind == "always" and word == "always":
+            pname = rest  # `always NAME` is the built-in invariant NAME
+        elif word in POLARITIES and rest:
+            if rest in PROPERTIES:
+                raise err(("check", "properties"), f"{pname!r}: {rest} is a built-in property; write it alone "
+                          "(a polarity word goes before an expression over user variables)")
+            line = at("check", "properties")
+            expr = parse_expr(rest, file, line)
+            pname = f"{word} {' '.join(rest.split())}"
+            user_props[pname] = UserProp(word, rest, expr, line)
+        elif pname not in PROPERTIES:
+            raise err(("check", "properties"), f"unknown property {pname!r} (see `rseqcheck properties`; "
+                      "or always|eventually|sometimes EXPR)")
+        if pname in props_l:
+            raise err(("check", "properties"), f"property {pname!r} is listed twice")
+        props_l.append(pname)
+    props = tuple(props_l)
     depth = typed(ck, "depth", int, ("check",), 50)
     if not 1 <= depth <= 100000:
         raise err(("check", "depth"), f"depth = {depth} is out of range 1..100000")
@@ -429,6 +480,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
     spec = Spec(file, text, title, source, preset, expect, rules, env, threads, handlers, cs, props, depth, lines, variables,
                 arrays=arrays)
     spec.outcomes = _outcome_check(file, table("outcomes"), at)
+    spec.user_props = user_props
+    spec.fairness = _fairness(table("fairness"), err, typed, check_keys)
     names.check_spec_names(spec)  # every name, bounded and \Z-anchored (the patterns above accept a final newline)
     _check_code(spec)
     return spec
@@ -464,6 +517,15 @@ def _check_code(spec: Spec) -> None:
                 raise SpecError(spec.path, c.line, f"rseq_cs {c.name}: post_commit must come after start in {s.name}")
     if spec.env.max_signals and not spec.env.signals:
         raise SpecError(spec.path, spec.lines.get(("environment", "max_signals")), "max_signals > 0 but no signals listed")
+
+
+def _fairness(t: dict, err, typed, check_keys) -> FairnessSpec:
+    """[fairness] threads = "weak"|"strong"|"none", environment = true|false."""
+    check_keys(t, {"threads", "environment"}, ("fairness",))
+    threads = typed(t, "threads", str, ("fairness",), "weak")
+    if threads not in ("weak", "strong", "none"):
+        raise err(("fairness", "threads"), f"threads must be \"weak\", \"strong\" or \"none\", not {threads!r}")
+    return FairnessSpec(threads, typed(t, "environment", bool, ("fairness",), False))
 
 
 def _outcome_check(file: str, t: dict, at) -> OutcomeCheck | None:

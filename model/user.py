@@ -10,7 +10,7 @@ from dataclasses import replace
 from model import cpus, data, singlestep
 from model.build import PHASES, TV, Builder, Case
 from model.errors import SpecError
-from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Ite, Le, Lt, Ne, Not, Or, Ref, Sub, Var
+from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Ite, Le, Lt, Ne, Not, Op, Or, Ref, Sub, Var, lift
 from model.program import BRANCHES, RSEQ_ERRORS, SYSCALL_OPS, AExpr, Instr, is_reg
 
 
@@ -161,6 +161,10 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
         ups.setdefault(t.regs[r], Const(0))  # dead after this step
     step_bad, step_cases, step_common = singlestep.instr_cases(b, t, label, ins.op in SYSCALL_OPS)
     bad, extra = _violations(b, t, d, pc, ins, nxt)
+    after = [(dc.guard, lift(dc.updates.get(t.ip[d], ups.get(t.ip[d], t.ip[d])))) for dc in data_cases]
+    after = after or [(Const(1), lift(ups.get(t.ip[d], t.ip[d])))]
+    commit, commit_tags = _commits(b, t, d, pc, ins, after)
+    bad, extra = bad + commit, extra | commit_tags
     if data_cases:
         # a data instruction's outcomes are cases: a single-step trap comes
         # on top of each (the instruction completes, then #DB)
@@ -171,6 +175,9 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
         cases += [replace(c, tags=frozenset(tags | extra)) for c in data_cases]
     else:
         cases.append(Case(Const(1), {}, label, tags=frozenset(tags | extra)))
+    from model import progress
+
+    cases = progress.tag_cases(b, t, d, pc, ins.op, ins.args[0] if ins.args else None, cases, {**ups, **step_common})
     b.add_cases(t, actor, base, cases, {**ups, **step_common})
 
 
@@ -223,14 +230,41 @@ def _violations(b: Builder, t: TV, d: int, pc: int, ins: Instr, nxt: int) -> tup
                                 tags=frozenset({"syscall-armed"})))
             if c.start <= pc < c.post:
                 tags.add("syscall-armed")
-    if "rseq-cs-atomic" in b.checked and d in t.dirty:
-        for c in b.cs:
-            if c.start <= pc < c.post and nxt == c.post:
-                out.append(Case(And(Eq(t.rseq_cs, c.id), t.dirty[d]), b.flag_bad("rseq-cs-atomic"),
-                                f"{ins.text}  -- commits {c.name} after an unaborted interruption",
-                                tags=frozenset({"commit"})))
-                tags.add("commit")
     return out, tags
+
+
+def _commits(b: Builder, t: TV, d: int, pc: int, ins: Instr, landings: list[tuple[Expr, Expr]]) -> tuple[list[Case], set[str]]:
+    """rseq-cs-atomic: the instruction at pc, inside a section, moves the ip
+    to the section's post-commit ip (`landings`: each outcome's guard and
+    new ip), so the section commits.  Whatever rseq_cs holds: a section the
+    kernel no longer sees (a handler had it cleared) commits all the same.
+    A violation if an event reached the frame since its rseq_cs store and
+    nothing aborted it (`dirty`, model/rseq.py:charge)."""
+    if "rseq-cs-atomic" not in b.checked or d not in t.dirty:
+        return [], set()
+    out: list[Case] = []
+    tags: set[str] = set()
+    for c in b.cs:
+        if not c.start <= pc < c.post:
+            continue
+        lands = Or(*[And(g, _is(ip, c.post)) for g, ip in landings])
+        if isinstance(lands, Const) and not lands.value:
+            continue
+        out.append(Case(And(lands, t.dirty[d]), b.flag_bad("rseq-cs-atomic"),
+                        f"{ins.text}  -- commits {c.name} after an unaborted interruption",
+                        tags=frozenset({"commit"})))
+        tags.add("commit")
+    return out, tags
+
+
+def _is(ip: Expr, target: int) -> Expr:
+    """ip == target, folded where the new ip is a constant or a branch
+    between constants (the common case: no guard term at all)."""
+    if isinstance(ip, Const):
+        return Const(int(ip.value == target))
+    if isinstance(ip, Op) and ip.op == "ite" and all(isinstance(a, Const) for a in ip.args[1:]):
+        return Or(And(ip.args[0], _is(ip.args[1], target)), And(Not(ip.args[0]), _is(ip.args[2], target)))
+    return Eq(ip, target)
 
 
 _BIN = {"==": Eq, "!=": Ne, "<": Lt, "<=": Le, ">": Gt, ">=": Ge, "+": Add, "-": Sub}

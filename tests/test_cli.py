@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from checker import __version__
 from checker import verify as verify_mod
 from checker.cli import main
+from checker.trace import render
 from checker.verify import Outcome, check_spec, save_counterexample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,7 +207,7 @@ def test_exit_1_for_a_violation_without_expect(specs: Path) -> None:
         (["verify", "specs", "--depth", "0"], "Invalid value for '--depth'"),
         (["verify", "specs", "--timeout", "0"], "Invalid value for '--timeout'"),
         (["show", "nowhere.json"], "does not exist"),
-        (["replay", "nowhere.json"], "does not exist"),
+        (["replay", "nowhere.json"], "nowhere.json: no such file or folder"),
     ],
 )
 def test_exit_2_for_usage_errors(specs: Path, args: list[str], message: str) -> None:
@@ -342,7 +343,7 @@ def test_interrupted_save_leaves_no_partial_file(specs: Path, monkeypatch, fail_
     if fail_at == "fsync":  # the .txt temporary was complete, but nothing was renamed yet
         assert txt == "old txt\n"
     else:  # the .txt rename happened, whole
-        assert txt.startswith("rseqcheck ") and txt.endswith("armed it.\n")
+        assert txt.startswith("rseqcheck ") and txt == render(o.graph, "text")
     save_counterexample(o, folder)
     assert json.loads((folder / "violation.json").read_text())["#meta"]["spec"] == "specs/violation.toml"
 
@@ -575,3 +576,18 @@ def test_verify_checks_outcomes(tmp_path: Path) -> None:
     rec = json.loads(r.output)["results"][0]
     assert rec["outcomes_check"]["holds"] is False
     assert rec["property_verdicts"] == {"no-unexpected-kill": "holds", "[outcomes]": "fails"}
+
+
+def test_replay_many_traces_and_folders_in_one_process(tmp_path: Path, monkeypatch) -> None:
+    """#14: CI replays every committed trace in one process; one trace that
+    cannot start makes it exit 2, after the others are still replayed."""
+    monkeypatch.chdir(ROOT)
+    r = CliRunner().invoke(main, ["replay", "counterexamples/"])
+    n = len(list((ROOT / "counterexamples").glob("*.json")))
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[-1] == f"{n} traces: all replay"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    r = CliRunner().invoke(main, ["replay", str(bad), "counterexamples/unprotected.json"])
+    assert r.exit_code == 2
+    assert "counterexamples/unprotected.json: replays: still reaches next-syscall-atomic (8 steps)" in r.output

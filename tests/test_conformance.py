@@ -743,6 +743,10 @@ def test_placement_follows_the_spec(path, pins, free):
          "g.toml: a value range beyond 32-bit immediates (registers hold 0..3000000000)"),
         ('[environment]\nglibc_rseq = false\n[thread.T0]\ncode = """\nrseq_register mine\n'
          'load %r0, rseq.cpu_id\nexit\n"""\n', "g.toml:9: load %r0, rseq.cpu_id: rseq fields with an own rseq area"),
+        ('[thread.T0]\ncode = """\nload %r0, rseq.mm_cid\nexit\n"""\n',
+         "g.toml:6: load %r0, rseq.mm_cid: rseq.mm_cid is not generated yet"),
+        ('[thread.T0]\nrseq_area = "A"\ncode = """\nclone T1\nexit\n"""\n[thread.T1]\nrseq_area = "A"\ncode = "exit"\n',
+         "thread T0: rseq_area A shared in turn"),
     ],
 )
 def test_generator_refuses_data_it_cannot_drive(tmp_path, body, message):
