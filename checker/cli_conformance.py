@@ -12,15 +12,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from checker.backports import auto_preset
 from checker.cgen import Unsupported, generate
 from checker.columns import WIDTH, wrap
 from checker.host import HostRefused, host_preset
+from checker.inputs import collect_specs
 from checker.limits import LimitHit, Limits, Seconds, Watchdog
 from checker.outcomes import Outcome, OutcomeSet, check_condition, eval_condition, model_outcomes
 from checker.proposal import ProposalError, parse_rules
@@ -173,7 +176,7 @@ def outcomes(spec_path, rule_pairs, max_states, timeout, preset) -> None:
 
 
 @click.command()
-@click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
+@click.argument("spec_path", metavar="SPEC|FOLDER", type=click.Path(exists=True))
 @click.option("--runs", type=click.IntRange(1, 10_000_000), default=1000, show_default=True)
 @click.option("--rule", "rule_pairs", multiple=True, metavar="NAME=CHOICE",
               help="Override a rule of the model the runs are compared with (repeatable).")
@@ -184,13 +187,26 @@ def outcomes(spec_path, rule_pairs, max_states, timeout, preset) -> None:
               help="Signals are sent at random within this many µs of a run's start (default: calibrated).")
 @click.option("--emit-c", type=click.Path(dir_okay=False), help="Write the generated C program here and stop.")
 @click.option("--max-states", type=click.IntRange(1), default=2_000_000, show_default=True)
-@click.option("--preset", type=click.Choice(["host", *PRESETS]), metavar="host|PRESET",
+@click.option("--preset", type=click.Choice(["host", "auto", *PRESETS]), metavar="host|auto|PRESET",
               help="Compare with this preset instead of the spec's; host: the one of this machine's kernel "
-                   "(uname -r, the nearest preset at or below it).")
+                   "(uname -r, the nearest preset at or below it); auto: the kernel's exact version, "
+                   "stable backports included (checker/backports.py; the default with --kernel).")
+@click.option("--kernel", "kernel_names", multiple=True, metavar="VERSION|PATH|host",
+              help="Boot this kernel under QEMU and run there (6.1, 6.12: fetched with `rseqcheck kernels "
+                   "fetch`; a bzImage or vmlinux path; host: this machine). Repeatable.")
+@click.option("--kernels", "kernel_list", metavar="A,B,...", help="Several kernels, comma-separated.")
+@click.option("--smp", type=click.IntRange(1, 64), default=2, show_default=True, help="Guest CPUs.")
+@click.option("--accel", type=click.Choice(["tcg", "kvm"]), default="tcg", show_default=True)
+@click.option("--timeout", type=Seconds(), help="Seconds a guest may take (default: 120 + 0.5 per run).")
+@click.option("--markdown", type=click.Path(dir_okay=False), help="Also write the histograms, one column per "
+              "kernel, as a Markdown table.")
 @_guarded
-def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states, preset) -> None:
-    """Run SPEC's scenario RUNS times on this machine's kernel and compare the
-    observed outcomes with those the model allows (exit 1 on a forbidden one).
+def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states, preset, kernel_names, kernel_list,
+        smp, accel, timeout, markdown) -> None:
+    """Run the scenario of SPEC (or of every spec in FOLDER) RUNS times on
+    this machine's kernel, or on other kernels booted under QEMU
+    (--kernel, --kernels), and compare the observed outcomes with those
+    the model allows (exit 1 on a forbidden one).
 
     Every code block (threads and handlers) becomes x86-64 asm with real
     struct rseq_cs descriptors (RSEQ_SIG before each abort label) under
@@ -200,10 +216,27 @@ def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states, 
     the environment's signals at random times and feeds the pipe `syscall
     read` sleeps on.  set_desc, assert, seccomp, PTRACE_SYSCALL, fork and
     execve are refused (exit 2), as is a kernel whose preset is not the
-    spec's (see --preset host).  docs/conformance.md has the details."""
-    spec = _load(spec_path)
+    spec's (see --preset host, auto).  docs/conformance.md has the details."""
     rules = _rules(rule_pairs)
-    spec = _with_preset(spec, preset)
+    kernels = [*kernel_names, *(k.strip() for k in (kernel_list or "").split(",") if k.strip())]
+    if os.path.isdir(spec_path) or kernels:
+        if emit_c:
+            _fail("--emit-c takes one spec and no --kernel")
+        if preset == "host" and kernels:
+            _fail("--preset host is this machine's preset; with --kernel use auto (the default) or a preset name")
+        files, problem = collect_specs((spec_path,))
+        if problem:
+            _fail(problem)
+        specs = [_load(f) for f in files]
+        status = run_matrix(specs, kernels or ["host"], runs, rules, spin, seed, window_us, max_states,
+                            preset or "auto", smp, accel, timeout, markdown)
+        sys.exit(status)
+    spec = _load(spec_path)
+    if preset == "auto":
+        spec, auto = _with_auto(spec, platform.release(), platform.version())
+        rules = {**auto, **rules}
+    else:
+        spec = _with_preset(spec, preset)
     if emit_c:
         try:
             build_system(spec)  # the model's own spec errors (undeclared thread or range) first, as for a run
@@ -223,7 +256,8 @@ def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states, 
         return
     try:
         _model(spec, rules, max_states, None)  # spec errors before any run
-        r = run_spec(spec, runs, rules=rules, spin=spin, seed=seed, window_us=window_us)
+        r = run_spec(spec, runs, rules=rules, spin=spin, seed=seed, window_us=window_us,
+                     check_machine=preset != "auto")
     except Unsupported as e:
         _fail(f"{spec.path}: cannot run faithfully: {e}")
     except Refused as e:
@@ -232,10 +266,21 @@ def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states, 
         _fail(f"{spec.path}: {e}", 3)
     except SpecError as e:
         _fail(str(e))
-    _report(spec, rules, r)
+    sys.exit(_report(spec, rules, r))
 
 
-def _report(spec: Spec, rules: dict[str, str], r: RunResult) -> None:
+def _with_auto(spec: Spec, release: str, uname_v: str) -> tuple[Spec, dict[str, str]]:
+    """`--preset auto`: the kernel's preset and the backports it carries."""
+    ap = auto_preset(release, uname_v)
+    if ap is None:
+        _fail(f"--preset auto: refused: kernel {release} is older than every preset (oldest: {PRESETS[0]})")
+        raise AssertionError
+    _echo(f"Preset auto: {ap.describe()}")
+    return dataclasses.replace(spec, preset=ap.preset), ap.rules
+
+
+def _report(spec: Spec, rules: dict[str, str], r: RunResult) -> int:
+    """Print one run's histogram; its exit status (0, 1 forbidden, 2 failed runs, 3 hung)."""
     m = r.model
     _echo(f"Run {spec.name} on Linux {r.kernel}: {r.runs:,} runs (seed {r.seed}), events within "
           f"{r.window_us:.1f} us of each start; model {spec.preset}{_rule_note(spec, rules)}, "
@@ -277,16 +322,20 @@ def _report(spec: Spec, rules: dict[str, str], r: RunResult) -> None:
         _echo(f"Condition {chk.kind} ({chk.text}): model {'Ok' if chk.ok else 'No'}; "
               f"observed {seen} ({sat:,} of {total:,} runs)")
     if r.errors:
-        _fail(f"{spec.path}: {len(r.errors)} runs failed to start the scenario ({r.errors[0]})")
+        click.echo(f"{spec.path}: {len(r.errors)} runs failed to start the scenario ({r.errors[0]})", err=True)
+        return 2
     bad = r.forbidden
     if bad:
         for o in bad:
             _echo(f"No: observed {r.observed[o]:,} runs ending [{o}], an outcome the model forbids")
-        sys.exit(1)
+        return 1
     if r.hung:
         click.echo(f"?? {r.hung} runs did not end within 10 s (killed, not counted)")
-        sys.exit(3)
+        return 3
     _echo(f"Ok: every observed outcome is allowed by the model ({len(r.unobserved)} allowed ones not observed)")
+    return 0
 
 
-COMMANDS = (outcomes, run)
+from checker.cli_kernels import kernels, run_matrix  # noqa: E402  (needs _report)
+
+COMMANDS = (outcomes, run, kernels)
