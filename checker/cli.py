@@ -4,10 +4,13 @@ Exit status: 0 every verdict as expected; 1 some verdict differs from
 `expect` (or, with no expect, a violation); 2 a spec or usage error; 3 a
 resource limit (timeout, --max-states, --max-memory, out of memory, Ctrl-C,
 SIGTERM, SIGHUP) before a verdict; 4 an output error (a counterexample or
-the JUnit file could not be written).  When several apply, 2 wins over 4, 4
-over 1 and 1 over 3: an unreadable spec or a missing result file matters
-more to CI than a changed verdict, and that more than a spec that ran out
-of time.
+the JUnit file could not be written); 5 with --strict, every verdict as
+expected but some spec has warnings (checker/caveats.py: a vacuous
+property, a setup that does nothing, code never reached, a bound hit).
+When several apply, 2 wins over 4, 4 over 1, 1 over 3 and 3 over 5: an
+unreadable spec or a missing result file matters more to CI than a changed
+verdict, that more than a spec that ran out of time, and that more than a
+verdict that says less than it seems to.
 
 `replay` exits 0 when the trace still reaches its violation, 1 when a step
 no longer applies (or the end no longer violates), 2 when it cannot start.
@@ -19,24 +22,27 @@ import json
 import os
 import signal
 import sys
-import textwrap
+import time
 from pathlib import Path
 
 import click
 
 from checker import __version__
-from checker.cross import check_all as _check_all
-from checker.cross import check_one as _check_one
+from checker.columns import wide as want_wide
+from checker.columns import wrap
 from checker.explicit import Stats
 from checker.inputs import collect_specs, remove_stale_tmp
-from checker.limits import Limits, MemorySize, Seconds, check_within
+from checker.limits import Limits, MemorySize, Seconds
+from checker.parallel import Job, default_jobs, run_job, run_jobs
+from checker.proposal import Proposal, ProposalError, parse_rules
 from checker.replay import ReplayError, load_trace, replay_file
 from checker.trace import FORMATS, render, render_text
-from checker.verify import ENGINES, Outcome, junit_xml, save_counterexample, write_atomic
+from checker.verify import ENGINES, Outcome, junit_xml, write_atomic
 from model.properties import PROPERTIES
 from model.rules import ERA, PRESETS, RULES
 
 EXIT_OUTPUT = 4  # an output file could not be written
+EXIT_WARNINGS = 5  # --strict: as expected, with warnings
 
 
 class Usage(click.UsageError):
@@ -50,14 +56,27 @@ def _collect(paths: tuple[str, ...]) -> list[str]:
     return out
 
 
-def _progress_printer(name: str):
-    if not sys.stderr.isatty():
+PROGRESS_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
+
+
+def _progress_printer(name: str, quiet: bool = False):
+    """The search's progress on stderr: one line rewritten in place on a
+    terminal; elsewhere (CI logs, pipes) a plain line every 10 s, so that a
+    long search shows it is alive.  None with --quiet."""
+    if quiet:
         return None
+    tty = sys.stderr.isatty()
+    last = [0.0]
 
     def show(st: Stats) -> None:
-        sys.stderr.write(
-            f"\r{name}: {st.states:,} states, depth {st.depth}, {st.rate:,.0f} states/s, {st.seconds:.1f} s   "
-        )
+        line = f"{name}: {st.states:,} states, depth {st.depth}, {st.rate:,.0f} states/s, {st.seconds:.1f} s"
+        if tty:
+            sys.stderr.write(f"\r{line}   ")
+        elif st.seconds - last[0] >= PROGRESS_EVERY:
+            last[0] = st.seconds
+            sys.stderr.write(line + "\n")
+        else:
+            return
         sys.stderr.flush()
 
     return show
@@ -74,7 +93,7 @@ def main() -> None:
 @click.option("--engine", type=click.Choice(ENGINES + ("all",)), default="explicit", show_default=True,
               help="induction proves 'holds' for every depth (lemmas from the reachable states, checked by Z3). "
               "all: explicit, bmc and induction; exit 3 if their results contradict (a violation of length L "
-              "beside a 'holds' covering L, or different shortest lengths).")
+              "beside a 'holds' covering L, different shortest lengths, or different answers to [outcomes]).")
 @click.option("--depth", type=click.IntRange(1, 100000), help="Override each spec's [check] depth.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="counterexamples", show_default=True,
@@ -103,20 +122,35 @@ def main() -> None:
                    "T0, T0.h1, T0:kernel, env...) differ, shortest first; saved as NAME.json, NAME.2.json, ... "
                    "Explicit engine only; N > 1 turns partial-order reduction off, so the set is complete "
                    "for the depth bound when fewer than N are found.")
+@click.option("--preset", type=click.Choice(PRESETS), metavar="PRESET",
+              help="Check every spec under this preset instead of its own (a proposal: said in every output "
+                   "and saved in each counterexample, so that replay rebuilds the same model).")
+@click.option("--rule", "rule_pairs", multiple=True, metavar="NAME=CHOICE",
+              help="Set a rule over each spec's own choice (repeatable; see `rseqcheck rules`).")
+@click.option("--strict", is_flag=True,
+              help="Exit 5 when every verdict is as expected but some spec has warnings (a vacuous property, "
+                   "signals never sent, a handler, thread or label never reached, a rule override whose steps "
+                   "never fire, a search cut by its depth bound).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 1024), metavar="N",
+              help="Check N specs at a time in worker processes (default: this machine's cores); "
+                   "results and output are those of --jobs 1, in the same order.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_memory, por, por_frozen, symmetry,
-           show_trace, max_cx) -> None:
+           show_trace, max_cx, preset, rule_pairs, strict, jobs, quiet) -> None:
     """Check specs (files or folders) against their expected verdicts.
 
     Exit status: 0 every verdict as expected; 1 some verdict differs; 2 a
     spec or usage error; 3 a resource limit (timeout, --max-states,
     --max-memory, Ctrl-C, SIGTERM) before a verdict; 4 an output error (a
-    counterexample or --junit file could not be written)."""
+    counterexample or --junit file could not be written); 5 (--strict) as
+    expected, but with warnings."""
     if max_cx > 1 and engine in ("bmc", "induction"):
         raise Usage(f"--max-counterexamples {max_cx} needs the explicit engine (--engine explicit or all)")
     if por_frozen and (engine != "explicit" or not por):
         raise Usage("--por-frozen needs --engine explicit and --por")
     if symmetry and (engine != "explicit" or por_frozen or max_cx > 1):
         raise Usage("--symmetry needs --engine explicit, without --por-frozen or --max-counterexamples")
+    proposal = _proposal(preset, rule_pairs)
     files = _collect(paths)
     problem = _unwritable(Path(out_dir), folder=True) or (_unwritable(Path(junit), folder=False) if junit else None)
     if problem:
@@ -129,32 +163,39 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
         more["por_frozen"] = True
     if symmetry:
         more["symmetry"] = True
+    if proposal:
+        more["proposal"] = proposal
+        if fmt == "text":
+            click.echo(f"proposal: {proposal.describe()} (over each spec's own)")
     limits = Limits(timeout, max_states, max_memory)
+    if max_states:
+        more["max_states"] = max_states
+    todo = [Job(f, stems[f], out_dir, limits, engine, depth, por, more) for f in files]
+    workers = min(jobs or default_jobs(), len(todo))
     outcomes: list[Outcome] = []
     io_errors: list[str] = []
     interrupted = False
     prog = None
+    t0 = time.monotonic()
     with _terminate_as_interrupt():
         try:
-            for f in files:
-                prog = _progress_printer(Path(f).stem) if fmt == "text" else None
-                check = _check_all if engine == "all" else _check_one
-                kw = {} if engine == "all" else {"engine": engine}
-                if max_states:
-                    kw["max_states"] = max_states
-
-                def run(progress, f=f, check=check, kw=kw):
-                    return check(f, depth=depth, por=por, timeout=timeout, progress=progress, **kw, **more)
-
-                def save(o, f=f):
-                    if not io_errors:  # one unwritable --out is reported once
-                        save_counterexample(o, Path(out_dir), stems[f])
-
-                o, io_error = check_within(f, limits, run, save, prog, engine, depth)
-                _clear_progress(prog)
+            if workers > 1:  # results in the specs' order, as with one worker
+                results = run_jobs(todo, workers)
+            else:
+                def one_by_one():
+                    nonlocal prog
+                    for job in todo:
+                        prog = _progress_printer(Path(job.path).stem, quiet) if fmt == "text" else None
+                        got = run_job(job, prog, saving=not io_errors)  # one unwritable --out is reported once
+                        _clear_progress(prog)
+                        yield got
+                results = one_by_one()
+            for o, io_error in results:
                 outcomes.append(o)
-                if io_error:
+                if io_error and not (workers > 1 and io_errors):
                     io_errors.append(io_error)
+                if workers > 1 and not quiet:
+                    _tick(len(outcomes), len(files), t0)
                 if (o.result and o.result.reason == "interrupted") or (o.distinct and o.distinct.reason == "interrupted"):
                     interrupted = True
                     break
@@ -162,10 +203,10 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
             _clear_progress(prog)
             interrupted = True
     unchecked = files[len(outcomes):]
-    code = _exit_code(outcomes, interrupted)
+    code = _exit_code(outcomes, interrupted, strict)
     if junit:  # first, so that the exit status printed below is the final one
         try:
-            write_atomic(Path(junit), junit_xml(outcomes))
+            write_atomic(Path(junit), junit_xml(outcomes, strict))
         except OSError as e:
             io_errors.append(f"{junit}: cannot write the JUnit file: {e.strerror or e}")
     if io_errors and code != 2:
@@ -180,8 +221,13 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
             "exit_status": code,
             "interrupted": interrupted,
             "not_checked": unchecked,
+            "proposal": proposal.record() if proposal else None,
             "output_errors": io_errors,
-            "summary": {"specs": len(files), "as_expected": sum(1 for o in outcomes if o.ok)},
+            "strict": strict,
+            "summary": {"specs": len(files), "as_expected": sum(1 for o in outcomes if o.ok),
+                        "warnings": sum(len(o.warnings) for o in outcomes),
+                        "incomplete": sum(1 for o in outcomes if o.result and o.result.verdict == "holds"
+                                          and not o.result.exhausted)},
             "results": [o.record() for o in outcomes],
         }
         click.echo(json.dumps(doc, indent=1))
@@ -193,6 +239,30 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
     for msg in io_errors:
         click.echo(msg, err=True)
     sys.exit(code)
+
+
+_last_tick = [0.0]
+
+
+def _tick(done: int, total: int, t0: float) -> None:
+    """With several workers: "verify: K of N specs" on a terminal, or a line
+    every 10 s elsewhere."""
+    now = time.monotonic()
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\rverify: {done} of {total} specs, {now - t0:.1f} s   " if done < total else "\r\033[K")
+    elif now - max(_last_tick[0], t0) >= PROGRESS_EVERY and done < total:
+        _last_tick[0] = now
+        sys.stderr.write(f"verify: {done} of {total} specs, {now - t0:.0f} s\n")
+    else:
+        return
+    sys.stderr.flush()
+
+
+def _proposal(preset: str | None, rule_pairs: tuple[str, ...]) -> Proposal:
+    try:
+        return Proposal(preset, parse_rules(rule_pairs))
+    except ProposalError as e:
+        raise Usage(str(e)) from None
 
 
 def _unwritable(path: Path, folder: bool) -> str | None:
@@ -263,18 +333,22 @@ class _terminate_as_interrupt:
 
 
 def _clear_progress(prog) -> None:
-    if prog:
+    if prog and sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
         sys.stderr.flush()
 
 
-def _exit_code(outcomes: list[Outcome], interrupted: bool) -> int:
+def _exit_code(outcomes: list[Outcome], interrupted: bool, strict: bool = False) -> int:
     if any(o.error for o in outcomes):
         return 2
     if any(o.verdict != "unknown" and not o.ok for o in outcomes):
         return 1
     if interrupted or any(o.verdict == "unknown" or o.disagreement for o in outcomes):
         return 3
+    if any(o.outcomes_check[1] and o.outcomes_check[0] is None for o in outcomes):
+        return 3  # the [outcomes] search was cut: no answer for the condition
+    if strict and any(o.warnings for o in outcomes):
+        return EXIT_WARNINGS
     return 0
 
 
@@ -285,13 +359,18 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
             continue
         r = o.result
         assert r is not None and o.spec is not None
-        mark = "ok  " if o.ok else ("??  " if o.verdict == "unknown" else "FAIL")
+        undecided = o.verdict == "unknown" or (o.outcomes_check[0] is None and bool(o.outcomes_check[1]))
+        mark = "FAIL" if not o.ok and o.verdict != "unknown" else ("??  " if undecided else "ok  ")
         exp = o.expected or "holds"
         size = (f"{r.stats.states:,} states, {r.stats.transitions:,} transitions" if r.engine == "explicit"
                 else f"{r.engine}, depth {r.stats.depth}")  # the symbolic engines enumerate no states
         click.echo(f"{mark} {o.path}: {o.describe()} (expected {exp}); {size}, {r.stats.seconds:.2f} s")
-        for p in o.vacuous:
-            click.echo(f"     warning: {p} is vacuous here (its trigger never occurred)")
+        for note in r.notes:  # a liveness verdict: what it assumed (reduction, fairness)
+            for line in wrap(note, "     ", "       "):
+                click.echo(line)
+        for w in o.warnings:
+            for line in wrap(w.text(), "     ", "       "):
+                click.echo(line)
         if o.outcomes_check[1]:
             click.echo(f"     {o.outcomes_check[1]}")
         if o.disagreement:
@@ -312,7 +391,9 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
         click.echo("")
         click.echo(summary_table(outcomes))
     good = sum(1 for o in outcomes if o.ok)
-    click.echo(f"{good} of {len(outcomes)} specs as expected")
+    warned = sum(1 for o in outcomes if o.warnings)
+    more = f"; {warned} with warnings" if warned else ""
+    click.echo(f"{good} of {len(outcomes)} specs as expected{more}")
 
 
 def summary_table(outcomes: list[Outcome]) -> str:
@@ -325,11 +406,13 @@ def summary_table(outcomes: list[Outcome]) -> str:
         exp = (o.expected or "holds") if o.spec else "-"
         pv = o.property_verdicts() or [("-", o.verdict)]
         for k, (prop, verdict) in enumerate(pv):
+            want = o.outcomes_expected if prop == "[outcomes]" else exp
             if prop in o.vacuous:
                 verdict += " (vacuous)"
-            if not o.ok and verdict != "not reached":
+            differs = verdict != want if prop == "[outcomes]" else o.verdict != exp
+            if not o.ok and verdict != "not reached" and differs:
                 verdict += "  <-"  # the rows that make the exit status non-zero
-            rows.append((o.path if k == 0 else "", prop, exp, verdict, states if k == 0 else "", secs if k == 0 else ""))
+            rows.append((o.path if k == 0 else "", prop, want, verdict, states if k == 0 else "", secs if k == 0 else ""))
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     right = {4, 5}
     lines = []
@@ -353,25 +436,38 @@ def show(trace, fmt) -> None:
 
 
 @main.command()
-@click.argument("trace", type=click.Path(exists=True, dir_okay=False))
+@click.argument("traces", nargs=-1, required=True)
 @click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False),
-              help="The spec to replay against (default: the one named in the trace, relative to here).")
-def replay(trace, spec_path) -> None:
-    """Re-run a saved trace step by step against today's semantics.
+              help="The spec to replay against (default: the one named in each trace, relative to here).")
+def replay(traces, spec_path) -> None:
+    """Re-run saved traces (ITF JSON files, or folders of them) step by step
+    against today's semantics, in one process.
 
-    Exit 0 when it still reaches the violation, 1 when a step no longer
-    applies (or the end no longer violates), 2 when it cannot start."""
-    try:
-        report = replay_file(trace, spec_path)
-    except ReplayError as e:
-        click.echo(str(e), err=True)
-        sys.exit(2)
-    for w in report.warnings:
-        click.echo(f"{trace}: {w}", err=True)
-    click.echo(f"{trace}: {report.message}")
-    for d in report.details:
-        click.echo(f"  {d}")
-    sys.exit(report.exit_code)
+    Exit 0 when every trace still reaches its violation, 1 when a step of
+    some trace no longer applies (or its end no longer violates), 2 when
+    some trace cannot start (2 wins over 1)."""
+    files, problem = collect_specs(traces, ext=".json", what="traces")
+    if problem:
+        raise Usage(problem)
+    code = 0
+    cache: dict = {}
+    for trace in files:
+        try:
+            report = replay_file(trace, spec_path, cache=cache)
+        except ReplayError as e:
+            click.echo(str(e), err=True)
+            code = 2
+            continue
+        for w in report.warnings:
+            click.echo(f"{trace}: {w}", err=True)
+        click.echo(f"{trace}: {report.message}")
+        for d in report.details:
+            click.echo(f"  {d}")
+        code = max(code, report.exit_code)
+    if len(files) > 1:
+        bad = code != 0
+        click.echo(f"{len(files)} traces" + (": some no longer replay" if bad else ": all replay"))
+    sys.exit(code)
 
 
 @main.command()
@@ -391,32 +487,55 @@ def rules(preset, diff) -> None:
         click.echo(f"{'rule':<{w}}  {a:<{wa}}  {b}")
         for name, x, y, src in rows:
             click.echo(f"{name:<{w}}  {x:<{wa}}  {y}")
-            click.echo(f"{'':<{w}}  ({src})")
+            for line in wrap(f"({src})", "  ", "   "):
+                click.echo(line)
         return
     for r in RULES.values():
         click.echo(f"{r.name}{'  (proposal)' if r.proposal else ''}")
-        click.echo(f"  choices: {' | '.join(r.choices)}")
+        for line in wrap(f"choices: {' | '.join(r.choices)}", "  ", "    "):
+            click.echo(line)
         if preset:
             click.echo(f"  {preset}: {r.default(preset)}")
         else:
-            by: dict[str, list[str]] = {}
-            for p in PRESETS:
-                by.setdefault(r.default(p), []).append(p)
-            for choice, ps in by.items():
-                click.echo(f"  default {choice}: {', '.join(ps)}")
-        click.echo(f"  source: {r.source}")
-        for line in textwrap.wrap(r.doc, 68):
-            click.echo(f"  {line}")
+            for choice, ps in _by_choice(r).items():
+                for line in wrap(f"default {choice}: {', '.join(ps)}", "  ", "    "):
+                    click.echo(line)
+        for line in wrap(f"source: {r.source}", "  ", "    "):
+            click.echo(line)
+        for line in wrap(r.doc, "  ", "  "):
+            click.echo(line)
         click.echo("")
 
 
-@main.command()
-def presets() -> None:
-    """Table of rules x presets (one column per preset)."""
+def _by_choice(r) -> dict[str, list[str]]:
+    by: dict[str, list[str]] = {}
+    for p in PRESETS:
+        by.setdefault(r.default(p), []).append(p)
+    return by
 
+
+@main.command()
+@click.option("--wide/--narrow", default=None,
+              help="One table, a column per preset (wide), or a block per rule within 72 columns "
+                   "(default: wide on a terminal wide enough for it).")
+def presets(wide) -> None:
+    """Rules x presets: each rule's choice on every preset."""
     w = max(len(n) for n in RULES)
     cols = [p.replace("linux-", "") for p in PRESETS]
     cw = [max(len(c), max(len(RULES[n].default(p)) for n in RULES)) for c, p in zip(cols, PRESETS)]
+    if not want_wide(wide, w + 2 + sum(x + 2 for x in cw)):
+        for line in wrap("eras: " + ", ".join(f"{c} {ERA[p]}" for c, p in zip(cols, PRESETS)), "", "  "):
+            click.echo(line)
+        for n, r in RULES.items():
+            click.echo("")
+            click.echo(n)
+            by = _by_choice(r)
+            cw1 = max(len(c) for c in by)  # the choices some preset takes
+            for choice, ps in by.items():
+                for line in wrap(" ".join(p.replace("linux-", "") for p in ps), f"  {choice:<{cw1}}  ",
+                                 " " * (cw1 + 4)):
+                    click.echo(line)
+        return
     click.echo(f"{'rule':<{w}}  " + "  ".join(f"{c:<{x}}" for c, x in zip(cols, cw)).rstrip())
     click.echo(f"{'era':<{w}}  " + "  ".join(f"{ERA[p]:<{x}}" for p, x in zip(PRESETS, cw)).rstrip())
     for n in RULES:
@@ -425,18 +544,23 @@ def presets() -> None:
 
 @main.command()
 def properties() -> None:
-    """List the built-in properties."""
+    """List the built-in properties (and the polarity words for user ones)."""
     for p in PROPERTIES.values():
-        click.echo(p.name)
-        for line in textwrap.wrap(p.doc, 68):
-            click.echo(f"  {line}")
-        click.echo(f"  from: {p.seed}")
+        click.echo(p.name + ("  (liveness, under [fairness])" if p.kind == "progress" else ""))
+        for line in wrap(p.doc, "  ", "  "):
+            click.echo(line)
+        for line in wrap(f"from: {p.seed}", "  ", "    "):
+            click.echo(line)
         click.echo("")
+    click.echo("always EXPR | eventually EXPR | sometimes EXPR")
+    click.echo("  Over global user variables and per-CPU slots: an invariant; every")
+    click.echo("  fair run reaches EXPR (liveness); some reachable state satisfies it.")
 
 
 from checker.cli_conformance import COMMANDS as _conformance  # noqa: E402  (outcomes, run)
+from checker.cli_proposals import COMMANDS as _proposals  # noqa: E402  (impact)
 
-for _cmd in _conformance:
+for _cmd in _conformance + _proposals:
     main.add_command(_cmd)
 
 

@@ -119,6 +119,9 @@ def check_all(
         return base
     if base.result.verdict == "unknown" and base.result.reason.startswith(("state limit", "interrupted")):
         return base  # Ctrl-C: stop here; --max-states: the other engines would search without it
+    safety_cx = base.result.verdict == "violation" and base.result.goal is None
+    if base.system is not None and base.system.goals and not safety_cx:  # an invariant's violation: as ever
+        return _compare_goals(base, depth, timeout)
     try:
         return _compare(base, por, depth, timeout, bmc_budget, induction_budget)
     except MemoryError:
@@ -128,6 +131,57 @@ def check_all(
             raise
         base.disagreement = _internal(f, e)
         return base
+
+
+def _compare_goals(base: Outcome, depth: int | None, timeout: float | None) -> Outcome:
+    """Liveness goals: explicit's lasso search against the bounded lasso
+    search with Z3 (checker/symbolic_liveness.py), on verdicts: a lasso of
+    n steps from one engine against "holds" from the other covering n
+    steps is a contradiction; each lasso must replay and break its goal.
+    Induction does not apply (it proves invariants)."""
+    from checker.liveness import lasso_violation, successors
+    from checker.symbolic_liveness import lasso_bmc
+
+    assert base.spec is not None and base.result is not None and base.system is not None
+    system, r = base.system, base.result
+    bound = depth if depth is not None else base.spec.depth
+    runs = {"explicit": r}
+    if r.verdict != "unknown":
+        b = lasso_bmc(system, bound, timeout=timeout)
+        _stop_if_interrupted(b)
+        runs["bmc"] = b
+    succ = successors(system)
+
+    problems = []
+    lassos = {e: x for e, x in runs.items() if x.verdict == "violation" and x.goal is not None and x.trace}
+    for e, x in lassos.items():
+        goal = next(g for g in system.goals if g.key == x.goal)
+        again = replay(system, [a for a, _ in x.trace[1:]])
+        why = "its steps do not replay" if again is None or [s for _, s in again] != [s for _, s in x.trace] else \
+            lasso_violation(system, goal, [s for _, s in x.trace], [a for a, _ in x.trace[1:]], x.loop or 0, succ)
+        if why:
+            problems.append(f"{e}'s lasso is not a violation: {why}")
+    for e, x in lassos.items():
+        for o, y in runs.items():
+            if o != e and y.verdict == "holds" and (y.exhausted or y.bound >= len(x.trace) - 1):
+                problems.append(f"{e}: {summary_goal(x)}; {o}: {summary_goal(y)}")
+    verdicts = {x.verdict for x in runs.values() if x.verdict != "unknown"}
+    if not lassos and verdicts == {"violation", "holds"}:  # sometimes: unreachable against reached
+        problems.append("; ".join(f"{e}: {summary_goal(x)}" for e, x in runs.items()))
+    if problems:
+        base.disagreement = "; ".join(problems)
+    else:
+        base.engines = {e: summary_goal(x) for e, x in runs.items()}
+        base.engines["induction"] = "does not apply (it proves invariants, not liveness)"
+    return base
+
+
+def summary_goal(r: SearchResult) -> str:
+    if r.verdict == "violation" and r.goal is not None:
+        from checker.verify import lasso_summary
+
+        return lasso_summary(r).removeprefix("violation of ")
+    return summary(r)
 
 
 def _compare(base: Outcome, por: bool, depth: int | None, timeout: float | None,
@@ -174,6 +228,18 @@ def _compare(base: Outcome, por: bool, depth: int | None, timeout: float | None,
         return base
 
     problems = []
+    held = base.outcomes_check[0]
+    if held is not None:
+        # [outcomes] by bmc too, as deep as explicit says anything can be
+        from checker.outcomes_smt import Unsupported, smt_answer
+
+        try:
+            o_bound = min(bound, r.stats.depth) if r.verdict == "holds" and r.exhausted else bound
+            got, msg, _ = smt_answer(base.spec, system, "bmc", o_bound, timeout)
+        except Unsupported:
+            got = None
+        if got is not None and got != held:
+            problems.append(f"[outcomes]: explicit: {'holds' if held else 'fails'}; {msg}")
     if contradiction({e: x for e, x in runs.items() if x.verdict != "unknown"}):
         problems.append("; ".join(f"{e}: {summary(x)}" for e, x in runs.items()))
     problems += [f"{e}'s counterexample does not replay in the explicit engine"

@@ -63,6 +63,9 @@ class SearchResult:
     fired: set[int] = field(default_factory=set)  # actions that fired (coverage)
     reduced: bool = False  # partial-order reduction pruned some successors
     shortest: bool = True
+    goal: str | None = None  # a liveness goal's key (checker/liveness.py): "rseq-cs-progress (T0)"
+    loop: int | None = None  # a lasso: the run goes on from trace[loop] forever (== len - 1: it ends there)
+    notes: list[str] = field(default_factory=list)  # what a liveness verdict assumed (reduction, fairness)
     symmetry: bool = False  # states were entered by orbit (symmetry reduction)
 
 
@@ -707,13 +710,7 @@ class _Search:
                 else:
                     work.pop()
                     if low[v] == index[v]:
-                        members = []
-                        while True:
-                            w = stack.pop()
-                            on_stack.discard(w)
-                            members.append(w)
-                            if w == v:
-                                break
+                        members = pop_component(stack, on_stack, v)
                         if not any(m in leaves for m in members) and not any(m in full for m in members):
                             reps.append(min(members))
                     if work:  # back in the parent: v's component is done or is the parent's
@@ -753,6 +750,18 @@ class _Search:
                     f.append(t)
                     pending[d + 1] = (f, nt)
         return pending
+
+
+def pop_component(stack: list[int], on_stack: set[int], v: int) -> list[int]:
+    """Tarjan's step at a root v: its strongly connected component, off
+    the stack (v is the last member popped)."""
+    members = []
+    while True:
+        w = stack.pop()
+        on_stack.discard(w)
+        members.append(w)
+        if w == v:
+            return members
 
 
 class _Found(Exception):

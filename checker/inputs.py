@@ -36,8 +36,9 @@ def _printable_path(p: str) -> bool:
     return bad_char(p) is None
 
 
-def collect_specs(paths: tuple[str, ...]) -> tuple[list[str], str | None]:
-    """(spec files, None) or ([], the one-line problem)."""
+def collect_specs(paths: tuple[str, ...], ext: str = ".toml", what: str = "spec files") -> tuple[list[str], str | None]:
+    """(spec files, None) or ([], the one-line problem).  Files are taken as
+    given; folders are walked for files ending in `ext` (sorted)."""
     out: list[str] = []
     for p in paths:
         if not _printable_path(p):
@@ -50,24 +51,24 @@ def collect_specs(paths: tuple[str, ...]) -> tuple[list[str], str | None]:
                 why = "no such file or folder"
             return [], f"{p}: {why}"
         if stat.S_ISDIR(st.st_mode):
-            found, problem = _walk(p)
+            found, problem = _walk(p, ext)
             if problem:
                 return [], problem
             out += found
         else:
             out.append(p)
     if not out:
-        return [], "no spec files (*.toml) found in " + ", ".join(paths)
+        return [], f"no {what} (*{ext}) found in " + ", ".join(paths)
     return out, None
 
 
-def _walk(top: str) -> tuple[list[str], str | None]:
+def _walk(top: str, ext: str) -> tuple[list[str], str | None]:
     found: list[str] = []
     errors: list[OSError] = []
     for dirpath, dirnames, filenames in os.walk(top, onerror=errors.append, followlinks=False):
         dirnames.sort()
         for name in filenames:
-            if name.endswith(".toml"):
+            if name.endswith(ext):
                 full = str(Path(dirpath) / name)
                 if not _printable_path(full):
                     return [], f"{full!r}: the file name contains a control character"
@@ -184,7 +185,9 @@ def _max_nesting(text: str) -> int:
 _HEADER_TYPES: dict[str, tuple[type, ...]] = {
     "tool": (str,), "version": (str,), "spec": (str,), "spec_hash": (str,), "title": (str,), "source": (str,),
     "preset": (str,), "rules": (dict,), "property": (str,), "property_doc": (str,), "engine": (str,),
-    "shortest": (bool,), "bound": (int,), "rank": (int,), "distinct": (int,),
+    "shortest": (bool,), "bound": (int,), "rank": (int,), "distinct": (int,), "proposal": (dict,), "spec_sha256": (str,),
+    "program": (list,), "addresses": (dict,), "legend": (dict,),
+    "goal": (str,), "loop": (int,), "notes": (list,),  # a lasso (checker/liveness.py)
 }
 _EDGE_KEYS = ("action", "actor", "kernel_fn", "rule", "proc")
 
@@ -221,10 +224,42 @@ def check_itf(data: Any) -> None:
             for rk, rv in v.items():
                 _text(rk, "a rule name")
                 _text(rv, f"rule {rk}")
+        if k == "program":  # [{"name": str, "lines": [[line, text], ...]}, ...]
+            for block in v:
+                if not isinstance(block, dict) or not isinstance(block.get("lines"), list):
+                    raise TraceError("#meta program must be a list of {name, lines}")
+                _text(block.get("name"), "a program block's name")
+                for item in block["lines"]:
+                    if not (isinstance(item, list) and len(item) == 2 and type(item[0]) is int):
+                        raise TraceError("#meta program lines must be [line, text]")
+                    _text(item[1], "a program line")
+        if k in ("addresses", "legend"):
+            for ak, av in v.items():
+                _text(ak, f"a #meta {k} key")
+                if k == "legend":
+                    _text(av, f"#meta legend {ak}")
+                elif type(av) is not int:
+                    raise TraceError(f"#meta addresses {ak} must be a line number")
+        if k == "proposal":  # {"preset": str | None, "rules": {name: choice}}; its meaning: checker.proposal
+            if set(v) - {"preset", "rules"} or not isinstance(v.get("rules", {}), dict):
+                raise TraceError("#meta proposal must be {preset, rules}")
+            if v.get("preset") is not None:
+                _text(v["preset"], "the proposal's preset")
+            for rk, rv in v.get("rules", {}).items():
+                _text(rk, "a rule name")
+                _text(rv, f"rule {rk}")
+        if k == "notes":
+            for note in v:
+                _text(note, "a note")
     names = data.get("vars")
     states = data.get("states")
     if not isinstance(names, list) or not isinstance(states, list) or not states:
         raise TraceError("needs a 'vars' list and a non-empty 'states' list")
+    loop = data["#meta"].get("loop")
+    if "loop" in data and data["loop"] != loop:
+        raise TraceError("'loop' and #meta loop differ")
+    if loop is not None and not 0 <= loop < len(states):
+        raise TraceError(f"loop {loop} is not the index of a state")
     for n in names:
         _text(n, "a variable name")
     for i, st in enumerate(states):
@@ -234,6 +269,9 @@ def check_itf(data: Any) -> None:
             if k == "#meta":
                 continue
             _text(k, f"state {i}: a variable name")
+            if isinstance(v, dict) and set(v) == {"#bigint"} and isinstance(v["#bigint"], str) \
+                    and re.fullmatch(r"-?[0-9]{1,30}", v["#bigint"]):
+                continue  # an ITF integer, as Apalache writes it
             if isinstance(v, str):
                 _text(v, f"state {i}: {k}")
             elif not isinstance(v, (bool, int)):
@@ -245,6 +283,8 @@ def check_itf(data: Any) -> None:
             for k in _EDGE_KEYS:
                 if k in m:
                     _text(m[k], f"state {i}: {k}")
+            if "line" in m and type(m["line"]) is not int:
+                raise TraceError(f"state {i}: line must be a number")
 
 
 def spec_named_by_trace(trace: str, named: Any) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from checker.compile import compile_system
@@ -80,21 +81,7 @@ def final_outcomes(
     """Full BFS; every state without successors (or terminal for the system)
     contributes its projected outcome once."""
     comp = compile_system(system)
-    idx = {v.name: i for i, v in enumerate(system.vars)}
-    halts = [(idx[n], prefix, system.vars[idx[n]].type) for n, prefix in proj.halts]
-    done = [(idx[n], val) for n, val in proj.done]
-    obs = [(n, idx[n]) for n in sorted(proj.observe)]
-
-    def project(s: tuple) -> Outcome:
-        end = None
-        for i, prefix, typ in halts:
-            if s[i]:
-                end = f"{prefix} {typ.fmt(s[i])}"
-                break
-        if end is None:
-            end = "exit" if all(s[i] == v for i, v in done) else "stuck"
-        return Outcome(end, tuple((n, s[i]) for n, i in obs))
-
+    project = projector(system, proj)
     t0 = time.monotonic()
     init = system.initial_state()
     seen = {init}
@@ -124,6 +111,26 @@ def final_outcomes(
             return OutcomeSet(counts, len(seen), transitions, time.monotonic() - t0, False,
                               f"timeout after {timeout:g} s", proj.observe)
     return OutcomeSet(counts, len(seen), transitions, time.monotonic() - t0, observe=proj.observe)
+
+
+def projector(system: System, proj: Projection) -> Callable[[tuple], Outcome]:
+    """The function from a (final) state of `system` to its outcome."""
+    idx = {v.name: i for i, v in enumerate(system.vars)}
+    halts = [(idx[n], prefix, system.vars[idx[n]].type) for n, prefix in proj.halts]
+    done = [(idx[n], val) for n, val in proj.done]
+    obs = [(n, idx[n]) for n in sorted(proj.observe)]
+
+    def project(s: tuple) -> Outcome:
+        end = None
+        for i, prefix, typ in halts:
+            if s[i]:
+                end = f"{prefix} {typ.fmt(s[i])}"
+                break
+        if end is None:
+            end = "exit" if all(s[i] == v for i, v in done) else "stuck"
+        return Outcome(end, tuple((n, s[i]) for n, i in obs))
+
+    return project
 
 
 # ------------------------------------------------------------ the adapter
@@ -272,6 +279,7 @@ def verify_outcomes(
         res = model_outcomes(spec, max_states=max_states, timeout=timeout)
     oc = spec.outcomes
     head = f"[outcomes] {oc.kind} ({oc.text})"
+    exp = " (expected: fails)" if oc.expect == "fails" else ""
     if not res.complete:
         return None, f"{head}: unknown, {res.reason} ({len(res.counts)} outcomes found so far)"
     chk = check_condition(spec, res.allowed)
@@ -280,9 +288,9 @@ def verify_outcomes(
     if chk.ok:
         how = f"{len(chk.witnesses)} of {n} allowed outcomes satisfy it" if chk.kind == "exists" else \
             f"all {n} allowed outcomes satisfy it"
-        return True, f"{head} holds: {how}"
+        return True, f"{head} holds: {how}{exp}"
     if chk.kind == "exists":
-        return False, f"{head} fails: none of the {n} allowed outcomes satisfies it"
+        return False, f"{head} fails: none of the {n} allowed outcomes satisfies it{exp}"
     shown = "; ".join(f"[{o}]" for o in chk.witnesses[:2])
     more = f" and {len(chk.witnesses) - 2} more" if len(chk.witnesses) > 2 else ""
-    return False, f"{head} fails: the model allows {shown}{more}"
+    return False, f"{head} fails: the model allows {shown}{more}{exp}"

@@ -19,7 +19,8 @@ import networkx as nx
 from checker import __version__
 from checker.compile import compile_system
 from checker.inputs import InputError, TraceError, check_itf, read_trace_json, spec_named_by_trace
-from checker.trace import changes, from_itf, show_state
+from checker.proposal import Proposal, ProposalError
+from checker.trace import changes, from_itf, lasso_loop, show_state
 from model.build import build_system
 from model.errors import SpecError
 from model.ir import ModelError, System, evaluate
@@ -76,6 +77,7 @@ def replay_graph(g: nx.DiGraph, system: System) -> ReplayReport:
     if show_state(system, s) != saved0:
         return ReplayReport(False, "step 0 no longer applies: the initial state changed",
                             [_diff(saved0, show_state(system, s))], step=0)
+    states, acts = [s], []
     for i in range(1, n + 1):
         e = g.edges[i - 1, i]
         want = g.nodes[i]["vars"]
@@ -84,11 +86,14 @@ def replay_graph(g: nx.DiGraph, system: System) -> ReplayReport:
             return ReplayReport(False, head, ["the state before it has no successor now"], step=i)
         out: list = []
         comp.succ(s, out)
-        same = [t for a, t in out if system.actions[a].label == e["label"] and system.actions[a].actor == e["actor"]]
-        match = [t for t in same if show_state(system, t) == want]
+        same = [(a, t) for a, t in out if system.actions[a].label == e["label"] and system.actions[a].actor == e["actor"]]
+        match = [(a, t) for a, t in same if show_state(system, t) == want]
         if match:
-            s = match[0]
+            a, s = match[0]
+            states.append(s)
+            acts.append(a)
             continue
+        same = [t for _, t in same]
         if same:
             details = [f"{e['actor']} can take it, but it now leads elsewhere: {_diff(want, show_state(system, same[0]))}"]
         else:
@@ -102,6 +107,8 @@ def replay_graph(g: nx.DiGraph, system: System) -> ReplayReport:
         if saved_change:
             details.append(f"saved effect: {saved_change}")
         return ReplayReport(False, head, details, step=i)
+    if lasso_loop(g) is not None:
+        return _replay_lasso(g, system, states, acts)
     prop = g.graph.get("property")
     by_name = {p.name: p for p in system.properties}
     if prop not in by_name:
@@ -112,9 +119,33 @@ def replay_graph(g: nx.DiGraph, system: System) -> ReplayReport:
     return ReplayReport(True, f"replays: still reaches {prop} ({n} steps)")
 
 
-def replay_file(trace: str | Path, spec_path: str | Path | None = None) -> ReplayReport:
+def _replay_lasso(g: nx.DiGraph, system: System, states: list[tuple], acts: list[int]) -> ReplayReport:
+    """A liveness counterexample: the steps replayed, the cycle must close
+    (or the last state have no successor) and the run still violate the
+    goal under today's fairness (checker/liveness.py:lasso_violation)."""
+    from checker.liveness import lasso_violation, successors
+
+    n = len(states) - 1
+    key = g.graph.get("goal")
+    goal = next((x for x in system.goals if x.key == key), None)
+    if goal is None:
+        return ReplayReport(False, f"replays all {n} steps, but {key} is no longer checked in this spec")
+
+    loop = lasso_loop(g)
+    assert loop is not None
+    why = lasso_violation(system, goal, states, acts, loop, successors(system))
+    if why is not None:
+        return ReplayReport(False, f"replays all {n} steps, but the lasso no longer violates {key}", [why])
+    what = "the run ends there" if loop == n else f"the cycle closes at state {loop}"
+    return ReplayReport(True, f"replays: still reaches {key} ({n} steps; {what})")
+
+
+def replay_file(trace: str | Path, spec_path: str | Path | None = None,
+                cache: dict | None = None) -> ReplayReport:
     """Load the trace and the spec it names (relative to the current folder,
-    or `spec_path`), and replay it.  ReplayError when it cannot start."""
+    or `spec_path`), and replay it.  ReplayError when it cannot start.
+    `cache` (any dict, kept by the caller across calls) shares each spec's
+    built system between the traces of one run."""
     g = load_trace(trace)
     h = g.graph
     if spec_path is None:
@@ -128,9 +159,19 @@ def replay_file(trace: str | Path, spec_path: str | Path | None = None) -> Repla
             raise ReplayError(
                 f"{trace}: its spec {spec_path} is not here (run from the folder the trace was saved in, or pass --spec PATH)"
             )
+    key = (str(Path(spec_path).resolve()), repr(h.get("proposal")))
     try:
-        spec = load_spec(spec_path)
-        system = build_system(spec)
+        if cache is not None and key in cache:
+            spec, system = cache[key]
+        else:
+            spec = load_spec(spec_path)
+            if "proposal" in h:  # saved by `verify --preset/--rule`: the same model again
+                spec = Proposal.from_record(h["proposal"]).apply(spec)
+            system = build_system(spec)
+            if cache is not None:
+                cache[key] = (spec, system)
+    except ProposalError as e:
+        raise ReplayError(f"{trace}: {e}") from None
     except SpecError as e:
         raise ReplayError(str(e)) from None
     except ModelError as e:

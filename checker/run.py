@@ -149,17 +149,24 @@ def run_spec(
             b.tmp.cleanup()
     if p.returncode != 0:
         raise Refused(f"the generated program failed (status {p.returncode}): {(p.stdout + p.stderr).strip()[:500]}")
+    return tally(spec, p.stdout, b.program, model, runs, seed, kernel)
+
+
+def tally(spec: Spec, stdout: str, program: Program, model: OutcomeSet, runs: int, seed: int,
+          kernel: str) -> RunResult:
+    """The histogram of a generated program's output (one `run ...` line per
+    run), here or in a guest (checker/qemu.py)."""
     observed: Counter[Outcome] = Counter()
     preempted: Counter[Outcome] = Counter()
     excluded: Counter[Outcome] = Counter()
     hung = 0
     errors: list[str] = []
     win_us = 0.0
-    for line in p.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("window "):
             win_us = float(line.split()[2])
         elif line.startswith("run "):
-            o, pre, kind = parse_run_line(line, b.program.uvars)
+            o, pre, kind = parse_run_line(line, program.uvars)
             if o is None:
                 if kind.startswith("hung"):
                     hung += 1
@@ -173,7 +180,7 @@ def run_spec(
             observed[o] += 1
             if pre:
                 preempted[o] += 1
-    return RunResult(runs, observed, preempted, excluded, hung, errors, win_us, seed, model, b.program, kernel)
+    return RunResult(runs, observed, preempted, excluded, hung, errors, win_us, seed, model, program, kernel)
 
 
-__all__ = ["Refused", "RunResult", "TooLong", "Unsupported", "build", "machine_preset", "run_spec"]
+__all__ = ["Refused", "RunResult", "TooLong", "Unsupported", "build", "machine_preset", "run_spec", "tally"]

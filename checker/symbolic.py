@@ -251,6 +251,9 @@ class _Unrolling:
         parts.append(err == z3.Or(errs))
         self._trans = z3.And(parts)
         self._cur, self._nxt, self._act, self._err = cur, nxt, act, err
+        # the properties, encoded once over `cur` and substituted per depth
+        # (encoding them anew at every depth dominated long unrollings)
+        self._props = z3.And([enc.boolean(p.holds, env, memo) for p in system.properties])
 
         self.states: list[list[Term]] = []
         self.acts: list[list[Term]] = []
@@ -289,9 +292,7 @@ class _Unrolling:
 
     def good(self, k: int) -> Term:
         """s_k satisfies every property, and no step to it left a range."""
-        env = dict(zip(self.system.vars, self.states[k], strict=True))
-        memo: dict[int, Term] = {}
-        out = [self.enc.boolean(p.holds, env, memo) for p in self.system.properties]
+        out = [z3.substitute(self._props, *zip(self._cur, self.states[k], strict=True))] if self._cur else [self._props]
         out += [
             self.enc.in_range(x, v.type.lo, v.type.hi) for v, x in zip(self.system.vars, self.states[k], strict=True)
         ]

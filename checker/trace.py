@@ -243,6 +243,8 @@ def _label(e: dict) -> str:
     kfn = e.get("kernel_fn")
     if kfn and f"[{kfn}]" in label:
         label = " ".join(label.replace(f"[{kfn}]", " ").split())
+    if e.get("line"):  # a user instruction: its line in the program above
+        label = f"L{e['line']} {label}"
     return label
 
 
@@ -257,7 +259,7 @@ def _source_note(e: dict) -> str:
 def _header(g: nx.DiGraph, width: int) -> list[str]:
     h = g.graph
     lines: list[str] = []
-    lines += _wrap(f"rseqcheck {h.get('version', '')}: violation of {h.get('property')}", width, "", "  ")
+    lines += _wrap(f"rseqcheck {h.get('version', '')}: violation of {h.get('goal') or h.get('property')}", width, "", "  ")
     for key in ("title", "source"):
         if h.get(key):
             lines += _wrap(f"{key}: {h[key]}", width, "", "  ")
@@ -265,6 +267,11 @@ def _header(g: nx.DiGraph, width: int) -> list[str]:
     rules = h.get("rules") or {}
     rule_txt = ", ".join(f"{k}={v}" for k, v in rules.items()) or "none"
     lines += _wrap(f"preset: {h.get('preset', '')}; overrides: {rule_txt}", width, "", "  ")
+    if isinstance(h.get("proposal"), dict):  # verify --preset/--rule, applied over the spec's own
+        p = h["proposal"]
+        flags = ([f"--preset {p['preset']}"] if p.get("preset") else []) + \
+            [f"--rule {k}={v}" for k, v in (p.get("rules") or {}).items()]
+        lines += _wrap("proposal (command line): " + " ".join(flags), width, "", "  ")
     n = g.number_of_nodes() - 1
     what = [f"{n} step{'s' if n != 1 else ''}"]
     if h.get("shortest", True):
@@ -273,8 +280,42 @@ def _header(g: nx.DiGraph, width: int) -> list[str]:
         what.append(f"counterexample {h['rank']} of {h['distinct']} distinct interleavings")
     if h.get("bound"):
         what.append(f"depth bound {h['bound']}")
+    loop = lasso_loop(g)
+    if loop is not None:  # a liveness counterexample: no shortest claim, the lasso's parts
+        what = [what[0], _lasso_words(loop, n)] + [w for w in what[1:] if w != "shortest"]
     lines += _wrap("trace: " + what[0] + (f" ({'; '.join(what[1:])})" if what[1:] else ""), width, "", "  ")
+    for note in h.get("notes") or []:
+        lines += _wrap(note, width, "", "  ")
     return lines
+
+
+def lasso_loop(g: nx.DiGraph) -> int | None:
+    """The index of the state a lasso's run goes on from forever (the last
+    state equals it); None for a trace that ends at a bad state."""
+    loop = g.graph.get("loop")
+    return loop if isinstance(loop, int) and not isinstance(loop, bool) else None
+
+
+def _lasso_words(loop: int, n: int) -> str:
+    if loop == n:
+        return f"a lasso: {n} steps, then no step is possible"
+    return f"a lasso: {loop} steps, then a cycle of {n - loop} steps forever"
+
+
+def _forever(g: nx.DiGraph, i: int) -> str | None:
+    """The line that goes before step i (or after the last, i = n + 1)."""
+    loop = lasso_loop(g)
+    n = g.number_of_nodes() - 1
+    if loop is None:
+        return None
+    if loop == n and i == n + 1:
+        return "then forever: no step is possible (the run ends here)"
+    if loop < n and i == loop + 1:
+        return "then forever:"
+    if loop < n and i == n + 1:
+        return f"(back to the state after step {loop}: the cycle repeats)" if loop else \
+            "(back to the first state: the cycle repeats)"
+    return None
 
 
 def _broken(g: nx.DiGraph, width: int) -> list[str]:
@@ -283,13 +324,13 @@ def _broken(g: nx.DiGraph, width: int) -> list[str]:
     h = g.graph
     n = g.number_of_nodes() - 1
     lines: list[str] = []
-    if n > 0:
+    if n > 0 and lasso_loop(g) is None:
         e = g.edges[n - 1, n]
         label = _label(e)
         stop = "" if label.endswith((".", "!", "?")) else "."
         lines += _wrap(f"At step {n}, {e['actor']}: {label}{stop}", width, "", "  ", hyphens=False)
     doc = h.get("property_doc") or ""
-    lines += _wrap(f"Broken: {h.get('property')}" + (f": {doc}" if doc else ""), width, "", "  ")
+    lines += _wrap(f"Broken: {h.get('goal') or h.get('property')}" + (f": {doc}" if doc else ""), width, "", "  ")
     return lines
 
 
@@ -308,6 +349,9 @@ def _columns(ls: list[Lane]) -> list[int]:
 def render_text(g: nx.DiGraph, width: int = WIDTH) -> str:
     lines = _header(g, width)
     lines.append("")
+    prog = _program(g, width)
+    if prog:
+        lines += prog + [""]
     n = g.number_of_nodes() - 1
     ls = lanes(g)
     cols = _columns(ls)
@@ -316,15 +360,52 @@ def render_text(g: nx.DiGraph, width: int = WIDTH) -> str:
         lines += _steps_in_lanes(g, ls, cols, width)
     elif n:
         lines += _steps_inline(g, width)
+    elif _forever(g, 1):  # the first state is where the run ends
+        lines += _wrap(str(_forever(g, 1)), width)
     lines.append("")
     lines += _broken(g, width)
+    legend = g.graph.get("legend")
+    if isinstance(legend, dict) and legend:
+        lines += ["", "Names in the trace:"]
+        for name, text in legend.items():
+            lines += _wrap(f"{name}: {text}", width, "  ", "    ", hyphens=False)
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-def _step_body(e: dict, before: dict, after: dict) -> list[tuple[str, int, bool]]:
+def _program(g: nx.DiGraph, width: int) -> list[str]:
+    """The spec's code blocks with their line numbers (traces saved before
+    the header carried the program have none)."""
+    prog = g.graph.get("program")
+    if not isinstance(prog, list) or not prog:
+        return []
+    lw = max((len(str(ln)) for b in prog for ln, _ in b.get("lines", [])), default=1)
+    out = ["The program (L<n>: line n of the spec):"]
+    for block in prog:
+        out.append(f"  {block.get('name', '')}")
+        for ln, text in block.get("lines", []):
+            out += _wrap(f"L{ln:<{lw}}  {text}", width, "    ", "    " + " " * (lw + 3), hyphens=False)
+    return out
+
+
+def _at_lines(ch: list[str], addresses: Any) -> list[str]:
+    """`T0.ip1=SIGUSR1+0` as `T0.ip1=L21`: code addresses as spec lines."""
+    if not isinstance(addresses, dict) or not addresses:
+        return ch
+    out = []
+    for c in ch:
+        name, _, value = c.partition("=")
+        line = addresses.get(value) if _IP_VAR.search(name) else None
+        out.append(f"{name}=L{line}" if line else c)
+    return out
+
+
+_IP_VAR = re.compile(r"\.ip[0-9]+$")
+
+
+def _step_body(e: dict, before: dict, after: dict, addresses: Any = None) -> list[tuple[str, int, bool]]:
     """A step's text as (text, extra indent, break on hyphens) paragraphs."""
     out = [(_label(e), 0, True)]
-    ch = changes(before, after, str(e.get("label", "")))
+    ch = _at_lines(changes(before, after, str(e.get("label", ""))), addresses)
     if ch:
         out.append(("  ".join(ch), 2, False))
     note = _source_note(e)
@@ -352,15 +433,21 @@ def _steps_in_lanes(g: nx.DiGraph, ls: list[Lane], cols: list[int], width: int) 
     col = {lane.name: k for k, lane in enumerate(ls)}
     text_at = len(lead) + cols[-1] + 1 + 2
     for i, (e, before, after) in enumerate(steps(g), start=1):
+        fv = _forever(g, i)
+        if fv:
+            lines.append(fv)
         me = col[_context(e["actor"]).name]
         marks = ["*" if k == me else ("|" if live[i][k] else " ") for k in range(len(ls))]
         first = f"{i:>{num_w}}  " + _gutter(cols, marks)
         cont = lead + _gutter(cols, ["|" if x else " " for x in live[i]])
         body = []
-        for text, extra, hy in _step_body(e, before, after):
+        for text, extra, hy in _step_body(e, before, after, g.graph.get("addresses")):
             body += _wrap(text, width - text_at, " " * extra, " " * (extra + (1 if text.startswith("[") else 0)), hy)
         for j, line in enumerate(body):
             lines.append(f"{first if j == 0 else cont:<{text_at}}" + line)
+    fv = _forever(g, n + 1)
+    if fv:
+        lines += _wrap(fv, width)
     return lines
 
 
@@ -371,10 +458,16 @@ def _steps_inline(g: nx.DiGraph, width: int) -> list[str]:
     pad = " " * (num_w + 1)
     lines: list[str] = []
     for i, (e, before, after) in enumerate(steps(g), start=1):
+        fv = _forever(g, i)
+        if fv:
+            lines.append(fv)
         lines += _wrap(f"{e['actor']}: {_label(e)}", width, f"{i:>{num_w}} ", pad)
-        for text, extra, hy in _step_body(e, before, after)[1:]:
+        for text, extra, hy in _step_body(e, before, after, g.graph.get("addresses"))[1:]:
             ind = pad + " " * extra
             lines += _wrap(text, width, ind, ind + (" " if text.startswith("[") else ""), hy)
+    fv = _forever(g, n + 1)
+    if fv:
+        lines += _wrap(fv, width)
     return lines
 
 
@@ -383,8 +476,10 @@ def _steps_inline(g: nx.DiGraph, width: int) -> list[str]:
 
 def to_itf(g: nx.DiGraph) -> dict:
     """Apalache's Informal Trace Format: #meta, vars, states.  Values are
-    JSON booleans, numbers (all far below 2**53) and strings (enum names).
-    Our own keys (the action of each step, the header) go under #meta."""
+    JSON booleans, integers as {"#bigint": "N"} (as Apalache and the other
+    ITF producers write them; plain JSON numbers are read too) and strings
+    (enum names).  Our own keys (the action of each step, the header) go
+    under #meta."""
     h = dict(g.graph)
     names = list(g.nodes[0]["vars"].keys()) if g.number_of_nodes() else []
     states = []
@@ -395,11 +490,30 @@ def to_itf(g: nx.DiGraph) -> dict:
             meta.update(
                 {"action": e["label"], "actor": e["actor"], "kernel_fn": e["kernel_fn"], "rule": e["rule"], "proc": e["proc"]}
             )
+            if e.get("line"):
+                meta["line"] = e["line"]
         st: dict[str, Any] = {"#meta": meta}
-        st.update(g.nodes[i]["vars"])
+        st.update({k: _itf_value(v) for k, v in g.nodes[i]["vars"].items()})
         states.append(st)
     meta = {"format": "ITF", "format-description": "https://apalache-mc.org/docs/adr/015adr-trace.html", **h}
-    return {"#meta": meta, "vars": names, "states": states}
+    out: dict[str, Any] = {"#meta": meta, "vars": names, "states": states}
+    if lasso_loop(g) is not None:
+        out["loop"] = h["loop"]  # ADR-015's trace field; #meta.loop carries it too
+    return out
+
+
+def _itf_value(v: Any) -> Any:
+    return {"#bigint": str(v)} if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+def _from_itf_value(v: Any) -> Any:
+    """{"#bigint": "N"} as an int; other values as they are."""
+    if isinstance(v, dict):
+        text = v.get("#bigint")
+        if len(v) != 1 or not isinstance(text, str) or not re.fullmatch(r"-?[0-9]{1,30}", text):
+            raise ValueError(f"not an ITF integer: {v!r}")
+        return int(text)
+    return v
 
 
 def render_json(g: nx.DiGraph) -> str:
@@ -419,7 +533,7 @@ def from_itf(data: Any) -> nx.DiGraph:
     for i, st in enumerate(states):
         if not isinstance(st, dict):
             raise ValueError(f"state {i} is not an object")
-        vars_ = {k: v for k, v in st.items() if k != "#meta"}
+        vars_ = {k: _from_itf_value(v) for k, v in st.items() if k != "#meta"}
         if set(vars_) != set(names):
             raise ValueError(f"state {i}: its variables differ from 'vars'")
         g.add_node(i, index=i, vars=vars_)
@@ -436,6 +550,8 @@ def from_itf(data: Any) -> nx.DiGraph:
                 rule=m.get("rule", ""),
                 proc=m.get("proc", ""),
             )
+            if isinstance(m.get("line"), int):
+                g.edges[i - 1, i]["line"] = m["line"]
     return g
 
 
@@ -452,7 +568,7 @@ def render_dot(g: nx.DiGraph) -> str:
     h = g.graph
     n = g.number_of_nodes()
     out = ["digraph counterexample {"]
-    title = f"violation of {h.get('property', '')}\nspec: {h.get('spec', '')} (sha256 {h.get('spec_hash', '')})\n"
+    title = f"violation of {h.get('goal') or h.get('property', '')}\nspec: {h.get('spec', '')} (sha256 {h.get('spec_hash', '')})\n"
     title += f"preset: {h.get('preset', '')}; rseqcheck {h.get('version', '')}\n"
     if h.get("rank") and h.get("distinct"):
         title += f"counterexample {h['rank']} of {h['distinct']} distinct interleavings\n"
@@ -470,8 +586,10 @@ def render_dot(g: nx.DiGraph) -> str:
         attrs = [f"label={_dot_str(text)}"]
         if i == 0:
             attrs.append("penwidth=2")
-        if i == n - 1:
+        if i == n - 1 and lasso_loop(g) is None:
             attrs.append('color=red, fontcolor=red, penwidth=2')
+        elif i == lasso_loop(g):
+            attrs.append('color=red, fontcolor=red, penwidth=2, peripheries=2')  # the cycle's head
         out.append(f"  s{i} [{', '.join(attrs)}];")
     for i in range(1, n):
         e = g.edges[i - 1, i]
@@ -479,6 +597,10 @@ def render_dot(g: nx.DiGraph) -> str:
         if e.get("rule"):
             label += f"\n[{e['rule']}]"
         out.append(f"  s{i - 1} -> s{i} [label={_dot_str(label + chr(10))}];")
+    loop = lasso_loop(g)
+    if loop is not None:  # the back edge: the last state is state `loop` again
+        text = "no step is possible: stays here forever" if loop == n - 1 else f"back edge: = state {loop}, forever"
+        out.append(f"  s{n - 1} -> s{loop} [style=dashed, color=red, constraint=false, label={_dot_str(text + chr(10))}];")
     out.append("}")
     return "\n".join(out) + "\n"
 
@@ -494,9 +616,11 @@ _GML_KEYS: tuple[tuple[str, str, str, str | None], ...] = (
     ("specification", "graph", "string", None),
     ("programfile", "graph", "string", None),
     ("programhash", "graph", "string", None),
+    ("architecture", "graph", "string", None),
     ("sourcecodelang", "graph", "string", None),
     ("preset", "graph", "string", None),
     ("rules", "graph", "string", None),
+    ("proposal", "graph", "string", None),
     ("title", "graph", "string", None),
     ("source", "graph", "string", None),
     ("engine", "graph", "string", None),
@@ -504,6 +628,8 @@ _GML_KEYS: tuple[tuple[str, str, str, str | None], ...] = (
     ("shortest", "graph", "boolean", None),
     ("entry", "node", "boolean", "false"),
     ("violation", "node", "boolean", "false"),
+    ("cyclehead", "node", "boolean", "false"),  # SV-COMP's lasso witnesses: where the cycle starts
+    ("backedge", "edge", "boolean", "false"),
     ("index", "node", "int", None),
     ("state", "node", "string", None),
     ("changes", "node", "string", None),
@@ -512,6 +638,7 @@ _GML_KEYS: tuple[tuple[str, str, str, str | None], ...] = (
     ("action", "edge", "string", None),
     ("kernel_fn", "edge", "string", None),
     ("rule", "edge", "string", None),
+    ("startline", "edge", "int", None),
 )
 
 
@@ -532,6 +659,8 @@ def render_graphml(g: nx.DiGraph) -> str:
     ET.register_namespace("", _GML_NS)
     root = ET.Element(f"{{{_GML_NS}}}graphml")
     for kid, kfor, ktype, default in _GML_KEYS:
+        if kid in ("cyclehead", "backedge") and lasso_loop(g) is None:
+            continue  # declared for lassos only: other witnesses stay as they were
         k = ET.SubElement(root, f"{{{_GML_NS}}}key", {"id": kid, "for": kfor, "attr.name": kid, "attr.type": ktype})
         if default is not None:
             ET.SubElement(k, f"{{{_GML_NS}}}default").text = default
@@ -545,10 +674,12 @@ def render_graphml(g: nx.DiGraph) -> str:
         "producer": f"rseqcheck {h.get('version', '')}",
         "specification": h.get("property", ""),
         "programfile": h.get("spec", ""),
-        "programhash": h.get("spec_hash", ""),
+        "programhash": h.get("spec_sha256") or h.get("spec_hash", ""),
+        "architecture": "64bit",  # the model is of x86-64 (arch/x86 signal frames, syscall entry)
         "sourcecodelang": "rseqcheck-spec-v0",
         "preset": h.get("preset", ""),
         "rules": json.dumps(h.get("rules") or {}, sort_keys=True),
+        "proposal": json.dumps(h["proposal"], sort_keys=True) if "proposal" in h else "",
         "title": h.get("title", ""),
         "source": h.get("source", ""),
         "engine": h.get("engine", ""),
@@ -563,8 +694,10 @@ def render_graphml(g: nx.DiGraph) -> str:
         node = ET.SubElement(graph, f"{{{_GML_NS}}}node", {"id": f"s{i}"})
         if i == 0:
             data(node, "entry", True)
-        if i == n - 1:
+        if i == n - 1 and lasso_loop(g) is None:
             data(node, "violation", True)
+        if i == lasso_loop(g):
+            data(node, "cyclehead", True)
         data(node, "index", i)
         vars_ = g.nodes[i]["vars"]
         data(node, "state", json.dumps(vars_, separators=(",", ":")))
@@ -579,6 +712,12 @@ def render_graphml(g: nx.DiGraph) -> str:
         for key in ("kernel_fn", "rule"):
             if e.get(key):
                 data(edge, key, e[key])
+        if e.get("line"):
+            data(edge, "startline", e["line"])
+    loop = lasso_loop(g)
+    if loop is not None:  # the last state is state `loop` again: the run goes on from there forever
+        edge = ET.SubElement(graph, f"{{{_GML_NS}}}edge", {"id": "back", "source": f"s{n - 1}", "target": f"s{loop}"})
+        data(edge, "backedge", True)
     ET.indent(root, space=" ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + xml_clean(ET.tostring(root, encoding="unicode")) + "\n"
 

@@ -4,6 +4,7 @@ with the spec's `expect`, and keep the counterexample graph."""
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 import tempfile
@@ -16,10 +17,13 @@ from typing import Any
 import networkx as nx
 
 from checker import __version__
+from checker.caveats import Caveat, caveats
 from checker.escape import xml_clean
 from checker.explicit import Distinct, SearchResult, Stats, bfs, distinct_counterexamples
 from checker.limits import check_size
-from checker.trace import build_graph, render
+from checker.proposal import Proposal
+from checker.trace import build_graph, changes, render
+from model import glossary
 from model.build import build_system
 from model.errors import SpecError
 from model.ir import ModelError, System
@@ -38,6 +42,7 @@ class Outcome:
     graph: nx.DiGraph | None = None
     error: str | None = None  # spec or model error, already `file:line: msg`
     vacuous: list[str] = field(default_factory=list)
+    warnings: list[Caveat] = field(default_factory=list)  # checker/caveats.py; --strict: exit 5
     files: list[str] = field(default_factory=list)
     disagreement: str | None = None  # --engine all: how the engines differ
     engines: dict[str, str] = field(default_factory=dict)  # --engine all: each engine's verdict
@@ -45,6 +50,7 @@ class Outcome:
     distinct: Distinct | None = None  # when more than one counterexample was asked for
     more: list[nx.DiGraph] = field(default_factory=list)  # counterexamples 2, 3, ... (shortest first)
     outcomes_check: tuple[bool | None, str] = (None, "")  # [outcomes]: (holds? None: unknown or none, one line)
+    proposal: Proposal | None = None  # verify --preset/--rule, applied over the spec's own
 
     @property
     def verdict(self) -> str:
@@ -62,9 +68,15 @@ class Outcome:
         """The verdict is the one the spec expects (no expect: holds)."""
         if self.error or self.verdict == "unknown":
             return False
-        if self.outcomes_check[0] is False:
+        if self.outcomes_check[0] is not None and self.outcomes_check[0] != (self.outcomes_expected == "holds"):
             return False
         return self.verdict == (self.expected or "holds")
+
+    @property
+    def outcomes_expected(self) -> str:
+        """What the spec expects of its [outcomes] condition: holds or fails."""
+        oc = self.spec.outcomes if self.spec else None
+        return oc.expect if oc else "holds"
 
     def describe(self) -> str:
         r = self.result
@@ -79,6 +91,8 @@ class Outcome:
             if r.exhausted:
                 return f"holds (state space exhausted at depth {r.stats.depth})"
             return f"holds up to depth {r.bound}"
+        if r.verdict == "violation" and r.goal is not None:
+            return lasso_summary(r)
         if r.verdict == "violation":
             return f"violation of {r.prop} at depth {len(r.trace) - 1}"
         return f"unknown: {r.reason} (explored to depth {r.stats.depth})"
@@ -117,13 +131,17 @@ class Outcome:
                 spec_hash=self.spec.hash,
                 properties=list(self.spec.properties),
             )
+        if self.proposal:
+            out["proposal"] = self.proposal.record()
         if self.error:
             out["error"] = self.error
+        out["warnings"] = [w.record() for w in self.warnings]
         out["property_verdicts"] = dict(self.property_verdicts())
         if self.engines or self.disagreement:
             out.update(engines=self.engines, disagreement=self.disagreement)
         if self.outcomes_check[1]:
-            out["outcomes_check"] = {"holds": self.outcomes_check[0], "message": self.outcomes_check[1]}
+            out["outcomes_check"] = {"holds": self.outcomes_check[0], "expected": self.outcomes_expected,
+                                     "message": self.outcomes_check[1]}
         if r:
             out.update(
                 engine=r.engine,
@@ -140,8 +158,11 @@ class Outcome:
                 trace_steps=len(r.trace) - 1 if r.trace else None,
                 shortest=r.shortest if r.trace else None,
                 vacuous=self.vacuous,
+                complete=r.verdict == "violation" or (r.verdict == "holds" and r.exhausted),
                 counterexample_files=self.files,
             )
+        if r and (r.goal is not None or r.notes):  # liveness: the lasso and what the verdict assumed
+            out.update(goal=r.goal, loop=r.loop, notes=list(r.notes))
         if self.distinct is not None and r and r.verdict == "violation":
             d = self.distinct
             out["distinct_counterexamples"] = {
@@ -171,6 +192,17 @@ class Outcome:
         return what + f"; the first {self.asked} asked for, there may be more"
 
 
+def lasso_summary(r: SearchResult) -> str:
+    """A liveness violation in one line: its prefix and cycle."""
+    if not r.trace:
+        return f"violation of {r.goal}: no reachable state satisfies it"
+    assert r.loop is not None
+    n = len(r.trace) - 1
+    if r.loop == n:
+        return f"violation of {r.goal}: {n} steps, then no step forever"
+    return f"violation of {r.goal}: {r.loop} steps, then a cycle of {n - r.loop} steps forever"
+
+
 def check_spec(
     path: str,
     depth: int | None = None,
@@ -182,15 +214,20 @@ def check_spec(
     max_states: int | None = None,
     por_frozen: bool = False,
     symmetry: bool = False,
+    proposal: Proposal | None = None,
 ) -> Outcome:
     """max_counterexamples > 1 (explicit engine): up to that many
     counterexamples with different interleavings, shortest first, searched
     without partial-order reduction; the symbolic engines ignore it.
     por_frozen: the explicit engine's state-dependent independence;
-    symmetry: its thread symmetry reduction (checker/explicit.py:bfs)."""
-    out = Outcome(path, asked=max_counterexamples)
+    symmetry: its thread symmetry reduction (checker/explicit.py:bfs).
+    proposal: a preset and rule choices that replace the spec's own
+    (checker/proposal.py)."""
+    out = Outcome(path, asked=max_counterexamples, proposal=proposal or None)
     try:
         spec = load_spec(path)
+        if proposal:
+            spec = proposal.apply(spec)
         out.spec = spec
         check_size(spec)  # refuse what cannot be built before building it
         system = out.system = build_system(spec)
@@ -205,8 +242,16 @@ def check_spec(
         out.error = model_error(path, e, out.spec)
         return out
     bound = depth if depth is not None else spec.depth
+    if system.goals and engine == "induction":
+        names = ", ".join(dict.fromkeys(g.name for g in system.goals))
+        line = spec.lines.get(("check", "properties"))
+        out.error = str(SpecError(path, line, f"the induction engine does not prove liveness or reachability "
+                                  f"({names}); use --engine explicit or bmc"))
+        return out
     try:
-        if engine == "explicit" and max_counterexamples > 1:
+        if system.goals:
+            res = _check_with_goals(system, spec, bound, por, timeout, progress, max_states, por_frozen, engine)
+        elif engine == "explicit" and max_counterexamples > 1:
             out.distinct = distinct_counterexamples(system, bound, max_counterexamples, timeout=timeout,
                                                     max_states=max_states, progress=progress)
             res = out.distinct.result
@@ -222,11 +267,15 @@ def check_spec(
         out.error = model_error(path, e, spec)
         return out
     out.result = res
-    if engine == "explicit" and res.verdict != "unknown":
+    if res.verdict != "unknown" and engine == "explicit":
         # the herd7-style [outcomes] condition, on the outcomes the model allows
         from checker.outcomes import verify_outcomes
 
         out.outcomes_check = verify_outcomes(spec, system, timeout=timeout)
+    elif res.verdict != "unknown":  # the same, as an invariant on final states (checker/outcomes_smt.py)
+        from checker.outcomes_smt import verify_outcomes_smt
+
+        out.outcomes_check = verify_outcomes_smt(spec, system, engine, bound, timeout=timeout)
     if res.verdict == "holds" and engine != "induction":  # induction's coverage stops below its k
         tags = set()
         for a in res.fired:
@@ -234,16 +283,57 @@ def check_spec(
         for p in system.properties:
             if p.trigger_tag and p.trigger_tag not in tags:
                 out.vacuous.append(p.name)
-    if res.verdict == "violation":
-        out.graph = trace_graph(system, spec, res)
+        for g in system.goals if res.engine == "explicit" else []:  # a progress property whose trigger never fired
+            info = PROPERTIES.get(g.name)
+            if info is not None and info.trigger and info.trigger not in tags and g.name not in out.vacuous:
+                out.vacuous.append(g.name)
+    out.warnings = caveats(spec, system, res, out.vacuous)
+    said = {"proposal": proposal.record()} if proposal else {}  # in the trace's header, for replay
+    if res.verdict == "violation" and res.trace:  # a `sometimes` violation has no trace
+        out.graph = trace_graph(system, spec, res, **said)
     if out.distinct is not None and out.graph is not None:
         d = out.distinct
         k = len(d.traces)
         out.graph.graph.update(rank=1, distinct=k)
         for i, (prop, trace) in enumerate(d.traces[1:], start=2):
             other = replace(res, prop=prop, trace=trace, shortest=len(trace) == len(res.trace))
-            out.more.append(trace_graph(system, spec, other, rank=i, distinct=k))
+            out.more.append(trace_graph(system, spec, other, rank=i, distinct=k, **said))
     return out
+
+
+def _check_with_goals(system: System, spec: Spec, bound: int, por: bool, timeout: float | None,
+                      progress: Callable[[Stats], None] | None, max_states: int | None,
+                      por_frozen: bool, engine: str = "explicit") -> SearchResult:
+    """The invariants first (bfs with its reduction, or bmc), then the
+    liveness and reachability goals: on the full reachable graph
+    (checker/liveness.py) or by a bounded lasso search with Z3
+    (checker/symbolic_liveness.py)."""
+    from model.progress import describe
+
+    safety = None
+    if system.properties:
+        if engine == "bmc":
+            from checker import symbolic
+
+            safety = symbolic.bmc(system, bound, timeout=timeout, progress=progress)
+        else:
+            safety = bfs(system, bound, por=por, timeout=timeout, max_states=max_states, progress=progress,
+                         por_frozen=por_frozen)
+        if safety.verdict != "holds":
+            return safety
+    if engine == "bmc":
+        from checker.symbolic_liveness import lasso_bmc
+
+        res = lasso_bmc(system, bound, timeout=timeout, progress=progress)
+    else:
+        from checker.liveness import check_goals
+
+        res = check_goals(system, bound, timeout=timeout, progress=progress, max_states=max_states)
+    res.notes.append("fairness: " + describe(spec.fairness))
+    if safety is not None:
+        res.fired |= safety.fired
+        res.exhausted = res.exhausted and safety.exhausted
+    return res
 
 
 def model_error(path: str, e: ModelError, spec: Spec | None) -> str:
@@ -267,6 +357,7 @@ def trace_graph(system: System, spec: Spec, res: SearchResult, **extra: Any) -> 
         "version": __version__,
         "spec": _portable(spec.path),
         "spec_hash": spec.hash,
+        "spec_sha256": hashlib.sha256(spec.text.encode()).hexdigest(),  # GraphML programhash (SV-COMP)
         "title": spec.title,
         "source": spec.source,
         "preset": spec.preset,
@@ -278,7 +369,48 @@ def trace_graph(system: System, spec: Spec, res: SearchResult, **extra: Any) -> 
         "bound": res.bound,
         **extra,
     }
-    return build_graph(system, res.trace, header)
+    if res.goal is not None:  # a lasso (checker/liveness.py)
+        goal = next(g for g in system.goals if g.key == res.goal)
+        header.update(goal=res.goal, loop=res.loop, property_doc=goal.doc, notes=list(res.notes))
+    g = build_graph(system, res.trace, header)
+    b = system.meta.get("builder")
+    if b is not None:  # the program and the names in words: the text reads without the repository
+        _explain(g, b)
+    return g
+
+
+def _explain(g: nx.DiGraph, b: Any) -> None:
+    """Add the program, the line of each code address, the line of each
+    user step's instruction, and a legend of the names the trace shows."""
+    addr = glossary.addresses(b)
+    g.graph.update(program=glossary.program(b), addresses=addr)
+    threads = glossary.thread_names(b)
+    phases: dict[str, set[str]] = {}
+    shown: list[str] = []
+    for i in range(1, g.number_of_nodes()):
+        e, before, after = g.edges[i - 1, i], g.nodes[i - 1]["vars"], g.nodes[i]["vars"]
+        ctx = e["actor"]
+        if not ctx.endswith(":kernel") and ctx != "env":
+            t, _, h = ctx.partition(".h")
+            line = addr.get(str(before.get(f"{t}.ip{h or 0}")))
+            if line:
+                e["line"] = line
+        for c in changes(before, after, e["label"]):
+            name, _, value = c.partition("=")
+            if name not in shown:
+                shown.append(name)
+            if name.endswith(".k"):
+                phases.setdefault(name, set()).add(value)
+    legend = {}
+    for name in shown:
+        text = glossary.describe(name, threads)
+        if text is None:
+            continue
+        if name in phases:
+            text += "; " + "; ".join(f"{p} {glossary.PHASE_WORDS[p]}" for p in glossary.PHASE_WORDS
+                                     if p in phases[name])
+        legend[name] = text
+    g.graph["legend"] = legend
 
 
 def _portable(path: str) -> str:
@@ -374,13 +506,15 @@ def _remove_stale(folder: Path, stem: str, kept: int) -> None:
 # -------------------------------------------------------------------- JUnit
 
 
-def junit_xml(outcomes: list[Outcome]) -> str:
+def junit_xml(outcomes: list[Outcome], strict: bool = False) -> str:
     """JUnit XML for CI: one <testsuite> per spec (its properties: tool
-    version, spec hash, preset, rules, engine, expected and actual verdict)
-    and one <testcase> per property.  A verdict other than the expected one
-    is a <failure>; a spec error, or a resource limit hit before a verdict,
-    is an <error>; a property the search never reached (it stopped at
-    another's violation) is <skipped>."""
+    version, spec hash, preset, rules, engine, expected and actual verdict,
+    one `warning` per warning, also listed in <system-err>) and one
+    <testcase> per property.  A verdict other than the expected one is a
+    <failure>; a spec error, or a resource limit hit before a verdict, is
+    an <error>; a property the search never reached (it stopped at
+    another's violation) is <skipped>.  With `strict`, a spec's warnings
+    are one more testcase, `(warnings)`, failed with type "warnings"."""
     root = ET.Element("testsuites", name="rseqcheck")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total_time = 0.0
@@ -394,21 +528,31 @@ def junit_xml(outcomes: list[Outcome]) -> str:
         if o.spec:
             info.update(spec_hash=o.spec.hash, preset=o.spec.preset, expected=o.expected or "holds",
                         rules=", ".join(f"{k}={v}" for k, v in o.spec.rules.items()) or "none")
+        if o.proposal:
+            info["proposal"] = o.proposal.describe()
         info["verdict"] = o.verdict
         if r:
             info.update(engine=r.engine, summary=o.describe(), states=r.stats.states, depth=r.stats.depth)
         for k, v in info.items():
             ET.SubElement(props, "property", name=k, value=str(v))
+        for w in o.warnings:
+            ET.SubElement(props, "property", name="warning", value=w.text())
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         cases = o.property_verdicts() if o.spec else [("(spec)", "error")]
+        if strict and o.warnings:
+            cases = cases + [("(warnings)", "warnings")]
         for prop, verdict in cases:
             counts["tests"] += 1
             tc = ET.SubElement(suite, "testcase", classname=o.path, name=prop, time=f"{secs / max(len(cases), 1):.3f}")
             if o.error:
                 counts["errors"] += 1
                 ET.SubElement(tc, "error", type="spec-error", message=o.error).text = o.error
+            elif prop == "(warnings)":
+                counts["failures"] += 1
+                msg = f"{len(o.warnings)} warning{'s' if len(o.warnings) != 1 else ''} (--strict)"
+                ET.SubElement(tc, "failure", type="warnings", message=msg).text = "\n".join(w.text() for w in o.warnings)
             elif prop == "[outcomes]":
-                if verdict == "fails":
+                if verdict in ("holds", "fails") and verdict != o.outcomes_expected:
                     counts["failures"] += 1
                     ET.SubElement(tc, "failure", type="outcomes", message=o.outcomes_check[1]).text = o.outcomes_check[1]
                 elif verdict == "unknown":
@@ -427,6 +571,8 @@ def junit_xml(outcomes: list[Outcome]) -> str:
                 msg = f"expected {o.expected or 'holds'}, got {o.describe()}"
                 f = ET.SubElement(tc, "failure", type="verdict", message=msg)
                 f.text = msg + (f"\ncounterexample: {', '.join(o.files)}" if o.files else "")
+        if o.warnings:
+            ET.SubElement(suite, "system-err").text = "\n".join(w.text() for w in o.warnings)
         for k, v in counts.items():
             suite.set(k, str(v))
             totals[k] += v

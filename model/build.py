@@ -44,14 +44,14 @@ from model.ir import (
     Var,
     lift,
 )
-from model.program import RSEQ_ERRORS, Instr, Segment, expr_ints, expr_vars, is_reg
+from model.program import RET_VALUES, RSEQ_ERRORS, Instr, Segment, expr_ints, expr_vars, is_reg
 from model.properties import PROPERTIES
 from model.rules import resolve
 from model.spec import CsDesc, Spec
 from model.syscalls import AX, SYSCALLS
 
 # Names a program can test with beq/bne that are not user memory.
-SPECIAL_VARS = ("rseq_ret", "rseq_size")
+SPECIAL_VARS = ("rseq_ret", "rseq_size", "ret")
 
 PHASES = (
     "USER",  # running user code at ip<depth>
@@ -110,12 +110,17 @@ class TV:
     budget: Var | None = None
     resched: Var | None = None
     notify: Var | None = None
+    nsig: Var | None = None  # TIF_NOTIFY_SIGNAL (task_work_add(TWA_SIGNAL))
+    nbudget: Var | None = None  # task_work notifications the environment may still send
     ksig: Var | None = None
     rseq_cs: Var | None = None
     sud: Var | None = None
     selector: Var | None = None
     reg: Var | None = None  # t->rseq, t->rseq_len, t->rseq_sig (when a program can change them)
     rseq_ret: Var | None = None  # return value of the last rseq() call
+    glibc_init: Var | None = None  # a pthread still in glibc's start_thread, about to register rseq (model/glibc.py)
+    ret: Var | None = None  # the running context's last syscall result (%rax), when a program reads `ret`
+    fret: dict[int, Var] = field(default_factory=dict)  # `ret` saved in frame d (uc_mcontext.ax)
     tls: dict[str, Var] = field(default_factory=dict)
     ptrace_step: bool = False  # a tracer single-steps every instruction of this thread
     ptrace_syscall: bool = False  # a tracer stops it at syscall entry and exit (PTRACE_SYSCALL)
@@ -140,8 +145,12 @@ class TV:
     rs: dict[str, Var] = field(default_factory=dict)  # fields of the rseq area: cpu_id_start, cpu_id
     ids_changed: Var | None = None  # R1/R2 t->rseq.event.ids_changed
     ids_cpu: Var | None = None  # R1/R2 t->rseq.ids.cpu_id, for the read-only check (debug, V2)
+    aff: Var | None = None  # the CPU sched_setaffinity allows, -1 all (with migration)
+    cid: Var | None = None  # the mm_cid it got at its last switch-in (model/mmcid.py)
+    cid_field: Var | None = None  # the area's rseq.mm_cid
     cpu: Var | None = None  # the CPU it is on, when migration can change it
     cpu0: int = 0  # the CPU it starts on
+    area_shared: set[Var] = field(default_factory=set)  # fields of an area other threads use in turn
 
     def at(self, phase: str) -> Expr:
         return Eq(self.k, PHASES.index(phase))
@@ -152,13 +161,13 @@ class TV:
     def thread_vars(self) -> list[Var]:
         out: list[Var] = [*self.ip]
         for v in (self.depth, self.ax, self.budget, self.resched, self.notify, self.ksig, self.rseq_cs, self.sud,
-                  self.selector, self.reg, self.rseq_ret, self.tf, self.unrep, self.on_dispatch,
-                  self.user_irq, self.raised):
+                  self.selector, self.reg, self.rseq_ret, self.ret, self.glibc_init, self.tf, self.unrep,
+                  self.on_dispatch, self.user_irq, self.raised, self.nsig, self.nbudget):
             if v is not None:
                 out.append(v)
-        out += list(self.tls.values()) + list(self.ftf.values())
+        out += list(self.tls.values()) + list(self.ftf.values()) + list(self.fret.values())
         out += list(self.regs.values()) + [v for m in self.fregs.values() for v in m.values()] + list(self.rs.values())
-        out += [v for v in (self.ids_changed, self.ids_cpu, self.cpu) if v is not None]
+        out += [v for v in (self.ids_changed, self.ids_cpu, self.cpu, self.aff, self.cid, self.cid_field) if v is not None]
         out += list(self.pend.values()) + list(self.blk.values())
         for m in self.fblk.values():
             out += list(m.values())
@@ -235,12 +244,12 @@ class Builder:
         from model import data
 
         self.uses_fields = data.uses_fields(self.code) or "rseq-cpu-id-accurate" in self.checked
+        cid_lines = [ins.line for _, ins in self.code if "rseq.mm_cid" in data.operands(ins)
+                     or (ins.op == "assert" and "rseq.mm_cid" in data._expr_names(ins))]
+        self.uses_cid = bool(cid_lines)
         self.affinity = any(ins.op == "sched_setaffinity" for _, ins in self.code)
         self.cpu_data = (self.uses_fields or bool(spec.arrays) or any(t.cpu is not None for t in spec.threads)
                          or self.affinity or any(ins.op == "getcpu" for _, ins in self.code))
-        if self.affinity and spec.env.migration:
-            raise SpecError(spec.path, next(ins.line for _, ins in self.code if ins.op == "sched_setaffinity"),
-                            "sched_setaffinity with migration = true is not modelled (migrations ignore affinity masks)")
         for _, ins in self.code:
             if ins.op == "sched_setaffinity" and ins.args[0] >= spec.env.cpus:
                 raise SpecError(spec.path, ins.line, f"sched_setaffinity {ins.args[0]}: cpus = {spec.env.cpus}")
@@ -277,7 +286,18 @@ class Builder:
         from model import lifecycle
 
         self.spawns = lifecycle.spawns(self)  # child thread -> (parent thread, clone/fork instruction)
+        from model import glibc
+
+        self.glibc_fail = glibc.may_fail(self)  # pthreads whose glibc registration a filter refuses
         self.execs = any(ins.op == "execve" for _, ins in self.code)
+        self.areas = lifecycle.area_groups(self)  # rseq area name -> the threads that use it in turn
+        if self.uses_cid:
+            from model import mmcid
+
+            mmcid.check(self, cid_lines[0])
+        self.area_vars: dict[str, Var] = {}
+        # a program branches on a syscall's result: model/retval.py
+        self.uses_ret = any(ins.op in ("beq", "bne") and ins.args[0] == "ret" for _, ins in self.code)
 
     def _sud_regions(self) -> list[tuple[int, int, bool, bool]]:
         """(start, end, has_selector, inclusive) of every sud_on, in order;
@@ -342,7 +362,8 @@ class Builder:
         if has_assert:
             self.checked.add("assert")
         # no-unexpected-kill reads `killed` directly; the others have monitors.
-        self.bad_names = ["NONE"] + [p for p in PROPERTIES if p in self.checked and p != "no-unexpected-kill"]
+        self.bad_names = ["NONE"] + [p for p in PROPERTIES if p in self.checked and p != "no-unexpected-kill"
+                                     and PROPERTIES[p].kind == "always"]
         self.bad = self.var("bad", Enum(*self.bad_names), 0)
         # the image was replaced by execve: handlers are SIG_DFL (flush_signal_handlers)
         self.exec_done = self.var("execve_done", Bool(), 0) if self.execs else None
@@ -394,6 +415,9 @@ class Builder:
             elif ins.op == "assert":
                 names |= {n for n in expr_vars(ins.expr) if not (is_reg(n) or "[" in n or n.startswith("rseq."))}
                 consts |= expr_ints(ins.expr)
+        for up in self.spec.user_props.values():  # always/eventually/sometimes EXPR (model/progress.py)
+            names |= {n for n in expr_vars(up.expr) if not (is_reg(n) or "[" in n or n.startswith(("rseq.", "tls.")))}
+            consts |= expr_ints(up.expr)
         taken = {v.name for v in self.vars}  # killed, bad, execve_done, ...: the builder's own
         for n in sorted((names | set(self.spec.variables)) & taken):
             line = self.spec.lines.get(("variables", n)) or next(
@@ -425,7 +449,8 @@ class Builder:
                     self.reg_values.append(v)
         self.dynamic_reg = len(self.reg_values) > 2 or any(
             ins.op in ("rseq_register", "rseq_unregister") for _, ins in self.code) or not self.env.glibc_rseq or any(
-            ins.op == "clone" and "raw" in ins.args for _, ins in self.code)  # a raw clone child is unregistered
+            ins.op == "clone" and "raw" in ins.args for _, ins in self.code) or bool(  # a raw clone child is unregistered
+            self.glibc_fail)  # so may be a pthread whose registration fails
 
     def uvar(self, t: TV, name: str) -> Var:
         return t.tls[name] if name.startswith("tls.") else self.uvars[name]
@@ -461,6 +486,12 @@ class Builder:
             tv.unrep = self.var(f"{n}.unreported", Bool(), 0, n)
         if (self.stepping or self.syscall_tracing) and self.sud_regions:
             tv.on_dispatch = self.var(f"{n}.on_dispatch", Bool(), 0, n)
+        if n in self.glibc_fail:
+            tv.glibc_init = self.var(f"{n}.glibc_start", Bool(), 0, n)
+        if self.uses_ret:
+            tv.ret = self.var(f"{n}.ret", Enum(*RET_VALUES), 0, n)
+            for d in range(1, N + 1):
+                tv.fret[d] = self.var(f"{n}.f{d}.ret", Enum(*RET_VALUES), 0, n)
         if self.dynamic_reg:
             tv.reg = self.var(f"{n}.rseq", Enum(*self.reg_values), 1 if self.env.glibc_rseq else 0, n)
             tv.rseq_ret = self.var(f"{n}.rseq_ret", Enum(*RSEQ_ERRORS), 0, n)
@@ -483,11 +514,16 @@ class Builder:
             tv.budget = self.var(f"{n}.budget", IntRange(0, self.env.max_signals), self.env.max_signals, n)
         if self.env.preemption:
             tv.resched = self.var(f"{n}.resched", Bool(), 0, n)
+        if self.env.max_notify_signals > 0:
+            k = self.env.max_notify_signals
+            tv.nbudget = self.var(f"{n}.tw_budget", IntRange(0, k), k, n)
+            if self.rules["task_work.twa_signal"] == "yes":
+                tv.nsig = self.var(f"{n}.notify_signal", Bool(), 0, n)
         handled = [s for s in self.sigs if self.sig_action(s) == "handler"]
         if handled and N > 0:
             tv.ksig = self.var(f"{n}.ksig", Enum("NONE", *handled), 0, n)
         if self.uses_rseq:
-            tv.rseq_cs = self.var(f"{n}.rseq_cs", Enum("0", *[f"{c.name}@{c.seg.name}" if self._dup(c) else c.name for c in self.cs]), 0, n)
+            tv.rseq_cs = self.area_var(tv, t, "rseq_cs", Enum("0", *[f"{c.name}@{c.seg.name}" if self._dup(c) else c.name for c in self.cs]), 0)
             tv.notify = self.var(f"{n}.notify", Bool(), 0, n)
             if self.rules["rseq.impl"] == "legacy":
                 # every schedule-out sets it (rseq_preempt); a bit that stays 0 costs no states
@@ -500,7 +536,7 @@ class Builder:
                 # R1/R2: t->rseq.event.user_irq and the raised work (sched_switch + TIF_RSEQ)
                 tv.user_irq = self.var(f"{n}.user_irq", Bool(), 0, n)
                 tv.raised = self.var(f"{n}.rseq_work", Bool(), 0, n)
-        elif self.env.notify_resume:
+        elif self.env.notify_resume or (tv.nbudget is not None and tv.nsig is None):
             tv.notify = self.var(f"{n}.notify", Bool(), 0, n)
         if self.uses_desc:
             names = sorted({ins.args[0] for _, ins in self.code if ins.op == "set_desc" and ins.args[0] != "0"})
@@ -539,8 +575,14 @@ class Builder:
             # wrote the ids on the way out; without it glibc marks the area
             # RSEQ_CPU_ID_REGISTRATION_FAILED (sysdeps/unix/sysv/linux/rseq-internal.h)
             start = tv.cpu0 if self.env.glibc_rseq else data.REGISTRATION_FAILED
-            tv.rs["cpu_id_start"] = self.var(f"{n}.rseq.cpu_id_start", hull, tv.cpu0 if self.env.glibc_rseq else 0, n)
-            tv.rs["cpu_id"] = self.var(f"{n}.rseq.cpu_id", hull, start, n)
+            tv.rs["cpu_id_start"] = self.area_var(tv, t, "rseq.cpu_id_start", hull, tv.cpu0 if self.env.glibc_rseq else 0)
+            tv.rs["cpu_id"] = self.area_var(tv, t, "rseq.cpu_id", hull, start)
+            if self.uses_cid:
+                from model import mmcid
+
+                c0 = mmcid.initial(self, t)
+                tv.cid = self.var(f"{n}.mm_cid", IntRange(-1, mmcid.limit(self) - 1), c0, n)
+                tv.cid_field = self.area_var(tv, t, "rseq.mm_cid", hull, max(c0, 0) if self.env.glibc_rseq else 0)
             if self.rules["rseq.impl"] != "legacy":
                 tv.ids_changed = self.var(f"{n}.ids_changed", Bool(), 0, n)
                 if self.ro_check:
@@ -549,6 +591,25 @@ class Builder:
                                           tv.cpu0 if self.env.glibc_rseq else -1, n)
         if self.cpu_data and (self.migrates or self.affinity):
             tv.cpu = self.var(f"{n}.cpu", IntRange(0, self.env.cpus - 1), tv.cpu0, n)
+        if self.affinity and self.migrates:
+            # the affinity mask, when migrations must respect it: -1 all CPUs
+            tv.aff = self.var(f"{n}.affinity", IntRange(-1, self.env.cpus - 1), -1, n)
+
+    def area_var(self, tv: TV, t, field: str, typ, init: int) -> Var:
+        """A field of T's rseq area: T's own variable, or, when T shares its
+        area with other threads in turn ([thread.T] rseq_area), the area's
+        variable, created by the first of them and left as it is when a
+        thread exits (model/lifecycle.py:area_groups)."""
+        if t.area not in self.areas:
+            return self.var(f"{tv.name}.{field}", typ, init, tv.name)
+        key = f"{t.area}.{field}"
+        if key not in self.area_vars:
+            self.area_vars[key] = self.var(key, typ, init)
+        tv.area_shared.add(self.area_vars[key])
+        return self.area_vars[key]
+
+    def spec_thread(self, t: TV):
+        return next(x for x in self.spec.threads if x.name == t.name)
 
     def _dup(self, c: CsInst) -> bool:
         return sum(1 for x in self.cs if x.name == c.name) > 1
@@ -577,6 +638,8 @@ class Builder:
         """s is pending, unblocked, and (for a handler) a frame still fits
         under max_nesting: deeper nesting is outside the bound."""
         e = And(t.pend[s], Not(t.blk[s]))
+        if t.glibc_init is not None:
+            e = And(e, Not(t.glibc_init))  # start_thread runs with every signal blocked
         if self.sig_action(s) == "handler":
             if self.N == 0:
                 return FALSE
@@ -586,12 +649,20 @@ class Builder:
     def any_deliverable(self, t: TV) -> Expr:
         return Or(*[self.deliverable(t, s) for s in self.sigs])
 
+    def sig_pending(self, t: TV) -> Expr:
+        """signal_pending(): a deliverable signal or TIF_NOTIFY_SIGNAL
+        (include/linux/sched/signal.h); what wakes an interruptible sleep."""
+        return Or(self.any_deliverable(t), *([t.nsig] if t.nsig is not None else []))
+
     def thread_ends(self, t: TV) -> dict[Var, Expr]:
         """The thread is gone (kernel/exit.c:do_exit): DEAD, and its
-        variables back to their initial values, which costs no states."""
+        variables back to their initial values, which costs no states;
+        an rseq area another thread may reuse keeps what it holds
+        (do_exit does not unregister rseq or touch the area)."""
         from model import cpus
 
-        return {**{v: Const(self.init[v]) for v in t.thread_vars()}, t.k: Const(PHASES.index("DEAD")), **cpus.release(self, t)}
+        return {**{v: Const(self.init[v]) for v in t.thread_vars() if v not in t.area_shared},
+                t.k: Const(PHASES.index("DEAD")), **cpus.release(self, t)}
 
     def sig_dfl(self, s: str) -> Expr | None:
         """When the handler of s has been reset to SIG_DFL at run time (by
@@ -653,7 +724,7 @@ class Builder:
 
 
 def build_system(spec: Spec) -> System:
-    from model import cpus, delivery, entry, environment, user
+    from model import cpus, delivery, entry, environment, glibc, user
 
     b = Builder(spec)
     for t in b.threads:
@@ -662,12 +733,17 @@ def build_system(spec: Spec) -> System:
         delivery.add_actions(b, t)
         environment.add_actions(b, t)
         cpus.add_actions(b, t)
+        glibc.add_actions(b, t)
     props = []
     for name in b.bad_names[1:]:
         info = PROPERTIES[name]
         props.append(Property(name, Ne(b.bad, b.bad_names.index(name)), info.doc, info.trigger))
     if "no-unexpected-kill" in b.checked:
         props.append(Property("no-unexpected-kill", Eq(b.killed, 0), PROPERTIES["no-unexpected-kill"].doc))
+    from model import progress
+
+    goals, invariants = progress.goals(b)
+    props += invariants
     system = System(
         vars=b.vars,
         init=b.init,
@@ -675,6 +751,8 @@ def build_system(spec: Spec) -> System:
         properties=props,
         terminal=Or(Ne(b.killed, 0), Ne(b.bad, 0)),
         meta={"spec": spec, "builder": b},
+        goals=goals,
+        fairness=progress.fairness(b) if goals else [],
     )
     system.validate()
     from model.symmetry import thread_group, thread_symmetries

@@ -85,6 +85,40 @@ def switch_to(b, t, u) -> dict[Var, Expr] | None:
     return ups
 
 
+def switch_cond(b, t, u) -> Expr:
+    """switch_to(t, u) takes effect (T runs now, so its CPU is the one)."""
+    me = _me(b, t)
+    terms = []
+    for c, v in b.curr.items():
+        if t.cpu is None and c != t.cpu0:
+            continue
+        there = Eq(u.cpu, c) if u.cpu is not None else Const(int(u.cpu0 == c))
+        terms.append(And(Eq(v, me), there))
+    return And(b.alive(u), Or(*terms))
+
+
+def allowed(b, t, cpu: Expr) -> Expr:
+    """cpu is in T's affinity mask (T.affinity: -1 all CPUs, else the one
+    CPU sched_setaffinity gave it)."""
+    if t.aff is None:
+        return Const(1)
+    return Or(Eq(t.aff, -1), Eq(t.aff, cpu))
+
+
+def only_if_allowed(b, t, k: int, moved: dict[Var, Expr], stay: dict[Var, Expr]) -> dict[Var, Expr]:
+    """The migration k CPUs further where its target is in T's mask
+    (kernel/sched/core.c: select_task_rq and the load balancer's
+    can_migrate_task only pick CPUs in p->cpus_ptr), else `stay`: the
+    same switch without the move."""
+    n = b.env.cpus
+    nxt = Add(t.cpu, k)
+    ok = allowed(b, t, Ite(Lt(nxt, n), nxt, Sub(nxt, n)))
+    out: dict[Var, Expr] = {}
+    for v in set(moved) | set(stay):
+        out[v] = Ite(ok, moved.get(v, Ref(v)), stay.get(v, Ref(v)))
+    return out
+
+
 def move(b, t, k: int) -> dict[Var, Expr]:
     """set_task_cpu: T goes k CPUs further (mod cpus) and leaves its CPU."""
     n = b.env.cpus
@@ -96,13 +130,17 @@ def add_actions(b, t) -> None:
     """An idle CPU runs one of its threads (__schedule picks next)."""
     if not b.curr:
         return
+    from model import mmcid
+
     me = _me(b, t)
     for c, v in b.curr.items():
         if t.cpu is None and c != t.cpu0:
             continue
         here = Const(1) if t.cpu is None else Eq(t.cpu, c)
-        b.add(t, b.kernel_actor(t), And(b.alive(t), here, Eq(v, 0)), {v: Const(me)},
-              f"CPU {c} is idle: __schedule runs {t.name}", SCHEDULE, anywhere=True)
+        for k in mmcid.choices(b):
+            why = f" (mm_cid {k} if free)" if b.uses_cid else ""
+            b.add(t, b.kernel_actor(t), And(b.alive(t), here, Eq(v, 0)), {v: Const(me), **mmcid.switch_in(b, t, k)},
+                  f"CPU {c} is idle: __schedule runs {t.name}{why}", SCHEDULE, anywhere=True)
 
 
 def syscall_cases(b, t, d: int, ins):
@@ -125,5 +163,10 @@ def syscall_cases(b, t, d: int, ins):
     for v, e in rseq.event(b, t, d, "MIGRATE").items():
         mig[v] = Or(e, mig[v]) if v in mig else e
     away = {**mig, **release(b, t), t.cpu: Const(n)}
+    if t.aff is not None:
+        here_ups: dict[Var, Expr] = {t.aff: Const(n)}
+        away[t.aff] = Const(n)
+        return [Case(here, here_ups, f"sched_setaffinity({{{n}}}): already on CPU {n}", fn),
+                Case(Const(1), away, f"sched_setaffinity({{{n}}}): moved to CPU {n} (rseq_migrate)", fn)]
     return [Case(here, {}, f"sched_setaffinity({{{n}}}): already on CPU {n}", fn),
             Case(Const(1), away, f"sched_setaffinity({{{n}}}): moved to CPU {n} (rseq_migrate)", fn)]

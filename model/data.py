@@ -87,8 +87,6 @@ def field_name(text: str, path: str, line: int) -> str | None:
     f = text[5:]
     if f not in RSEQ_FIELDS:
         raise SpecError(path, line, f"rseq.{f}: the rseq area's fields are {', '.join(RSEQ_FIELDS)}")
-    if f == "mm_cid":
-        raise SpecError(path, line, "rseq.mm_cid is not modelled yet (the concurrency id allocator)")
     return f
 
 
@@ -132,6 +130,8 @@ def locations(b, t, text: str, line: int) -> tuple[list[tuple[Expr, Var | Expr]]
     if f is not None:
         if f == "node_id":
             return [(Const(1), Const(0))], None
+        if f == "mm_cid":
+            return [(Const(1), t.cid_field)], None
         return [(Const(1), t.rs[f])], None
     m = MEM.match(text)
     assert m is not None, text

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model import next_syscall, rseq, singlestep
+from model import next_syscall, retval, rseq, singlestep
 from model import signals as sigmod
 from model.build import TV, A, Builder, Case, P
 from model.ir import Add, And, Const, Eq, Expr, Ite, Not, Or, Sub, Var
@@ -42,6 +42,8 @@ def add_actions(b: Builder, t: TV) -> None:
             first = And(base, b.deliverable(t, s), *[Not(b.deliverable(t, o)) for o in order[:i]])
             act = b.sig_action(s)
             deq = {t.pend[s]: Const(0), **singlestep.report(t)}
+            if t.nsig is not None:
+                deq[t.nsig] = Const(0)  # get_signal ran the task_work first (clear_notify_signal)
             if t.ptrace_step and s == "SIGTRAP":
                 # the tracer gets a signal-delivery-stop, resumes stepping, suppresses it
                 for suffix, ev in rseq.schedule(b, t, d):
@@ -128,6 +130,7 @@ def add_actions(b: Builder, t: TV) -> None:
                 del ups[t.ev["SIGNAL"]]  # set by the rseq step already
             ups.update(next_syscall.on_signal(b, t, d + 1))
             ups.update(singlestep.frame(t, d + 1))
+            ups.update(retval.frame(t, d + 1))
             b.add(t, kact, here, ups,
                   f"setup_rt_frame: {s} frame, ip = handler; signal_delivered blocks "
                   + ("+".join(sorted(set(h.mask) | ({s} if "SA_NODEFER" not in h.flags else set()))) or "nothing"),
@@ -152,18 +155,22 @@ def _restart_cases(b: Builder, t: TV, d: int, sa_restart: bool) -> list[Case]:
     return out
 
 
-def _norestart_cases(b: Builder, t: TV, d: int, s: str, suffix: str) -> list[Case]:
-    """A stop and continue, then the no-handler restart of
-    arch_do_signal_or_restart: every restart code rewinds (for
-    _RESTARTBLOCK, ax becomes __NR_restart_syscall)."""
+def no_handler_restart(t: TV, d: int, why: str, fn: str = "") -> list[Case]:
+    """arch_do_signal_or_restart when get_signal returns no signal to
+    handle: every restart code rewinds (for _RESTARTBLOCK, ax becomes
+    __NR_restart_syscall); `why` says what came first."""
     ax = t.ax
     codes = [AX.index(x) for x in ("ERESTART_RESTARTBLOCK", "ERESTARTNOHAND", "ERESTARTNOINTR", "ERESTARTSYS")]
     is_restart = Or(*[Eq(ax, c) for c in codes])
     return [
-        Case(is_restart, {ax: A("ORIG"), t.ip[d]: Sub(t.ip[d], 1)},
-             f"get_signal: {s} stops the task (schedule{suffix}); continued, no handler: restart, ip -= 2"),
-        Case(Not(is_restart), {}, f"get_signal: {s} stops the task (schedule{suffix}); continued"),
+        Case(is_restart, {ax: A("ORIG"), t.ip[d]: Sub(t.ip[d], 1)}, f"{why}, no handler: restart, ip -= 2", fn),
+        Case(Not(is_restart), {}, why, fn),
     ]
+
+
+def _norestart_cases(b: Builder, t: TV, d: int, s: str, suffix: str) -> list[Case]:
+    """A stop and continue, then the no-handler restart."""
+    return no_handler_restart(t, d, f"get_signal: {s} stops the task (schedule{suffix}); continued")
 
 
 def sigreturn(b: Builder, t: TV, d: int, body: Expr, exit_phase: Const) -> None:
@@ -185,4 +192,5 @@ def sigreturn(b: Builder, t: TV, d: int, body: Expr, exit_phase: Const) -> None:
         ups[v] = Const(0)
     ups.update(next_syscall.on_sigreturn(b, t, d))
     ups.update(singlestep.sigreturn(t, d))
+    ups.update(retval.sigreturn(t, d))
     b.add(t, kact, body, ups, "rt_sigreturn: restore ip and mask, orig_ax = -1", fn)

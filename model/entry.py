@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model import next_syscall, rseq, singlestep, sud
+from model import next_syscall, retval, rseq, singlestep, sud
 from model.build import PHASES, TV, A, Builder, Case, P
 from model.ir import And, Const, Eq, Expr, Not, Var
-from model.program import SYSCALL_OPS
+from model.program import RSEQ_ERRORS, SYSCALL_OPS
 from model.syscalls import RESTART_CODE, SYSCALLS
 from model.user import contexts
 
@@ -82,7 +82,7 @@ def add_actions(b: Builder, t: TV) -> None:
         if ins.op in ("sud_on", "sud_off"):
             seg, _ = b.code[pc]
             ups, label = sud.prctl_body(b, t, ins, seg)
-            b.add(t, kact, body, {**ups, t.ax: A("OK"), t.k: exit_phase}, label,
+            b.add(t, kact, body, {t.ax: A("OK"), **ups, t.k: exit_phase}, label,
                   "kernel/entry/syscall_user_dispatch.c:set_syscall_user_dispatch")
             continue
         if ins.op in ("getcpu", "sched_setaffinity"):
@@ -93,12 +93,14 @@ def add_actions(b: Builder, t: TV) -> None:
         if ins.op == "membarrier_rseq":
             from model import membarrier
 
-            b.add_cases(t, kact, body, membarrier.body_cases(b, t), {t.ax: A("OK"), t.k: exit_phase})
+            for c in membarrier.body_cases(b, t):  # alternatives, not exclusive
+                b.add_cases(t, kact, body, [c], {t.ax: A("OK"), t.k: exit_phase})
             continue
         if ins.op in ("clone", "fork", "execve"):
             from model import lifecycle
 
             b.add_cases(t, kact, body, lifecycle.body_cases(b, t, b.code[pc][0], ins), {t.ax: A("OK"), t.k: exit_phase})
+            lifecycle.wait_actions(b, t, d, body, ins)
             continue
         cls = SYSCALLS[name]
         done_cases, done_reset = next_syscall.completion(b, t, ins)
@@ -117,14 +119,21 @@ def add_actions(b: Builder, t: TV) -> None:
             # returns only when a signal is pending (kernel/signal.c:
             # sys_pause: sleep while !signal_pending, then -ERESTARTNOHAND)
             pause = cls == "nohand"
+            code = RESTART_CODE[cls]
             if pause:
-                if b.sigs:
-                    b.add(t, kact, And(body, b.any_deliverable(t)),
+                if b.sigs or t.nsig is not None:
+                    what = "a signal is pending" if t.nsig is None else "signal_pending() (a signal or TIF_NOTIFY_SIGNAL)"
+                    b.add(t, kact, And(body, b.sig_pending(t)),
                           {t.ax: A("ERESTARTNOHAND"), t.k: exit_phase, **done_reset},
-                          f"{name}: a signal is pending, returns -ERESTARTNOHAND at once", "kernel/signal.c:sys_pause")
-                    body = And(body, Not(b.any_deliverable(t)))
+                          f"{name}: {what}, returns -ERESTARTNOHAND at once", "kernel/signal.c:sys_pause")
+                    body = And(body, Not(b.sig_pending(t)))
             else:
                 b.add_cases(t, kact, body, _relabel(done_cases, " without sleeping"), finish)
+                if t.nsig is not None:
+                    # an interruptible wait checks signal_pending() before it sleeps
+                    b.add(t, kact, And(body, t.nsig), {t.ax: A(code), t.k: exit_phase, **done_reset},
+                          f"{name}: TIF_NOTIFY_SIGNAL makes signal_pending() true: returns -{code} without sleeping",
+                          "include/linux/sched/signal.h:signal_pending")
             if b.cpu_data:
                 # the CPU runs another thread, or this one migrates, while it sleeps (model/cpus.py)
                 for suffix, ev in rseq.schedule(b, t, d):
@@ -139,10 +148,14 @@ def add_actions(b: Builder, t: TV) -> None:
                 if not pause:
                     b.add_cases(t, kact, blocked, _relabel(done_cases, f" after waking{suffix}"), {**finish, **ev})
                 if b.sigs:
-                    code = RESTART_CODE[cls]
                     b.add(t, kact, And(blocked, b.any_deliverable(t)),
                           {t.ax: A(code), t.k: exit_phase, **done_reset, **ev},
                           f"{name} interrupted by a signal: returns -{code}{suffix}", "kernel/signal.c:signal_pending")
+                if t.nsig is not None:
+                    b.add(t, kact, And(blocked, t.nsig, Not(b.any_deliverable(t))),
+                          {t.ax: A(code), t.k: exit_phase, **done_reset, **ev},
+                          f"{name} woken by TIF_NOTIFY_SIGNAL (no signal): returns -{code}{suffix}",
+                          "kernel/task_work.c:task_work_add -> set_notify_signal")
         # -- exit work (CONFIG_DEBUG_RSEQ only)
     if exit_phase.value == PHASES.index("EXITWORK"):
         for d in range(b.N + 1):
@@ -180,8 +193,17 @@ def seccomp_cases(b: Builder, t: TV, ins, exit_phase: Const) -> list[Case]:
     skip: dict[Var, Expr] = {t.k: exit_phase, t.ax: A("NONE")}
     if t.traced is not None:
         skip[t.traced] = Const(0)
-    if act == "errno":
-        return [Case(Const(1), skip, f"seccomp: {name} -> SECCOMP_RET_ERRNO, body skipped", SECCOMP)]
+    if act.startswith("errno"):
+        # __seccomp_filter: syscall_set_return_value(-errno); the body is skipped
+        errno = act.partition(":")[2] or "EPERM"
+        skip.update(retval.error(t, errno) if t.ret is not None else {})
+        if ins.op in ("rseq_register", "rseq_unregister") and t.rseq_ret is not None:
+            skip[t.rseq_ret] = Const(RSEQ_ERRORS.index(errno))
+            if "registration-succeeds" in b.checked:
+                skip.update(b.flag_bad("registration-succeeds"))
+        named = f" (-{errno})" if ":" in act else ""  # the plain label is the one committed traces replay
+        return [Case(Const(1), skip, f"seccomp: {name} -> SECCOMP_RET_ERRNO{named}, body skipped",
+                     "kernel/seccomp.c:__seccomp_filter", tags=frozenset({"rseq-call"} if name == "rseq" else set()))]
     if act == "kill":
         return [Case(Const(1), b.kill("SIGSYS"), f"seccomp: {name} -> SECCOMP_RET_KILL_PROCESS", SECCOMP)]
     if b.sig_action("SIGSYS") != "handler" or b.N == 0:
@@ -205,7 +227,8 @@ def _kvm_run(b: Builder, t: TV, d: int, body: Expr, done: list[Case], finish: di
         if rule != "exit" and t.notify is not None:
             ups[t.notify] = Const(0)
         if rule == "ids" and t.rs:
-            ups.update(rseq.ids(b, t, cpu=ev.get(t.cpu) if t.cpu is not None else None))
+            ups.update(rseq.ids(b, t, cpu=ev.get(t.cpu) if t.cpu is not None else None,
+                                cid=ev.get(t.cid) if t.cid is not None else None))
             if t.ids_changed is not None:
                 ups[t.ids_changed] = Const(0)
         what = {"exit": "NOTIFY_RESUME left for the return to user",
@@ -238,6 +261,18 @@ def _loop(b: Builder, t: TV) -> None:
                       f"exit loop: NEED_RESCHED -> schedule(){suffix}", "kernel/sched/core.c:__schedule -> rseq_preempt")
         # signals: model/delivery.py adds the SIGPENDING step
         no_sig = Not(b.any_deliverable(t)) if b.sigs else Const(1)
+        if t.nsig is not None:
+            # TIF_NOTIFY_SIGNAL alone: get_signal clears it, runs the task_work
+            # and finds no signal; the no-handler restart follows.  No rseq
+            # step: rseq_signal_deliver runs only from handle_signal, and
+            # nothing here sets an event bit or NOTIFY_RESUME.
+            from model.delivery import no_handler_restart
+
+            why = "arch_do_signal_or_restart: TIF_NOTIFY_SIGNAL, get_signal runs the task_work, no signal"
+            fn = "arch/x86/kernel/signal.c:arch_do_signal_or_restart, kernel/signal.c:get_signal"
+            b.add_cases(t, kact, And(base, no_resched, no_sig, t.nsig), no_handler_restart(t, d, why, fn),
+                        {t.nsig: Const(0)})
+            no_sig = And(no_sig, Not(t.nsig))
         if t.notify is not None:
             nr = And(base, no_resched, no_sig, t.notify)
             legacy_fixup = [] if rseq.optimized(b) else rseq.catchable(b, t, rseq.fixup_cases(b, t, d, t.ip[d], "notify-resume"))
@@ -256,5 +291,6 @@ def _loop(b: Builder, t: TV) -> None:
             back[t.user_irq] = Const(0)
         if t.traced is not None:
             back[t.traced] = Const(0)
+        back.update(retval.back_to_user(t))
         b.add(t, kact, idle, back, "exit_to_user_mode: back to user", LOOP)
 

@@ -10,6 +10,10 @@
             a signal or a tick (irqentry_enter_from_user_mode, orig_ax = -1)
   notify    an unrelated TIF_NOTIFY_RESUME (task_work: mm_cid compaction,
             seen about every 100 ms on Linux 6.18, conformance probe 9)
+  task_work task_work_add(TWA_SIGNAL), as io_uring queues completions
+            (kernel/task_work.c:task_work_add -> set_notify_signal): sets
+            TIF_NOTIFY_SIGNAL and wakes the task like a signal (5.8+, rule
+            task_work.twa_signal; before, TWA_RESUME: TIF_NOTIFY_RESUME)
 Budgets: `max_signals` is per thread, so threads stay independent.
 """
 
@@ -40,6 +44,8 @@ def add_actions(b: Builder, t: TV) -> None:
         work.append(b.any_deliverable(t))
     if t.notify is not None:
         work.append(t.notify)
+    if t.nsig is not None:
+        work.append(t.nsig)
     if work:
         b.add(t, "env", And(user, Or(*work)), {t.k: Const(PHASES.index("LOOP")), **irq},
               f"interrupt: {t.name} enters the kernel from user mode with work pending",
@@ -48,3 +54,8 @@ def add_actions(b: Builder, t: TV) -> None:
         b.add(t, "env", And(alive, Not(t.notify)), {t.notify: Const(1)},
               f"task_work sets TIF_NOTIFY_RESUME on {t.name}", "kernel/task_work.c:task_work_add", tags={"env"},
               anywhere=True)
+    if t.nbudget is not None:
+        # io_uring's task_work (max_notify_signals per thread)
+        flag, how = (t.nsig, "TWA_SIGNAL: TIF_NOTIFY_SIGNAL") if t.nsig is not None else (t.notify, "TWA_RESUME: TIF_NOTIFY_RESUME")
+        b.add(t, "env", And(alive, Ge(t.nbudget, 1), Not(flag)), {flag: Const(1), t.nbudget: Sub(t.nbudget, 1)},
+              f"task_work_add({how}) on {t.name}", "kernel/task_work.c:task_work_add", tags={"env"}, anywhere=True)

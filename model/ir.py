@@ -289,6 +289,57 @@ class Property:
     trigger_tag: str | None = None
 
 
+@dataclass(frozen=True)
+class Goal:
+    """A property of whole runs (liveness) or of the reachable set, read
+    by the engines without knowing what it means.  A run is a maximal
+    path from the initial state: infinite, or ending in a state with no
+    successor (a terminal state), which then repeats forever.
+
+    kind "sometimes":   some reachable state satisfies `target` (EF).
+    kind "eventually":  every fair run visits a state satisfying `target`
+                        (AF); a violation is a fair run that never does.
+    kind "recurrence":  every fair run that takes a `trigger` action
+                        infinitely often (any run, if `trigger` is None)
+                        visits `target` or takes a `release` action
+                        infinitely often (GF trigger -> GF release); a
+                        violation is a fair run that from some point on
+                        stays out of `target` and takes no `release`
+                        action, taking `trigger` actions forever.
+    `trigger`/`release` name action tags, restricted to actions of
+    process `proc` when it is given.  `detail` says which instance of a
+    named property this is (the thread, for per-thread properties)."""
+
+    name: str
+    kind: str  # "sometimes" | "eventually" | "recurrence"
+    doc: str
+    target: Expr = FALSE
+    trigger: str | None = None
+    release: str | None = None
+    proc: str | None = None
+    detail: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.name} ({self.detail})" if self.detail else self.name
+
+    def matches(self, tag: str | None, action: Action) -> bool:
+        return tag is not None and tag in action.tags and (self.proc is None or action.proc == self.proc)
+
+
+@dataclass(frozen=True)
+class Fairness:
+    """A fairness assumption on a set of actions (indices into
+    System.actions).  weak: a run on which one of them stays enabled
+    from some point on takes one of them infinitely often; strong: a run
+    on which one of them is enabled infinitely often takes one of them
+    infinitely often.  Only goals (liveness) read it."""
+
+    name: str
+    kind: str  # "weak" | "strong"
+    actions: frozenset[int]
+
+
 @dataclass
 class System:
     vars: list[Var]
@@ -297,6 +348,8 @@ class System:
     properties: list[Property]
     terminal: Expr = field(default_factory=lambda: FALSE)  # no successors here
     meta: dict = field(default_factory=dict)
+    goals: list[Goal] = field(default_factory=list)  # liveness and reachability
+    fairness: list[Fairness] = field(default_factory=list)
     # automorphisms (model/symmetry.py), per variable index: (index it moves
     # to, value renaming or None); engines may search one state per orbit
     symmetries: list[list[tuple[int, dict[int, int] | None]]] = field(default_factory=list)
@@ -325,6 +378,13 @@ class System:
             for v in p.holds.vars():
                 if v not in known:
                     raise ModelError(f"property {p.name} uses undeclared {v.name}")
+        for g in self.goals:
+            for v in g.target.vars():
+                if v not in known:
+                    raise ModelError(f"goal {g.key} uses undeclared {v.name}")
+        for f in self.fairness:
+            if any(not 0 <= i < len(self.actions) for i in f.actions):
+                raise ModelError(f"fairness {f.name} names an action that does not exist")
 
     def index(self) -> dict[Var, int]:
         return {v: i for i, v in enumerate(self.vars)}

@@ -28,17 +28,53 @@ FN = "kernel/sched/membarrier.c:membarrier_private_expedited -> ipi_rseq"
 
 
 def body_cases(b: Builder, t: TV) -> list[Case]:
+    """Alternative outcomes of the body: the caller adds each case on its
+    own (they are not exclusive)."""
     if b.rules["membarrier.rseq"] == "no":
         return [Case(Const(1), {}, "membarrier(PRIVATE_EXPEDITED_RSEQ): -EINVAL (no RSEQ command before 5.10)", FN)]
+    others = [u for u in b.threads if u is not t]
     ups: dict[Var, Expr] = {}
-    for u in b.threads:
-        if u is not t:
-            ups.update(_ipi(b, u))
-    return [Case(Const(1), ups, "membarrier(PRIVATE_EXPEDITED_RSEQ): IPI to every other running thread, "
-                 "rseq_preempt on each", FN, tags=frozenset({"membarrier"}))]
+    for u in others:
+        ups.update(_ipi(b, u))
+    out = [Case(Const(1), ups, "membarrier(PRIVATE_EXPEDITED_RSEQ): IPI to every other running thread, "
+                "rseq_preempt on each", FN, tags=frozenset({"membarrier"}))]
+    if rseq.optimized(b) or b.rules["rseq.event_mask_guard"] != "preempt":
+        return out
+    # rseq_need_restart reads the event mask, then clears it, with only
+    # preemption disabled: an IPI between the two sets PREEMPT and the clear
+    # wipes it, while the fixup decides on the mask it read.  The IPI is
+    # modelled just before that fixup (the target's next step), its PREEMPT
+    # bit lost; NOTIFY_RESUME it sets is still set.
+    for u in others:
+        for d in range(b.N + 1):
+            win = _need_restart_window(b, u, d)
+            if win is None:
+                continue
+            lost = {v: e for v, e in ups.items() if v is not u.ev["PREEMPT"]}
+            lost.update(_ipi(b, u, lost=True))
+            out.append(Case(win, lost, f"membarrier(PRIVATE_EXPEDITED_RSEQ): the IPI to {u.name} lands between "
+                            "rseq_need_restart's read and clear of the event mask: PREEMPT lost", FN,
+                            "rseq.event_mask_guard=preempt", frozenset({"membarrier"})))
+    return out
 
 
-def _ipi(b: Builder, u: TV) -> dict[Var, Expr]:
+def _need_restart_window(b: Builder, u: TV, d: int) -> Expr | None:
+    """u's next step is the notify-resume fixup of context d with the ip
+    inside an armed section, i.e. rseq_need_restart runs (model/entry.py:
+    _loop takes NEED_RESCHED and signals first)."""
+    if u.notify is None or u.rseq_cs is None or "PREEMPT" not in u.ev:
+        return None
+    from model.registration import registered
+
+    parts = [b.alive(u), u.at("LOOP"), u.at_depth(d), u.notify, registered(u), rseq.inside_armed(b, u, d)]
+    if u.resched is not None:
+        parts.append(Not(u.resched))
+    if b.sigs:
+        parts.append(Not(b.any_deliverable(u)))
+    return And(*parts)
+
+
+def _ipi(b: Builder, u: TV, lost: bool = False) -> dict[Var, Expr]:
     running = And(b.alive(u), Not(u.at("BLOCKED")))
     user = u.at("USER")
     ups: dict[Var, Expr] = {}
@@ -47,6 +83,8 @@ def _ipi(b: Builder, u: TV) -> dict[Var, Expr]:
     # rseq_preempt as of the target's depth (its event helpers are per frame)
     for d in range(b.N + 1):
         ev = rseq.event(b, u, d, "PREEMPT")
+        if lost:
+            ev.pop(u.ev["PREEMPT"])  # wiped by rseq_need_restart's clear
         if u.raised is not None and u.raised in ev:
             ev[u.raised] = Ite(user, Const(1), ev[u.raised])  # user_irq is set by this very IPI
         here = And(running, u.at_depth(d))

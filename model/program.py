@@ -23,7 +23,7 @@ MNEMONICS = (
     "add", "beq", "bne", "rseq_register", "rseq_unregister",
     "set_tf", "clear_tf",
     "clone", "fork", "execve", "membarrier_rseq", "dlclose", "fault",
-    "mov", "load", "sub", "blt", "bge", "getcpu", "sched_setaffinity",
+    "mov", "load", "sub", "blt", "bge", "getcpu", "sched_setaffinity", "abort",
 )  # fmt: skip
 
 # Conditional branches: beq/bne (v0) and the ordered compares of the data machine.
@@ -54,7 +54,13 @@ def is_mem(x: str) -> bool:
     if m.group(4) is not None:
         return True  # the field's name is checked with the model (model/data.py:field_name)
     return not (m.group(1) and m.group(3))  # no tls arrays
-RSEQ_ERRORS = ("0", "EINVAL", "EPERM", "EBUSY", "EFAULT")
+# what rseq() can return: its own errors, and any errno a seccomp filter
+# gives it (SECCOMP_RET_ERRNO; ENOSYS and EACCES are common filter choices)
+RSEQ_ERRORS = ("0", "EINVAL", "EPERM", "EBUSY", "EFAULT", "ENOSYS", "EACCES")
+# the errnos a seccomp filter may name (`errno:NAME`)
+ERRNOS = RSEQ_ERRORS[1:]
+# what `ret` (any syscall's result) can hold: 0 is any success
+RET_VALUES = RSEQ_ERRORS + ("EAGAIN", "EINTR")
 # rseq() areas with a meaning: a kernel address (access_ok fails) and a user
 # page that is not mapped (faults when the kernel touches it)
 BAD_AREAS = ("kernel", "unmapped")
@@ -300,8 +306,8 @@ def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
             raise SpecError(file, line, f"{op} takes A, B, LABEL (A a register or a variable, B an integer or a register)")
         val = _src(args[1])
         if val is None:
-            if args[1] not in RSEQ_ERRORS or op not in ("beq", "bne"):
-                raise SpecError(file, line, f"{op}: {args[1]!r} is not an integer, a register or one of {', '.join(RSEQ_ERRORS[1:])}")
+            if args[1] not in RET_VALUES or op not in ("beq", "bne"):
+                raise SpecError(file, line, f"{op}: {args[1]!r} is not an integer, a register or one of {', '.join(RET_VALUES[1:])}")
             val = args[1]
         return Instr(op, (args[0], val, args[2]), line=line)
     if op in ("clone", "fork", "execve"):
@@ -319,7 +325,7 @@ def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
         if len(args) != 1 or not (args[0] in ("ALLOW", "BLOCK", "unmapped") or args[0].isdigit()):
             raise SpecError(file, line, "sud_select takes ALLOW, BLOCK, unmapped or a byte value")
         return Instr(op, (args[0],), line=line)
-    if op in ("nop", "sigreturn", "exit", "sud_off", "set_tf", "clear_tf", "membarrier_rseq"):
+    if op in ("nop", "sigreturn", "exit", "sud_off", "set_tf", "clear_tf", "membarrier_rseq", "abort"):
         if rest:
             raise SpecError(file, line, f"{op} takes no operand")
         return Instr(op, line=line)

@@ -1,7 +1,9 @@
 """The built-in properties, each with the thread it comes from.
 
-A property is checked through a monitor: the action that would break it
-sets the global `bad` variable, and the invariant is `bad != NAME`.  The
+An invariant ("always", the default kind) is checked through a monitor:
+the action that would break it sets the global `bad` variable, and the
+invariant is `bad != NAME`.  A progress property (kind "progress") is a
+liveness goal over whole runs, under the spec's fairness (model/progress.py).  The
 builder only adds a property's monitor cases when a spec checks it, so an
 unchecked property costs nothing."""
 
@@ -16,6 +18,7 @@ class PropInfo:
     doc: str
     seed: str
     trigger: str | None  # action tag that makes the check non-vacuous
+    kind: str = "always"  # "always" (an invariant) | "progress" (a liveness goal, model/progress.py)
 
 
 PROPERTIES: dict[str, PropInfo] = {
@@ -45,10 +48,13 @@ PROPERTIES: dict[str, PropInfo] = {
         ),
         PropInfo(
             "rseq-cs-atomic",
-            "A critical section that commits saw no preemption, migration or signal "
-            "delivery since it started (events its descriptor opts out of by "
-            "NO_RESTART_ON_* flags excepted); otherwise it was aborted.",
-            "seed 001; Documentation/userspace-api/rseq.rst",
+            "A critical section that commits (its post-commit ip reached from inside) "
+            "saw no preemption, migration or signal delivery since its rseq_cs store, "
+            "while it ran or while handlers ran over it, whatever rseq_cs holds by then "
+            "(events its descriptor opts out of by NO_RESTART_ON_* flags excepted); "
+            "otherwise it was aborted.",
+            "seed 001; Documentation/userspace-api/rseq.rst; kernel/rseq.c:rseq_need_restart "
+            "(the NO_RESTART_ON_SIGNAL combination check)",
             "commit",
         ),
         PropInfo(
@@ -106,6 +112,32 @@ PROPERTIES: dict[str, PropInfo] = {
             "The process is never killed by a signal (SIGSEGV from rseq, a default action).",
             "seeds 000, 001",
             None,
+        ),
+        PropInfo(
+            "rseq-cs-progress",
+            "A thread that keeps arming a critical section (rseq_cs NAME) commits one "
+            "infinitely often: no fair run aborts its sections forever.",
+            "issue 12; the NO_RESTART_ON_* flags' purpose (debuggers single-stepping a "
+            "section, 0190e4198e47 deprecating them in 6.0)",
+            "cs-enter",
+            "progress",
+        ),
+        PropInfo(
+            "syscall-progress",
+            "A syscall a thread issues eventually leaves its entry work and body (it "
+            "returns, is interrupted, or the process dies): no fair run keeps a thread "
+            "inside one forever.",
+            "issue 12",
+            "syscall",
+            "progress",
+        ),
+        PropInfo(
+            "terminates",
+            "Every fair run ends with every thread exited (or the process killed: check "
+            "no-unexpected-kill beside it for a clean exit).",
+            "issue 12",
+            None,
+            "progress",
         ),
         PropInfo(
             "assert",

@@ -19,7 +19,7 @@ pointing at freed memory (a fault: the task is killed like an invalid one).
 
 from __future__ import annotations
 
-from model import data
+from model import data, retval
 from model.build import TV, Builder, Case
 from model.ir import Const, Eq, Expr, Ne, Or, Var
 from model.program import RSEQ_ERRORS, Instr
@@ -43,7 +43,7 @@ def body_cases(b: Builder, t: TV, ins: Instr) -> list[Case]:
     out: list[Case] = []
 
     def err(guard: Expr, code: str, why: str) -> None:
-        ups = dict(ret[code])
+        ups = {**ret[code], **retval.error(t, code)}  # ax: the errno when a program reads `ret`
         if fail:
             ups.update(b.flag_bad("registration-succeeds"))
         out.append(Case(guard, ups, f"rseq({me}{', UNREGISTER' if ins.op == 'rseq_unregister' else ''}): {why} -> -{code}",
@@ -68,6 +68,8 @@ def body_cases(b: Builder, t: TV, ins: Instr) -> list[Case]:
             start = 0 if b.rules["rseq.unregister_cpu_id_start"] == "0" else data.UNINITIALIZED
             ups[t.rs["cpu_id_start"]] = Const(start)
             ups[t.rs["cpu_id"]] = Const(data.UNINITIALIZED)
+            if t.cid_field is not None:
+                ups[t.cid_field] = Const(0)  # 6.3+: node_id = mm_cid = 0
             rule = "rseq.unregister_cpu_id_start=" + b.rules["rseq.unregister_cpu_id_start"]
         what = "ids reset, unregistered" if rule else "unregistered"
         out.append(Case(Const(1), ups, f"rseq({me}, UNREGISTER): {what}", SYS_RSEQ, rule, tags))
@@ -95,6 +97,8 @@ def body_cases(b: Builder, t: TV, ins: Instr) -> list[Case]:
             # R1/R2 write the area's initial contents: both cpu fields -1
             for v in t.rs.values():
                 ups[v] = Const(data.UNINITIALIZED)
+            if t.cid_field is not None:
+                ups[t.cid_field] = Const(0)  # node_id = mm_cid = 0 until the first update
             if t.ids_cpu is not None:
                 ups[t.ids_cpu] = Const(data.UNINITIALIZED)
     elif t.notify is not None:

@@ -68,13 +68,16 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
         elif flags_rule == "ignored":
             masked = set()  # the flags are never read: every event aborts
         else:
-            if "NO_RESTART_ON_SIGNAL" in flags and not {"NO_RESTART_ON_PREEMPT", "NO_RESTART_ON_MIGRATE"} <= flags:
+            if (flags_rule == "honoured" and "NO_RESTART_ON_SIGNAL" in flags
+                    and not {"NO_RESTART_ON_PREEMPT", "NO_RESTART_ON_MIGRATE"} <= flags):
+                # otherwise a preempted handler could have rseq_cs cleared and
+                # the interrupted section resume after rt_sigreturn unprotected
                 cases.append(Case(inside, b.kill(), f"{why}: ip inside {c.name}, NO_RESTART_ON_SIGNAL without the others -> -EINVAL -> SIGSEGV", NEED_RESTART, "rseq.flags=honoured"))
                 continue
             masked = {bit for bit, fl in BIT_FLAG.items() if fl in flags}
         live: list[Expr] = [Const(1) if (signal and bit == "SIGNAL") else v for bit, v in t.ev.items() if bit not in masked]
         clear_ev = {v: Const(0) for v in t.ev.values()}
-        rule = "rseq.flags=honoured" if masked else ("rseq.flags=ignored" if flags and flags_rule == "ignored" else "")
+        rule = f"rseq.flags={flags_rule}" if masked else ("rseq.flags=ignored" if flags and flags_rule == "ignored" else "")
         abort = {t.rseq_cs: Const(0), t.ip[d]: Const(c.abort), **clear_ev}
         if d in t.dirty:
             abort[t.dirty[d]] = Const(0)
@@ -88,11 +91,13 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
         new = ids(b, t)
         cases = [c if b.killed in c.updates or "not registered" in c.label else
                  replace(c, updates={**new, **c.updates}, label=c.label.replace(", nothing to do", "")
-                         + "; ids := this CPU (rseq_update_cpu_node_id)") for c in cases]
+                         + f"; ids := this CPU{' and mm_cid' if t.cid_field is not None else ''}"
+                         " (rseq_update_cpu_node_id)") for c in cases]
     return cases
 
 
-def ids(b: Builder, t: TV, when: Expr | None = None, cpu: Expr | None = None) -> dict[Var, Expr]:
+def ids(b: Builder, t: TV, when: Expr | None = None, cpu: Expr | None = None,
+        cid: Expr | None = None) -> dict[Var, Expr]:
     """rseq_update_cpu_node_id (legacy) / rseq_set_ids (R1/R2): the
     registered area's cpu_id_start and cpu_id become the CPU the task is
     on (node_id stays 0: one node); only into the TLS area, whose fields
@@ -106,6 +111,10 @@ def ids(b: Builder, t: TV, when: Expr | None = None, cpu: Expr | None = None) ->
         on = And(on, when)
     cpu = cpus.cpu_of(b, t) if cpu is None else cpu
     out = {v: (cpu if isinstance(on, Const) and on.value else Ite(on, cpu, v)) for v in t.rs.values()}
+    if t.cid_field is not None:
+        # 6.3+: mm_cid too, the id the task holds (model/mmcid.py)
+        cid = lift(t.cid) if cid is None else cid
+        out[t.cid_field] = cid if isinstance(on, Const) and on.value else Ite(on, cid, t.cid_field)
     if t.ids_cpu is not None:
         out[t.ids_cpu] = Ite(on, cpu, t.ids_cpu)
     return out
@@ -131,7 +140,9 @@ def catchable(b: Builder, t: TV, cases: list[Case], delivering: str | None = Non
     (force_sig_info_to_task then kills).  While SIGSEGV itself is being
     delivered it is force_fatal_sig: SIG_DFL and pending, but the frame being
     set up is still built, so a handler without SA_NODEFER runs once and the
-    task dies at its sigreturn (conformance probe p05-segv)."""
+    task dies at its sigreturn (conformance probe p05-segv); before
+    784e0300fe9f (rule rseq.segv_while_delivering_segv = force_sig) it was
+    force_sig again: queued, the handler kept, delivered anew forever."""
     if b.segv_dfl is None:
         return cases
     segv = b.killed.type.names.index("SIGSEGV")
@@ -145,10 +156,16 @@ def catchable(b: Builder, t: TV, cases: list[Case], delivering: str | None = Non
                            label=c.label + " (SIGSEGV blocked or SIG_DFL: killed)"))
         ups: dict[Var, Expr] = {t.pend["SIGSEGV"]: Const(1)}
         how = "force_sig(SIGSEGV), for the handler"
+        rule = c.rule
         if delivering == "SIGSEGV":
-            ups[b.segv_dfl] = Const(1)
-            how = "force_fatal_sig(SIGSEGV): SIG_DFL and pending, this frame is still built"
-        out.append(replace(c, updates=ups, label=c.label.replace("-> SIGSEGV", "-> " + how)))
+            if b.rules["rseq.segv_while_delivering_segv"] == "force_sigsegv":
+                ups[b.segv_dfl] = Const(1)
+                how = "force_fatal_sig(SIGSEGV): SIG_DFL and pending, this frame is still built"
+            else:
+                # 4.18-rc1: force_sig again, the handler kept: delivered anew (784e0300fe9f)
+                how = "force_sig(SIGSEGV) again, handler kept: pending, this frame is still built"
+                rule = "rseq.segv_while_delivering_segv=force_sig"
+        out.append(replace(c, updates=ups, label=c.label.replace("-> SIGSEGV", "-> " + how), rule=rule))
     return out
 
 
@@ -196,18 +213,42 @@ def syscall_check_cases(b: Builder, t: TV, d: int) -> list[Case]:
     return out
 
 
-def inside_armed(b: Builder, t: TV, d: int, ip: Expr | None = None, optout: str | None = None) -> Expr:
-    """Context d's ip is inside the critical section rseq_cs points at
-    (descriptors that opt out of `optout` by a NO_RESTART flag excluded)."""
+def inside_armed(b: Builder, t: TV, d: int) -> Expr:
+    """Context d's ip is inside the critical section rseq_cs points at: what
+    the kernel's fixup (rseq_ip_fixup -> rseq_need_restart) will act on."""
     if t.rseq_cs is None:
         return Const(0)
-    ip = ip if ip is not None else lift(t.ip[d])
+    return Or(*[And(Eq(t.rseq_cs, c.id), In(t.ip[d], c.start, c.post)) for c in b.cs])
+
+
+def in_section(b: Builder, t: TV, e: int, optout: str | None = None) -> Expr:
+    """Frame e (0 the thread, e >= 1 a handler frame) is executing a
+    critical section: its ip is in [start, post_commit) of a descriptor of
+    its code block, whatever rseq_cs holds now -- a handler may have had it
+    cleared (rseq_ip_fixup clears it when it finds the handler's ip outside)
+    and rt_sigreturn resumes the frame inside with nothing armed.  Sections
+    that opt out of `optout` by a NO_RESTART flag are excluded.  This is
+    what the rseq-cs-atomic monitor charges an event to."""
+    if t.rseq_cs is None:
+        return Const(0)
+    thread_seg = next(ts.segment for ts in b.spec.threads if ts.name == t.name)
     terms = []
     for c in b.cs:
+        if (c.seg is thread_seg) != (e == 0):
+            continue
         if optout and BIT_FLAG[optout] in set(c.desc.flags) | set(t.spec_flags):
             continue
-        terms.append(And(Eq(t.rseq_cs, c.id), In(ip, c.start, c.post)))
+        terms.append(In(t.ip[e], c.start, c.post))
     return Or(*terms)
+
+
+def charge(b: Builder, t: TV, d: int, bit: str) -> dict[Var, Expr]:
+    """The rseq-cs-atomic monitor: an event while the thread is at depth d
+    interrupts every frame 0..d on the stack that is inside a section (a
+    preempted handler preempts the code it interrupted too)."""
+    if bit not in BIT_FLAG:
+        return {}
+    return {t.dirty[e]: Or(t.dirty[e], in_section(b, t, e, optout=bit)) for e in range(d + 1) if e in t.dirty}
 
 
 def event(b: Builder, t: TV, d: int, bit: str) -> dict[Var, Expr]:
@@ -221,8 +262,7 @@ def event(b: Builder, t: TV, d: int, bit: str) -> dict[Var, Expr]:
         out[t.ev[bit]] = Const(1)
     if bit != "SIGNAL" and t.notify is not None and t.rseq_cs is not None:
         out[t.notify] = Const(1)
-    if d in t.dirty:
-        out[t.dirty[d]] = Or(t.dirty[d], inside_armed(b, t, d, optout=bit))
+    out.update(charge(b, t, d, bit))
     return out
 
 
@@ -230,14 +270,24 @@ def schedule(b: Builder, t: TV, d: int) -> list[tuple[str, dict[Var, Expr]]]:
     """A context switch away and back (kernel/sched/core.c:
     prepare_task_switch -> rseq_preempt), optionally onto another CPU
     (set_task_cpu -> rseq_migrate)."""
-    from model import cpus
+    from model import cpus, mmcid
 
     base = event(b, t, d, "PREEMPT")
-    out = [("", base)]
+    if b.uses_cid and b.curr:
+        # the CPU is idle until __schedule switches a thread in (T again,
+        # or another), which is where switch_mm_cid gives the id: between
+        # the two, another CPU may switch in a thread that takes T's id
+        out = [(" (its CPU idle until the next switch-in)", {**base, **cpus.release(b, t)})]
+    else:
+        out = [("", base)]
     for u in b.threads if b.curr else ():
         sw = cpus.switch_to(b, t, u) if u is not t else None
         if sw is not None:
-            out.append((f" (switches to {u.name})", {**base, **sw}))
+            # switch_mm_cid: T's id is released, U gets one
+            for v in mmcid.choices(b):
+                cid = mmcid.switch_in(b, u, v, when=cpus.switch_cond(b, t, u), skip=(t,))
+                out.append((f" (switches to {u.name}{f', mm_cid {v} if free' if b.uses_cid else ''})",
+                            {**base, **sw, **cid}))
     if b.migrates:
         mig = dict(base)
         for v, e in event(b, t, d, "MIGRATE").items():
@@ -245,7 +295,14 @@ def schedule(b: Builder, t: TV, d: int) -> list[tuple[str, dict[Var, Expr]]]:
         if t.cpu is None:
             out.append((" and migrates (rseq_migrate)", mig))
         for k in range(1, b.env.cpus) if t.cpu is not None else ():
-            out.append((" and migrates (set_task_cpu -> rseq_migrate)", {**mig, **cpus.move(b, t, k)}))
+            moved = {**mig, **cpus.move(b, t, k)}
+            if t.aff is not None:
+                # the affinity mask: a target outside it is no migration
+                # (the outcome is then the plain switch above)
+                moved = cpus.only_if_allowed(b, t, k, moved, out[0][1])
+            why = " and migrates (set_task_cpu -> rseq_migrate)" if t.aff is None else \
+                " and migrates if its mask allows (set_task_cpu -> rseq_migrate)"
+            out.append((why, moved))
     return out
 
 
@@ -320,8 +377,7 @@ def raise_work(b: Builder, t: TV, d: int, bit: str) -> dict[Var, Expr]:
             out[t.ids_changed] = Const(1)
         elif bit == "PREEMPT":
             out[t.ids_changed] = Or(t.ids_changed, legacy_mode(b, t))
-    if d in t.dirty and bit in BIT_FLAG:
-        out[t.dirty[d]] = Or(t.dirty[d], inside_armed(b, t, d, optout=bit))
+    out.update(charge(b, t, d, bit))
     return out
 
 

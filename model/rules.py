@@ -87,15 +87,21 @@ _rule(
 _rule(
     Rule(
         "rseq.flags",
-        ("honoured", "fatal", "ignored"),
+        ("honoured", "fatal", "ignored", "honoured-unchecked"),
         "RSEQ_CS_FLAG_NO_RESTART_ON_* in rseq_cs.flags or the area flags: honoured "
         "(an event whose bit is set does not abort; NO_RESTART_ON_SIGNAL without both "
         "others is -EINVAL) or fatal (any non-zero flag seen with the ip inside the "
         "critical section is -EINVAL, i.e. SIGSEGV, even with no event pending), or "
         "ignored (R1/R2 without the debug key: version and flags are never read; chosen on a "
-        "legacy preset, every event aborts and no flag is fatal).",
-        "kernel/rseq.c:rseq_need_restart (flags deprecated in 6.0, 0190e4198e47); "
-        "include/linux/rseq_entry.h:rseq_update_user_cs (R1)",
+        "legacy preset, every event aborts and no flag is fatal), or honoured-unchecked "
+        "(a design choice no release shipped: honoured without the combination check, so "
+        "NO_RESTART_ON_SIGNAL alone is accepted -- the hazard the check exists for: a "
+        "preempted handler has rseq_cs cleared and rt_sigreturn resumes the section "
+        "with nothing to abort it).",
+        "kernel/rseq.c:rseq_need_restart (4.18-5.19: the combination check and its "
+        "comment; flags deprecated in 6.0, 0190e4198e47, after Bui Quang Minh's report, "
+        "LKML 2022-06-18 'rseq: x86: Fix rseq_cs get cleared when returning from signal "
+        "handler'); include/linux/rseq_entry.h:rseq_update_user_cs (R1)",
         _by_era(E0="honoured", E1="honoured", E2="honoured", E3="fatal", R1="ignored", R2="ignored"),
     )
 )
@@ -254,6 +260,54 @@ _rule(
 )
 _rule(
     Rule(
+        "task_work.twa_signal",
+        ("no", "yes"),
+        "Whether task_work_add can notify by a signal wake-up (TWA_SIGNAL, what io_uring "
+        "uses): yes (5.8+): the task is woken as if a signal were pending (5.8-5.10 "
+        "JOBCTL_TASK_WORK + TIF_SIGPENDING, 5.11+ TIF_NOTIFY_SIGNAL), a sleeping syscall "
+        "returns -ERESTART*, get_signal runs the work, finds no signal and the syscall is "
+        "restarted, with no rseq step; no (before 5.8): the work only sets "
+        "TIF_NOTIFY_RESUME. Used by [environment] max_notify_signals.",
+        "kernel/task_work.c:task_work_add ('task_work: teach task_work_add() to do "
+        "signal_wake_up()', e91b48162332, 5.8); include/linux/sched/signal.h:signal_pending; "
+        "kernel/entry/common.c:exit_to_user_mode_loop; "
+        "arch/x86/kernel/signal.c:arch_do_signal_or_restart",
+        _since("linux-5.8", "yes", "no"),
+    )
+)
+_rule(
+    Rule(
+        "rseq.segv_while_delivering_segv",
+        ("force_sig", "force_sigsegv"),
+        "What an rseq failure raises while SIGSEGV itself is being delivered (the fixup in "
+        "rseq_signal_deliver). force_sig (4.18-rc1): a plain force_sig(SIGSEGV), queued for the "
+        "handler again, so a descriptor that keeps failing re-delivers SIGSEGV forever (a "
+        "handler without SA_NODEFER runs once per delivery: the process never ends). "
+        "force_sigsegv (4.18 and later): the handler is reset to SIG_DFL, the next delivery "
+        "kills.",
+        "kernel/rseq.c:__rseq_handle_notify_resume, kernel/signal.c:force_sigsegv ('rseq: "
+        "Avoid infinite recursion when delivering SIGSEGV', 784e0300fe9f, 4.18-rc)",
+        _all("force_sigsegv"),
+    )
+)
+_rule(
+    Rule(
+        "rseq.event_mask_guard",
+        ("preempt", "irq"),
+        "Legacy rseq_need_restart reads the event mask and clears it in two steps. preempt "
+        "(5.10-6.17): only preemption is disabled, so a membarrier RSEQ IPI (ipi_rseq -> "
+        "rseq_preempt) landing between the read and the clear sets PREEMPT, which the clear "
+        "wipes: the fixup decides on the old mask and the section commits after the fence. "
+        "irq: 'rseq: Protect event mask against membarrier IPI' (6eb350a22331, 6.18; stable "
+        "6.1.y and later) disables interrupts there when CONFIG_MEMBARRIER. No effect on "
+        "R1/R2 (no event mask) or without membarrier.",
+        "kernel/rseq.c:rseq_need_restart; include/linux/rseq.h:rseq_preempt (Fixes: "
+        "2a36ab717e8f, the 5.10 MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ)",
+        _since("linux-6.18", "irq", "preempt"),
+    )
+)
+_rule(
+    Rule(
         "rseq.unregister_cpu_id_start",
         ("0", "uninitialized"),
         "What rseq(RSEQ_FLAG_UNREGISTER) leaves in the area's cpu_id_start (cpu_id is always "
@@ -291,6 +345,40 @@ _rule(
         "kernel/entry/kvm.c:xfer_to_guest_mode_work",
         {p: ("exit" if p in ("linux-4.18", "linux-5.8") else "clear" if p in ("linux-5.10", "linux-5.11") else "ids")
          for p in PRESETS},
+    )
+)
+_rule(
+    Rule(
+        "glibc.thread_rseq_failure",
+        ("abort", "continue"),
+        "What glibc does when a thread made by pthread_create fails to register its rseq "
+        "area (a seccomp filter refusing rseq(), elastic/beats #30576). abort (glibc 2.35+): "
+        "start_thread registers when the creating thread's area was registered "
+        "(pthread_create sets ATTR_FLAG_DO_RSEQ iff its rseq_area.cpu_id >= 0) and any "
+        "error is fatal: __libc_fatal('Fatal glibc error: rseq registration failed') -> "
+        "abort() -> SIGABRT, the process ends; continue (no glibc release; what the initial "
+        "thread's registration in __tls_init_tp does): the thread runs unregistered, cpu_id = "
+        "RSEQ_CPU_ID_REGISTRATION_FAILED. A C library rule, not a kernel one: the same on "
+        "every preset.",
+        "glibc nptl/pthread_create.c:start_thread, sysdeps/unix/sysv/linux/rseq-internal.h:"
+        "rseq_register_current_thread",
+        _all("abort"),
+    )
+)
+
+_rule(
+    Rule(
+        "rseq.mm_cid",
+        ("absent", "present"),
+        "struct rseq's mm_cid field: absent before 6.3 (the kernel accepted only rseq_len == 32 "
+        "and wrote cpu_id_start and cpu_id; a program reading the field reads zeros: refused); "
+        "present from 6.3 ('sched: Introduce per-memory-map concurrency ID', af7f588d8f73, and "
+        "'rseq: Extend struct rseq with per-memory-map concurrency ID'): written with the ids, "
+        "the concurrency id the scheduler gives the task when it switches it in (model/mmcid.py). "
+        "The field lies inside the original 32 bytes, so glibc's 32-byte registration gets it "
+        "too (rseq_update_cpu_node_id writes it unconditionally; unregistration writes 0).",
+        "kernel/sched/sched.h:switch_mm_cid, kernel/rseq.c:rseq_update_cpu_node_id",
+        _since("linux-6.18", "present", "absent"),
     )
 )
 

@@ -14,13 +14,18 @@ traps only after the next one.  The kernel:
 A ptrace-stepped thread (`ptrace = "singlestep"`) has every instruction of
 every context stepped; each SIGTRAP, like every signal, becomes a ptrace
 signal-delivery-stop (a schedule-out: rseq_preempt), and the tracer resumes
-stepping and suppresses it.
+stepping and suppresses it.  Both SIGTRAPs are forced (force_sig_fault,
+model/forcesig.py): a handler that masks SIGTRAP does not hide a step from
+the tracer, and without a tracer a masked or ignored one kills.
 """
 
 from __future__ import annotations
 
+from model import forcesig
 from model.build import PHASES, TV, Builder, Case
 from model.ir import Const, Eq, Expr, Var
+
+STEPPED = frozenset({"stepped"})  # the trigger of single-step-precise
 
 
 def stepped(t: TV) -> Expr:
@@ -37,7 +42,7 @@ def instr_cases(b: Builder, t: TV, ins_text: str, is_syscall: bool) -> tuple[lis
     bad: list[Case] = []
     if t.unrep is not None:
         bad.append(Case(Eq(t.unrep, 1), b.flag_bad("single-step-precise"),
-                        f"{ins_text}  -- runs before the previous step was reported", tags=frozenset({"stepped"})))
+                        f"{ins_text}  -- runs before the previous step was reported", tags=STEPPED))
     s = stepped(t)
     if is_syscall:
         # SYSCALL masks TF: no #DB; the step is reported at exit, or not at all
@@ -48,9 +53,10 @@ def instr_cases(b: Builder, t: TV, ins_text: str, is_syscall: bool) -> tuple[lis
         ups[t.user_irq] = Const(1)  # #DB is an exception from user mode
     if t.unrep is not None:
         ups[t.unrep] = Const(1)
-    step = Case(s, ups, f"{ins_text}  ; #DB single-step trap -> SIGTRAP (exc_debug_user)",
-                "arch/x86/kernel/traps.c:exc_debug_user", "", frozenset({"stepped", "user"}))
-    return bad, [step], {}
+    # send_sigtrap -> force_sig_fault: never left pending behind the mask
+    step = forcesig.cases(b, t, "SIGTRAP", s, ups, f"{ins_text}  ; #DB single-step trap -> SIGTRAP (exc_debug_user)",
+                          "arch/x86/kernel/traps.c:exc_debug_user", "", frozenset({"stepped", "user"}))
+    return bad, step, {}
 
 
 def exit_report_cases(b: Builder, t: TV) -> list[Case]:
@@ -63,13 +69,19 @@ def exit_report_cases(b: Builder, t: TV) -> list[Case]:
         out.append(Case(Eq(t.on_dispatch, 1), {t.on_dispatch: Const(0)},
                         "syscall exit work: dispatched by SUD -> return early (no step report)",
                         "kernel/entry/common.c:syscall_exit_work"))
-    report = {t.pend["SIGTRAP"]: Const(1)}
+    # user_single_step_report -> send_sigtrap -> force_sig_fault (model/forcesig.py)
+    report: dict[Var, Expr] = {t.pend["SIGTRAP"]: Const(1)}
     if t.ptrace_step and b.rules["singlestep.exit_report"] == "yes":
-        out.append(Case(Const(1), report, "syscall exit work: report_single_step -> forced SIGTRAP (TRAP_BRKPT)",
-                        "kernel/entry/common.c:report_single_step", "singlestep.exit_report=yes"))
+        # tagged "stepped": the stepped syscall is reported here (its own
+        # step carries no tag, so a syscall-only program looked vacuous)
+        out += forcesig.cases(b, t, "SIGTRAP", Const(1), report,
+                              "syscall exit work: report_single_step -> forced SIGTRAP (TRAP_BRKPT)",
+                              "kernel/entry/common.c:report_single_step", "singlestep.exit_report=yes", STEPPED)
     elif t.tf is not None and b.rules["singlestep.user_tf_syscall"] == "report-at-exit":
-        out.append(Case(Eq(t.tf, 1), report, "syscall exit: TF set before and after -> SIGTRAP (proposal)",
-                        "proposal: arch/x86/entry/syscall_64.c:do_syscall_64", "singlestep.user_tf_syscall=report-at-exit"))
+        out += forcesig.cases(b, t, "SIGTRAP", Eq(t.tf, 1), report,
+                              "syscall exit: TF set before and after -> SIGTRAP (proposal)",
+                              "proposal: arch/x86/entry/syscall_64.c:do_syscall_64",
+                              "singlestep.user_tf_syscall=report-at-exit", STEPPED)
     return out
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from model import files, names
 from model import signals as sigs
 from model.errors import SpecError
-from model.program import BRANCHES, AExpr, Segment, parse_code, parse_expr
+from model.program import BRANCHES, ERRNOS, AExpr, Segment, parse_code, parse_expr
 from model.properties import PROPERTIES
 from model.rules import ALIASES, PRESETS, RULES
 from model.syscalls import SYSCALLS
@@ -58,6 +58,8 @@ class ThreadSpec:
     ptrace_syscall: bool = False  # a tracer stops it at every syscall entry and exit (PTRACE_SYSCALL)
     seccomp: dict[str, str] = field(default_factory=dict)  # syscall -> SECCOMP_RET_* action
     cpu: int | None = None  # the CPU it starts on ([thread.T] cpu; 0 when not given)
+    area: str | None = None  # [thread.T] rseq_area: an rseq area (TLS block) shared in sequence
+    area_line: int = 0
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Environment:
     preemption: bool = False
     migration: bool = False
     notify_resume: bool = False
+    max_notify_signals: int = 0  # task_work_add(TWA_SIGNAL) per thread (io_uring): TIF_NOTIFY_SIGNAL
     glibc_rseq: bool = True  # glibc registered every thread at start (tunable glibc.pthread.rseq)
 
 
@@ -81,6 +84,30 @@ class OutcomeCheck:
     text: str
     expr: AExpr
     line: int
+    expect: str = "holds"  # "holds" | "fails": the condition's expected answer (herd7's Ok / No)
+
+
+@dataclass
+class UserProp:
+    """A property over user variables written in [check] properties:
+    `always EXPR` (an invariant), `eventually EXPR` (every fair run reaches
+    it), `sometimes EXPR` (some reachable state satisfies it)."""
+
+    kind: str  # "always" | "eventually" | "sometimes"
+    text: str  # the expression as written
+    expr: AExpr
+    line: int
+
+
+@dataclass
+class FairnessSpec:
+    """[fairness]: what a liveness verdict assumes (docs/spec-format.md)."""
+
+    threads: str = "weak"  # "weak" | "strong" | "none": each thread's user steps, and its kernel steps
+    environment: bool = False  # weak fairness of each environment event too
+
+
+POLARITIES = ("always", "eventually", "sometimes")
 
 
 @dataclass
@@ -102,6 +129,8 @@ class Spec:
     variables: dict[str, tuple[int, int]] = field(default_factory=dict)  # declared ranges
     arrays: dict[str, tuple[int, int]] = field(default_factory=dict)  # per-CPU arrays: "NAME[cpu]" = [MIN, MAX]
     outcomes: OutcomeCheck | None = None  # [outcomes]
+    user_props: dict[str, UserProp] = field(default_factory=dict)  # "eventually x == 1" -> its parts
+    fairness: FairnessSpec = field(default_factory=FairnessSpec)
 
     @property
     def name(self) -> str:
@@ -241,7 +270,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
                 raise err(where + (key,), f"{key} must be a list of strings")
         return tuple(v)
 
-    known_sections = {"spec", "rules", "environment", "thread", "rseq_cs", "handler", "check", "variables", "outcomes"}
+    known_sections = {"spec", "rules", "environment", "thread", "rseq_cs", "handler", "check", "variables", "outcomes",
+                      "fairness"}
     for k in data:
         if k not in known_sections:
             raise err((k,), f"unknown section [{k}] (known: {', '.join(sorted(known_sections))})")
@@ -275,7 +305,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         rules[name] = v
 
     e = table("environment")
-    check_keys(e, {"signals", "max_signals", "max_nesting", "cpus", "preemption", "migration", "notify_resume", "glibc_rseq"}, ("environment",))
+    check_keys(e, {"signals", "max_signals", "max_nesting", "cpus", "preemption", "migration", "notify_resume", "max_notify_signals", "glibc_rseq"}, ("environment",))
     env = Environment(
         signals=str_list(e, "signals", ("environment",)),
         max_signals=typed(e, "max_signals", int, ("environment",), 0),
@@ -284,6 +314,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         preemption=typed(e, "preemption", bool, ("environment",), False),
         migration=typed(e, "migration", bool, ("environment",), False),
         notify_resume=typed(e, "notify_resume", bool, ("environment",), False),
+        max_notify_signals=typed(e, "max_notify_signals", int, ("environment",), 0),
         glibc_rseq=typed(e, "glibc_rseq", bool, ("environment",), True),
     )
     for s in env.signals:
@@ -293,7 +324,7 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
             raise err(("environment", "signals"), f"{s} is not modelled (it ends the process outright)")
     if len(set(env.signals)) != len(env.signals):
         raise err(("environment", "signals"), "a signal is listed twice")
-    for key, lo, hi in (("max_signals", 0, 15), ("max_nesting", 0, 4), ("cpus", 1, 64)):
+    for key, lo, hi in (("max_signals", 0, 15), ("max_notify_signals", 0, 15), ("max_nesting", 0, 4), ("cpus", 1, 64)):
         v = getattr(env, key)
         if not lo <= v <= hi:
             raise err(("environment", key), f"{key} = {v} is out of range {lo}..{hi}")
@@ -310,7 +341,10 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
             raise err(where, f"[thread.{name}] must be a table")
         if not re.match(r"[A-Za-z_][A-Za-z0-9_]*$", name):
             raise err(where, f"thread name {name!r} is not an identifier")
-        check_keys(t, {"code", "rseq_flags", "ptrace", "seccomp", "cpu"}, where)
+        check_keys(t, {"code", "rseq_flags", "ptrace", "seccomp", "cpu", "rseq_area"}, where)
+        area = typed(t, "rseq_area", str, where)
+        if area is not None and not re.match(r"[A-Za-z_][A-Za-z0-9_]{0,63}$", area):
+            raise err(where + ("rseq_area",), f"rseq_area {area!r} is not an identifier")
         cpu = typed(t, "cpu", int, where)
         if cpu is not None and not 0 <= cpu < env.cpus:
             raise err(where + ("cpu",), f"cpu = {cpu} is out of range 0..{env.cpus - 1} ([environment] cpus = {env.cpus})")
@@ -323,8 +357,11 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         for sc, act in seccomp.items():
             if sc not in SYSCALLS and sc not in SECCOMP_EXTRA:
                 raise err(where + ("seccomp",), f"seccomp: unknown syscall {sc!r}")
+            if isinstance(act, str) and act.startswith("errno:") and act[6:] in ERRNOS:
+                continue  # SECCOMP_RET_ERRNO with that errno ("errno" alone: EPERM)
             if act not in SECCOMP_ACTIONS:
-                raise err(where + ("seccomp",), f"seccomp: {sc} = {act!r}; actions: {', '.join(SECCOMP_ACTIONS)}")
+                raise err(where + ("seccomp",), f"seccomp: {sc} = {act!r}; actions: {', '.join(SECCOMP_ACTIONS)}, "
+                          f"errno:NAME ({', '.join(ERRNOS)})")
         code = typed(t, "code", str, where)
         if code is None:
             raise err(where, f"[thread.{name}] needs code")
@@ -333,7 +370,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         for f in fl:
             if f not in CS_FLAGS:
                 raise err(where + ("rseq_flags",), f"unknown flag {f!r} (known: {', '.join(CS_FLAGS)})")
-        threads.append(ThreadSpec(name, seg, fl, at(*where), ptrace == "singlestep", ptrace == "syscall", dict(seccomp), cpu))
+        threads.append(ThreadSpec(name, seg, fl, at(*where), ptrace == "singlestep", ptrace == "syscall", dict(seccomp), cpu,
+                                  area, at(*where, "rseq_area") if area is not None else 0))
 
     handlers: dict[str, Handler] = {}
     for sig, h in table("handler").items():
@@ -399,8 +437,9 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
         if not per_cpu and not re.match(r"(tls\.)?[A-Za-z_][A-Za-z0-9_]*$", name):
             raise err(("variables", name), f"variable name {name!r} is not an identifier (tls.NAME for a per-thread "
                       "one, NAME[cpu] for a per-CPU array)")
-        if name in ("rseq_ret", "rseq_size"):
-            raise err(("variables", name), f"{name!r} is reserved (the result of rseq(), glibc's __rseq_size)")
+        if name in ("rseq_ret", "rseq_size", "ret"):
+            raise err(("variables", name), f"{name!r} is reserved (the result of rseq(), glibc's __rseq_size, "
+                      "a syscall's result)")
         if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in rng)
                 and rng[0] <= 0 <= rng[1]):
             raise err(("variables", name), f"{name} must be [MIN, MAX] with MIN <= 0 <= MAX (variables start at 0)")
@@ -414,12 +453,31 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
 
     ck = table("check", required=True)
     check_keys(ck, {"properties", "depth"}, ("check",))
-    props = str_list(ck, "properties", ("check",))
-    if not props:
+    written = str_list(ck, "properties", ("check",))
+    if not written:
         raise err(("check",), "[check] needs at least one property")
-    for pname in props:
-        if pname not in PROPERTIES:
-            raise err(("check", "properties"), f"unknown property {pname!r} (see `rseqcheck properties`)")
+    props_l: list[str] = []
+    user_props: dict[str, UserProp] = {}
+    for pname in written:
+        word, _, rest = pname.strip().partition(" ")
+        rest = rest.strip()
+        if word in POLARITIES and rest in PROPERTIES and PROPERTIES[rest].kind == "always" and word == "always":
+            pname = rest  # `always NAME` is the built-in invariant NAME
+        elif word in POLARITIES and rest:
+            if rest in PROPERTIES:
+                raise err(("check", "properties"), f"{pname!r}: {rest} is a built-in property; write it alone "
+                          "(a polarity word goes before an expression over user variables)")
+            line = at("check", "properties")
+            expr = parse_expr(rest, file, line)
+            pname = f"{word} {' '.join(rest.split())}"
+            user_props[pname] = UserProp(word, rest, expr, line)
+        elif pname not in PROPERTIES:
+            raise err(("check", "properties"), f"unknown property {pname!r} (see `rseqcheck properties`; "
+                      "or always|eventually|sometimes EXPR)")
+        if pname in props_l:
+            raise err(("check", "properties"), f"property {pname!r} is listed twice")
+        props_l.append(pname)
+    props = tuple(props_l)
     depth = typed(ck, "depth", int, ("check",), 50)
     if not 1 <= depth <= 100000:
         raise err(("check", "depth"), f"depth = {depth} is out of range 1..100000")
@@ -427,6 +485,8 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
     spec = Spec(file, text, title, source, preset, expect, rules, env, threads, handlers, cs, props, depth, lines, variables,
                 arrays=arrays)
     spec.outcomes = _outcome_check(file, table("outcomes"), at)
+    spec.user_props = user_props
+    spec.fairness = _fairness(table("fairness"), err, typed, check_keys)
     names.check_spec_names(spec)  # every name, bounded and \Z-anchored (the patterns above accept a final newline)
     _check_code(spec)
     return spec
@@ -464,20 +524,33 @@ def _check_code(spec: Spec) -> None:
         raise SpecError(spec.path, spec.lines.get(("environment", "max_signals")), "max_signals > 0 but no signals listed")
 
 
+def _fairness(t: dict, err, typed, check_keys) -> FairnessSpec:
+    """[fairness] threads = "weak"|"strong"|"none", environment = true|false."""
+    check_keys(t, {"threads", "environment"}, ("fairness",))
+    threads = typed(t, "threads", str, ("fairness",), "weak")
+    if threads not in ("weak", "strong", "none"):
+        raise err(("fairness", "threads"), f"threads must be \"weak\", \"strong\" or \"none\", not {threads!r}")
+    return FairnessSpec(threads, typed(t, "environment", bool, ("fairness",), False))
+
+
 def _outcome_check(file: str, t: dict, at) -> OutcomeCheck | None:
     """[outcomes] exists = "EXPR" | forall = "EXPR" (one of them): a condition
     over the final values of user variables and `end` (exit, stuck, or the
-    signal that killed the process: `end == SIGSEGV`)."""
+    signal that killed the process: `end == SIGSEGV`); `expect = "fails"`
+    when the spec expects the condition not to hold (default "holds")."""
     keys = [k for k in t if k in ("exists", "forall")]
     for k in t:
-        if k not in ("exists", "forall"):
-            raise SpecError(file, at("outcomes", k), f"unknown key {k!r} in [outcomes] (known: exists, forall)")
+        if k not in ("exists", "forall", "expect"):
+            raise SpecError(file, at("outcomes", k), f"unknown key {k!r} in [outcomes] (known: exists, forall, expect)")
+    expect = t.get("expect", "holds")
+    if expect not in ("holds", "fails"):
+        raise SpecError(file, at("outcomes", "expect"), f"[outcomes] expect must be \"holds\" or \"fails\", not {expect!r}")
     if len(keys) != 1:
-        if not keys:
+        if not keys and "expect" not in t:
             return None
         raise SpecError(file, at("outcomes"), "[outcomes] takes one of exists or forall")
     k = keys[0]
     if not isinstance(t[k], str):
         raise SpecError(file, at("outcomes", k), f"{k} must be a string, e.g. \"end == exit && x == 1\"")
     line = at("outcomes", k)
-    return OutcomeCheck(k, t[k], parse_expr(t[k], file, line), line)
+    return OutcomeCheck(k, t[k], parse_expr(t[k], file, line), line, expect)

@@ -29,6 +29,7 @@ Not modelled: ptrace get/set of the configuration (checkpoint/restore).
 
 from __future__ import annotations
 
+from model import retval
 from model.build import TV, Builder, Case
 from model.ir import And, Const, Eq, Expr, Not, Var
 from model.program import Instr
@@ -103,7 +104,7 @@ def prctl_body(b: Builder, t: TV, ins: Instr, seg) -> tuple[dict[Var, Expr], str
     """prctl(PR_SET_SYSCALL_USER_DISPATCH): set or clear the configuration
     (on_dispatch is reset too; it only matters to exit work we do not model)."""
     if b.rules["sud.available"] == "no":
-        return {}, "prctl(PR_SET_SYSCALL_USER_DISPATCH): -EINVAL (no SUD in this kernel)"
+        return retval.error(t, "EINVAL"), "prctl(PR_SET_SYSCALL_USER_DISPATCH): -EINVAL (no SUD in this kernel)"
     if ins.op == "sud_off":
         if t.sud is None:  # no sud_on anywhere: SUD is never on, turning it off changes nothing
             return {}, "prctl(PR_SET_SYSCALL_USER_DISPATCH, OFF)"
@@ -111,7 +112,7 @@ def prctl_body(b: Builder, t: TV, ins: Instr, seg) -> tuple[dict[Var, Expr], str
     inclusive = "inclusive" in ins.args
     mode = "INCLUSIVE_ON" if inclusive else "ON"
     if inclusive and b.rules["sud.inclusive"] == "no":
-        return {}, f"prctl(PR_SET_SYSCALL_USER_DISPATCH, {mode}): -EINVAL (mode unknown before 6.17)"
+        return retval.error(t, "EINVAL"), f"prctl(PR_SET_SYSCALL_USER_DISPATCH, {mode}): -EINVAL (mode unknown before 6.17)"
     lo = b.label_addr(ins.args[0], seg, ins.line)
     hi = b.label_addr(ins.args[1], seg, ins.line)
     # An empty exclusive region [L, L) stands for offset 0, len 0 ("nothing
@@ -119,7 +120,8 @@ def prctl_body(b: Builder, t: TV, ins: Instr, seg) -> tuple[dict[Var, Expr], str
     # that is how a program asks for it.  An empty intercepted region is
     # -EINVAL (task_set_syscall_user_dispatch: len 0 in inclusive mode).
     if inclusive and lo == hi:
-        return {}, f"prctl(PR_SET_SYSCALL_USER_DISPATCH, {mode}, {ins.args[0]}, {ins.args[1]}): -EINVAL (empty region)"
+        return retval.error(t, "EINVAL"), (
+            f"prctl(PR_SET_SYSCALL_USER_DISPATCH, {mode}, {ins.args[0]}, {ins.args[1]}): -EINVAL (empty region)")
     r = b.sud_regions.index((lo, hi, "noselector" not in ins.args, inclusive)) + 1
     return {t.sud: Const(r)}, f"prctl(PR_SET_SYSCALL_USER_DISPATCH, {mode}, {ins.args[0]}, {ins.args[1]})" + (
         ", no selector" if "noselector" in ins.args else "")

@@ -52,7 +52,10 @@ RESTART_CODE = {
 # Values of the saved `ax` the model distinguishes.  NONE: not a syscall
 # result (user mode, or after frame setup wrote 0).  ORIG: ax = orig_ax after
 # a restart rewind.
-AX = ("NONE", "OK", "EINTR", "ERESTARTSYS", "ERESTARTNOINTR", "ERESTARTNOHAND", "ERESTART_RESTARTBLOCK", "ORIG")
+# The error values after ORIG are used only when a program reads `ret`
+# (model/retval.py); otherwise an error result is OK, as it always was.
+AX = ("NONE", "OK", "EINTR", "ERESTARTSYS", "ERESTARTNOINTR", "ERESTARTNOHAND", "ERESTART_RESTARTBLOCK", "ORIG",
+      "EINVAL", "EPERM", "EBUSY", "EFAULT", "ENOSYS", "EACCES", "EAGAIN")
 
 
 def syscall_class(name: str) -> str:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model import cpus, data, singlestep
+from model import cpus, data, forcesig, singlestep
 from model.build import PHASES, TV, Builder, Case
 from model.errors import SpecError
-from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Ite, Le, Lt, Ne, Not, Or, Ref, Sub, Var
-from model.program import BRANCHES, RSEQ_ERRORS, SYSCALL_OPS, AExpr, Instr, is_reg
+from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Ite, Le, Lt, Ne, Not, Op, Or, Ref, Sub, Var, lift
+from model.program import BRANCHES, RET_VALUES, RSEQ_ERRORS, SYSCALL_OPS, AExpr, Instr, is_reg
 
 
 def contexts(b: Builder, t: TV):
@@ -77,6 +77,8 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
     seg, _ = b.code[pc]
     actor = b.ctx_name(t, d)
     base = And(t.at("USER"), t.at_depth(d), Eq(t.ip[d], pc))
+    if t.glibc_init is not None and d == 0:
+        base = And(base, Not(t.glibc_init))  # glibc's start_thread first (model/glibc.py)
     nxt = pc + 1
     ups: dict[Var, Expr] = {}
     forced: list[Case] = []
@@ -95,9 +97,8 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
                 trap = {t.k: Const(PHASES.index("LOOP")), t.pend["SIGSEGV"]: Const(1), t.ip[d]: Const(pc)}
                 if t.user_irq is not None:
                     trap[t.user_irq] = Const(1)
-                forced = [Case(And(oob, t.blk["SIGSEGV"]), b.kill("SIGSEGV"), why + ", blocked: force_sig kills",
-                               "kernel/signal.c:force_sig_info_to_task"),
-                          Case(oob, trap, why, "arch/x86/mm/fault.c:do_user_addr_fault -> force_sig_fault")]
+                forced = forcesig.cases(b, t, "SIGSEGV", oob, trap, why,
+                                        "arch/x86/mm/fault.c:do_user_addr_fault -> force_sig_fault")
             else:
                 forced = [Case(oob, b.kill("SIGSEGV"), why)]
         ups = {t.ip[d]: Const(nxt)}
@@ -142,9 +143,16 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
                t.ip[d]: Const(nxt if sig == "SIGTRAP" else pc)}
         if t.user_irq is not None:
             ups[t.user_irq] = Const(1)
-        # force_sig_info_to_task: a blocked one is unblocked with SIG_DFL: it kills
-        forced = [Case(t.blk[sig], b.kill(sig), f"{label}  -- {sig} is blocked: force_sig kills",
-                       "kernel/signal.c:force_sig_info_to_task")]
+        # force_sig_info_to_task: a blocked or ignored one is SIG_DFL: it kills
+        forced = [c for c in forcesig.cases(b, t, sig, Const(1), {}, label, forcesig.FORCE) if b.killed in c.updates]
+    elif ins.op == "abort":
+        if b.sig_action("SIGABRT") == "handler":
+            raise SpecError(b.spec.path, ins.line, "abort with a [handler.SIGABRT] is not modelled (the handler "
+                            "runs before abort() raises SIGABRT again)")
+        # glibc stdlib/abort.c: raise(SIGABRT); a handler that returns is
+        # reset to SIG_DFL and SIGABRT raised again: the process ends either way
+        forced = [Case(Const(1), b.kill("SIGABRT"), f"{label}: abort() -> SIGABRT, the process ends",
+                       "glibc stdlib/abort.c:abort")]
     elif ins.op == "dlclose":
         ups = {b.unmapped[ins.args[0]]: Const(1), t.ip[d]: Const(nxt)}
     elif ins.op in SYSCALL_OPS:
@@ -161,16 +169,26 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
         ups.setdefault(t.regs[r], Const(0))  # dead after this step
     step_bad, step_cases, step_common = singlestep.instr_cases(b, t, label, ins.op in SYSCALL_OPS)
     bad, extra = _violations(b, t, d, pc, ins, nxt)
+    after = [(dc.guard, lift(dc.updates.get(t.ip[d], ups.get(t.ip[d], t.ip[d])))) for dc in data_cases]
+    after = after or [(Const(1), lift(ups.get(t.ip[d], t.ip[d])))]
+    commit, commit_tags = _commits(b, t, d, pc, ins, after)
+    bad, extra = bad + commit, extra | commit_tags
     if data_cases:
         # a data instruction's outcomes are cases: a single-step trap comes
         # on top of each (the instruction completes, then #DB)
         step_cases = [replace(sc, guard=And(sc.guard, dc.guard), updates={**dc.updates, **sc.updates})
                       for sc in step_cases for dc in data_cases]
+    # a stepped instruction still runs: its trigger tags come along (else a
+    # property fed by it looks vacuous under ptrace = "singlestep")
+    step_cases = [replace(sc, tags=sc.tags | tags | extra) for sc in step_cases]
     cases = step_bad + bad + forced + step_cases
     if data_cases:
         cases += [replace(c, tags=frozenset(tags | extra)) for c in data_cases]
     else:
         cases.append(Case(Const(1), {}, label, tags=frozenset(tags | extra)))
+    from model import progress
+
+    cases = progress.tag_cases(b, t, d, pc, ins.op, ins.args[0] if ins.args else None, cases, {**ups, **step_common})
     b.add_cases(t, actor, base, cases, {**ups, **step_common})
 
 
@@ -178,6 +196,10 @@ def _branch_test(b: Builder, t: TV, ins: Instr) -> Expr:
     name, val = ins.args[0], ins.args[1]
     if name == "rseq_size":  # glibc's __rseq_size: 32 when it registered (2.35-2.39), else 0
         return Const(int(val == (32 if b.env.glibc_rseq else 0)))
+    if name == "ret":
+        if str(val) not in RET_VALUES:
+            raise SpecError(b.spec.path, ins.line, f"ret is compared with {val}; it holds {', '.join(RET_VALUES[:-1])} or {RET_VALUES[-1]}")
+        return Eq(t.ret, RET_VALUES.index(str(val)))
     if name == "rseq_ret":
         if str(val) not in RSEQ_ERRORS:
             raise SpecError(b.spec.path, ins.line, f"rseq_ret is compared with {val}; it holds {', '.join(RSEQ_ERRORS[:-1])} or {RSEQ_ERRORS[-1]}")
@@ -185,7 +207,7 @@ def _branch_test(b: Builder, t: TV, ins: Instr) -> Expr:
             return Const(int(val in (0, "0")))
         return Eq(t.rseq_ret, t.rseq_ret.type.names.index(str(val)))
     if isinstance(val, str):
-        raise SpecError(b.spec.path, ins.line, f"{name} is compared with {val}; only rseq_ret holds error names")
+        raise SpecError(b.spec.path, ins.line, f"{name} is compared with {val}; only rseq_ret and ret hold error names")
     return Eq(b.uvar(t, name), val)
 
 
@@ -223,14 +245,41 @@ def _violations(b: Builder, t: TV, d: int, pc: int, ins: Instr, nxt: int) -> tup
                                 tags=frozenset({"syscall-armed"})))
             if c.start <= pc < c.post:
                 tags.add("syscall-armed")
-    if "rseq-cs-atomic" in b.checked and d in t.dirty:
-        for c in b.cs:
-            if c.start <= pc < c.post and nxt == c.post:
-                out.append(Case(And(Eq(t.rseq_cs, c.id), t.dirty[d]), b.flag_bad("rseq-cs-atomic"),
-                                f"{ins.text}  -- commits {c.name} after an unaborted interruption",
-                                tags=frozenset({"commit"})))
-                tags.add("commit")
     return out, tags
+
+
+def _commits(b: Builder, t: TV, d: int, pc: int, ins: Instr, landings: list[tuple[Expr, Expr]]) -> tuple[list[Case], set[str]]:
+    """rseq-cs-atomic: the instruction at pc, inside a section, moves the ip
+    to the section's post-commit ip (`landings`: each outcome's guard and
+    new ip), so the section commits.  Whatever rseq_cs holds: a section the
+    kernel no longer sees (a handler had it cleared) commits all the same.
+    A violation if an event reached the frame since its rseq_cs store and
+    nothing aborted it (`dirty`, model/rseq.py:charge)."""
+    if "rseq-cs-atomic" not in b.checked or d not in t.dirty:
+        return [], set()
+    out: list[Case] = []
+    tags: set[str] = set()
+    for c in b.cs:
+        if not c.start <= pc < c.post:
+            continue
+        lands = Or(*[And(g, _is(ip, c.post)) for g, ip in landings])
+        if isinstance(lands, Const) and not lands.value:
+            continue
+        out.append(Case(And(lands, t.dirty[d]), b.flag_bad("rseq-cs-atomic"),
+                        f"{ins.text}  -- commits {c.name} after an unaborted interruption",
+                        tags=frozenset({"commit"})))
+        tags.add("commit")
+    return out, tags
+
+
+def _is(ip: Expr, target: int) -> Expr:
+    """ip == target, folded where the new ip is a constant or a branch
+    between constants (the common case: no guard term at all)."""
+    if isinstance(ip, Const):
+        return Const(int(ip.value == target))
+    if isinstance(ip, Op) and ip.op == "ite" and all(isinstance(a, Const) for a in ip.args[1:]):
+        return Or(And(ip.args[0], _is(ip.args[1], target)), And(Not(ip.args[0]), _is(ip.args[2], target)))
+    return Eq(ip, target)
 
 
 _BIN = {"==": Eq, "!=": Ne, "<": Lt, "<=": Le, ">": Gt, ">=": Ge, "+": Add, "-": Sub}

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from checker import __version__
 from checker import verify as verify_mod
 from checker.cli import main
+from checker.trace import render
 from checker.verify import Outcome, check_spec, save_counterexample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,7 +207,7 @@ def test_exit_1_for_a_violation_without_expect(specs: Path) -> None:
         (["verify", "specs", "--depth", "0"], "Invalid value for '--depth'"),
         (["verify", "specs", "--timeout", "0"], "Invalid value for '--timeout'"),
         (["show", "nowhere.json"], "does not exist"),
-        (["replay", "nowhere.json"], "does not exist"),
+        (["replay", "nowhere.json"], "nowhere.json: no such file or folder"),
     ],
 )
 def test_exit_2_for_usage_errors(specs: Path, args: list[str], message: str) -> None:
@@ -298,7 +299,8 @@ def test_ctrl_c_between_specs_reports_what_was_done(specs: Path, monkeypatch) ->
         return check_spec(path, **kw)
 
     monkeypatch.setattr("checker.cross.check_spec", fake)
-    code, out, err = run("verify", "specs", "--out", "cx", "--junit", "j.xml")
+    # one worker: the fake counts its calls in this process
+    code, out, err = run("verify", "specs", "--out", "cx", "--junit", "j.xml", "--jobs", "1")
     assert code == 3
     assert out.startswith("ok   specs/holds.toml: holds")
     assert out.splitlines()[-1] == "1 of 1 specs as expected"
@@ -342,7 +344,7 @@ def test_interrupted_save_leaves_no_partial_file(specs: Path, monkeypatch, fail_
     if fail_at == "fsync":  # the .txt temporary was complete, but nothing was renamed yet
         assert txt == "old txt\n"
     else:  # the .txt rename happened, whole
-        assert txt.startswith("rseqcheck ") and txt.endswith("armed it.\n")
+        assert txt.startswith("rseqcheck ") and txt == render(o.graph, "text")
     save_counterexample(o, folder)
     assert json.loads((folder / "violation.json").read_text())["#meta"]["spec"] == "specs/violation.toml"
 
@@ -395,7 +397,7 @@ def test_json_results_carry_everything(specs: Path) -> None:
     doc = json.loads(out)
     assert code == doc["exit_status"] == 0
     assert (doc["tool"], doc["version"], doc["interrupted"], doc["not_checked"]) == ("rseqcheck", __version__, False, [])
-    assert doc["summary"] == {"specs": 2, "as_expected": 2}
+    assert doc["summary"] == {"specs": 2, "as_expected": 2, "warnings": 0, "incomplete": 0}
     by = {r["spec"]: r for r in doc["results"]}
     v = by["specs/violation.toml"]
     for key in ("tool_version", "spec_hash", "preset", "rules", "states", "transitions", "seconds", "depth",
@@ -575,3 +577,51 @@ def test_verify_checks_outcomes(tmp_path: Path) -> None:
     rec = json.loads(r.output)["results"][0]
     assert rec["outcomes_check"]["holds"] is False
     assert rec["property_verdicts"] == {"no-unexpected-kill": "holds", "[outcomes]": "fails"}
+
+
+def test_replay_many_traces_and_folders_in_one_process(tmp_path: Path, monkeypatch) -> None:
+    """#14: CI replays every committed trace in one process; one trace that
+    cannot start makes it exit 2, after the others are still replayed."""
+    monkeypatch.chdir(ROOT)
+    r = CliRunner().invoke(main, ["replay", "counterexamples/"])
+    n = len(list((ROOT / "counterexamples").glob("*.json")))
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[-1] == f"{n} traces: all replay"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    r = CliRunner().invoke(main, ["replay", str(bad), "counterexamples/unprotected.json"])
+    assert r.exit_code == 2
+    assert "counterexamples/unprotected.json: replays: still reaches next-syscall-atomic (8 steps)" in r.output
+
+
+def test_jobs_give_the_results_and_order_of_one_job(specs: Path) -> None:
+    """verify --jobs 2: the same text, JSON results and saved files as
+    --jobs 1, in the specs' order (checker/parallel.py)."""
+    for k in range(3):
+        (specs / f"v{k}.toml").write_text(VIOLATION)
+    outs = []
+    for jobs in ("1", "2"):
+        code, out, err = run("verify", "specs", "--out", f"cx{jobs}", "--jobs", jobs, "--format", "json")
+        doc = json.loads(out)
+        outs.append([(r["spec"], r["verdict"], r["states"], r["trace_steps"]) for r in doc["results"]])
+        assert code == 0 and err == ""
+    assert outs[0] == outs[1] and [s for s, *_ in outs[0]] == sorted(s for s, *_ in outs[0])
+    assert sorted(p.name for p in Path("cx1").iterdir()) == sorted(p.name for p in Path("cx2").iterdir())
+
+
+def test_ctrl_c_with_jobs_keeps_the_finished_and_the_interrupted(tmp_path: Path) -> None:
+    """A real SIGINT to `verify --jobs 2`: the small spec's verdict and the
+    big one's "interrupted" outcome (with its statistics) both come back."""
+    (tmp_path / "a.toml").write_text(HOLDS)
+    (tmp_path / "b.toml").write_text(BIG)
+    proc = subprocess.Popen([sys.executable, "-m", "checker.cli", "verify", "a.toml", "b.toml", "--jobs", "2",
+                             "--out", "cx"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, (out, err)
+    lines = out.splitlines()
+    assert lines[0].startswith("ok   a.toml: holds") and lines[1].startswith("??   b.toml: unknown: interrupted")
+    assert "interrupted: 0 of 2 specs not checked" in err and "Traceback" not in err

@@ -129,7 +129,6 @@ def test_bad_operands_are_spec_errors_at_their_line(tmp_path: Path, line: str, m
     ("load %r0, c[2]", '"c[cpu]" = [0, 1]', "c[2]: the array has 2 slots"),
     ("load %r0, c", '"c[cpu]" = [0, 1]', "c is a per-CPU array: index it"),
     ("load %r0, rseq.flags", "", "rseq.flags: the rseq area's fields are"),
-    ("load %r0, rseq.mm_cid", "", "rseq.mm_cid is not modelled yet"),
     ("store rseq.node_id, 1", "", "rseq.node_id cannot be written"),
 ])
 def test_bad_data_is_refused_at_build(tmp_path: Path, code: str, variables: str, message: str) -> None:
@@ -440,13 +439,6 @@ def test_setaffinity_moves_the_thread_and_cpu_id_follows(tmp_path: Path, preset:
     assert outcomes(tmp_path, text) == {"exit; a=0 b=1 c=1"}
     r = bfs(build_system(load(tmp_path, text)), 50, por=False)
     assert r.verdict == "holds"
-
-
-def test_setaffinity_with_migration_is_refused(tmp_path: Path) -> None:
-    text = two("sched_setaffinity 1", "", env="migration = true")
-    with pytest.raises(SpecError) as e:
-        build_system(load(tmp_path, text))
-    assert e.value.message.startswith("sched_setaffinity with migration = true is not modelled")
 
 
 @pytest.mark.parametrize(("rule", "want"), [("honoured", {"exit; x=1"}), ("ignored", {"exit; x=1", "exit; x=2"}),

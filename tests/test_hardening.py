@@ -449,7 +449,7 @@ def test_output_error_while_saving_exits_4_after_the_verdicts(tmp_path: Path, mo
     def fail(o, folder, stem=None):
         raise OSError(28, "No space left on device", str(folder / "unprotected.txt"))
 
-    monkeypatch.setattr("checker.cli.save_counterexample", fail)
+    monkeypatch.setattr("checker.parallel.save_counterexample", fail)
     code, out, err = run("verify", str(ROOT / "specs/seed000/unprotected.toml"), "--out", str(tmp_path / "cx"))
     assert code == 4
     assert "violation of next-syscall-atomic" in out
@@ -525,9 +525,9 @@ def test_sigterm_and_sighup_leave_a_summary_junit_and_no_tmp_files(tmp_path: Pat
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, (out, err)
-    lines = out.splitlines()
+    lines = [x for x in out.splitlines() if "warning[" not in x]  # a.toml: its abort label is never reached
     assert lines[0].startswith("ok   a.toml: holds") and lines[1].startswith("??   big.toml: unknown: interrupted")
-    assert lines[-1] == "1 of 2 specs as expected"
+    assert lines[-1] == "1 of 2 specs as expected; 1 with warnings"
     assert err.splitlines()[-1] == "interrupted: 0 of 2 specs not checked"
     root = ET.parse(tmp_path / "r.xml").getroot()
     assert (root.get("tests"), root.get("errors")) == ("2", "1")
@@ -878,7 +878,7 @@ def test_rseq_ret_compared_with_a_number_it_never_holds_is_a_spec_error(tmp_path
     for engine in ("explicit", "bmc"):
         code, out, err = run("verify", str(p), "--engine", engine, "--out", str(tmp_path / "cx"))
         assert code == 2
-        assert err == f"{p}:11: rseq_ret is compared with {value}; it holds 0, EINVAL, EPERM, EBUSY or EFAULT\n"
+        assert err == f"{p}:11: rseq_ret is compared with {value}; it holds 0, EINVAL, EPERM, EBUSY, EFAULT, ENOSYS or EACCES\n"
 
 
 def test_a_limit_that_lands_in_a_finalizer_is_sent_again_silently(capfd) -> None:

@@ -9,27 +9,13 @@ import pytest
 
 from checker.explicit import bfs
 from model.errors import SpecError
-from tests.util import Space, system_of
+from tests.util import Space, one_thread, system_of
 
 
 def spec(t0: str, t1: str = "", *, preset: str = "linux-6.18", env: str = "", extra: str = "",
          props: str = '"no-unexpected-kill"') -> str:
     second = f'[thread.T1]\ncode = """\n{t1}\n"""\n' if t1 else ""
-    return f'''[spec]
-title = "t"
-preset = "{preset}"
-[environment]
-{env}
-[thread.T0]
-code = """
-{t0}
-"""
-{second}
-{extra}
-[check]
-properties = [{props}]
-depth = 200
-'''
+    return one_thread(t0, env=env, thread=second, extra=extra, props=props, depth=200, preset=preset)
 
 
 CS = '''

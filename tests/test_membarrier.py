@@ -103,3 +103,31 @@ def test_sleeping_target_is_not_interrupted(tmp_path):
             assert after[k1] == env[k1]
             seen = True
     assert seen
+
+
+NOTIFIED_CS = """
+retry:  rseq_cs    cs1
+begin:  nop
+        nop
+end:    exit
+abort:  jmp        retry
+"""
+
+
+def test_event_mask_read_and_clear_window(tmp_path):
+    # kernel/rseq.c:rseq_need_restart loads the mask, then clears it with
+    # only preemption off (before 6eb350a22331): an IPI in between is lost.
+    text = spec("linux-6.0", NOTIFIED_CS).replace("[thread.T0]", "[environment]\nnotify_resume = true\n[thread.T0]")
+    broken_sys = system_of(tmp_path, text, "b.toml")
+    broken = bfs(broken_sys, 100, por=False)
+    assert (broken.verdict, broken.prop, len(broken.trace) - 1) == ("violation", "rseq-cs-atomic", 16)
+    lost = "the IPI to T1 lands between rseq_need_restart's read and clear"
+    assert any(lost in broken_sys.actions[a].label for a, _ in broken.trace[1:])
+    # the fix (6.18 default, or the override on 6.0): every IPI sets PREEMPT
+    fixed = text.replace('preset = "linux-6.0"', 'preset = "linux-6.0"\n[rules]\n"rseq.event_mask_guard" = "irq"')
+    sp = Space(system_of(tmp_path, fixed, "f.toml"))
+    assert not any(lost in lab for lab in sp.labels)
+    assert bfs(sp.system, 100, por=False).verdict == "holds"
+    # R1 has no event mask: the rule changes nothing there
+    r1 = Space(system_of(tmp_path, text.replace("linux-6.0", "linux-6.19"), "r1.toml"))
+    assert not any(lost in lab for lab in r1.labels)

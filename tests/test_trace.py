@@ -82,9 +82,12 @@ def saved_graph(name: str = "unprotected") -> nx.DiGraph:
 
 # unprotected: one thread, one handler frame; nested: one thread, a handler
 # interrupted by a second one (T0.h2); two_threads: T0 and T1 with T1's
-# handler; long: every string longer than a line.
+# handler; long: every string longer than a line; standalone: unprotected
+# saved with the program, each step's line and the legend (the text reads
+# without the repository).
 CASES = {
     "unprotected": saved_graph,
+    "standalone": lambda: saved_graph("standalone"),
     "nested": lambda: saved_graph("nested"),
     "two_threads": lambda: saved_graph("two_threads"),
     "long": long_graph,
@@ -102,8 +105,23 @@ def test_golden(case: str, fmt: str) -> None:
 
 
 def test_itf_round_trip_is_identity() -> None:
-    text = (GOLDEN / "unprotected.itf.json").read_text()
+    text = (GOLDEN / "standalone.itf.json").read_text()
+    assert '"#bigint"' in text
     assert render_json(from_itf(json.loads(text))) == text
+
+
+def test_itf_integers_read_both_ways() -> None:
+    """Traces saved before integers were written as {"#bigint": ...} read
+    to the same graph."""
+    old = json.loads((GOLDEN / "unprotected.itf.json").read_text())
+    assert isinstance(old["states"][0]["T0.budget"], int)
+    new = json.loads(render_json(from_itf(old)))
+    assert new["states"][0]["T0.budget"] == {"#bigint": "1"}
+    assert from_itf(new).nodes(data=True) == from_itf(old).nodes(data=True)
+    bad = json.loads(json.dumps(new))
+    bad["states"][0]["T0.budget"] = {"#bigint": "1x"}
+    with pytest.raises(ValueError, match="not an ITF integer"):
+        from_itf(bad)
 
 
 def assert_itf(doc: dict) -> None:
@@ -118,9 +136,12 @@ def assert_itf(doc: dict) -> None:
         assert sorted(k for k in state if k != "#meta") == sorted(names)
         for k in names:
             v = state[k]
-            assert isinstance(v, (bool, int, str)), (k, v)
-            if isinstance(v, int) and not isinstance(v, bool):
-                assert abs(v) < 2**53
+            if isinstance(v, dict):  # integers as Apalache writes them
+                assert set(v) == {"#bigint"} and abs(int(v["#bigint"])) < 2**53, (k, v)
+            else:  # a plain JSON integer: a trace saved before #bigint
+                assert isinstance(v, (bool, int, str)), (k, v)
+                if isinstance(v, int) and not isinstance(v, bool):
+                    assert abs(v) < 2**53
         if i > 0:
             assert {"action", "actor"} <= set(state["#meta"])
 
@@ -293,3 +314,12 @@ def test_changes_leave_out_the_slots_of_popped_frames():
     # a frame slot that is live after the step is shown
     pushed = dict(after, **{"T0.depth": 2, "T0.ip2": "SIGUSR2+0"})
     assert changes(after, pushed) == ["T0.depth=2", "T0.ip2=SIGUSR2+0"]
+
+
+def test_graphml_has_the_sv_comp_keys_and_lines(tmp_path: Path) -> None:
+    g = saved_graph("standalone")
+    (tmp_path / "w.graphml").write_text(render_graphml(g))
+    h = nx.read_graphml(tmp_path / "w.graphml")
+    assert len(h.graph["programhash"]) == 64 and h.graph["architecture"] == "64bit"
+    lines = [d.get("startline") for _, _, d in sorted(h.edges(data=True), key=lambda e: int(e[0][1:]))]
+    assert lines == [13, None, None, None, None, None, 21, None]  # set_desc, then the handler's getpid

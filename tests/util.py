@@ -115,3 +115,24 @@ code = """
         sigreturn
 """
 '''
+
+
+def one_thread(code: str, *, env: str = "", thread: str = "", extra: str = "",
+               props: str = '"no-unexpected-kill"', depth: int = 80, preset: str = "linux-6.18") -> str:
+    """A spec with one thread T0 running `code`; `thread` adds keys to
+    [thread.T0] (ptrace, seccomp), `extra` whole tables (handlers)."""
+    return f'''[spec]
+title = "t"
+preset = "{preset}"
+[environment]
+{env}
+[thread.T0]
+code = """
+{code}
+"""
+{thread}
+{extra}
+[check]
+properties = [{props}]
+depth = {depth}
+'''

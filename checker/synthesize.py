@@ -1,0 +1,114 @@
+"""Which choices of some open rules make a set of specs hold
+(`rseqcheck synthesize`).
+
+Every combination of the open rules' choices is tried with the explicit
+engine, over every spec, as a proposal (checker/proposal.py) on top of each
+spec's own preset and rules (or a --preset and fixed --rule choices).  A
+combination *works* when every spec meets the goal: `holds` (no property
+is violated and the [outcomes] condition, if any, holds) or `expect` (each
+spec's own expected verdict).  A combination stops at its first spec that
+fails, which is reported with the property and the counterexample length.
+
+The *minimal* working combinations are those whose set of changes from the
+baseline (each open rule's choice in the first spec's own model) contains
+no other working combination's set: the smallest proposals that work.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from checker.proposal import Proposal
+from checker.verify import Outcome, check_spec
+from model.rules import RULES
+from model.spec import load_spec
+
+GOALS = ("holds", "expect")
+MAX_COMBINATIONS = 1024
+
+
+@dataclass
+class Trial:
+    choices: dict[str, str]  # open rule -> choice
+    failed: Outcome | None = None  # the first spec that did not meet the goal
+    unknown: bool = False  # a search stopped before a verdict (limit)
+    checked: int = 0  # specs checked
+    changes: frozenset[tuple[str, str]] = field(default_factory=frozenset)  # from the baseline
+
+    @property
+    def works(self) -> bool:
+        return self.failed is None and not self.unknown
+
+    def why(self) -> str:
+        o = self.failed
+        if o is None:
+            return ""
+        if o.error:
+            return o.error
+        r = o.result
+        assert r is not None
+        if r.verdict == "violation":
+            return f"{o.path}: violation of {r.prop} ({len(r.trace) - 1} steps)"
+        if o.outcomes_check[0] is False:
+            return f"{o.path}: [outcomes] fails"
+        if r.verdict == "unknown":
+            return f"{o.path}: unknown ({r.reason})"
+        return f"{o.path}: {r.verdict}, expected {o.expected or 'holds'}"
+
+
+def combinations(open_rules: list[str]) -> Iterator[dict[str, str]]:
+    for combo in itertools.product(*(RULES[r].choices for r in open_rules)):
+        yield dict(zip(open_rules, combo))
+
+
+def count(open_rules: list[str]) -> int:
+    n = 1
+    for r in open_rules:
+        n *= len(RULES[r].choices)
+    return n
+
+
+def baseline_choices(first_spec: str, open_rules: list[str], preset: str | None, fixed: dict[str, str]) -> dict[str, str]:
+    spec = Proposal(preset, fixed).apply(load_spec(first_spec))
+    return {r: spec.rules.get(r, RULES[r].default(spec.preset)) for r in open_rules}
+
+
+def meets(o: Outcome, goal: str) -> bool:
+    if goal == "expect":
+        return o.ok
+    return o.error is None and o.verdict == "holds" and o.outcomes_check[0] is not False
+
+
+def synthesize(files: list[str], open_rules: list[str], preset: str | None = None,
+               fixed: dict[str, str] | None = None, goal: str = "holds",
+               check: Callable[..., Outcome] = check_spec,
+               on_trial: Callable[[Trial], None] | None = None, **kw) -> list[Trial]:
+    """Every combination, in the order of the rules' choices; `kw` goes to
+    `check` (depth, timeout, progress, ...)."""
+    fixed = fixed or {}
+    base = baseline_choices(files[0], open_rules, preset, fixed)
+    out: list[Trial] = []
+    for choices in combinations(open_rules):
+        t = Trial(choices, changes=frozenset((r, c) for r, c in choices.items() if base[r] != c))
+        p = Proposal(preset, {**fixed, **choices})
+        for f in files:
+            o = check(f, proposal=p, **kw)
+            t.checked += 1
+            if o.verdict == "unknown" and not o.error:
+                t.unknown, t.failed = True, o
+                break
+            if not meets(o, goal):
+                t.failed = o
+                break
+        out.append(t)
+        if on_trial:
+            on_trial(t)
+    return out
+
+
+def minimal(trials: list[Trial]) -> list[Trial]:
+    """The working trials whose changes include no other working trial's."""
+    ok = [t for t in trials if t.works]
+    return [t for t in ok if not any(o.changes < t.changes for o in ok)]
