@@ -164,16 +164,23 @@ def test_a_spec_the_proposal_cannot_build_is_not_comparable(corpus):
 FLIPS_618_619 = {
     "flags": ["conformance/p02_cs_flags", "conformance/p02e_area_flags", "seed000/vyukov_clear_linux418",
               "seed000/vyukov_flags_linux618", "seed001/handler_syscall_nested_entrycheck_linux418",
-              "seed001/plain_cs_flags_linux418", "seed001/plain_cs_flags_linux618", "seed001/plain_cs_linux619"],
+              "seed001/plain_cs_flags_linux418", "seed001/plain_cs_flags_linux618", "seed001/plain_cs_linux619",
+              # R1 never reads the flags: the 4.18 flag specs' kill (6.18: fatal) or lasso go
+              "liveness/singlestep_no_restart_linux418", "seed001/no_restart_all_flags_linux418",
+              "seed001/no_restart_signal_unchecked_linux418"],
     "ids": ["rseq_area/tcmalloc_overlay_fence_linux618", "rseq_area/tcmalloc_overlay_fence_linux619",
             "rseq_area/tcmalloc_overlay_fence_linux71", "rseq_area/unregister_cpu_id_start_linux618",
-            "rseq_area/unregister_cpu_id_start_linux619", "rseq_area/unregister_cpu_id_start_linux71"],
+            "rseq_area/unregister_cpu_id_start_linux619", "rseq_area/unregister_cpu_id_start_linux71",
+            # cpu_id_start -1 after unregistration: slot -1 faults instead of aborting forever
+            "liveness/percpu_after_unregister_linux618", "liveness/percpu_after_unregister_linux619"],
     "syscalls": ["seed000/design_example", "seed000/rseq_clear_linux618", "seed000/rseq_clear_linux619",
                  "seed000/rseq_clear_linux71_legacy", "seed000/rseq_clear_linux71_v2",
                  "seed000/vyukov_keep_linux418", "seed001/membarrier_fence_syscall_in_cs_linux618",
                  "seed001/membarrier_fence_syscall_in_cs_linux619", "seed001/strace_syscall_middle_linux618",
                  "seed001/strace_syscall_middle_linux619", "seed001/syscall_middle_linux619",
-                 "seed001/syscall_middle_linux71_legacy", "seed001/syscall_middle_nodebug"],
+                 "seed001/syscall_middle_linux71_legacy", "seed001/syscall_middle_nodebug",
+                 # the section's bad signature is never read on sched_yield's way out: no SIGSEGV loop
+                 "history/segv_recursion_linux418rc1", "liveness/segv_recursion_linux418rc1"],
 }
 
 
