@@ -19,7 +19,7 @@ from checker.backports import AutoPreset, auto_preset
 from checker.cli_conformance import _echo, _fail, _guarded, _report
 from checker.kernels import SERIES, KernelError, MissingTool, fetch, find, installed
 from checker.outcomes import OutcomeSet, model_outcomes
-from checker.qemu import BootFailed, GuestHung, Job, boot
+from checker.qemu import BootFailed, GuestHung, Job, boot, guest_name_problem
 from checker.run import Refused, RunResult, TooLong, run_spec, tally
 from model.errors import SpecError
 from model.ir import ModelError
@@ -105,6 +105,10 @@ def run_matrix(specs: list[Spec], names: list[str], runs: int, rules: dict[str, 
             _fail(str(e))
         jobs, ok_specs = [], []
         for spec in specs:
+            problem = guest_name_problem(spec, {s.name for s in ok_specs})
+            if problem:
+                cells.append(_skip(name, spec, Refused(problem)))
+                continue
             try:
                 model(*compare(spec, None))  # spec errors and unsupported scenarios before the boot
                 jobs.append(Job(spec, runs, spin, seed, window_us))

@@ -18,6 +18,7 @@ the spec it was running is named in the report.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import stat
@@ -104,6 +105,20 @@ def initramfs(files: dict[str, bytes], execs: set[str]) -> bytes:
     return b"".join(out)
 
 
+# A spec's file name becomes a file in the guest and a word of its /init
+# script: only names that are both, harmlessly (specs come from strangers).
+GUEST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z")
+
+
+def guest_name_problem(spec: Spec, taken: set[str]) -> str | None:
+    """Why `spec` cannot run in a guest under its name (None: it can)."""
+    if not GUEST_NAME.match(spec.name):
+        return f"its file name {spec.name!r} is not a plain name (letters, digits, _ . -) for the guest"
+    if spec.name in taken:
+        return f"another spec in this boot is also named {spec.name!r}"
+    return None
+
+
 def init_script(jobs: list[Job]) -> str:
     """/init: mount, say which kernel this is, run every job, power off."""
     bb = "/bin/busybox"
@@ -117,15 +132,16 @@ def init_script(jobs: list[Job]) -> str:
         f'echo "{MARK}ncpu $({bb} nproc)"',
     ]
     for j in jobs:
-        assert j.program is not None
+        assert j.program is not None and GUEST_NAME.match(j.spec.name)
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(j.program.env.items()))
         win = str(j.window_us) if j.window_us else "0"
+        name = j.spec.name  # GUEST_NAME: nothing in it that the shell would read
         lines += [
-            f'echo "{MARK}begin {j.spec.name}"',
-            f"cd /tmp && {bb} env {env} /bin/{j.spec.name} {j.runs} {j.seed} {win} > /tmp/out 2>&1",
+            f'echo "{MARK}begin {name}"',
+            f"cd /tmp && {bb} env {env} /bin/{name} {j.runs} {j.seed} {win} > /tmp/out 2>&1",
             "s=$?",
             f"{bb} sed 's/^/{MARK}/' /tmp/out",
-            f'echo "{MARK}end {j.spec.name} $s"',
+            f'echo "{MARK}end {name} $s"',
         ]
     lines += [f'echo "{MARK}done"', f"{bb} poweroff -f", ""]
     return "\n".join(lines)

@@ -314,3 +314,21 @@ def test_folder_on_host_uses_auto_preset_and_summarises(tmp_path):
     assert r.exit_code == 0, r.output
     assert "== kernel host:" in r.output and "preset linux-6.18 (kernel 6.18." in r.output
     assert "  p03a_syscall_last: host ok\n" in r.output and "  p03c_no_restart_eintr: host ok\n" in r.output
+
+
+def test_a_hostile_spec_file_name_never_reaches_the_guest_shell(tmp_path):
+    """Spec files come from strangers: a name that is not a plain word is
+    refused before the boot (and could not reach /init: it asserts)."""
+    src = (CONF / "p03a_syscall_last.toml").read_text()
+    bad = tmp_path / "x$(touch pwned);y.toml"
+    bad.write_text(src)
+    spec = load_spec(str(bad))
+    assert "not a plain name" in qemu.guest_name_problem(spec, set())
+    good = load_spec(str(CONF / "p03a_syscall_last.toml"))
+    assert qemu.guest_name_problem(good, set()) is None
+    assert "also named" in qemu.guest_name_problem(good, {"p03a_syscall_last"})
+    job = qemu.Job(spec, 1, 0, seed=1)
+    from checker.cgen import generate
+    job.program = generate(good, spin=0)
+    with pytest.raises(AssertionError):
+        qemu.init_script([job])
