@@ -99,11 +99,8 @@ def compare(path: str, baseline: Proposal, proposal: Proposal,
     before = check(path, proposal=baseline, **kw)
     b_spec = before.spec
     if b_spec is not None and before.error is None:
-        # the spec as each side has it: same preset and rules -> same model
-        from model.spec import load_spec
-
-        own = load_spec(path)
-        a_spec = proposal.apply(baseline.apply(own))
+        # the spec as the proposal has it: the same preset and rules, the same model
+        a_spec = proposal.apply(b_spec)
         if (a_spec.preset, a_spec.rules) == (b_spec.preset, b_spec.rules):
             return Change(path, Side(before, "baseline"), Side(before, "proposal"), same_model=True)
     both = Proposal(proposal.preset or baseline.preset, {**baseline.rules, **proposal.rules})
