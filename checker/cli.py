@@ -22,18 +22,18 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import click
 
-from checker import __version__
+from checker import __version__, progress
 from checker.columns import wide as want_wide
 from checker.columns import wrap
 from checker.explicit import Stats
 from checker.inputs import collect_specs, remove_stale_tmp
 from checker.limits import Limits, MemorySize, Seconds
 from checker.parallel import Job, default_jobs, run_job, run_jobs
+from checker.progress import Ticker
 from checker.proposal import Proposal, ProposalError, parse_rules
 from checker.replay import ReplayError, load_trace, replay_file
 from checker.trace import FORMATS, render, render_text
@@ -56,9 +56,6 @@ def _collect(paths: tuple[str, ...]) -> list[str]:
     return out
 
 
-PROGRESS_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
-
-
 def _progress_printer(name: str, quiet: bool = False):
     """The search's progress on stderr: one line rewritten in place on a
     terminal; elsewhere (CI logs, pipes) a plain line every 10 s, so that a
@@ -72,7 +69,7 @@ def _progress_printer(name: str, quiet: bool = False):
         line = f"{name}: {st.states:,} states, depth {st.depth}, {st.rate:,.0f} states/s, {st.seconds:.1f} s"
         if tty:
             sys.stderr.write(f"\r{line}   ")
-        elif st.seconds - last[0] >= PROGRESS_EVERY:
+        elif st.seconds - last[0] >= progress.EVERY:
             last[0] = st.seconds
             sys.stderr.write(line + "\n")
         else:
@@ -176,7 +173,7 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
     io_errors: list[str] = []
     interrupted = False
     prog = None
-    t0 = time.monotonic()
+    ticker = Ticker("verify", len(files)) if workers > 1 and not quiet else None
     with _terminate_as_interrupt():
         try:
             if workers > 1:  # results in the specs' order, as with one worker
@@ -194,14 +191,16 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
                 outcomes.append(o)
                 if io_error and not (workers > 1 and io_errors):
                     io_errors.append(io_error)
-                if workers > 1 and not quiet:
-                    _tick(len(outcomes), len(files), t0)
+                if ticker:
+                    ticker(len(outcomes))
                 if (o.result and o.result.reason == "interrupted") or (o.distinct and o.distinct.reason == "interrupted"):
                     interrupted = True
                     break
         except KeyboardInterrupt:  # outside the search (loading, compiling, saving), or SIGTERM/SIGHUP
             _clear_progress(prog)
             interrupted = True
+    if ticker:
+        ticker.done()
     unchecked = files[len(outcomes):]
     code = _exit_code(outcomes, interrupted, strict)
     if junit:  # first, so that the exit status printed below is the final one
@@ -239,23 +238,6 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
     for msg in io_errors:
         click.echo(msg, err=True)
     sys.exit(code)
-
-
-_last_tick = [0.0]
-
-
-def _tick(done: int, total: int, t0: float) -> None:
-    """With several workers: "verify: K of N specs" on a terminal, or a line
-    every 10 s elsewhere."""
-    now = time.monotonic()
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\rverify: {done} of {total} specs, {now - t0:.1f} s   " if done < total else "\r\033[K")
-    elif now - max(_last_tick[0], t0) >= PROGRESS_EVERY and done < total:
-        _last_tick[0] = now
-        sys.stderr.write(f"verify: {done} of {total} specs, {now - t0:.0f} s\n")
-    else:
-        return
-    sys.stderr.flush()
 
 
 def _proposal(preset: str | None, rule_pairs: tuple[str, ...]) -> Proposal:

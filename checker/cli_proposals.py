@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
 
 from checker import __version__
-from checker.columns import WIDTH
 from checker.columns import wrap as _wrap
 from checker.impact import KINDS, Change, compare
 from checker.inputs import collect_specs
 from checker.limits import LimitHit, Limits, Seconds, Watchdog
+from checker.progress import Ticker
 from checker.proposal import Proposal, ProposalError, parse_rules
 from checker.synthesize import GOALS, MAX_COMBINATIONS, Trial, count, minimal
 from checker.synthesize import baseline_choices as base_choices
@@ -44,29 +43,6 @@ def _proposal(preset: str | None, pairs: tuple[str, ...]) -> Proposal:
         return Proposal(preset, parse_rules(pairs))
     except ProposalError as e:
         raise _Usage(str(e)) from None
-
-
-class _Progress:
-    """One line per spec on a terminal (overwritten); elsewhere a line every
-    10 s, so that a CI log shows a long run is alive."""
-
-    def __init__(self, total: int):
-        self.total, self.t0, self.last = total, time.monotonic(), time.monotonic()
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, k: int, path: str) -> None:
-        now = time.monotonic()
-        if self.tty:
-            sys.stderr.write(f"\r\033[Kimpact: {k} of {self.total}: {path}"[: WIDTH + 8])
-        elif now - self.last >= 10:
-            self.last = now
-            sys.stderr.write(f"impact: {k} of {self.total} specs, {now - self.t0:.0f} s\n")
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.tty:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
 
 
 def render_text(changes: list[Change], baseline: Proposal, proposal: Proposal, interrupted: bool,
@@ -143,7 +119,7 @@ def impact(paths, from_preset, base_pairs, to_preset, rule_pairs, depth, timeout
     errors: list[str] = []
     io_errors: list[str] = []
     interrupted = False
-    progress = _Progress(len(files)) if fmt == "text" else None
+    progress = Ticker("impact", len(files)) if fmt == "text" else None
     out = Path(out_dir)
     try:
         for k, f in enumerate(files, start=1):
@@ -253,7 +229,7 @@ def synthesize(paths, open_rules, preset, rule_pairs, goal, depth, timeout, fmt)
     except SpecError as e:
         click.echo(str(e), err=True)
         sys.exit(2)
-    progress = _Progress(n) if fmt == "text" else None
+    progress = Ticker("synthesize", n, "combinations") if fmt == "text" else None
     done: list[Trial] = []
     interrupted = False
 
