@@ -240,3 +240,72 @@ def test_sorting_canonical_form_is_one_per_orbit() -> None:
         assert least(k) == least(x) and fast(k) == k
         keys.setdefault(least(x), set()).add(k)
     assert all(len(v) == 1 for v in keys.values())
+
+
+# ----------------------------------------------------------- random systems
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_BODY = st.sampled_from([
+    "store    x, 1", "store    x, 2", "load     %r0, x", "store    y, %r0", "beq      x, 1, out",
+    "bne      y, 0, out", "nop", "syscall  getpid",
+])
+
+
+def _random_spec(body: list[str], tail: list[str], section: bool, threads: int, signals: bool, expr: str) -> str:
+    code = (["retry:  rseq_cs  cs"] if section else []) + [
+        ("begin:  " if section and i == 0 else "        ") + ins for i, ins in enumerate(body)]
+    code += [("end:    " if section and i == 0 else "        ") + ins for i, ins in enumerate(tail)]
+    code += [f"        assert   {expr}", "out:    exit"] + (["abort:  jmp      retry"] if section else [])
+    out = ["[spec]", 'title = "random"', 'preset = "linux-6.18"', "", "[environment]", "preemption = true"]
+    if signals:
+        out += ['signals = ["SIGUSR1"]', "max_signals = 1", "max_nesting = 1"]
+    out += ["", "[variables]", "x = [0, 2]", "y = [0, 2]", ""]
+    for i in range(threads):
+        out += [f"[thread.T{i}]", "cpu = 0", 'code = """', "\n".join(code), '"""', ""]
+    if section:
+        out += ["[rseq_cs.cs]", 'start = "begin"', 'post_commit = "end"', 'abort = "abort"', ""]
+    if signals:
+        out += ["[handler.SIGUSR1]", 'code = """', "        store    y, 2", "        sigreturn", '"""', ""]
+    props = '["assert", "rseq-cs-atomic"]' if section else '["assert"]'
+    out += ["[check]", f"properties = {props}", "depth = 200"]
+    return "\n".join(out) + "\n"
+
+
+_RANDOM = dict(body=st.lists(_BODY, min_size=1, max_size=4), tail=st.lists(_BODY, min_size=1, max_size=2),
+               section=st.booleans(), threads=st.sampled_from([2, 3]), signals=st.booleans(),
+               expr=st.sampled_from(["x <= 2", "y != 1 || x == 1", "x == 0 || y == 0", "y <= x"]))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**_RANDOM)
+def test_random_systems_reduced_against_full(body, tail, section, threads, signals, expr) -> None:
+    _reduced_against_full(body, tail, section, threads, signals, expr)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**_RANDOM)
+def test_random_systems_reduced_against_full_many(body, tail, section, threads, signals, expr) -> None:
+    _reduced_against_full(body, tail, section, threads, signals, expr)
+
+
+def _reduced_against_full(body, tail, section, threads, signals, expr) -> None:
+    """Random programs run by 2-3 identical threads: the reduced search
+    gives the full search's verdict, property and shortest length (its
+    trace replays), and exactly one state per orbit of the full search's."""
+    system, depth = system_of(_random_spec(body, tail, section, threads, signals, expr))
+    assert system.symmetries
+    full = bfs(system, depth, por=False)
+    red = bfs(system, depth, symmetry=True)
+    assert (red.verdict, red.prop, red.exhausted) == (full.verdict, full.prop, full.exhausted)
+    if full.verdict == "violation":
+        assert len(red.trace) == len(full.trace)
+        steps = replay(system, [a for a, _ in red.trace[1:]])
+        assert steps is not None and [s for _, s in steps] == [s for _, s in red.trace]
+    else:
+        S = _Search(system, depth, False, None, None, None, 1.0)
+        S.run()
+        canon = compile_canon(system.symmetries, S.pk.layout)
+        assert red.stats.states == len({canon(x) for x in S.seen})
