@@ -14,35 +14,23 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from checker.cli import EXIT_OUTPUT, Usage, _clear_progress, _terminate_as_interrupt, _unwritable
 from checker.columns import wrap
 from checker.explicit import SearchResult, Stats
 from checker.limits import check_size
 from checker.parallel import default_jobs
 from checker.swarm import Minimised, SwarmResult, minimise, plan, swarm, trace_of
 from checker.trace import render_text
-from checker.verify import Outcome, model_error, save_counterexample, trace_graph
+from checker.verify import Outcome, SpecSystem, model_error, save_counterexample, trace_graph
 from model.build import build_system
 from model.errors import SpecError
 from model.ir import ModelError, System
 from model.spec import load_spec
 
 TASK_STATES = 1_000_000  # distinct states one task keeps (about 100 MB)
-
-
-@dataclass(frozen=True)
-class SpecSystem:
-    """A picklable factory of a spec's system, built where it runs."""
-
-    path: str
-
-    def __call__(self) -> System:
-        return build_system(load_spec(self.path))
 
 
 def _echo_wrapped(text: str, first: str = "", rest: str = "  ") -> None:
@@ -82,6 +70,8 @@ def swarm_cmd(spec_path, workers, seeds, budget, depth, scheduler, base_seed, ma
     Exit status: 0 as expected (holds: no violation found, not a proof;
     violation: one found); 1 not as expected; 2 a spec or usage error;
     3 interrupted before a violation; 4 an output error."""
+    # checker.cli imports this module to register the command: its names here
+    from checker.cli import EXIT_OUTPUT, _clear_progress, _terminate_as_interrupt, _unwritable
     try:
         spec = load_spec(spec_path)
         check_size(spec)
@@ -149,6 +139,7 @@ def swarm_cmd(spec_path, workers, seeds, budget, depth, scheduler, base_seed, ma
 
 def _executor(scheduler: str | None, workers: int):
     """(executor or None for a local pool, a function that closes it)."""
+    from checker.cli import Usage
     if not scheduler:
         return None, lambda: None
     try:
@@ -215,6 +206,7 @@ def _minimise(system: System, res: SwarmResult, seconds: float) -> Minimised:
 
 def _save(spec, system: System, res: SwarmResult, m: Minimised, bound: int, out_dir: str, show_trace: bool,
           code: int) -> int:
+    from checker.cli import EXIT_OUTPUT
     from checker.compile import compile_packed
 
     pk = compile_packed(system)

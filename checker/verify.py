@@ -203,6 +203,17 @@ def lasso_summary(r: SearchResult) -> str:
     return f"violation of {r.goal}: {r.loop} steps, then a cycle of {n - r.loop} steps forever"
 
 
+@dataclass(frozen=True)
+class SpecSystem:
+    """A picklable factory of a spec's system, built where it is called
+    (a swarm worker: checker/swarm.py)."""
+
+    path: str
+
+    def __call__(self) -> System:
+        return build_system(load_spec(self.path))
+
+
 def check_spec(
     path: str,
     depth: int | None = None,
