@@ -124,18 +124,24 @@ def run_task(factory: SystemFactory, task: Task) -> Report:
     return random_walks(system, pk, task)
 
 
-def random_dfs(system: System, pk: Packed, task: Task) -> Report:
-    """Depth-first search from the initial state, successors in the
-    task's order, states entered in a set (a state first met deep is not
-    searched again from higher up: a bounded search, not a proof)."""
-    rng = random.Random(task.seed)
+def _start(pk: Packed, system: System, task: Task) -> tuple[random.Random, Report, float, int]:
+    """A search's seeded generator, report, start time and initial state
+    (the report says so if that state violates already)."""
     rep = Report(task)
-    t0 = time.monotonic()
-    end = t0 + task.seconds
     init = pk.pack(system.initial_state())
     b = pk.check(init)
     if b >= 0:
         rep.prop, rep.states_path, rep.states = b, (init,), 1
+    return random.Random(task.seed), rep, time.monotonic(), init
+
+
+def random_dfs(system: System, pk: Packed, task: Task) -> Report:
+    """Depth-first search from the initial state, successors in the
+    task's order, states entered in a set (a state first met deep is not
+    searched again from higher up: a bounded search, not a proof)."""
+    rng, rep, t0, init = _start(pk, system, task)
+    end = t0 + task.seconds
+    if rep.prop >= 0:
         return rep
     prio = list(range(len(system.actions)))
     rng.shuffle(prio)
@@ -202,14 +208,9 @@ def random_walks(system: System, pk: Packed, task: Task) -> Report:
     """Random walks from the initial state until the budget is spent: each
     step picks an enabled action that changes the state, uniformly, or
     (with probability `stick`) among those of the last step's process."""
-    rng = random.Random(task.seed)
-    rep = Report(task)
-    t0 = time.monotonic()
+    rng, rep, t0, init = _start(pk, system, task)
     end = t0 + task.seconds
-    init = pk.pack(system.initial_state())
-    b = pk.check(init)
-    if b >= 0:
-        rep.prop, rep.states_path, rep.states = b, (init,), 1
+    if rep.prop >= 0:
         return rep
     proc = [a.proc for a in system.actions]
     check, terminal, nc, nt = pk.check, pk.terminal, pk.needs_check, pk.needs_term

@@ -127,10 +127,10 @@ def test_dfs_exhausts_a_small_space_and_counts_its_states():
 
 def test_planted_bug_found_where_bfs_runs_out_of_time(tmp_path):
     """BFS does not finish the two-store rung (2 threads x 2 rounds x 2
-    CPUs) in 3 s; the swarm finds its violation on a local pool within its
+    CPUs) in 2 s; the swarm finds its violation on a local pool within its
     budget, the minimised trace is saved and replays."""
     spec, system = _system(PLANTED)
-    cut = bfs(system, spec.depth, por=True, timeout=3.0)
+    cut = bfs(system, spec.depth, por=True, timeout=2.0)
     assert cut.verdict == "unknown" and "timeout" in cut.reason
     t0 = time.monotonic()
     res = swarm(SpecSystem(PLANTED), plan(4, spec.depth, 5.0, 200_000, 0), workers=2)
@@ -223,3 +223,35 @@ def test_big_rung_3x3x2():
     tr = replay(system, m.actions)
     assert tr is not None and pk.check(pk.pack(tr[-1][1])) == m.prop
     assert math.isfinite(len(m.actions))
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out |= {int(x) for x in (task / "children").read_text().split()}
+    return out
+
+
+def test_ctrl_c_stops_the_swarm_and_its_workers(tmp_path):
+    """SIGINT to rseqcheck swarm on a rung that holds: it stops at once,
+    reports what finished, exits 3, and leaves no worker behind."""
+    import signal
+
+    exe = str(Path(sys.executable).parent / "rseqcheck")
+    p = subprocess.Popen([exe, "swarm", "benchmarks/specs/percpu_t2_k1_c2.toml", "-w", "2", "--budget", "60",
+                          "--out", str(tmp_path), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers: set[int] = set()
+    deadline = time.monotonic() + 20
+    while len(workers) < 2 and time.monotonic() < deadline:  # the pool's two processes are up
+        time.sleep(0.2)
+        workers = _children(p.pid) - {p.pid}
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 3, out + err
+    assert time.monotonic() - t0 < 10
+    assert "interrupted" in out + err and "Traceback" not in err
+    time.sleep(0.2)
+    assert not [w for w in workers if Path(f"/proc/{w}").exists()
+                and "zombie" not in Path(f"/proc/{w}/status").read_text()]
