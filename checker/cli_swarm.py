@@ -98,8 +98,8 @@ def swarm_cmd(spec_path, workers, seeds, budget, depth, scheduler, base_seed, ma
     per_task = max(0.1, budget * min(workers, seeds) / seeds)
     tasks = plan(seeds, bound, per_task, max_states, base_seed)
     expect = spec.expect or "holds"
-    click.echo(f"swarm {spec_path}: {seeds} searches on {workers} worker{'s' if workers != 1 else ''}, "
-               f"{per_task:.1f} s each, depth bound {bound} (expected {expect})")
+    _echo_wrapped(f"swarm {spec_path}: {seeds} searches on {workers} worker{'s' if workers != 1 else ''}, "
+                  f"{per_task:.1f} s each, depth bound {bound} (expected {expect})")
     if spec.outcomes is not None:
         click.echo("  note: [outcomes] is not checked by swarm (verify computes it)")
     factory = SpecSystem(spec_path)
