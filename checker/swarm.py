@@ -361,7 +361,7 @@ class Minimised:
 
 def minimise(system: System, prop: int, actions: list[int], states: list[int], seconds: float | None = None,
              max_states: int | None = None, radii: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, math.inf),
-             pk: Packed | None = None) -> Minimised:
+             pk: Packed | None = None, drop: float = 0.4) -> Minimised:
     """Shorten a violating path by breadth-first search around it.
 
     A full BFS bounded by the path's length L would give a shortest trace,
@@ -377,13 +377,20 @@ def minimise(system: System, prop: int, actions: list[int], states: list[int], s
     r = infinity, which is the full BFS bounded by L: when that round
     completes (or any round prunes nothing), the result is a shortest
     violation of the system -- what `bfs(por=False)` finds.  A time or
-    state budget stops the rounds, keeping the best path so far."""
+    state budget stops the rounds, keeping the best path so far.
+
+    Before the tubes, for at most the fraction `drop` of the time, runs of
+    steps are dropped from the path (`_drop_chunks`): a deep path from a
+    random search wanders far from the short ones, and a tube around it
+    shrinks it slowly."""
     pk = pk or compile_packed(system)
     t0 = time.monotonic()
     deadline = t0 + seconds if seconds else None
     best = Minimised(prop, list(actions), list(states), len(actions), False)
     _cut_loops(best)
     try:
+        if drop:
+            _drop_chunks(pk, best, t0 + drop * seconds if seconds else None)
         for r in radii:
             while True:
                 got = _tube_bfs(pk, best.states, r, len(best.actions), deadline, max_states)
@@ -403,6 +410,55 @@ def minimise(system: System, prop: int, actions: list[int], states: list[int], s
     except KeyboardInterrupt:
         best.stopped = "interrupted"
     return best
+
+
+def _drop_chunks(pk: Packed, m: Minimised, deadline: float | None) -> None:
+    """Delta debugging on the path's actions: remove a run of c steps
+    (c = half the length, then a quarter, ... 1) and replay the rest,
+    skipping an action not enabled where it comes; if the replay still
+    reaches a violation (it stops at the first), keep the shorter path.
+    Every kept path is a real one, replayed from the initial state.
+    Passes repeat while one shortens the path."""
+    before = len(m.actions) + 1
+    while len(m.actions) < before:
+        before = len(m.actions)
+        acts = m.actions
+        c = len(acts) // 2
+        while c >= 1:
+            i = 0
+            while i < len(acts):
+                if deadline and time.monotonic() >= deadline:
+                    return
+                got = _lenient(pk, m.states[0], acts[:i] + acts[i + c:])
+                if got is not None and len(got[1]) < len(acts):
+                    m.prop, acts, m.states = got
+                    m.actions = acts
+                else:
+                    i += c
+            c //= 2
+
+
+def _lenient(pk: Packed, init: int, acts: list[int]) -> tuple[int, list[int], list[int]] | None:
+    """Replay `acts` from `init`, skipping the actions not enabled:
+    (property, actions taken, states) up to the first violation, or None."""
+    s, taken, states = init, [], [init]
+    nc, nt, check, terminal = pk.needs_check, pk.needs_term, pk.check, pk.terminal
+    for a in acts:
+        out: list = []
+        pk.succ(s, out)
+        t = next((t for b, t in out if b == a), None)
+        if t is None or t == s:
+            continue
+        taken.append(a)
+        states.append(t)
+        s = t
+        if nc[a]:
+            b = check(t)
+            if b >= 0:
+                return b, taken, states
+        if nt[a] and terminal(t):
+            return None
+    return None
 
 
 def _cut_loops(m: Minimised) -> None:
