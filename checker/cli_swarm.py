@@ -197,10 +197,13 @@ def _minimise(system: System, res: SwarmResult, seconds: float) -> Minimised:
     assert f is not None
     if seconds <= 0:
         return Minimised(f.prop, list(f.actions), list(f.states_path), len(f.actions), False)
-    click.echo(f"minimising the {len(f.actions)}-step trace (BFS around it, {seconds:g} s at most)...")
+    _echo_wrapped(f"minimising the {len(f.actions)}-step trace (dropping steps, then BFS around it; "
+                  f"{seconds:g} s at most)...")
     m = minimise(system, f.prop, list(f.actions), list(f.states_path), seconds=seconds)
+    if m.dropped >= 0:
+        click.echo(f"  loops cut and steps dropped: {m.dropped} steps")
     for r, n, steps in m.rounds:
-        click.echo(f"  radius {r}: {n:,} states searched, {steps} steps")
+        click.echo(f"  tube radius {r}: {n:,} states searched, {steps} steps")
     return m
 
 
@@ -230,7 +233,7 @@ def _save(spec, system: System, res: SwarmResult, m: Minimised, bound: int, out_
     except OSError as e:
         click.echo(f"{out_dir}: cannot write the counterexample: {e.strerror or e}", err=True)
         return EXIT_OUTPUT
-    click.echo(f"     counterexample: {', '.join(files)}")
+    _echo_wrapped(f"counterexample: {', '.join(files)}", "     ", "       ")
     if show_trace:
         click.echo("")
         click.echo(render_text(out.graph))

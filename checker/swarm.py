@@ -357,6 +357,7 @@ class Minimised:
     shortest: bool  # proved: a search with nothing pruned found nothing shorter
     rounds: list[tuple[str, int, int]] = field(default_factory=list)  # (radius, states searched, steps after)
     stopped: str = ""  # why minimising stopped before a proof: timeout, interrupted
+    dropped: int = -1  # steps after cutting loops and dropping steps, before the tubes
 
 
 def minimise(system: System, prop: int, actions: list[int], states: list[int], seconds: float | None = None,
@@ -391,6 +392,7 @@ def minimise(system: System, prop: int, actions: list[int], states: list[int], s
     try:
         if drop:
             _drop_chunks(pk, best, t0 + drop * seconds if seconds else None)
+        best.dropped = len(best.actions)
         for r in radii:
             while True:
                 got = _tube_bfs(pk, best.states, r, len(best.actions), deadline, max_states)
