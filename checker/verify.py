@@ -204,7 +204,7 @@ def lasso_summary(r: SearchResult) -> str:
 
 
 def check_spec(
-    path: str,
+    path: str | Spec,
     depth: int | None = None,
     engine: str = "explicit",
     por: bool = True,
@@ -222,10 +222,12 @@ def check_spec(
     por_frozen: the explicit engine's state-dependent independence;
     symmetry: its thread symmetry reduction (checker/explicit.py:bfs).
     proposal: a preset and rule choices that replace the spec's own
-    (checker/proposal.py)."""
+    (checker/proposal.py).  `path` may be a spec already loaded."""
+    given = path if isinstance(path, Spec) else None
+    path = given.path if given else str(path)
     out = Outcome(path, asked=max_counterexamples, proposal=proposal or None)
     try:
-        spec = load_spec(path)
+        spec = given or load_spec(path)
         if proposal:
             spec = proposal.apply(spec)
         out.spec = spec
