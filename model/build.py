@@ -617,10 +617,13 @@ class Builder:
         what T's rseq fixup needs cases for (issue #15: T*K actions, not
         T*T*K).
 
-        Why it is sound: T.rseq_cs is written only by (a) an `rseq_cs NAME`
-        instruction run by one of T's contexts, which stores
-        instance_for(NAME, the instruction's block); (b) 0 (a fixup, a
-        registration); (c) the parent's value, at fork (model/lifecycle.py
+        Why it is sound: T.rseq_cs is user memory (T's struct rseq) that
+        the kernel only reads and zeroes (kernel/rseq.c: rseq_ip_fixup ->
+        clear_rseq_cs; R1/R2 rseq_update_user_cs; sys_rseq at
+        registration).  In the model it is written only by (a) an
+        `rseq_cs NAME` instruction run by one of T's contexts, which
+        stores instance_for(NAME, the instruction's block); (b) 0 (those
+        kernel paths); (c) the parent's value, at fork (model/lifecycle.py
         body_cases); (d) another thread, when they share an rseq area in
         turn (area_var).  T's contexts run T's block and the handlers'
         blocks (jmp/beq/bne stay in their block: spec.py _check_code), and
@@ -630,9 +633,11 @@ class Builder:
         an instance outside the closure never is T.rseq_cs's value: a case
         guarded by T.rseq_cs == its id never fires, and dropping it (and
         its negation from the later cases' guards) keeps every reachable
-        transition.  An instance whose labels are in another thread's
-        block is in no closure of T's: T's ip is never in its range and
-        T never stores its id.  Otherwise every instance is kept."""
+        transition.  In particular an instance whose labels are in
+        another thread's block, and which nothing T runs arms by name, is
+        not in T's closure: T never stores its id (and T's ip, always in
+        T's closure, is never in its range).  With (c) or (d), or a new
+        image, every instance is kept."""
         got = self._armable.get(t.name)
         if got is not None:
             return got
