@@ -4,8 +4,9 @@ of the same model does not generate and compile its Python again.
 The key is a fingerprint of the IR `System` itself -- every variable's
 range, every action's process, guard and assignments, the properties and
 `terminal`, which is all the generated code depends on -- plus the engine
-version: a hash of checker/compile.py and of this file, and the
-interpreter's bytecode tag (marshal's format is per interpreter).  So the
+version: a hash of checker/compile.py, of this file and of model/ir.py
+(whose evaluator folds constants at generation), and the interpreter's
+bytecode tag (marshal's format is per interpreter).  So the
 spec, its preset and rules, and today's model/ code are all in the key
 through the IR they produce; a change to any of them is a miss, never a
 stale hit.
@@ -18,6 +19,8 @@ cannot be read or decoded is a miss.
 Folder: $RSEQCHECK_CACHE_DIR, else $XDG_CACHE_HOME/rseqcheck, else
 ~/.cache/rseqcheck; at most MAX_ENTRIES entries are kept, the least
 recently used removed first, and the folder may be deleted at any time.
+Entries are code that is run: the folder is made private (0700), and
+one shared with other users must not be named.
 RSEQCHECK_NO_CACHE=1 (what the CLI's --no-cache sets, for its
 --jobs workers too) bypasses it.  Small models (fewer than MIN_ACTIONS
 actions) are not cached: they compile in milliseconds."""
@@ -61,8 +64,9 @@ def engine_version() -> str:
     if _version is None:
         h = hashlib.blake2b(digest_size=16)
         here = Path(__file__).resolve().parent
-        for name in ("compile.py", "engine_cache.py"):
-            h.update((here / name).read_bytes())
+        # the generator, this file, and the IR's evaluator (constants are folded at generation)
+        for path in (here / "compile.py", here / "engine_cache.py", here.parent / "model" / "ir.py"):
+            h.update(path.read_bytes())
         h.update(f"{sys.implementation.cache_tag}/{marshal.version}".encode())
         _version = h.hexdigest()
     return _version
@@ -137,7 +141,7 @@ def store(name: str, value: Any) -> None:
     """Write-then-rename; a cache that cannot be written is no error."""
     folder = cache_dir()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
         try:
             with os.fdopen(fd, "wb") as f:

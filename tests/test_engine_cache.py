@@ -134,3 +134,12 @@ def test_concurrent_writers_leave_whole_entries(cache):
     assert engine_cache.STATS["error"] == 0 and engine_cache.STATS["store"] == 60
     assert all(v is None or tuple(v) in [tuple(x) for x in values] for v in seen)
     assert [p.name for p in cache.iterdir()] == ["packed-race.marshal"]
+
+
+def test_other_engine_version_is_a_miss(cache, monkeypatch):
+    system = build_system(load_spec(RUNG))
+    compile_packed(system)
+    monkeypatch.setattr(engine_cache, "_version", "f" * 32)  # as if checker/compile.py had changed
+    compile_packed(system)
+    assert engine_cache.STATS == {"miss": 2, "store": 2}
+    assert len(list(cache.iterdir())) == 2
