@@ -79,8 +79,21 @@ def _progress_printer(name: str, quiet: bool = False):
     return show
 
 
+def _no_cache(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        # the environment, so that --jobs workers bypass it too (checker/engine_cache.py)
+        os.environ["RSEQCHECK_NO_CACHE"] = "1"
+
+
+no_cache_option = click.option(
+    "--no-cache", is_flag=True, expose_value=False, callback=_no_cache,
+    help="Generate and compile the search's engine afresh instead of loading it from the on-disk cache "
+         "($RSEQCHECK_CACHE_DIR, else $XDG_CACHE_HOME/rseqcheck or ~/.cache/rseqcheck).")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rseqcheck")
+@no_cache_option
 def main() -> None:
     """Model checker for the Linux rseq / signal / syscall protocol."""
 
@@ -132,6 +145,7 @@ def main() -> None:
               help="Check N specs at a time in worker processes (default: this machine's cores); "
                    "results and output are those of --jobs 1, in the same order.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
+@no_cache_option
 def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_memory, por, por_frozen, symmetry,
            show_trace, max_cx, preset, rule_pairs, strict, jobs, quiet) -> None:
     """Check specs (files or folders) against their expected verdicts.
