@@ -23,7 +23,9 @@ from checker import __version__
 from checker.columns import wrap as _wrap
 from checker.impact import KINDS, Change, compare
 from checker.inputs import collect_specs
+from checker.layout import clash_warning, layout
 from checker.limits import LimitHit, Limits, Seconds, Watchdog
+from checker.outputs import report
 from checker.progress import Ticker
 from checker.proposal import Proposal, ProposalError, parse_rules
 from checker.synthesize import GOALS, MAX_COMBINATIONS, Trial, count, minimal
@@ -121,6 +123,10 @@ def impact(paths, from_preset, base_pairs, to_preset, rule_pairs, depth, timeout
     interrupted = False
     progress = Ticker("impact", len(files)) if fmt == "text" else None
     out = Path(out_dir)
+    places, clashes = layout(paths or ("specs",), files)
+    for f, other, place in clashes:
+        for line in _wrap(clash_warning(f, other, place, out_dir), "", "  "):
+            click.echo(line, err=True)
     try:
         for k, f in enumerate(files, start=1):
             if progress:
@@ -140,7 +146,7 @@ def impact(paths, from_preset, base_pairs, to_preset, rule_pairs, depth, timeout
                 errors.append(change.before.outcome.error or f"{f}: error")
             if change.kind == "flipped" and change.after.outcome.graph is not None:
                 try:
-                    save_counterexample(change.after.outcome, out, Path(f).stem)
+                    save_counterexample(change.after.outcome, places[f].path(out), places[f].stem)
                 except OSError as e:
                     io_errors.append(f"{e.filename or out}: cannot write the counterexample: {e.strerror or e}")
     except KeyboardInterrupt:
@@ -173,8 +179,10 @@ def impact(paths, from_preset, base_pairs, to_preset, rule_pairs, depth, timeout
                 if c.kind == "flipped" and c.after.outcome.graph is not None:
                     click.echo("")
                     click.echo(trace_text(c.after.outcome.graph))
-    for msg in errors + io_errors:
+    for msg in errors:
         click.echo(msg, err=True)
+    for msg in io_errors:
+        report(msg)
     sys.exit(code)
 
 
