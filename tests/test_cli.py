@@ -452,7 +452,7 @@ def _committed_traces() -> list[str]:
             return sorted(r.stdout.split())
     except OSError:
         pass
-    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "counterexamples").glob("*.json"))
+    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "counterexamples").rglob("*.json"))
 
 
 @pytest.mark.parametrize("trace", _committed_traces())
@@ -589,14 +589,14 @@ def test_replay_many_traces_and_folders_in_one_process(tmp_path: Path, monkeypat
     cannot start makes it exit 2, after the others are still replayed."""
     monkeypatch.chdir(ROOT)
     r = CliRunner().invoke(main, ["replay", "counterexamples/"])
-    n = len(list((ROOT / "counterexamples").glob("*.json")))
+    n = len(list((ROOT / "counterexamples").rglob("*.json")))  # laid out like specs/: a folder each
     assert r.exit_code == 0, r.output
     assert r.output.splitlines()[-1] == f"{n} traces: all replay"
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
-    r = CliRunner().invoke(main, ["replay", str(bad), "counterexamples/unprotected.json"])
+    r = CliRunner().invoke(main, ["replay", str(bad), "counterexamples/seed000/unprotected.json"])
     assert r.exit_code == 2
-    assert "counterexamples/unprotected.json: replays: still reaches next-syscall-atomic (8 steps)" in r.output
+    assert "counterexamples/seed000/unprotected.json: replays: still reaches next-syscall-atomic (8 steps)" in r.output
 
 
 def test_jobs_give_the_results_and_order_of_one_job(specs: Path) -> None:
