@@ -2,9 +2,10 @@
 
 Exit status: 0 every verdict as expected; 1 some verdict differs from
 `expect` (or, with no expect, a violation); 2 a spec or usage error; 3 a
-resource limit (timeout, --max-states, --max-memory, out of memory, Ctrl-C,
-SIGTERM, SIGHUP) before a verdict; 4 an output error (a counterexample or
-the JUnit file could not be written); 5 with --strict, every verdict as
+resource limit (timeout, --total-timeout, --max-states, --max-memory, out
+of memory, Ctrl-C, SIGTERM, SIGHUP) before a verdict; 4 an output error (a
+counterexample, the JUnit file or stdout could not be written:
+`rseqcheck: error: ...`, checker/outputs.py); 5 with --strict, every verdict as
 expected but some spec has warnings (checker/caveats.py: a vacuous
 property, a setup that does nothing, code never reached, a bound hit).
 When several apply, 2 wins over 4, 4 over 1, 1 over 3 and 3 over 5: an

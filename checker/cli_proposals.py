@@ -3,7 +3,8 @@
 
 impact's exit status: 0 nothing flipped; 1 some verdict flipped; 2 a spec
 or usage error (a spec that cannot be built under the baseline); 3 a
-resource limit on some spec before a verdict, or an interrupt.  A spec that
+resource limit on some spec before a verdict, or an interrupt; 4 an output
+error (a counterexample could not be written).  A spec that
 can be built under the baseline but not under the proposal is listed as
 not comparable and does not change the exit status.
 
@@ -47,6 +48,14 @@ def _proposal(preset: str | None, pairs: tuple[str, ...]) -> Proposal:
         raise _Usage(str(e)) from None
 
 
+def _below(f: str, out_dir: str) -> str:
+    """A saved file as a path below --out (checker/layout.py)."""
+    try:
+        return Path(f).relative_to(out_dir).as_posix() if out_dir else Path(f).name
+    except ValueError:
+        return f
+
+
 def render_text(changes: list[Change], baseline: Proposal, proposal: Proposal, interrupted: bool,
                 out_dir: str = "") -> str:
     """The flip table: each flipped spec on its own lines (path, then
@@ -65,7 +74,7 @@ def render_text(changes: list[Change], baseline: Proposal, proposal: Proposal, i
             if side.outcome.error:
                 lines += _wrap(side.outcome.error, "    ")
             for f in c.after.outcome.files[1::2]:  # the ITF file; the .txt sits beside it
-                lines += _wrap(f"counterexample: {Path(f).name}", "    ")
+                lines += _wrap(f"counterexample: {_below(f, out_dir)}", "    ")
     if out_dir and any(c.after.outcome.files for c in changes):
         lines += [""] + _wrap(f"counterexamples (NAME.txt, the email text; NAME.json, ITF) are in {out_dir}/", "")
     lines.append("")
@@ -99,7 +108,9 @@ def impact(paths, from_preset, base_pairs, to_preset, rule_pairs, depth, timeout
     Every spec is checked under a baseline and under the proposal (explicit
     engine); the flips are listed, each with the new shortest counterexample
     or the property that now holds.  Exit status: 0 nothing flipped; 1 some
-    verdict flipped; 2 a spec or usage error; 3 a limit or an interrupt.
+    verdict flipped; 2 a spec or usage error; 3 a limit or an interrupt;
+    4 a counterexample could not be written.  Counterexamples go under
+    --out in the layout of the spec folders (as `verify` saves them).
 
     \b
     The 6.19 rewrite, reviewed over the bundled specs:
