@@ -68,16 +68,17 @@ def _clash(stem: str, other: str, numbered: bool) -> bool:
 def layout(paths: tuple[str, ...] | list[str], files: list[str],
            numbered: bool = False) -> tuple[dict[str, Place], list[tuple[str, str | None, Place]]]:
     """({spec file: its place}, [(spec, the spec it would clash with or
-    None for a folder, the place it gets instead)]).  One file named twice (by any path) keeps one
-    place; `numbered`: --max-counterexamples above 1."""
+    None for a folder, the place it gets instead)]).  One file named twice
+    (by any path) keeps one place; `numbered`: --max-counterexamples > 1."""
     root = root_of(paths)
     places: dict[str, Place] = {}
     same: dict[str, Place] = {}  # realpath -> place
     owner: dict[tuple[str, str], str] = {}  # (folder, stem) -> spec
     by_folder: dict[str, list[str]] = {}
+    folder_of = {f: _folder(f, root) for f in files}
     folders = {""}  # every folder some spec's files go in, and their parents
-    for f in files:
-        parts = Path(_folder(f, root)).parts
+    for folder in folder_of.values():
+        parts = Path(folder).parts
         folders |= {"/".join(parts[:k]) for k in range(1, len(parts) + 1)}
     clashes: list[tuple[str, str | None, Place]] = []
     for f in files:
@@ -85,7 +86,7 @@ def layout(paths: tuple[str, ...] | list[str], files: list[str],
         if key in same:
             places[f] = same[key]
             continue
-        folder = _folder(f, root)
+        folder = folder_of[f]
         base = stem = Path(f).stem
         k = 1
         clash = False

@@ -20,7 +20,10 @@ def error_line(msg: str) -> str:
 
 
 def report(msg: str) -> None:
-    click.echo(error_line(msg), err=True)
+    try:
+        click.echo(error_line(msg), err=True)
+    except OSError:  # stderr is gone too: the exit status alone says it
+        pass
 
 
 def fail(msg: str) -> None:
@@ -29,15 +32,22 @@ def fail(msg: str) -> None:
 
 
 def stdout_failed(e: BaseException) -> bool:
-    """A failed write to standard output: an OSError without a file name
-    (EPIPE, `| head`, excepted: click ends that one quietly)."""
-    return isinstance(e, OSError) and e.filename is None and e.errno not in (None, errno.EPIPE)
+    """A failed write to standard output: an OSError raised by click.echo
+    itself, not by some other call that has no file name either (EPIPE,
+    `| head`, excepted: click ends that one quietly)."""
+    if not isinstance(e, OSError) or e.filename is not None or e.errno in (None, errno.EPIPE):
+        return False
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__") == "click.utils" \
+        and tb.tb_frame.f_code.co_name == "echo"
 
 
 class Group(click.Group):
     """The command group: a write to standard output that fails (`> FILE`
-    on a full disk; OSError without a file name) ends the command as an
-    output error.  EPIPE (`| head`) stays click's: a quiet exit."""
+    on a full disk) ends the command as an output error.  EPIPE (`| head`)
+    stays click's: a quiet exit."""
 
     def invoke(self, ctx: click.Context):
         try:

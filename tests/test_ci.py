@@ -23,7 +23,7 @@ from checker.cli import main
 from checker.layout import Place, layout
 from checker.limits import Limits, RunOver
 from checker.verify import Outcome, junit_xml
-from tests.test_cli import BIG, HOLDS, VIOLATION
+from tests.test_cli import BIG, HOLDS, OUTCOMES_SPEC, VIOLATION
 
 ROOT = Path(__file__).resolve().parent.parent
 RSEQCHECK = [sys.executable, "-c", "from checker.cli import main; main()"]
@@ -222,7 +222,8 @@ WARNED = HOLDS.replace("[thread.T0]", '[environment]\nsignals = ["SIGUSR1"]\nmax
 
 def test_junit_of_every_kind_of_result_is_valid(tmp_path: Path, monkeypatch) -> None:
     """Holds, a violation (a property not reached: skipped), a spec error, a
-    wrong verdict, --strict warnings, a timeout, and specs not checked."""
+    wrong verdict, --strict warnings, a timeout, a failed [outcomes]
+    condition, and specs not checked."""
     monkeypatch.chdir(tmp_path)
     Path("s").mkdir()
     Path("s/a_holds.toml").write_text(HOLDS)
@@ -231,6 +232,7 @@ def test_junit_of_every_kind_of_result_is_valid(tmp_path: Path, monkeypatch) -> 
     Path("s/d_wrong.toml").write_text(HOLDS.replace('expect = "holds"', 'expect = "violation"'))
     Path("s/e_warned.toml").write_text(WARNED)
     Path("s/f_big.toml").write_text(BIG)
+    Path("s/g_outcomes.toml").write_text(OUTCOMES_SPEC.format(cond="h == 0"))
     code, _, _ = run("verify", "s", "--strict", "--timeout", "0.3", "--junit", "j.xml", "--out", "cx", "--jobs", "1")
     assert code == 2
     xml = Path("j.xml").read_text()
@@ -238,7 +240,8 @@ def test_junit_of_every_kind_of_result_is_valid(tmp_path: Path, monkeypatch) -> 
     counts_add_up(xml)
     root = ET.fromstring(xml)
     kinds = sorted(f"{e.tag}:{e.get('type') or ''}" for e in root.iter() if e.tag in ("failure", "error", "skipped"))
-    assert kinds == ["error:resource-limit", "error:spec-error", "failure:verdict", "failure:warnings", "skipped:"]
+    assert kinds == ["error:resource-limit", "error:spec-error", "failure:outcomes", "failure:verdict",
+                     "failure:warnings", "skipped:"]
     # the specs not checked after Ctrl-C or --total-timeout: one error each
     done = [Outcome("s/c_bad.toml", error="s/c_bad.toml:2: preset must be a string")]
     xml = junit_xml(done, not_checked=["s/x.toml", "s/y.toml"], why="interrupted")
