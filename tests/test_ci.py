@@ -342,7 +342,7 @@ def test_total_timeout_stops_the_run_and_lists_the_rest(tmp_path: Path, monkeypa
     assert doc["not_checked"] == ["holds.toml", "violation.toml"]
     assert [r["spec"] for r in doc["results"]] == names[:big]
     for r in doc["results"]:
-        assert r["verdict"] == "unknown" and r["states"] > 0
+        assert r["verdict"] == "unknown"  # states: 0 when a loaded machine cut it while building
         assert r["reason"] == "the run's time limit (--total-timeout 1 s) was reached"
     xml = Path("j.xml").read_text()
     assert schema_problems(xml) == []
