@@ -335,7 +335,7 @@ def test_total_timeout_stops_the_run_and_lists_the_rest(tmp_path: Path, monkeypa
     t = time.monotonic()
     code, out, err = run("verify", *names, "--total-timeout", "1", "--jobs", jobs, "--junit", "j.xml",
                          "--format", "json", "--out", "cx")
-    assert time.monotonic() - t < 6
+    assert time.monotonic() - t < 10  # 1 s, the grace, and start-up on a loaded machine
     doc = json.loads(out)
     assert code == doc["exit_status"] == 3
     assert doc["total_timeout_reached"] and not doc["interrupted"]
