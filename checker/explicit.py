@@ -77,12 +77,14 @@ _ROOT = -1  # parent of the initial state (packed states are >= 0)
 
 
 def _por_tables(system: System, rw: list[tuple[set[Var], set[Var]]] | None = None, frozen: bool = False
-                ) -> tuple[list[bool], list[int], list[str]]:
+                ) -> tuple[list[bool], list[int], list[str], list[bool]]:
     """Static independence: which actions may form an ample set on their own.
     `rw`: each action's (reads, writes), if already known.  `frozen`: leave
     out the condition on what the process reads (checked per state by
     `_Frozen`): an action is safe when no other process reads or writes
-    what it writes and it writes nothing visible."""
+    what it writes and it writes nothing visible.  Also, per process,
+    whether it reads nothing other processes write (then `_Frozen` has
+    nothing to check)."""
     if rw is None:
         rw = [(a.reads(), a.writes()) for a in system.actions]
     procs = sorted({a.proc for a in system.actions})
@@ -109,7 +111,7 @@ def _por_tables(system: System, rw: list[tuple[set[Var], set[Var]]] | None = Non
     safe = []
     for a, (_, w) in zip(system.actions, rw):
         safe.append((frozen or isolated[a.proc]) and not (w & (r_other[a.proc] | w_other[a.proc] | visible)))
-    return safe, [pid[a.proc] for a in system.actions], procs
+    return safe, [pid[a.proc] for a in system.actions], procs, [isolated[p] for p in procs]
 
 
 def _write_conds(system: System, rw: list[tuple[set[Var], set[Var]]], safe: list[bool]
@@ -356,7 +358,7 @@ class _Search:
         self.seen: dict[int, int] = {}
         self.fz: _Frozen | None = None
         if por:
-            self.safe, self.proc_of, procs = _por_tables(system, self.pk.rw, frozen=por_frozen)
+            self.safe, self.proc_of, procs, self.isolated = _por_tables(system, self.pk.rw, frozen=por_frozen)
             self.fz = _frozen_tables(system, self.pk.rw, procs, self.pk) if por_frozen else None
             self.cond: dict[int, list[tuple[int, int, int, frozenset[int] | None, frozenset[int] | None]]] = {}
             if por_frozen:
@@ -584,7 +586,7 @@ class _Search:
                     ok = ok and e[1]
             if has:
                 enabled += 1
-                if choice < 0 and ok and (self.fz is None or self.still(pid, s)):
+                if choice < 0 and ok and (self.fz is None or self.isolated[pid] or self.still(pid, s)):
                     choice = pid
                 if choice >= 0 and enabled > 1:
                     return [it for b in self.proc_blocks_of[choice] for it in got[b][0]], choice
