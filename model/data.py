@@ -24,8 +24,8 @@ around the destination's range, as C arithmetic on a narrow type does.
 from __future__ import annotations
 
 from model.errors import SpecError
-from model.ir import Add, Const, Eq, Expr, Ge, Ite, Lt, Ne, Or, Ref, Sub, Var, lift
-from model.program import BRANCHES, MEM, RSEQ_FIELDS, Instr, is_reg
+from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, Ite, Le, Lt, Ne, Not, Or, Ref, Sub, Var, lift
+from model.program import BRANCHES, MEM, RSEQ_FIELDS, AExpr, Instr, is_reg
 
 # the v0 forms keep their v0 semantics (model/user.py)
 V0_OPS = ("store", "add", "beq", "bne")
@@ -193,7 +193,7 @@ def instr_cases(b, t, ins: Instr, ip: Var, nxt: int, target: int | None):
     """The outcomes of a data instruction as cases (the caller's common
     updates move `ip` to `nxt`; a branch sets it here), and the guard of an
     index that faults (or None)."""
-    from model.build import Case
+    from model.builder import Case
 
     label = ins.text
     op = ins.op
@@ -313,3 +313,29 @@ def dead_after(b, seg, always_live: set[str]) -> list[set[str]]:
     _, live_out = liveness(seg, sections, always_live)
     regs = set(b.reg_names)
     return [regs - out for out in live_out]
+
+
+_BIN = {"==": Eq, "!=": Ne, "<": Lt, "<=": Le, ">": Gt, ">=": Ge, "+": Add, "-": Sub}
+
+
+def to_ir(e: AExpr, b, t) -> Expr:
+    """EXPR of an assert or an always/eventually/sometimes property as
+    an IR expression over thread t's registers, fields and the user
+    variables."""
+    if e.op == "int":
+        return Const(e.args[0])
+    if e.op == "var":
+        name = e.args[0]
+        if is_reg(name) or "[" in name or name.startswith("rseq."):
+            if is_reg(name) and name not in t.regs:
+                raise SpecError(b.spec.path, 0, f"{name}: no instruction uses this register")
+            locs, _ = locations(b, t, name, 0)
+            return Ref(locs[0][1]) if not isinstance(locs[0][1], Const) else locs[0][1]
+        return Ref(b.uvar(t, name))
+    if e.op == "!":
+        return Not(to_ir(e.args[0], b, t))
+    if e.op == "&&":
+        return And(to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
+    if e.op == "||":
+        return Or(to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
+    return _BIN[e.op](to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))

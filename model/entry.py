@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model import next_syscall, retval, rseq, singlestep, sud
-from model.build import PHASES, TV, A, Builder, Case, P
+from model import cpu_syscalls, lifecycle, next_syscall, retval, rseq, singlestep, sud
+from model.builder import PHASES, TV, A, Builder, Case, P
 from model.ir import And, Const, Eq, Expr, Not, Var
 from model.program import RSEQ_ERRORS, SYSCALL_OPS
 from model.syscalls import RESTART_CODE, SYSCALLS
@@ -67,7 +67,7 @@ def add_actions(b: Builder, t: TV) -> None:
         # -- body
         body = And(here, t.at("BODY"))
         if ins.op == "exit":
-            b.add(t, kact, body, b.thread_ends(t), "exit: the thread ends", "kernel/exit.c:do_exit")
+            b.add(t, kact, body, lifecycle.thread_ends(b, t), "exit: the thread ends", "kernel/exit.c:do_exit")
             continue
         if ins.op == "sigreturn":
             from model import delivery
@@ -86,9 +86,7 @@ def add_actions(b: Builder, t: TV) -> None:
                   "kernel/entry/syscall_user_dispatch.c:set_syscall_user_dispatch")
             continue
         if ins.op in ("getcpu", "sched_setaffinity"):
-            from model import cpus
-
-            b.add_cases(t, kact, body, cpus.syscall_cases(b, t, d, ins), {t.ax: A("OK"), t.k: exit_phase})
+            b.add_cases(t, kact, body, cpu_syscalls.body_cases(b, t, d, ins), {t.ax: A("OK"), t.k: exit_phase})
             continue
         if ins.op == "membarrier_rseq":
             from model import membarrier
@@ -97,8 +95,6 @@ def add_actions(b: Builder, t: TV) -> None:
                 b.add_cases(t, kact, body, [c], {t.ax: A("OK"), t.k: exit_phase})
             continue
         if ins.op in ("clone", "fork", "execve"):
-            from model import lifecycle
-
             b.add_cases(t, kact, body, lifecycle.body_cases(b, t, b.code[pc][0], ins), {t.ax: A("OK"), t.k: exit_phase})
             lifecycle.wait_actions(b, t, d, body, ins)
             continue

@@ -32,8 +32,8 @@ Each declared thread is created once: a second clone of it fails (-EAGAIN).
 
 from __future__ import annotations
 
-from model import registration, retval
-from model.build import PHASES, SPECIAL_VARS, TV, A, Builder, Case, P
+from model import cpus, registration, retval
+from model.builder import PHASES, SPECIAL_VARS, TV, A, Builder, Case, P
 from model.errors import SpecError
 from model.ir import And, Const, Eq, Expr, Ite, Ne, Not, Var
 from model.program import Instr, Segment, expr_vars
@@ -281,6 +281,16 @@ def _reused_area(b: Builder, child: TV) -> dict[Var, Expr]:
     return ups
 
 
+def thread_ends(b: Builder, t: TV) -> dict[Var, Expr]:
+    """The thread is gone (kernel/exit.c:do_exit): DEAD, and its
+    variables back to their initial values, which costs no states;
+    an rseq area another thread may reuse keeps what it holds
+    (do_exit does not unregister rseq or touch the area), and its CPU
+    is idle until __schedule picks another (model/cpus.py:release)."""
+    return {**{v: Const(b.init[v]) for v in t.thread_vars() if v not in t.area_shared},
+            t.k: Const(PHASES.index("DEAD")), **cpus.release(b, t)}
+
+
 def _execve(b: Builder, t: TV, seg: Segment, ins: Instr) -> Case:
     target = b.label_addr(ins.args[0], seg, ins.line)
     keep = set(t.pend.values()) | set(t.blk.values()) | {t.k, t.ax, t.budget, t.nbudget}
@@ -292,7 +302,7 @@ def _execve(b: Builder, t: TV, seg: Segment, ins: Instr) -> Case:
         if u is t:
             continue
         # de_thread: every other thread ends; one not created yet stays so
-        ups.update(b.thread_ends(u))
+        ups.update(thread_ends(b, u))
         ups.update({v: Const(b.init[v]) for v in u.area_shared})  # the new image's memory
         ups[u.k] = Ite(Eq(u.k, PHASES.index("NEW")), Const(PHASES.index("NEW")), Const(PHASES.index("DEAD")))
     for v in b.uvars.values():

@@ -21,7 +21,7 @@ The rseq-cs-atomic monitor sees the IPI as an event inside the section.
 from __future__ import annotations
 
 from model import rseq
-from model.build import PHASES, TV, Builder, Case
+from model.builder import PHASES, TV, Builder, Case
 from model.ir import And, Const, Expr, Ite, Not, Var
 
 FN = "kernel/sched/membarrier.c:membarrier_private_expedited -> ipi_rseq"

@@ -14,7 +14,7 @@ that the syscall now in the kernel consumed a descriptor.
 
 from __future__ import annotations
 
-from model.build import TV, Builder, Case
+from model.builder import TV, Builder, Case
 from model.ir import And, Const, Eq, Expr, Ne, Not, Var
 from model.program import Instr
 

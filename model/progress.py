@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model.build import PHASES, TV, Builder, Case
+from model.builder import PHASES, TV, Builder, Case
 from model.errors import SpecError
 from model.ir import FALSE, And, Const, Eq, Expr, Fairness, Goal, Ne, Not, Or, Property, Var
 from model.properties import PROPERTIES
@@ -69,7 +69,7 @@ def tag_cases(b: Builder, t: TV, d: int, pc: int, op: str, arg0: object, cases: 
 def goals(b: Builder) -> tuple[list[Goal], list[Property]]:
     """The goals of the checked progress properties and user properties,
     and the invariants `always EXPR` adds."""
-    from model.user import to_ir
+    from model.data import to_ir
 
     out: list[Goal] = []
     invariants: list[Property] = []

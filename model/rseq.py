@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model.build import TV, Builder, Case, CsInst
+from model.builder import TV, Builder, Case, CsInst
 from model.ir import And, Const, Eq, Expr, In, Ite, Ne, Not, Or, Var, lift
 from model.registration import registered, signature_ok
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from model import cpus, data, forcesig, singlestep
-from model.build import PHASES, TV, Builder, Case
+from model.builder import PHASES, TV, Builder, Case
 from model.errors import SpecError
-from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Ite, Le, Lt, Ne, Not, Op, Or, Ref, Sub, Var, lift
-from model.program import BRANCHES, RET_VALUES, RSEQ_ERRORS, SYSCALL_OPS, AExpr, Instr, is_reg
+from model.ir import Add, And, Const, Eq, Expr, Gt, In, Ite, Lt, Ne, Not, Op, Or, Sub, Var, lift
+from model.program import BRANCHES, RET_VALUES, RSEQ_ERRORS, SYSCALL_OPS, Instr, is_reg
 
 
 def contexts(b: Builder, t: TV):
@@ -227,7 +227,7 @@ def _violations(b: Builder, t: TV, d: int, pc: int, ins: Instr, nxt: int) -> tup
                         f"{ins.text}  -- but the thread has no rseq registration", tags=frozenset({"rseq-use"})))
         tags.add("rseq-use")
     if ins.op == "assert":
-        out.append(Case(Not(to_ir(ins.expr, b, t)), b.flag_bad("assert"), f"{ins.text}  -- FAILS", tags=frozenset({"assert"})))
+        out.append(Case(Not(data.to_ir(ins.expr, b, t)), b.flag_bad("assert"), f"{ins.text}  -- FAILS", tags=frozenset({"assert"})))
         tags.add("assert")
     if "rseq-cpu-id-accurate" in b.checked:
         from model.registration import registered_tls
@@ -280,27 +280,3 @@ def _is(ip: Expr, target: int) -> Expr:
     if isinstance(ip, Op) and ip.op == "ite" and all(isinstance(a, Const) for a in ip.args[1:]):
         return Or(And(ip.args[0], _is(ip.args[1], target)), And(Not(ip.args[0]), _is(ip.args[2], target)))
     return Eq(ip, target)
-
-
-_BIN = {"==": Eq, "!=": Ne, "<": Lt, "<=": Le, ">": Gt, ">=": Ge, "+": Add, "-": Sub}
-
-
-def to_ir(e: AExpr, b: Builder, t: TV) -> Expr:
-    if e.op == "int":
-        return Const(e.args[0])
-    if e.op == "var":
-        name = e.args[0]
-        if is_reg(name) or "[" in name or name.startswith("rseq."):
-            if is_reg(name) and name not in t.regs:
-                raise SpecError(b.spec.path, 0, f"{name}: no instruction uses this register")
-            locs, _ = data.locations(b, t, name, 0)
-            return Ref(locs[0][1]) if not isinstance(locs[0][1], Const) else locs[0][1]
-        return Ref(b.uvar(t, name))
-    if e.op == "!":
-        return Not(to_ir(e.args[0], b, t))
-    if e.op == "&&":
-        return And(to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
-    if e.op == "||":
-        return Or(to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
-    return _BIN[e.op](to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
-
