@@ -40,7 +40,7 @@ def _layout(b: Builder) -> None:
     b.uses_cid = bool(cid_lines)
     b.affinity = any(ins.op == "sched_setaffinity" for _, ins in b.code)
     b.cpu_data = (b.uses_fields or bool(spec.arrays) or any(t.cpu is not None for t in spec.threads)
-                     or b.affinity or any(ins.op == "getcpu" for _, ins in b.code))
+                  or b.affinity or any(ins.op == "getcpu" for _, ins in b.code))
     for _, ins in b.code:
         if ins.op == "sched_setaffinity" and ins.args[0] >= spec.env.cpus:
             raise SpecError(spec.path, ins.line, f"sched_setaffinity {ins.args[0]}: cpus = {spec.env.cpus}")
@@ -93,7 +93,7 @@ def _globals(b: Builder) -> None:
         b.checked.add("assert")
     # no-unexpected-kill reads `killed` directly; the others have monitors.
     b.bad_names = ["NONE"] + [p for p in PROPERTIES if p in b.checked and p != "no-unexpected-kill"
-                                 and PROPERTIES[p].kind == "always"]
+                              and PROPERTIES[p].kind == "always"]
     b.bad = b.var("bad", Enum(*b.bad_names), 0)
     # the image was replaced by execve: handlers are SIG_DFL (flush_signal_handlers)
     b.exec_done = b.var("execve_done", Bool(), 0) if b.execs else None
@@ -303,7 +303,7 @@ def _data_vars(b: Builder, t, tv: TV) -> None:
             if b.ro_check:
                 # the last ids written, which the read-only check compares with
                 tv.ids_cpu = b.var(f"{n}.rseq_ids", IntRange(-1, b.env.cpus - 1),
-                                      tv.cpu0 if b.env.glibc_rseq else -1, n)
+                                   tv.cpu0 if b.env.glibc_rseq else -1, n)
     if b.cpu_data and (b.migrates or b.affinity):
         tv.cpu = b.var(f"{n}.cpu", IntRange(0, b.env.cpus - 1), tv.cpu0, n)
     if b.affinity and b.migrates:
@@ -312,6 +312,8 @@ def _data_vars(b: Builder, t, tv: TV) -> None:
 
 
 def build_system(spec: Spec) -> System:
+    """The IR of `spec`: its variables, every mechanism's actions, the
+    properties and progress goals, and the thread symmetries."""
     b = make_builder(spec)
     for t in b.threads:
         user.add_actions(b, t)

@@ -195,6 +195,47 @@ class Case:
 
 
 class Builder:
+    """What the mechanism modules share while they add their actions: the
+    spec's variables, and helpers to make guarded commands.  It places
+    the code itself; the rest of the layout (the facts below) asks the
+    mechanisms what the programs use, so the assembly sets it
+    (model/build.py:make_builder)."""
+
+    # set by the assembly's layout (model/build.py:_layout, _globals, _user_vars)
+    uses_fields: bool  # the rseq area's fields are used (model/data.py)
+    uses_cid: bool  # rseq.mm_cid is read (model/mmcid.py)
+    affinity: bool  # a program calls sched_setaffinity
+    cpu_data: bool  # CPU placement matters (model/cpus.py)
+    uses_rseq: bool
+    sud_regions: list[tuple[int, int, bool, bool]]
+    env_sigs: list[str]
+    user_tf: bool
+    stepping: bool
+    syscall_tracing: bool
+    sigs: list[str]  # every signal that can be pending, in dequeue order
+    uses_desc: bool
+    sleepers: bool
+    spawns: dict[str, tuple[str, Instr]]  # model/lifecycle.py:spawns
+    glibc_fail: set[str]  # model/glibc.py:may_fail
+    execs: bool
+    areas: dict[str, list[str]]  # model/lifecycle.py:area_groups
+    area_vars: dict[str, Var]
+    uses_ret: bool
+    killed: Var
+    bad_names: list[str]
+    bad: Var
+    exec_done: Var | None
+    segv_dfl: Var | None
+    unmapped: dict[str, Var]
+    uvar_range: dict[str, tuple[int, int]]
+    uvars: dict[str, Var]
+    slots: dict[str, list[Var]]
+    data_range: tuple[int, int]  # model/data.py:hull
+    ro_check: bool
+    reg_names: list[str]  # model/data.py:registers
+    reg_values: list[str]
+    dynamic_reg: bool
+
     def __init__(self, spec: Spec):
         self.spec = spec
         self.rules = resolve(spec.preset, spec.rules)
