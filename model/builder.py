@@ -1,5 +1,7 @@
-"""Build the IR `System` of a spec: declare the variables a spec needs and let
-each mechanism module add its actions.
+"""The toolkit the mechanism modules share while they add their actions:
+the state of a spec (Builder, TV, CsInst) and the guarded commands they
+make of it (Case, Builder.add).  It imports only leaf modules, never a
+mechanism; model/build.py assembles the mechanisms on top of it.
 
 Per thread T the state is (kernel-semantics.md section 1):
   T.k          where the thread is: user mode or a kernel step (PHASES)
