@@ -23,6 +23,7 @@ every scheduler policy is covered.
 
 from __future__ import annotations
 
+from model import mmcid
 from model.ir import Add, And, Const, Enum, Eq, Expr, Ite, Lt, Or, Ref, Sub, Var
 
 SCHEDULE = "kernel/sched/core.c:__schedule"
@@ -130,8 +131,6 @@ def add_actions(b, t) -> None:
     """An idle CPU runs one of its threads (__schedule picks next)."""
     if not b.curr:
         return
-    from model import mmcid
-
     me = _me(b, t)
     for c, v in b.curr.items():
         if t.cpu is None and c != t.cpu0:

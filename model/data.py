@@ -23,9 +23,10 @@ around the destination's range, as C arithmetic on a narrow type does.
 
 from __future__ import annotations
 
+from model.builder import Case
 from model.errors import SpecError
 from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, Ite, Le, Lt, Ne, Not, Or, Ref, Sub, Var, lift
-from model.program import BRANCHES, MEM, RSEQ_FIELDS, AExpr, Instr, is_reg
+from model.program import BRANCHES, MEM, RSEQ_FIELDS, AExpr, Instr, expr_vars, is_reg
 
 # the v0 forms keep their v0 semantics (model/user.py)
 V0_OPS = ("store", "add", "beq", "bne")
@@ -69,8 +70,6 @@ def registers(code) -> list[str]:
     for _, ins in code:
         regs |= {a for a in operands(ins) if is_reg(a)}
         if ins.op == "assert":
-            from model.program import expr_vars
-
             regs |= {v for v in expr_vars(ins.expr) if is_reg(v)}
     return sorted(regs, key=lambda r: int(r[2:]))
 
@@ -96,8 +95,6 @@ def uses_fields(code) -> bool:
 
 
 def _expr_names(ins: Instr) -> set[str]:
-    from model.program import expr_vars
-
     return expr_vars(ins.expr) if ins.expr is not None else set()
 
 
@@ -193,8 +190,6 @@ def instr_cases(b, t, ins: Instr, ip: Var, nxt: int, target: int | None):
     """The outcomes of a data instruction as cases (the caller's common
     updates move `ip` to `nxt`; a branch sets it here), and the guard of an
     index that faults (or None)."""
-    from model.builder import Case
-
     label = ins.text
     op = ins.op
     out: list[Case] = []
@@ -247,8 +242,6 @@ def instr_cases(b, t, ins: Instr, ip: Var, nxt: int, target: int | None):
 
 def _uses_defs(ins: Instr) -> tuple[set[str], set[str]]:
     if ins.op == "assert":
-        from model.program import expr_vars
-
         return {v for v in expr_vars(ins.expr) if is_reg(v)}, set()
     if ins.op == "getcpu":
         return set(), {ins.args[0]}

@@ -20,8 +20,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model import cpu_syscalls, lifecycle, next_syscall, retval, rseq, singlestep, sud
+from model import (
+    cpu_syscalls,
+    delivery,
+    lifecycle,
+    membarrier,
+    next_syscall,
+    registration,
+    retval,
+    rseq,
+    singlestep,
+    sud,
+)
 from model.builder import PHASES, TV, A, Builder, Case, P
+from model.delivery import no_handler_restart
 from model.ir import And, Const, Eq, Expr, Not, Var
 from model.program import RSEQ_ERRORS, SYSCALL_OPS
 from model.syscalls import RESTART_CODE, SYSCALLS
@@ -70,13 +82,9 @@ def add_actions(b: Builder, t: TV) -> None:
             b.add(t, kact, body, lifecycle.thread_ends(b, t), "exit: the thread ends", "kernel/exit.c:do_exit")
             continue
         if ins.op == "sigreturn":
-            from model import delivery
-
             delivery.sigreturn(b, t, d, body, exit_phase)
             continue
         if ins.op in ("rseq_register", "rseq_unregister"):
-            from model import registration
-
             b.add_cases(t, kact, body, registration.body_cases(b, t, ins), {t.ax: A("OK"), t.k: exit_phase})
             continue
         if ins.op in ("sud_on", "sud_off"):
@@ -89,8 +97,6 @@ def add_actions(b: Builder, t: TV) -> None:
             b.add_cases(t, kact, body, cpu_syscalls.body_cases(b, t, d, ins), {t.ax: A("OK"), t.k: exit_phase})
             continue
         if ins.op == "membarrier_rseq":
-            from model import membarrier
-
             for c in membarrier.body_cases(b, t):  # alternatives, not exclusive
                 b.add_cases(t, kact, body, [c], {t.ax: A("OK"), t.k: exit_phase})
             continue
@@ -262,8 +268,6 @@ def _loop(b: Builder, t: TV) -> None:
             # and finds no signal; the no-handler restart follows.  No rseq
             # step: rseq_signal_deliver runs only from handle_signal, and
             # nothing here sets an event bit or NOTIFY_RESUME.
-            from model.delivery import no_handler_restart
-
             why = "arch_do_signal_or_restart: TIF_NOTIFY_SIGNAL, get_signal runs the task_work, no signal"
             fn = "arch/x86/kernel/signal.c:arch_do_signal_or_restart, kernel/signal.c:get_signal"
             b.add_cases(t, kact, And(base, no_resched, no_sig, t.nsig), no_handler_restart(t, d, why, fn),

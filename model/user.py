@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model import cpus, data, forcesig, singlestep
+from model import cpus, data, forcesig, progress, singlestep
 from model.builder import PHASES, TV, Builder, Case
 from model.errors import SpecError
 from model.ir import Add, And, Const, Eq, Expr, Gt, In, Ite, Lt, Ne, Not, Op, Or, Sub, Var, lift
 from model.program import BRANCHES, RET_VALUES, RSEQ_ERRORS, SYSCALL_OPS, Instr, is_reg
+from model.registration import registered_tls
+from model.sud import selector_value
 
 
 def contexts(b: Builder, t: TV):
@@ -159,8 +161,6 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
         ups = {t.ip[d]: Const(nxt), t.k: Const(PHASES.index("ENTRY"))}
         tags.add("syscall")
     elif ins.op == "sud_select":
-        from model.sud import selector_value
-
         ups = {t.selector: Const(selector_value(t, ins.args[0])), t.ip[d]: Const(nxt)}
     elif ins.op in ("set_tf", "clear_tf"):
         # pushf; or/and $TF; popf: the new TF applies from the next instruction
@@ -186,8 +186,6 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
         cases += [replace(c, tags=frozenset(tags | extra)) for c in data_cases]
     else:
         cases.append(Case(Const(1), {}, label, tags=frozenset(tags | extra)))
-    from model import progress
-
     cases = progress.tag_cases(b, t, d, pc, ins.op, ins.args[0] if ins.args else None, cases, {**ups, **step_common})
     b.add_cases(t, actor, base, cases, {**ups, **step_common})
 
@@ -230,8 +228,6 @@ def _violations(b: Builder, t: TV, d: int, pc: int, ins: Instr, nxt: int) -> tup
         out.append(Case(Not(data.to_ir(ins.expr, b, t)), b.flag_bad("assert"), f"{ins.text}  -- FAILS", tags=frozenset({"assert"})))
         tags.add("assert")
     if "rseq-cpu-id-accurate" in b.checked:
-        from model.registration import registered_tls
-
         on = registered_tls(b, t)
         out.append(Case(And(on, Ne(t.rs["cpu_id"], cpus.cpu_of(b, t))), b.flag_bad("rseq-cpu-id-accurate"),
                         f"{ins.text}  -- rseq.cpu_id is not the CPU it runs on", tags=frozenset({"cpu-id-read"})))
