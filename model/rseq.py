@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model.build import TV, Builder, Case, CsInst
+from model import cpus, mmcid
+from model.builder import TV, Builder, Case, CsInst
 from model.ir import And, Const, Eq, Expr, In, Ite, Ne, Not, Or, Var, lift
-from model.registration import registered, signature_ok
+from model.registration import _parse, registered, registered_tls, signature_ok
 
 FIXUP = "kernel/rseq.c:rseq_ip_fixup"
 NEED_RESTART = "kernel/rseq.c:rseq_need_restart"
@@ -103,9 +104,6 @@ def ids(b: Builder, t: TV, when: Expr | None = None, cpu: Expr | None = None,
     on (node_id stays 0: one node); only into the TLS area, whose fields
     the program reads.  `when`: only if it holds; `cpu`: the CPU as the
     same step leaves it (a step that migrates the task)."""
-    from model import cpus
-    from model.registration import registered_tls
-
     on = registered_tls(b, t)
     if when is not None:
         on = And(on, when)
@@ -124,8 +122,6 @@ def ro_violation(b: Builder, t: TV) -> Expr:
     """R1 debug / R2 V2 (82f572449cfe): when the ids are about to be
     rewritten, a field that differs from the last value written means user
     space wrote a read-only field: fatal."""
-    from model.registration import registered_tls
-
     if t.ids_cpu is None:
         return Const(0)
     mode = Const(1) if b.rules["rseq.debug"] == "on" else Not(legacy_mode(b, t))
@@ -270,8 +266,6 @@ def schedule(b: Builder, t: TV, d: int) -> list[tuple[str, dict[Var, Expr]]]:
     """A context switch away and back (kernel/sched/core.c:
     prepare_task_switch -> rseq_preempt), optionally onto another CPU
     (set_task_cpu -> rseq_migrate)."""
-    from model import cpus, mmcid
-
     base = event(b, t, d, "PREEMPT")
     if b.uses_cid and b.curr:
         # the CPU is idle until __schedule switches a thread in (T again,
@@ -330,8 +324,6 @@ def legacy_mode(b: Builder, t: TV) -> Expr:
         return Const(0)
     if t.reg is None:
         return Const(1)  # glibc's 32-byte registration
-    from model.registration import _parse
-
     return Or(*[Eq(t.reg, i) for i, v in enumerate(b.reg_values) if i and _parse(v)[1] == 32])
 
 

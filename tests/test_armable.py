@@ -1,5 +1,5 @@
 """Each thread's rseq fixup has cases only for the descriptor instances its
-own contexts can arm (model/build.py Builder.armable): the action count
+own contexts can arm (model/builder.py Builder.armable): the action count
 grows as T*K, not T*T*K, and nothing reachable changes."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from checker.explicit import bfs
-from model.build import Builder, build_system
+from model.build import build_system
+from model.builder import Builder
 from model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
