@@ -147,6 +147,17 @@ def junit(done: list[Done], combos: list[Combination], not_run: list[tuple[Run, 
     error, so that the file lists every run of the matrix."""
     renamed = [dataclasses.replace(d.outcome, path=d.label(combos.index(d.combo))) for d in done]
     root = ET.fromstring(junit_xml(renamed).split("\n", 1)[1])
+    for d, suite in zip(done, root.findall("testsuite")):
+        ET.SubElement(suite.find("properties"), "property", name="own_model", value=str(d.own).lower())
+        if d.own:
+            continue
+        # not the spec's own kernel: its `expect` does not apply, the verdict is a finding
+        for tc in suite.findall("testcase"):
+            for f in tc.findall("failure"):
+                if f.get("type") in ("verdict", "outcomes"):
+                    tc.remove(f)
+                    for el in (suite, root):
+                        el.set("failures", str(int(el.get("failures", "0")) - 1))
     for run, c in not_run:
         name = Done(run, c, Outcome(run.spec), False).label(combos.index(c))
         suite = ET.SubElement(root, "testsuite", name=name, tests="1", failures="0", errors="1", skipped="0",

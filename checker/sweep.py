@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import time
 import tomllib
 import uuid
@@ -262,6 +263,18 @@ def is_own(spec: Spec | None, combo: Combination) -> bool:
             and combo.depth in (None, spec.depth))
 
 
+def dask_setup(worker: Any) -> None:
+    """Dask's preload hook, run in each worker process as it starts
+    (`dask worker --preload checker.sweep`): Ctrl-C on the terminal reaches
+    the whole process group, and is the client's to handle (it cancels
+    what has not finished and closes the cluster); a worker that took it
+    would die with a traceback instead."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def stream(jobs: list[Job], scheduler: str | None, workers: int) -> Iterator[tuple[int, Outcome]]:
     """(index, outcome) of every job as it finishes, on the Dask scheduler
     at `scheduler`, or on a LocalCluster of `workers` processes of one
@@ -279,7 +292,7 @@ def stream(jobs: list[Job], scheduler: str | None, workers: int) -> Iterator[tup
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
+                               silence_logs=logging.ERROR, preload=["checker.sweep"])
         client = Client(cluster)
     else:
         client = Client(scheduler, timeout="20s")
@@ -299,9 +312,13 @@ def stream(jobs: list[Job], scheduler: str | None, workers: int) -> Iterator[tup
                             error=f"{jobs[i].path}: internal error in a worker: {type(e).__name__}: {e}")
             yield i, o
     finally:
-        for f in futures:
-            if not f.done():
-                f.cancel()
+        unfinished = [f for f in futures if not f.done()]
+        for f in unfinished:
+            f.cancel()
         client.close()
         if cluster is not None:
+            if unfinished:  # a worker busy with a run would hold up close() until the run ends
+                for nanny in cluster.workers.values():
+                    if getattr(nanny, "pid", None):
+                        os.kill(nanny.pid, signal.SIGKILL)
             cluster.close()
