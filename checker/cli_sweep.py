@@ -285,7 +285,8 @@ def sweep(paths, matrix_file, presets, rule_axes, depths, engine, por, timeout, 
         except OSError as e:  # the scheduler cannot be reached (TimeoutError is an OSError)
             if ticker:
                 ticker.done()
-            click.echo(f"rseqcheck: error: {scheduler}: cannot reach the Dask scheduler: {e}", err=True)
+            for line in wrap(f"rseqcheck: error: cannot reach the Dask scheduler at {scheduler}: {e}", ""):
+                click.echo(line, err=True)
             sys.exit(2)
     if ticker:
         ticker.done()

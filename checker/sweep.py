@@ -295,7 +295,7 @@ def stream(jobs: list[Job], scheduler: str | None, workers: int) -> Iterator[tup
                                silence_logs=logging.ERROR, preload=["checker.sweep"])
         client = Client(cluster)
     else:
-        client = Client(scheduler, timeout="20s")
+        client = Client(scheduler)  # waits distributed.comm.timeouts.connect (30 s) for it
     tag = uuid.uuid4().hex[:8]
     futures = [client.submit(work, j, key=f"rseqcheck-{tag}-{i}", retries=RETRIES, pure=False)
                for i, j in enumerate(jobs)]

@@ -244,6 +244,16 @@ def test_bad_options(tmp_path):
     assert code == 2 and "no specs" in err
 
 
+def test_unreachable_scheduler(tmp_path):
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        code, _, err = sweep("specs/selftests", "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path), "-q")
+    assert code == 2
+    assert err.startswith("rseqcheck: error: cannot reach the Dask scheduler at tcp://127.0.0.1:1:")
+    assert "Traceback" not in err and all(len(line) <= 72 for line in err.splitlines())
+
+
 def kill_a_busy_worker(client, stop: threading.Event, killed: list[int]) -> None:
     """Wait until a worker has a run in hand, then SIGKILL its process."""
     while not stop.is_set():
