@@ -291,7 +291,8 @@ def stream(jobs: list[Job], scheduler: str | None, workers: int) -> Iterator[tup
         return
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        # dashboard ":0", a free port: its HTTP server starts even with None, and 8787 may be another cluster's
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                                silence_logs=logging.ERROR, preload=["checker.sweep"])
         client = Client(cluster)
     else:

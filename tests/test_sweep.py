@@ -38,7 +38,7 @@ SMALL = ["specs/seed000/rseq_clear_linux619.toml", "specs/seed000/vyukov_clear_l
 def cluster():
     from distributed import Client, LocalCluster
 
-    c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                      silence_logs=logging.ERROR, preload=["checker.sweep"])
     client = Client(c)
     yield c.scheduler_address, client
@@ -294,9 +294,9 @@ def test_killed_worker(cluster):
     with pytest.raises(ProcessLookupError):
         os.kill(killed[0], 0)
     assert [i for i, _ in got] == [0, 1, 2, 3]
+    # `rseqcheck verify --preset linux-6.18` (then 6.19) on each spec
     assert [(o.verdict, o.result.stats.states) for _, o in got] == [
-        (o.verdict, o.result.stats.states) for o in (check_spec(r.spec, proposal=combos[r.combo].proposal())
-                                                    for r in runs)]
+        ("holds", 190533), ("holds", 100801), ("holds", 188968), ("holds", 102068)]
 
 
 def test_ctrl_c_leaves_a_complete_record(tmp_path):
