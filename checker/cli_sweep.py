@@ -151,13 +151,19 @@ def junit(done: list[Done], combos: list[Combination], not_run: list[tuple[Run, 
         ET.SubElement(suite.find("properties"), "property", name="own_model", value=str(d.own).lower())
         if d.own:
             continue
-        # not the spec's own kernel: its `expect` does not apply, the verdict is a finding
+        # not the spec's own kernel: its `expect` does not apply, the verdict is a finding,
+        # and a spec that kernel cannot build is skipped there (as the exit status has it)
         for tc in suite.findall("testcase"):
-            for f in tc.findall("failure"):
-                if f.get("type") in ("verdict", "outcomes"):
-                    tc.remove(f)
-                    for el in (suite, root):
-                        el.set("failures", str(int(el.get("failures", "0")) - 1))
+            for f in tc.findall("failure") + tc.findall("error"):
+                if f.tag == "failure" and f.get("type") in ("verdict", "outcomes"):
+                    _count(f.tag, -1, suite, root)
+                elif f.tag == "error" and f.get("type") == "spec-error" and d.outcome.spec is not None:
+                    _count(f.tag, -1, suite, root)
+                    ET.SubElement(tc, "skipped", message=f"cannot be built: {f.get('message')}")
+                    _count("skipped", 1, suite, root)
+                else:
+                    continue
+                tc.remove(f)
     for run, c in not_run:
         name = Done(run, c, Outcome(run.spec), False).label(combos.index(c))
         suite = ET.SubElement(root, "testsuite", name=name, tests="1", failures="0", errors="1", skipped="0",
@@ -168,6 +174,16 @@ def junit(done: list[Done], combos: list[Combination], not_run: list[tuple[Run, 
             root.set(k, str(int(root.get(k, "0")) + 1))
     ET.indent(root, space=" ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _n(k: int, what: str) -> str:
+    return f"{k} {what}{'s' if k != 1 else ''}"
+
+
+def _count(tag: str, by: int, *els: ET.Element) -> None:
+    key = {"failure": "failures", "error": "errors", "skipped": "skipped"}[tag]
+    for el in els:
+        el.set(key, str(int(el.get(key, "0")) + by))
 
 
 @click.command()
@@ -259,7 +275,7 @@ def sweep(paths, matrix_file, presets, rule_axes, depths, engine, por, timeout, 
     nworkers = workers or default_jobs()
     where = scheduler or f"a LocalCluster of {nworkers} worker{'s' if nworkers != 1 else ''}"
     if fmt == "text":
-        for line in wrap(f"sweep: {len(matrix.specs)} specs x {len(combos)} combinations = {len(runs)} runs "
+        for line in wrap(f"sweep: {_n(len(matrix.specs), 'spec')} x {_n(len(combos), 'combination')} = {_n(len(runs), 'run')} "
                          f"on {where}", ""):
             click.echo(line)
     got: dict[int, Outcome] = {}

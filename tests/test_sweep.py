@@ -133,6 +133,28 @@ def test_own_run_not_as_expected(cluster, tmp_path):
   not as expected"""
 
 
+def test_cannot_be_built_elsewhere(cluster, tmp_path):
+    """A spec using a field an older kernel lacks: that run is "cannot be
+    built", skipped in JUnit, and the exit status stays 0."""
+    addr, _ = cluster
+    spec = "specs/mm_cid/mm_cid_counter_linux618.toml"
+    code, out, err = sweep(spec, "--preset", "linux-4.18,linux-6.18", "--scheduler", addr, "--out",
+                           str(tmp_path), "--junit", str(tmp_path / "j.xml"), "-q")
+    assert code == 0
+    assert out.splitlines()[0] == f"sweep: 1 spec x 2 combinations = 2 runs on {addr}"
+    assert no_times("\n".join(out.splitlines()[5:])) == f"""\
+{spec}
+  c1   cannot be built
+  c2*  holds            114,041  T s
+
+2 of 2 runs done: 1 holds, 0 violation, 0 unknown, 1 error"""
+    assert err.startswith(f"{spec}:34: rseq.mm_cid: struct rseq has no mm_cid before 6.3")
+    root = ET.parse(tmp_path / "j.xml").getroot()
+    assert (root.get("errors"), root.get("failures"), root.get("skipped")) == ("0", "0", "1")
+    skipped = root.find("testsuite/testcase/skipped")
+    assert skipped.get("message").startswith(f"cannot be built: {spec}:34: ")
+
+
 def test_matches_verify(cluster, tmp_path):
     """Every run's verdict, property, steps and states are check_spec's
     under the same proposal."""
