@@ -155,6 +155,17 @@ def test_cannot_be_built_elsewhere(cluster, tmp_path):
     assert skipped.get("message").startswith(f"cannot be built: {spec}:34: ")
 
 
+def test_limit_is_unknown(cluster, tmp_path):
+    """--max-states per run: a run cut by it has no verdict, exit 3."""
+    addr, _ = cluster
+    code, out, _ = sweep("specs/librseq/percpu_cmpxchg.toml", "--preset", "linux-6.18", "--max-states", "1000",
+                         "--scheduler", addr, "--out", str(tmp_path), "--format", "json", "-q")
+    doc = json.loads(out)
+    (r,) = doc["results"]
+    assert (code, doc["exit_status"], r["verdict"], r["reason"], r["states"]) == (
+        3, 3, "unknown", "state limit 1000 reached", 1000)
+
+
 def test_matches_verify(cluster, tmp_path):
     """Every run's verdict, property, steps and states are check_spec's
     under the same proposal."""
