@@ -228,7 +228,7 @@ def sweep(paths, matrix_file, presets, rule_axes, depths, engine, por, timeout, 
     from checker.cli import EXIT_OUTPUT, Usage, _stems, _terminate_as_interrupt, _unwritable
 
     try:
-        keys, _ = load_matrix(matrix_file) if matrix_file else ({}, "")
+        keys = load_matrix(matrix_file) if matrix_file else {}
         if paths:
             found, problem = collect_specs(paths)
             if problem:

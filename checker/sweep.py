@@ -144,11 +144,11 @@ def _unique(items: list, what: str) -> list:
     return items
 
 
-def load_matrix(path: str) -> tuple[dict[str, Any], str]:
+def load_matrix(path: str) -> dict[str, Any]:
     """A matrix file's keys, checked, as the command-line options would give
-    them ({"specs": [...files...], "presets": [...], ...}), and the folder
-    its relative spec paths are read from.  SpecError (`file:line:
-    message`) for anything wrong."""
+    them ({"specs": [...files...], "presets": [...], ...}); its spec paths
+    are relative to its folder.  SpecError (`file:line: message`) for
+    anything wrong."""
     try:
         raw = files.read_regular(Path(path), files.MAX_SPEC_BYTES)
         text = raw.decode("utf-8")
@@ -211,7 +211,7 @@ def load_matrix(path: str) -> tuple[dict[str, Any], str]:
                 out[key] = axes
         except ProposalError as e:
             raise err((key,), str(e)) from None
-    return out, base
+    return out
 
 
 # ------------------------------------------------------------ the runs
