@@ -21,10 +21,12 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import threading
 import time
 import tomllib
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,8 +271,6 @@ def dask_setup(worker: Any) -> None:
     the whole process group, and is the client's to handle (it cancels
     what has not finished and closes the cluster); a worker that took it
     would die with a traceback instead."""
-    import threading
-
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -289,19 +289,21 @@ def stream(jobs: list[Job], scheduler: str | None, workers: int) -> Iterator[tup
 
     if not jobs:
         return
-    cluster = None
-    if scheduler is None:
-        # dashboard ":0", a free port: its HTTP server starts even with None, and 8787 may be another cluster's
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                               silence_logs=logging.ERROR, preload=["checker.sweep"])
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)  # waits distributed.comm.timeouts.connect (30 s) for it
-    tag = uuid.uuid4().hex[:8]
-    futures = [client.submit(work, j, key=f"rseqcheck-{tag}-{i}", retries=RETRIES, pure=False)
-               for i, j in enumerate(jobs)]
-    index = {f.key: i for i, f in enumerate(futures)}
+    cluster = client = None
+    futures: list = []
     try:
+        with _held_signals() if scheduler is None else nullcontext():  # a cluster half started would stay
+            if scheduler is None:
+                # dashboard ":0", a free port: its HTTP server starts even with None, and 8787 may be another's
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=":0", silence_logs=logging.ERROR, preload=["checker.sweep"])
+                client = Client(cluster)
+            else:
+                client = Client(scheduler)  # waits distributed.comm.timeouts.connect (30 s) for it
+            tag = uuid.uuid4().hex[:8]
+            futures = [client.submit(work, j, key=f"rseqcheck-{tag}-{i}", retries=RETRIES, pure=False)
+                       for i, j in enumerate(jobs)]
+        index = {f.key: i for i, f in enumerate(futures)}
         for fut in as_completed(futures):
             i = index[fut.key]
             try:
@@ -316,10 +318,30 @@ def stream(jobs: list[Job], scheduler: str | None, workers: int) -> Iterator[tup
         unfinished = [f for f in futures if not f.done()]
         for f in unfinished:
             f.cancel()
-        client.close()
+        if client is not None:
+            client.close()
         if cluster is not None:
             if unfinished:  # a worker busy with a run would hold up close() until the run ends
                 for nanny in cluster.workers.values():
                     if getattr(nanny, "pid", None):
                         os.kill(nanny.pid, signal.SIGKILL)
             cluster.close()
+
+
+@contextmanager
+def _held_signals() -> Iterator[None]:
+    """Ctrl-C is blocked in this process while a LocalCluster starts and
+    the runs are submitted (2-3 s), so that the start is not cut halfway
+    (a cluster half started, "Nanny failed to start"); one that came
+    meanwhile is delivered when it is unblocked, as KeyboardInterrupt, and
+    the caller closes what was started.  Worker processes still starting
+    get it too (the terminal sends it to the whole process group): they
+    die with a traceback, which changes nothing to the record."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -337,17 +337,21 @@ def test_ctrl_c_leaves_a_complete_record(tmp_path):
     own LocalCluster: exit 3, the finished runs in the JSON and JUnit, the
     others listed as not run; no worker traceback."""
     junit = tmp_path / "j.xml"
-    p = subprocess.Popen([str(Path(sys.executable).parent / "rseqcheck"), "sweep", "specs/librseq", "specs/rseq_area",
-                          "--preset", "linux-6.18,linux-6.19", "--format", "json", "--junit", str(junit),
-                          "--out", str(tmp_path / "cx"), "--workers", "2"], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, start_new_session=True)
-    time.sleep(5)
+    first = "specs/selftests/sud_bad_selector.toml"  # a violation on both: its trace says the sweep is under way
+    p = subprocess.Popen([str(Path(sys.executable).parent / "rseqcheck"), "sweep", first, "specs/librseq",
+                          "specs/rseq_area", "--preset", "linux-6.18,linux-6.19", "--format", "json", "--junit",
+                          str(junit), "--out", str(tmp_path / "cx"), "--workers", "2"], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    t0 = time.monotonic()
+    while not list((tmp_path / "cx").rglob("*.json")) and time.monotonic() - t0 < 60 and p.poll() is None:
+        time.sleep(0.05)
     os.killpg(p.pid, signal.SIGINT)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 3, err
     doc = json.loads(out)
     s = doc["summary"]
     assert doc["interrupted"] is True and s["not_run"] >= 1 and s["done"] + s["not_run"] == s["runs"]
+    assert s["done"] >= 1 and doc["results"][0]["spec"] == first
     assert len(doc["results"]) == s["done"] and len(doc["not_run"]) == s["not_run"]
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == f"interrupted: {s['not_run']} of {s['runs']} runs not run"
