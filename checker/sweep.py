@@ -322,10 +322,19 @@ def stream(jobs: list[Job], scheduler: str | None, workers: int) -> Iterator[tup
             client.close()
         if cluster is not None:
             if unfinished:  # a worker busy with a run would hold up close() until the run ends
+                _quiet_dask()  # the scheduler's complaints about the workers it loses, with tracebacks
                 for nanny in cluster.workers.values():
                     if getattr(nanny, "pid", None):
                         os.kill(nanny.pid, signal.SIGKILL)
             cluster.close()
+
+
+def _quiet_dask() -> None:
+    import logging
+
+    for name in ["distributed", *logging.root.manager.loggerDict]:
+        if name.startswith("distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 @contextmanager
