@@ -215,9 +215,11 @@ def sweep(paths, matrix_file, presets, rule_axes, depths, engine, por, timeout, 
 
     Every combination of the given presets, rule choices and depths is run
     on every spec (files or folders); one table, JSON document or JUnit
-    file for the lot.  Exit status: 0 all done and as expected; 1 a spec's
-    own run not as expected; 2 a usage, matrix or spec error; 3 a run
-    without a verdict or not run (Ctrl-C); 4 an output error.
+    file for the lot.  Only a spec's own run (its own preset, rules and
+    depth; marked *) is held to its `expect`.  Exit status: 0 all done and
+    as expected; 1 a spec's own run not as expected; 2 a usage, matrix or
+    spec error; 3 a run without a verdict or not run (Ctrl-C); 4 an output
+    error.
 
     \b
     The selftests on the kernels before and after the 6.19 rewrite:
