@@ -229,6 +229,7 @@ class Builder:
         # Descriptor instances.
         self.cs: list[CsInst] = []
         self.cs_by_home: dict[tuple[str, str], CsInst] = {}
+        self._armable: dict[str, list[CsInst]] = {}  # thread -> armable(t)
         for c in spec.cs.values():
             for seg in self.segments:
                 if all(lab in seg.labels for lab in (c.start, c.post_commit, c.abort)):
@@ -610,6 +611,55 @@ class Builder:
 
     def spec_thread(self, t: TV):
         return next(x for x in self.spec.threads if x.name == t.name)
+
+    def armable(self, t: TV) -> list[CsInst]:
+        """The descriptor instances T.rseq_cs can ever hold, in `cs` order:
+        what T's rseq fixup needs cases for (issue #15: T*K actions, not
+        T*T*K).
+
+        Why it is sound: T.rseq_cs is user memory (T's struct rseq) that
+        the kernel only reads and zeroes (kernel/rseq.c: rseq_ip_fixup ->
+        clear_rseq_cs; R1/R2 rseq_update_user_cs; sys_rseq at
+        registration).  In the model it is written only by (a) an
+        `rseq_cs NAME` instruction run by one of T's contexts, which
+        stores instance_for(NAME, the instruction's block); (b) 0 (those
+        kernel paths); (c) the parent's value, at fork (model/lifecycle.py
+        body_cases); (d) another thread, when they share an rseq area in
+        turn (area_var).  T's contexts run T's block and the handlers'
+        blocks (jmp/beq/bne stay in their block: spec.py _check_code), and
+        the block of any instance they arm, since a fixup aborting it moves
+        the ip to its abort label: the closure below.  So without fork,
+        clone, execve (a new image at any label), dlclose or shared areas,
+        an instance outside the closure never is T.rseq_cs's value: a case
+        guarded by T.rseq_cs == its id never fires, and dropping it (and
+        its negation from the later cases' guards) keeps every reachable
+        transition.  In particular an instance whose labels are in
+        another thread's block, and which nothing T runs arms by name, is
+        not in T's closure: T never stores its id (and T's ip, always in
+        T's closure, is never in its range).  With (c) or (d), or a new
+        image, every instance is kept."""
+        got = self._armable.get(t.name)
+        if got is not None:
+            return got
+        if (self.spawns or self.execs or self.areas
+                or any(ins.op == "dlclose" for _, ins in self.code)):
+            got = list(self.cs)
+        else:
+            segs = [self.spec_thread(t).segment, *self.handler_seg.values()]
+            armed: set[int] = set()
+            i = 0
+            while i < len(segs):  # the blocks T can run, widened by each abort label
+                seg = segs[i]
+                i += 1
+                for ins in seg.instrs:
+                    if ins.op == "rseq_cs" and ins.args[0] != "0":
+                        c = self.instance_for(ins.args[0], seg, ins.line)
+                        armed.add(c.id)
+                        if all(s is not c.seg for s in segs):
+                            segs.append(c.seg)
+            got = [c for c in self.cs if c.id in armed]
+        self._armable[t.name] = got
+        return got
 
     def _dup(self, c: CsInst) -> bool:
         return sum(1 for x in self.cs if x.name == c.name) > 1

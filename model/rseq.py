@@ -45,7 +45,7 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
                               f"{why}: the registered area is not mapped: reading it faults -> SIGSEGV", FIXUP))
     cases.append(Case(Eq(t.rseq_cs, 0), {}, f"{why}: rseq_cs == NULL, nothing to do", FIXUP))
     flags_rule = b.rules["rseq.flags"]
-    for c in b.cs:
+    for c in b.armable(t):
         armed = Eq(t.rseq_cs, c.id)
         cases += unmapped_cases(b, t, c, why, GET_CS)
         if not c.valid:
@@ -190,17 +190,17 @@ def syscall_check_cases(b: Builder, t: TV, d: int) -> list[Case]:
         # R1/R2 rseq_debug_syscall_return: outside -> clear; inside -> fatal
         # (no user_irq on a syscall, generic IRQ entry)
         fn = "kernel/rseq.c:__rseq_debug_syscall_return"
-        out = [u.when(registered(t)) for c in b.cs for u in unmapped_cases(b, t, c, "rseq_debug_syscall_return", fn)]
+        out = [u.when(registered(t)) for c in b.armable(t) for u in unmapped_cases(b, t, c, "rseq_debug_syscall_return", fn)]
         out += [Case(And(registered(t), Eq(t.rseq_cs, c.id), In(t.ip[d], c.start, c.post)), b.kill(),
                     f"rseq_debug_syscall_return: post-syscall ip inside {c.name} -> SIGSEGV", fn, "rseq.debug=on")
-               for c in b.cs]
+               for c in b.armable(t)]
         out += [Case(And(registered(t), Eq(t.rseq_cs, c.id)), {t.rseq_cs: Const(0)},
                      f"rseq_debug_syscall_return: ip outside {c.name} -> clear rseq_cs", fn, "rseq.debug=on")
-                for c in b.cs]
+                for c in b.armable(t)]
         return out
     out = []
     on = registered(t)
-    for c in b.cs:
+    for c in b.armable(t):
         armed = And(on, Eq(t.rseq_cs, c.id))
         out += [u.when(on) for u in unmapped_cases(b, t, c, "rseq_syscall", "kernel/rseq.c:rseq_syscall")]
         if not c.valid:
@@ -218,7 +218,7 @@ def inside_armed(b: Builder, t: TV, d: int) -> Expr:
     the kernel's fixup (rseq_ip_fixup -> rseq_need_restart) will act on."""
     if t.rseq_cs is None:
         return Const(0)
-    return Or(*[And(Eq(t.rseq_cs, c.id), In(t.ip[d], c.start, c.post)) for c in b.cs])
+    return Or(*[And(Eq(t.rseq_cs, c.id), In(t.ip[d], c.start, c.post)) for c in b.armable(t)])
 
 
 def in_section(b: Builder, t: TV, e: int, optout: str | None = None) -> Expr:
@@ -344,7 +344,7 @@ def eval_cases(b: Builder, t: TV, d: int, ip: Expr, why: str) -> list[Case]:
     if t.reg is not None:
         cases.append(Case(Eq(t.reg, 0), {}, f"{why}: no rseq registration, nothing to do", UPDATE_CS))
     cases.append(Case(Eq(t.rseq_cs, 0), {}, f"{why}: rseq_cs == NULL, nothing to do", UPDATE_CS))
-    for c in b.cs:
+    for c in b.armable(t):
         armed = Eq(t.rseq_cs, c.id)
         inside = In(ip, c.start, c.post)
         cases += unmapped_cases(b, t, c, why, UPDATE_CS)

@@ -211,6 +211,12 @@ def load_spec(path: str | Path) -> Spec:
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise SpecError(file, line, "not UTF-8 text (TOML files are UTF-8)") from None
+    return loads_spec(text, file)
+
+
+def loads_spec(text: str, file: str = "<string>") -> Spec:
+    """A spec from its TOML text; `file` names it in messages (and where
+    relative paths in it would be resolved)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
