@@ -24,7 +24,9 @@ import click
 from checker import __version__
 from checker.columns import WIDTH, wrap
 from checker.inputs import collect_specs, remove_stale_tmp
+from checker.layout import clash_warning, layout
 from checker.limits import Limits, Seconds
+from checker.outputs import EXIT_OUTPUT, error_line, fail, report
 from checker.parallel import default_jobs
 from checker.progress import Ticker
 from checker.proposal import ProposalError
@@ -143,10 +145,11 @@ def summary(done: list[Done], total: int) -> str:
 
 def junit(done: list[Done], combos: list[Combination], not_run: list[tuple[Run, Combination]]) -> str:
     """checker/verify.py:junit_xml over the runs, each suite named by its
-    run (spec and combination), then one suite per run not run, with an
-    error, so that the file lists every run of the matrix."""
+    run (spec and combination), the runs not done listed as not checked,
+    so that the file lists every run of the matrix."""
     renamed = [dataclasses.replace(d.outcome, path=d.label(combos.index(d.combo))) for d in done]
-    root = ET.fromstring(junit_xml(renamed).split("\n", 1)[1])
+    unchecked = [Done(r, c, Outcome(r.spec), False).label(combos.index(c)) for r, c in not_run]
+    root = ET.fromstring(junit_xml(renamed, not_checked=unchecked, why="the sweep was interrupted").split("\n", 1)[1])
     for d, suite in zip(done, root.findall("testsuite")):
         ET.SubElement(suite.find("properties"), "property", name="own_model", value=str(d.own).lower())
         if d.own:
@@ -160,18 +163,10 @@ def junit(done: list[Done], combos: list[Combination], not_run: list[tuple[Run, 
                 elif f.tag == "error" and f.get("type") == "spec-error" and d.outcome.spec is not None:
                     _count(f.tag, -1, suite, root)
                     ET.SubElement(tc, "skipped", message=f"cannot be built: {f.get('message')}")
-                    _count("skipped", 1, suite, root)
+                    _count("skipped", 1, suite)  # <testsuites> has no skipped count (junit-10.xsd)
                 else:
                     continue
                 tc.remove(f)
-    for run, c in not_run:
-        name = Done(run, c, Outcome(run.spec), False).label(combos.index(c))
-        suite = ET.SubElement(root, "testsuite", name=name, tests="1", failures="0", errors="1", skipped="0",
-                              time="0.000")
-        tc = ET.SubElement(suite, "testcase", classname=name, name="(run)", time="0.000")
-        ET.SubElement(tc, "error", type="not-run", message="not run: the sweep was interrupted")
-        for k in ("tests", "errors"):
-            root.set(k, str(int(root.get(k, "0")) + 1))
     ET.indent(root, space=" ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -227,7 +222,7 @@ def sweep(paths, matrix_file, presets, rule_axes, depths, engine, por, timeout, 
     A rule's choices over two bounds, on a running scheduler:
       rseqcheck sweep specs/seed000 --rule next_syscall.on_signal=keep,clear \\
         --depth 10,20 --scheduler tcp://10.0.0.5:8786"""
-    from checker.cli import EXIT_OUTPUT, Usage, _stems, _terminate_as_interrupt, _unwritable
+    from checker.cli import Usage, _terminate_as_interrupt, _unwritable
 
     try:
         keys = load_matrix(matrix_file) if matrix_file else {}
@@ -261,13 +256,17 @@ def sweep(paths, matrix_file, presets, rule_axes, depths, engine, por, timeout, 
     problem = _unwritable(Path(out_dir), folder=True) or (
         _unwritable(Path(junit_file), folder=False) if junit_file else None)
     if problem:
-        click.echo(problem, err=True)
-        sys.exit(EXIT_OUTPUT)
-    remove_stale_tmp(Path(out_dir))
+        fail(problem)
     combos = matrix.combinations()
+    places, clashes = layout(matrix.specs, matrix.specs)  # OUT/COMBINATION/, then the specs' folders
+    for folder in sorted({str(Path(out_dir, c.folder(), p.folder)) for c in combos for p in places.values()}):
+        remove_stale_tmp(Path(folder))
+    if fmt == "text":
+        for f, other, place in clashes:
+            for line in wrap(clash_warning(f, other, place, Path(out_dir, "COMBINATION")), "", "  "):
+                click.echo(line, err=True)
     runs = [Run(s, k) for s in matrix.specs for k in range(len(combos))]
     jobs = jobs_for(matrix, runs, combos, Limits(timeout, max_states), por)
-    stems = _stems(matrix.specs)
     own_spec = {}
     for s in matrix.specs:
         try:
@@ -291,7 +290,8 @@ def sweep(paths, matrix_file, presets, rule_axes, depths, engine, por, timeout, 
                 c = combos[runs[i].combo]
                 if o.graph is not None:
                     try:
-                        save_counterexample(o, Path(out_dir) / c.folder(), stems[runs[i].spec])
+                        place = places[runs[i].spec]
+                        save_counterexample(o, place.path(Path(out_dir, c.folder())), place.stem)
                     except OSError as e:
                         if not io_errors:
                             io_errors.append(f"{e.filename or out_dir}: cannot write the counterexample: "
@@ -303,7 +303,7 @@ def sweep(paths, matrix_file, presets, rule_axes, depths, engine, por, timeout, 
         except OSError as e:  # the scheduler cannot be reached (TimeoutError is an OSError)
             if ticker:
                 ticker.done()
-            for line in wrap(f"rseqcheck: error: cannot reach the Dask scheduler at {scheduler}: {e}", ""):
+            for line in wrap(error_line(f"cannot reach the Dask scheduler at {scheduler}: {e}"), ""):
                 click.echo(line, err=True)
             sys.exit(2)
     if ticker:
@@ -342,7 +342,7 @@ def sweep(paths, matrix_file, presets, rule_axes, depths, engine, por, timeout, 
     if interrupted:
         click.echo(f"interrupted: {len(not_run)} of {len(runs)} runs not run", err=True)
     for msg in io_errors:
-        click.echo(msg, err=True)
+        report(msg)
     sys.exit(code)
 
 

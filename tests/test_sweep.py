@@ -28,6 +28,7 @@ from checker.limits import Limits
 from checker.proposal import Proposal
 from checker.sweep import Matrix, Run, jobs_for, stream
 from checker.verify import check_spec
+from tests.test_ci import counts_add_up, schema_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["specs/seed000/rseq_clear_linux619.toml", "specs/seed000/vyukov_clear_linux418.toml",
@@ -85,10 +86,10 @@ specs/selftests/sud_bad_selector.toml
 
 6 of 6 runs done: 3 holds, 3 violation, 0 unknown, 0 error"""
     assert all(len(line) <= 72 for line in out.splitlines())
-    # counterexamples: one folder per combination, replayable
+    # counterexamples: one folder per combination, the specs' folders below it (checker/layout.py), replayable
     saved = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.json"))
-    assert saved == ["linux-6.19/rseq_clear_linux619.json", "linux-6.19/sud_bad_selector.json",
-                     "linux-6.19/vyukov_clear_linux418.json"]
+    assert saved == ["linux-6.19/seed000/rseq_clear_linux619.json", "linux-6.19/seed000/vyukov_clear_linux418.json",
+                     "linux-6.19/selftests/sud_bad_selector.json"]
     r = CliRunner().invoke(main, ["replay", str(tmp_path / "linux-6.19")])
     assert r.exit_code == 0, r.stdout
 
@@ -150,7 +151,10 @@ def test_cannot_be_built_elsewhere(cluster, tmp_path):
 2 of 2 runs done: 1 holds, 0 violation, 0 unknown, 1 error"""
     assert err.startswith(f"{spec}:34: rseq.mm_cid: struct rseq has no mm_cid before 6.3")
     root = ET.parse(tmp_path / "j.xml").getroot()
-    assert (root.get("errors"), root.get("failures"), root.get("skipped")) == ("0", "0", "1")
+    assert (root.get("errors"), root.get("failures")) == ("0", "0")
+    assert [su.get("skipped") for su in root.findall("testsuite")] == ["1", "0"]
+    assert schema_problems((tmp_path / "j.xml").read_text()) == []
+    counts_add_up((tmp_path / "j.xml").read_text())
     skipped = root.find("testsuite/testcase/skipped")
     assert skipped.get("message").startswith(f"cannot be built: {spec}:34: ")
 
@@ -220,6 +224,8 @@ def test_junit(cluster, tmp_path):
     assert (root.get("failures"), root.get("errors")) == ("0", "0")
     verdicts = [s.find("properties/property[@name='verdict']").get("value") for s in suites]
     assert verdicts == ["holds", "violation", "holds", "violation", "holds", "violation"]
+    assert schema_problems((tmp_path / "j.xml").read_text()) == []
+    counts_add_up((tmp_path / "j.xml").read_text())
 
 
 @pytest.mark.parametrize("text, line, message", [
@@ -358,8 +364,10 @@ def test_ctrl_c_leaves_a_complete_record(tmp_path):
     root = ET.parse(junit).getroot()
     suites = root.findall("testsuite")
     assert len(suites) == s["runs"]
-    not_run = [su for su in suites if su.find("testcase/error[@type='not-run']") is not None]
+    not_run = [su for su in suites if su.find("testcase/error[@type='not-checked']") is not None]
     assert len(not_run) == s["not_run"] == int(root.get("errors"))
+    assert schema_problems(junit.read_text()) == []
+    counts_add_up(junit.read_text())
 
 
 @pytest.mark.slow
