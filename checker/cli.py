@@ -553,8 +553,9 @@ def properties() -> None:
 
 from checker.cli_conformance import COMMANDS as _conformance  # noqa: E402  (outcomes, run)
 from checker.cli_proposals import COMMANDS as _proposals  # noqa: E402  (impact)
+from checker.cli_sweep import COMMANDS as _sweep  # noqa: E402  (sweep, on Dask)
 
-for _cmd in _conformance + _proposals:
+for _cmd in _conformance + _proposals + _sweep:
     main.add_command(_cmd)
 
 
