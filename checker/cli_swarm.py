@@ -50,7 +50,7 @@ def _echo_wrapped(text: str, first: str = "", rest: str = "  ") -> None:
 @click.option("--depth", type=click.IntRange(1, 100000), help="Override the spec's [check] depth.")
 @click.option("--scheduler", metavar="ADDRESS",
               help="Run the searches on a Dask cluster (tcp://host:8786), or 'local' for a Dask "
-                   "LocalCluster of --workers processes; needs dask[distributed].")
+                   "LocalCluster of --workers processes.")
 @click.option("--seed", "base_seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seed of the plan: the same seed, the same searches.")
 @click.option("--max-states", type=click.IntRange(1), default=TASK_STATES, show_default=True, metavar="N",
