@@ -138,27 +138,41 @@ def swarm_cmd(spec_path, workers, seeds, budget, depth, scheduler, base_seed, ma
 
 
 def _executor(scheduler: str | None, workers: int):
-    """(executor or None for a local pool, a function that closes it)."""
+    """(executor or None for a local pool, a function that closes it).
+    As `sweep` does (checker/sweep.py:stream): Ctrl-C held while a
+    LocalCluster starts, its dashboard on a free port, and its workers
+    killed at the end, since searches still busy would hold up close()
+    until their budget runs out."""
     from checker.cli import Usage
+
     if not scheduler:
         return None, lambda: None
+    import logging
+    import os
+    import signal
+
+    from distributed import Client, LocalCluster
+
+    from checker.sweep import _held_signals, _quiet_dask
+
     try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise Usage("--scheduler needs Dask: pip install 'dask[distributed]'") from None
-    try:
-        if scheduler == "local":
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
-            client = Client(cluster)
-        else:
-            cluster, client = None, Client(scheduler, timeout=10)
+        with _held_signals():
+            if scheduler == "local":
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=":0", silence_logs=logging.ERROR)
+                client = Client(cluster)
+            else:
+                cluster, client = None, Client(scheduler, timeout=10)
     except (OSError, TimeoutError) as e:
         raise Usage(f"--scheduler {scheduler}: cannot connect: {e}") from None
 
     def close() -> None:
         client.close()
         if cluster is not None:
+            _quiet_dask()
+            for nanny in cluster.workers.values():
+                if getattr(nanny, "pid", None):
+                    os.kill(nanny.pid, signal.SIGKILL)
             cluster.close()
 
     return client.get_executor(), close
