@@ -102,7 +102,7 @@ def swarm_cmd(spec_path, workers, seeds, budget, depth, scheduler, base_seed, ma
                   f"{per_task:.1f} s each, depth bound {bound} (expected {expect})")
     if spec.outcomes is not None:
         click.echo("  note: [outcomes] is not checked by swarm (verify computes it)")
-    factory = SpecSystem(spec_path)
+    factory = SpecSystem(spec_path, spec.hash)
     t0 = time.monotonic()
     shown = [False]
 

@@ -206,12 +206,20 @@ def lasso_summary(r: SearchResult) -> str:
 @dataclass(frozen=True)
 class SpecSystem:
     """A picklable factory of a spec's system, built where it is called
-    (a swarm worker: checker/swarm.py)."""
+    (a swarm worker: checker/swarm.py, which keeps what it built per
+    factory).  `spec_hash`: the spec's, so that a long-lived worker does not
+    reuse a system built from an older version of the file, nor build one
+    from a different file at the same path on another machine."""
 
     path: str
+    spec_hash: str = ""
 
     def __call__(self) -> System:
-        return build_system(load_spec(self.path))
+        spec = load_spec(self.path)
+        if self.spec_hash and spec.hash != self.spec_hash:
+            raise ModelError(f"{self.path} here is not the spec asked for (sha256 {spec.hash}, "
+                             f"not {self.spec_hash})")
+        return build_system(spec)
 
 
 def check_spec(

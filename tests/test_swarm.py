@@ -114,6 +114,18 @@ def test_loops_are_cut():
     assert m.actions == acts
 
 
+def test_factory_refuses_another_version_of_the_spec(tmp_path):
+    from model.ir import ModelError
+
+    src = tmp_path / "s.toml"
+    src.write_text((ROOT / HOLDS).read_text())
+    f = SpecSystem(str(src), load_spec(str(src)).hash)
+    assert f().actions
+    src.write_text(src.read_text().replace("[spec]", "[spec]\n# edited", 1))
+    with pytest.raises(ModelError, match="not the spec asked for"):
+        f()
+
+
 def test_tasks_are_diversified():
     tasks = plan(12, 1000, 1.0, 10, base_seed=3)
     assert len({t.seed for t in tasks}) == 12
