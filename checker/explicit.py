@@ -67,6 +67,7 @@ class SearchResult:
     loop: int | None = None  # a lasso: the run goes on from trace[loop] forever (== len - 1: it ends there)
     notes: list[str] = field(default_factory=list)  # what a liveness verdict assumed (reduction, fairness)
     symmetry: bool = False  # states were entered by orbit (symmetry reduction)
+    bitstate: dict[str, float] | None = None  # bitstate search (checker/bitstate.py): its coverage figures
 
 
 Progress = Callable[[Stats], None]

@@ -1,0 +1,255 @@
+"""Bitstate search (SPIN's -DBITSTATE): bug hunting beyond memory.
+
+The visited set is a bit table of m bits (a Bloom filter): a state is
+"seen" when all k of its bit positions are set.  A new state whose k
+bits happen to be set already by other states is taken for a seen one
+and dropped with whatever only it leads to, so a search that finds no
+violation proves nothing: its verdict is NOT_PROOF, never "holds", and it
+comes with the coverage estimate SPIN prints (the hash factor m/n and
+the expected number of states so lost).  A violation found is real: its
+trace is replayed step by step from the initial state.
+
+Positions: one 64-bit hash h of the packed state (CPython's tuple hash,
+an xxHash round per 60-bit chunk: deterministic, unlike str/bytes
+hashing), split into a = low 32 bits and b = high 32 bits, odd; the i-th
+position is a + i*b mod m (Kirsch and Mitzenmacher's double hashing,
+"Less hashing, same performance", 2006).  m is a power of two, so b is a
+unit mod m and the k positions differ.
+
+Traces.  The table keeps no parents.  Parents are kept for a window of
+the latest BFS levels (whole levels, newest first, while they hold at
+most `window` states; the level being built always): the trace is
+walked back through the window.  If it leaves the window at a state u
+of depth d, the search is run again from the start up to depth d: it is
+deterministic (same table size, same order of successors), so it builds
+the same levels, u among them, and the walk goes on through the new
+window; each rerun goes back at least one level.  So a trace costs at
+most depth/levels-in-window reruns, each shorter than the search, and
+memory stays the table plus the window.  With a table large enough that
+no state is lost, every level is the full search's and the trace is the
+full search's shortest one.
+
+The search itself is `checker.explicit`'s plain BFS level loop
+(`_Search.level_full`, the packed engine's expand), with the table in
+place of the `seen` dict: engine-level, it knows nothing about rseq.
+Partial-order reduction needs parents for its cycle proviso, so it is
+off; so are symmetry reduction and liveness goals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from checker.explicit import _ROOT, Progress, SearchResult, _Found, _Search, _Stop
+from model.ir import System
+
+NOT_PROOF = "no violation found"  # the verdict when nothing was found: not "holds"
+MAX_BITS = 1 << 32  # positions are 32-bit halves of one 64-bit hash
+DEFAULT_BITS = 1 << 26  # 64M bits = 8 MiB
+DEFAULT_K = 3
+DEFAULT_WINDOW = 1 << 18  # states whose parents are kept
+
+
+def table_bits(size: int) -> int:
+    """`size` bits rounded up to a power of two (at least 8)."""
+    return max(8, 1 << (size - 1).bit_length())
+
+
+def _hash_fn(width: int) -> Callable[[int], int]:
+    """A 64-bit hash of a packed state of `width` bits: the tuple of its
+    60-bit chunks (each chunk hashes to itself, the tuple mixes them)."""
+    n = max(1, -(-width // 60))
+    m60 = (1 << 60) - 1
+    parts = "".join(f"(t >> {60 * i}) & {m60}, " for i in range(n - 1)) + (f"t >> {60 * (n - 1)}," if n > 1
+                                                                         else "t,")
+    ns: dict = {}
+    exec(f"def h(t, _hash=hash):\n    return _hash(({parts})) & {(1 << 64) - 1}\n", ns)
+    return ns["h"]
+
+
+class BitTable:
+    """The visited set: m bits, k per state, with the dict interface the
+    packed engine's expand loops use (`in`, item assignment, `len`).  An
+    assignment t -> parent also records the parent in the window."""
+
+    def __init__(self, bits: int, k: int, width: int, window: int):
+        self.m = table_bits(bits)
+        self.k = k
+        self.table = bytearray(self.m >> 3)
+        self.stored = 0
+        self.window = window
+        self.levels: list[tuple[int, dict[int, int]]] = []  # (depth, state -> parent), oldest first
+        self.level: dict[int, int] = {}
+        self._h = _hash_fn(width)
+        self._last = -1  # the state `in` last looked at, and its hash: `[]=` follows `in`
+        self._last_h = 0
+
+    def new_level(self, depth: int) -> None:
+        """States entered from now on are at `depth`; drop the oldest
+        levels while the window holds more than its budget."""
+        self.level = {}
+        self.levels.append((depth, self.level))
+        total = sum(len(lv) for _, lv in self.levels)
+        while len(self.levels) > 1 and total > self.window:
+            total -= len(self.levels.pop(0)[1])
+
+    def _positions(self, t: int) -> list[int]:
+        h = self._last_h if t == self._last else self._h(t)
+        a, b, mask = h & 0xFFFFFFFF, (h >> 32) | 1, self.m - 1
+        return [(a + i * b) & mask for i in range(self.k)]
+
+    def __contains__(self, t: int) -> bool:
+        h = self._h(t)
+        self._last, self._last_h = t, h
+        a, b, mask, tb = h & 0xFFFFFFFF, (h >> 32) | 1, self.m - 1, self.table
+        for i in range(self.k):
+            p = (a + i * b) & mask
+            if not tb[p >> 3] >> (p & 7) & 1:
+                return False
+        return True
+
+    def __setitem__(self, t: int, parent: int) -> None:
+        tb = self.table
+        for p in self._positions(t):
+            tb[p >> 3] |= 1 << (p & 7)
+        self.stored += 1
+        self.level[t] = parent
+
+    def __len__(self) -> int:
+        return self.stored
+
+    def back(self, t: int) -> tuple[list[int], tuple[int, int] | None]:
+        """Walk parents from t through the window: the states from the
+        oldest reached to t, and (depth, state) where the walk left the
+        window (None if it reached the initial state)."""
+        chain = [t]
+        i = len(self.levels) - 1
+        while t not in self.levels[i][1]:  # the violating state is in the newest level, or the initial one
+            i -= 1
+        while True:
+            p = self.levels[i][1][t]
+            if p == _ROOT:
+                return chain[::-1], None
+            if i == 0:  # p is the level before the window's oldest
+                return chain[::-1], (self.levels[0][0] - 1, p)
+            t = p
+            chain.append(t)
+            i -= 1
+
+    def coverage(self) -> dict[str, float]:
+        """SPIN's figures: hash factor m/n (SPIN: best if > 100), bits
+        set, the chance that a new state is taken for a seen one now
+        (fill^k), and the expected number of states lost over the run:
+        the sum over insertions i < n of (1 - e^(-k i / m))^k, the
+        Bloom filter's false-positive rate after i insertions."""
+        n, m, k = self.stored, self.m, self.k
+        fill = int.from_bytes(self.table, "little").bit_count() / m
+        steps = 256
+        lost = 0.0
+        if n:  # midpoint rule over [0, n]
+            for j in range(steps):
+                x = (j + 0.5) * n / steps
+                lost += (1 - math.exp(-k * x / m)) ** k
+            lost *= n / steps
+        return {"bits": m, "k": k, "states": n, "hash_factor": m / n if n else math.inf, "fill": fill,
+                "p_miss_now": fill ** k, "expected_lost": lost}
+
+
+@dataclass
+class _Target:
+    depth: int
+    state: int
+
+
+class _BitSearch(_Search):
+    """`_Search`'s plain BFS with a `BitTable` for `seen`."""
+
+    def __init__(self, system: System, max_depth: int, bits: int, k: int, window: int, timeout: float | None,
+                 max_states: int | None, progress: Progress | None, progress_every: float):
+        super().__init__(system, max_depth, False, timeout, max_states, progress, progress_every)
+        self.params = (bits, k, window)
+        self.seen = BitTable(bits, k, self.pk.layout.bits, window)  # type: ignore[assignment]
+        self.reruns = 0
+
+    def run(self, upto: int | None = None) -> SearchResult:
+        """The search; `upto`: only build the levels up to that depth (a
+        rerun for a trace)."""
+        pk, table = self.pk, self.seen
+        init = pk.pack(self.system.initial_state())
+        table.new_level(0)
+        table[init] = _ROOT
+        bad = pk.check(init)
+        if bad >= 0:
+            return self.violation(init, bad)
+        frontier = [] if pk.terminal(init) else [init]
+        nterm = len(frontier) ^ 1
+        stop = self.max_depth if upto is None else upto
+        try:
+            while (frontier or nterm) and self.depth < stop:
+                table.new_level(self.depth + 1)
+                frontier, nterm = self.level_full(frontier)
+                self.depth += 1
+        except KeyboardInterrupt:
+            self.stats.depth = self.depth
+            return self.finish("unknown", reason="interrupted")
+        except _Stop as e:
+            self.stats.depth = self.depth
+            return self.finish("unknown", reason=str(e))
+        except _Found as f:
+            return self.violation(f.state, f.prop)
+        self.stats.depth = self.depth
+        return self.finish(NOT_PROOF, exhausted=not (frontier or nterm))
+
+    def finish(self, verdict: str, **kw) -> SearchResult:
+        res = super().finish(verdict, **kw)
+        res.engine = "explicit"
+        res.bitstate = self.seen.coverage()
+        res.bitstate["reruns"] = self.reruns
+        if verdict == "holds":  # never: the table may have dropped states
+            res.verdict = NOT_PROOF
+        return res
+
+    def violation(self, t: int, prop: int) -> SearchResult:
+        self.stats.depth = self.depth + (t != self.pk.pack(self.system.initial_state()))
+        return self.finish("violation", prop=self.system.properties[prop].name, trace=self.path_to(t),
+                           shortest=False)
+
+    def path_to(self, t: int) -> list[tuple[int, tuple]]:
+        chain, out = self.seen.back(t)
+        while out is not None:
+            depth, u = out
+            again = _BitSearch(self.system, self.max_depth, *self.params, None, None, None, 1.0)
+            again.pk = self.pk  # its memos too: the same successors in the same order
+            self.reruns += 1
+            got = again.run(upto=depth)
+            if got.verdict == "violation" or u not in again.seen.levels[-1][1]:
+                raise AssertionError("the rerun did not rebuild the same levels")
+            more, out = again.seen.back(u)
+            chain = more + chain
+        return self.trace_of(chain)
+
+    def trace_of(self, chain: list[int]) -> list[tuple[int, tuple]]:
+        """The states' actions, as `_Search.path_to` finds them."""
+        trace = [(-1, self.pk.unpack(chain[0]))]
+        for p, c in zip(chain, chain[1:]):
+            out: list = []
+            self.pk.succ(p, out)
+            a = next(a for a, s in out if s == c)
+            trace.append((a, self.pk.unpack(c)))
+        return trace
+
+
+def bitstate(system: System, max_depth: int, bits: int = DEFAULT_BITS, k: int = DEFAULT_K,
+             window: int = DEFAULT_WINDOW, timeout: float | None = None, max_states: int | None = None,
+             progress: Progress | None = None, progress_every: float = 1.0) -> SearchResult:
+    """Breadth-first bitstate search with a table of `bits` bits (rounded
+    up to a power of two), `k` bits per state, and parents kept for
+    `window` states (see the module's doc).  Verdict: "violation" (real,
+    with a trace from the initial state), NOT_PROOF, or "unknown"."""
+    if not 1 <= k <= 32:
+        raise ValueError("k must be 1..32")
+    if table_bits(bits) > MAX_BITS:
+        raise ValueError(f"the table has at most {MAX_BITS} bits (512M bytes)")
+    return _BitSearch(system, max_depth, bits, k, window, timeout, max_states, progress, progress_every).run()
