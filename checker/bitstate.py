@@ -38,11 +38,13 @@ off; so are symmetry reduction and liveness goals.
 
 from __future__ import annotations
 
+import copy
 import math
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from checker.explicit import _ROOT, Progress, SearchResult, _Found, _Search, _Stop
+from checker.compile import Visit
+from checker.explicit import _ROOT, Progress, SearchResult, Stats, _Found, _Search, _Stop
 from model.ir import System
 
 NOT_PROOF = "no violation found"  # the verdict when nothing was found: not "holds"
@@ -57,16 +59,32 @@ def table_bits(size: int) -> int:
     return max(8, 1 << (size - 1).bit_length())
 
 
-def _hash_fn(width: int) -> Callable[[int], int]:
-    """A 64-bit hash of a packed state of `width` bits: the tuple of its
-    60-bit chunks (each chunk hashes to itself, the tuple mixes them)."""
+def _hash_expr(width: int) -> str:
+    """A 64-bit hash of the packed state t of `width` bits, as Python: the
+    tuple of its 60-bit chunks (each chunk hashes to itself, the tuple
+    mixes them)."""
     n = max(1, -(-width // 60))
     m60 = (1 << 60) - 1
     parts = "".join(f"(t >> {60 * i}) & {m60}, " for i in range(n - 1)) + (f"t >> {60 * (n - 1)}," if n > 1
                                                                          else "t,")
+    return f"_hash(({parts})) & {(1 << 64) - 1}"
+
+
+def _hash_fn(width: int) -> Callable[[int], int]:
     ns: dict = {}
-    exec(f"def h(t, _hash=hash):\n    return _hash(({parts})) & {(1 << 64) - 1}\n", ns)
+    exec(f"def h(t, _hash=hash):\n    return {_hash_expr(width)}\n", ns)
     return ns["h"]
+
+
+def visit(width: int, m: int, k: int) -> Visit:
+    """The bit table's test, inlined in the packed engine's expand loops
+    (`BitTable.__contains__` and `__setitem__` without the calls)."""
+    # names of their own: the loops use a, b, s, t, x, n
+    pos = [f"hp{i} = (ha + {i} * hb) & {m - 1}" if i else f"hp0 = ha & {m - 1}" for i in range(k)]
+    new = "not (" + " and ".join(f"TB[hp{i} >> 3] >> (hp{i} & 7) & 1" for i in range(k)) + ")"
+    enter = tuple(f"TB[hp{i} >> 3] |= 1 << (hp{i} & 7)" for i in range(k)) + ("LV[t] = s",)
+    pre = (f"hh = {_hash_expr(width)}", "ha = hh & 0xFFFFFFFF", "hb = hh >> 32 | 1", *pos)
+    return Visit(new, enter, pre, ("TB = seen.table", "LV = seen.level"), ("_hash",))
 
 
 class BitTable:
@@ -78,7 +96,7 @@ class BitTable:
         self.m = table_bits(bits)
         self.k = k
         self.table = bytearray(self.m >> 3)
-        self.stored = 0
+        self.base = 0  # states entered before the current level
         self.window = window
         self.levels: list[tuple[int, dict[int, int]]] = []  # (depth, state -> parent), oldest first
         self.level: dict[int, int] = {}
@@ -89,6 +107,7 @@ class BitTable:
     def new_level(self, depth: int) -> None:
         """States entered from now on are at `depth`; drop the oldest
         levels while the window holds more than its budget."""
+        self.base += len(self.level)
         self.level = {}
         self.levels.append((depth, self.level))
         total = sum(len(lv) for _, lv in self.levels)
@@ -114,11 +133,10 @@ class BitTable:
         tb = self.table
         for p in self._positions(t):
             tb[p >> 3] |= 1 << (p & 7)
-        self.stored += 1
         self.level[t] = parent
 
     def __len__(self) -> int:
-        return self.stored
+        return self.base + len(self.level)
 
     def back(self, t: int) -> tuple[list[int], tuple[int, int] | None]:
         """Walk parents from t through the window: the states from the
@@ -144,7 +162,7 @@ class BitTable:
         (fill^k), and the expected number of states lost over the run:
         the sum over insertions i < n of (1 - e^(-k i / m))^k, the
         Bloom filter's false-positive rate after i insertions."""
-        n, m, k = self.stored, self.m, self.k
+        n, m, k = len(self), self.m, self.k
         fill = int.from_bytes(self.table, "little").bit_count() / m
         steps = 256
         lost = 0.0
@@ -157,12 +175,6 @@ class BitTable:
                 "p_miss_now": fill ** k, "expected_lost": lost}
 
 
-@dataclass
-class _Target:
-    depth: int
-    state: int
-
-
 class _BitSearch(_Search):
     """`_Search`'s plain BFS with a `BitTable` for `seen`."""
 
@@ -172,6 +184,9 @@ class _BitSearch(_Search):
         self.params = (bits, k, window)
         self.seen = BitTable(bits, k, self.pk.layout.bits, window)  # type: ignore[assignment]
         self.reruns = 0
+        if self.pk.with_visit is not None:
+            self.expand, self.expand_limited = self.pk.with_visit(visit(self.pk.layout.bits, self.seen.m, k),
+                                                                  {"_hash": hash})
 
     def run(self, upto: int | None = None) -> SearchResult:
         """The search; `upto`: only build the levels up to that depth (a
@@ -220,8 +235,12 @@ class _BitSearch(_Search):
         chain, out = self.seen.back(t)
         while out is not None:
             depth, u = out
-            again = _BitSearch(self.system, self.max_depth, *self.params, None, None, None, 1.0)
-            again.pk = self.pk  # its memos too: the same successors in the same order
+            # the same engine (its memos give the same successors in the
+            # same order), a new table, no clock: a trace is no resource
+            again = copy.copy(self)
+            again.seen = BitTable(*self.params[:2], self.pk.layout.bits, self.params[2])
+            again.stats, again.depth, again.deadline, again.watch = Stats(), 0, None, False
+            again.limit = sys.maxsize
             self.reruns += 1
             got = again.run(upto=depth)
             if got.verdict == "violation" or u not in again.seen.levels[-1][1]:
