@@ -172,7 +172,7 @@ class BitTable:
                 lost += (1 - math.exp(-k * x / m)) ** k
             lost *= n / steps
         return {"bits": m, "k": k, "states": n, "hash_factor": m / n if n else math.inf, "fill": fill,
-                "p_miss_now": fill ** k, "expected_lost": lost}
+                "p_miss_now": fill ** k, "expected_omissions": lost}
 
 
 class _BitSearch(_Search):

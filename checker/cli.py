@@ -384,9 +384,10 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
             continue
         r = o.result
         assert r is not None and o.spec is not None
-        undecided = o.verdict in ("unknown", NOT_PROOF) or (o.outcomes_check[0] is None and bool(o.outcomes_check[1]))
-        mark = "FAIL" if not o.ok and not undecided else ("??  " if undecided else "ok  ")
         exp = o.expected or "holds"
+        not_proof = o.verdict == NOT_PROOF and exp == "holds"  # --bitstate: as far as it can tell
+        undecided = o.verdict == "unknown" or not_proof or (o.outcomes_check[0] is None and bool(o.outcomes_check[1]))
+        mark = "FAIL" if not o.ok and o.verdict != "unknown" and not not_proof else ("??  " if undecided else "ok  ")
         size = (f"{r.stats.states:,} states, {r.stats.transitions:,} transitions" if r.engine == "explicit"
                 else f"{r.engine}, depth {r.stats.depth}")  # the symbolic engines enumerate no states
         click.echo(f"{mark} {o.path}: {o.describe()} (expected {exp}); {size}, {r.stats.seconds:.2f} s")
@@ -426,11 +427,12 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
 
 def bitstate_line(c: dict) -> str:
     """A bitstate search's coverage, as SPIN reports it."""
-    lost = c["expected_lost"]
+    lost = c["expected_omissions"]
     reruns = f"; trace rebuilt with {c['reruns']} rerun{'s' * (c['reruns'] != 1)}" if c["reruns"] else ""
     return (f"bitstate: {c['bits']:,} bits, k={c['k']}, {c['states']:,} states stored, hash factor "
             f"{c['hash_factor']:,.1f} (best if > 100), {100 * c['fill']:.2g}% of the bits set; "
-            f"expected states lost {lost:.2g}{reruns}")
+            f"expected omissions {lost:.2g} (new states taken for seen ones, each hiding what only it "
+            f"leads to){reruns}")
 
 
 def summary_table(outcomes: list[Outcome]) -> str:
