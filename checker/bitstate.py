@@ -44,7 +44,7 @@ import sys
 from collections.abc import Callable
 
 from checker.compile import Visit
-from checker.explicit import _ROOT, Progress, SearchResult, Stats, _Found, _Search, _Stop
+from checker.explicit import _ROOT, Progress, SearchResult, Stats, _Search
 from model.ir import System
 
 NOT_PROOF = "no violation found"  # the verdict when nothing was found: not "holds"
@@ -163,7 +163,8 @@ class BitTable:
         the sum over insertions i < n of (1 - e^(-k i / m))^k, the
         Bloom filter's false-positive rate after i insertions."""
         n, m, k = len(self), self.m, self.k
-        fill = int.from_bytes(self.table, "little").bit_count() / m
+        tb, step = memoryview(self.table), 1 << 20  # by slices: no int as large as the table
+        fill = sum(int.from_bytes(tb[i:i + step], "little").bit_count() for i in range(0, len(tb), step)) / m
         steps = 256
         lost = 0.0
         if n:  # midpoint rule over [0, n]
@@ -176,7 +177,8 @@ class BitTable:
 
 
 class _BitSearch(_Search):
-    """`_Search`'s plain BFS with a `BitTable` for `seen`."""
+    """`_Search`'s plain BFS with a `BitTable` for `seen`, told of each
+    new level."""
 
     def __init__(self, system: System, max_depth: int, bits: int, k: int, window: int, timeout: float | None,
                  max_states: int | None, progress: Progress | None, progress_every: float):
@@ -188,34 +190,8 @@ class _BitSearch(_Search):
             self.expand, self.expand_limited = self.pk.with_visit(visit(self.pk.layout.bits, self.seen.m, k),
                                                                   {"_hash": hash})
 
-    def run(self, upto: int | None = None) -> SearchResult:
-        """The search; `upto`: only build the levels up to that depth (a
-        rerun for a trace)."""
-        pk, table = self.pk, self.seen
-        init = pk.pack(self.system.initial_state())
-        table.new_level(0)
-        table[init] = _ROOT
-        bad = pk.check(init)
-        if bad >= 0:
-            return self.violation(init, bad)
-        frontier = [] if pk.terminal(init) else [init]
-        nterm = len(frontier) ^ 1
-        stop = self.max_depth if upto is None else upto
-        try:
-            while (frontier or nterm) and self.depth < stop:
-                table.new_level(self.depth + 1)
-                frontier, nterm = self.level_full(frontier)
-                self.depth += 1
-        except KeyboardInterrupt:
-            self.stats.depth = self.depth
-            return self.finish("unknown", reason="interrupted")
-        except _Stop as e:
-            self.stats.depth = self.depth
-            return self.finish("unknown", reason=str(e))
-        except _Found as f:
-            return self.violation(f.state, f.prop)
-        self.stats.depth = self.depth
-        return self.finish(NOT_PROOF, exhausted=not (frontier or nterm))
+    def level_start(self, depth: int) -> None:
+        self.seen.new_level(depth)
 
     def finish(self, verdict: str, **kw) -> SearchResult:
         res = super().finish(verdict, **kw)
@@ -227,9 +203,9 @@ class _BitSearch(_Search):
         return res
 
     def violation(self, t: int, prop: int) -> SearchResult:
-        self.stats.depth = self.depth + (t != self.pk.pack(self.system.initial_state()))
-        return self.finish("violation", prop=self.system.properties[prop].name, trace=self.path_to(t),
-                           shortest=False)
+        res = super().violation(t, prop)
+        res.shortest = False  # unless no state was lost: not known
+        return res
 
     def path_to(self, t: int) -> list[tuple[int, tuple]]:
         chain, out = self.seen.back(t)
@@ -240,24 +216,14 @@ class _BitSearch(_Search):
             again = copy.copy(self)
             again.seen = BitTable(*self.params[:2], self.pk.layout.bits, self.params[2])
             again.stats, again.depth, again.deadline, again.watch = Stats(), 0, None, False
-            again.limit = sys.maxsize
+            again.limit, again.max_depth = sys.maxsize, depth
             self.reruns += 1
-            got = again.run(upto=depth)
+            got = again.run()
             if got.verdict == "violation" or u not in again.seen.levels[-1][1]:
                 raise AssertionError("the rerun did not rebuild the same levels")
             more, out = again.seen.back(u)
             chain = more + chain
         return self.trace_of(chain)
-
-    def trace_of(self, chain: list[int]) -> list[tuple[int, tuple]]:
-        """The states' actions, as `_Search.path_to` finds them."""
-        trace = [(-1, self.pk.unpack(chain[0]))]
-        for p, c in zip(chain, chain[1:]):
-            out: list = []
-            self.pk.succ(p, out)
-            a = next(a for a, s in out if s == c)
-            trace.append((a, self.pk.unpack(c)))
-        return trace
 
 
 def bitstate(system: System, max_depth: int, bits: int = DEFAULT_BITS, k: int = DEFAULT_K,

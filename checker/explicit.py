@@ -415,6 +415,11 @@ class _Search:
             chain.append(t)
             t = self.seen[self.key(t)]
         chain.reverse()
+        return self.trace_of(chain)
+
+    def trace_of(self, chain: list[int]) -> list[tuple[int, tuple]]:
+        """The trace through these states, each the successor of the one
+        before it."""
         trace = [(-1, self.pk.unpack(chain[0]))]
         for p, c in zip(chain, chain[1:]):
             # the first successor of p that is c: the one that discovered it
@@ -438,9 +443,14 @@ class _Search:
 
     # ------------------------------------------------------------- search
 
+    def level_start(self, depth: int) -> None:
+        """The plain search enters the states of this depth from now on
+        (a hook: checker/bitstate.py keeps parents by level)."""
+
     def run(self) -> SearchResult:
         pk = self.pk
         init = pk.pack(self.system.initial_state())
+        self.level_start(0)
         self.seen[self.key(init)] = _ROOT
         self.stats.states = 1
         bad = pk.check(init)
@@ -453,6 +463,7 @@ class _Search:
         try:
             if not self.por:
                 while (frontier or nterm) and self.depth < self.max_depth:
+                    self.level_start(self.depth + 1)
                     frontier, nterm = self.level_full(frontier)
                     self.depth += 1
                 self.stats.depth = self.depth
