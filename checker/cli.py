@@ -432,7 +432,8 @@ def bitstate_line(c: dict) -> str:
     return (f"bitstate: {c['bits']:,} bits, k={c['k']}, {c['states']:,} states stored, hash factor "
             f"{c['hash_factor']:,.1f} (best if > 100), {100 * c['fill']:.2g}% of the bits set; "
             f"expected omissions {lost:.2g} (new states taken for seen ones, each hiding what only it "
-            f"leads to){reruns}")
+            f"leads to){reruns}" + ("; states were likely lost: a larger table would cover more"
+                                    if lost >= 0.5 else ""))
 
 
 def summary_table(outcomes: list[Outcome]) -> str:

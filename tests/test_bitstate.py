@@ -145,8 +145,22 @@ def test_cli_not_a_proof(tmp_path):
     r = _cli(str(SEED / "design_example.toml"), "--bitstate", "64M", "--out", str(tmp_path))
     assert r.exit_code == 6
     assert "no violation found (bitstate, not a proof;" in r.output
-    assert "hash factor" in r.output and "best if > 100" in r.output
+    assert "hash factor" in r.output and "best if > 100" in r.output and "likely lost" not in r.output
     assert all(len(line) <= 72 for line in r.output.splitlines()[1:])
+
+
+def test_cli_tiny_table_text(tmp_path):
+    r = _cli(str(SEED / "rseq_clear_linux618.toml"), "--bitstate", "4K", "--out", str(tmp_path))
+    assert r.exit_code == 6
+    text = " ".join(r.output.split())
+    assert "2,048 states stored, hash factor 2.0 (best if > 100)" in text
+    assert "states were likely lost" in text
+
+
+def test_cli_limits(tmp_path):
+    r = _cli(str(SEED / "rseq_clear_linux618.toml"), "--bitstate", "1M", "--max-states", "100", "--out",
+             str(tmp_path))
+    assert r.exit_code == 3 and "unknown: state limit 100 reached" in r.output
 
 
 def test_cli_tiny_table_json(tmp_path):
