@@ -122,6 +122,8 @@ def test_omission_estimate():
             frontier = nxt
         est = table.coverage()["expected_omissions"]
         assert len(omitted) == want  # deterministic hashing
+        # the search's inlined bit tests (compile.Visit) keep the same states as the table's methods
+        assert bitstate(system, spec.depth, bits=bits).stats.states == len(stored)
         assert est / 1.5 <= want <= est * 1.5, (bits, want, est)
 
 
