@@ -176,6 +176,29 @@ class BitTable:
                 "p_miss_now": fill ** k, "expected_omissions": lost}
 
 
+class Frontier:
+    """A BFS level as fixed-width bytes, not a list of ints (~50 bytes
+    each): on wide levels the frontier, not the table, is the memory.
+    What `level_full` and the expand loops use of a list: append, len,
+    slices (decoded on the way out)."""
+
+    def __init__(self, width: int):
+        self.nb = max(1, -(-width // 8))
+        self.buf = bytearray()
+
+    def append(self, t: int) -> None:
+        self.buf += t.to_bytes(self.nb, "little")
+
+    def __len__(self) -> int:
+        return len(self.buf) // self.nb
+
+    def __getitem__(self, sl: slice) -> list[int]:
+        nb = self.nb
+        lo, hi, _ = sl.indices(len(self))
+        mv = memoryview(self.buf)
+        return [int.from_bytes(mv[i:i + nb], "little") for i in range(lo * nb, hi * nb, nb)]
+
+
 class _BitSearch(_Search):
     """`_Search`'s plain BFS with a `BitTable` for `seen`, told of each
     new level."""
@@ -192,6 +215,9 @@ class _BitSearch(_Search):
 
     def level_start(self, depth: int) -> None:
         self.seen.new_level(depth)
+
+    def new_frontier(self) -> Frontier:  # type: ignore[override]
+        return Frontier(self.pk.layout.bits)
 
     def finish(self, verdict: str, **kw) -> SearchResult:
         res = super().finish(verdict, **kw)

@@ -520,8 +520,12 @@ class _Search:
             if not pending:
                 return False
 
+    def new_frontier(self) -> list[int]:
+        """The next level's states (checker/bitstate.py packs them)."""
+        return []
+
     def level_full(self, frontier: list[int]) -> tuple[list[int], int]:
-        nxt: list[int] = []
+        nxt = self.new_frontier()
         tnxt: list[int] = []
         pk, seen, limit, st = self.pk, self.seen, self.limit, self.stats
         for i in range(0, len(frontier), _CHUNK):
