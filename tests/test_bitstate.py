@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from checker.bitstate import NOT_PROOF, BitTable, _hash_fn, bitstate, table_bits
+from checker.bitstate import NOT_PROOF, BitTable, Frontier, _hash_fn, bitstate, table_bits
 from checker.cli import main
 from checker.compile import compile_packed, compile_system
 from checker.explicit import bfs, replay
@@ -137,6 +137,16 @@ def test_table_basics():
     assert 12345 not in t
     t[12345] = -1
     assert 12345 in t and len(t) == 1 and t.coverage()["fill"] == 3 / 4096
+
+
+@pytest.mark.parametrize("width", [1, 64, 150])
+def test_frontier_round_trip(width):
+    states = [0, 1, (1 << width) - 1, (1 << width) // 3]
+    f = Frontier(width)
+    for t in states:
+        f.append(t)
+    assert len(f) == 4 and bool(f) and not Frontier(width)
+    assert f[0:4] == states and f[1:3] == states[1:3] and f[2:4096] == states[2:]
 
 
 def _cli(*args: str):
