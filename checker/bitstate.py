@@ -29,6 +29,10 @@ memory stays the table plus the window.  With a table large enough that
 no state is lost, every level is the full search's and the trace is the
 full search's shortest one.
 
+Memory: the table (m/8 bytes: SPIN's hash factor m/n of 100 costs 12.5
+bytes per state), the window, and the two BFS levels being read and
+written, kept as fixed-width bytes (`Frontier`), not Python ints.
+
 The search itself is `checker.explicit`'s plain BFS level loop
 (`_Search.level_full`, the packed engine's expand), with the table in
 place of the `seen` dict: engine-level, it knows nothing about rseq.
