@@ -102,8 +102,10 @@ class BitTable:
         self.table = bytearray(self.m >> 3)
         self.base = 0  # states entered before the current level
         self.window = window
-        self.levels: list[tuple[int, dict[int, int]]] = []  # (depth, state -> parent), oldest first
+        self.levels: dict[int, dict[int, int]] = {}  # depth -> (state -> parent), oldest first
         self.level: dict[int, int] = {}
+        self.depth = 0  # of the level being built
+        self.target: tuple[int, int] | None = None  # a rerun's (depth, state): its only parent kept there
         self._h = _hash_fn(width)
         self._last = -1  # the state `in` last looked at, and its hash: `[]=` follows `in`
         self._last_h = 0
@@ -112,11 +114,23 @@ class BitTable:
         """States entered from now on are at `depth`; drop the oldest
         levels while the window holds more than its budget."""
         self.base += len(self.level)
-        self.level = {}
-        self.levels.append((depth, self.level))
-        total = sum(len(lv) for _, lv in self.levels)
-        while len(self.levels) > 1 and total > self.window:
-            total -= len(self.levels.pop(0)[1])
+        self.depth = depth
+        self.level = _Only(self.target[1]) if self.target and self.target[0] == depth else {}
+        self.levels[depth] = self.level
+        self.trim()
+
+    def trim(self) -> None:
+        """Keep the window within its budget: drop the oldest levels, and
+        the parents of the level being built when it alone is over (its
+        states' parents are then found by a rerun)."""
+        total = sum(map(len, self.levels.values()))
+        for d in list(self.levels):
+            if total <= self.window or d == self.depth:
+                break
+            total -= len(self.levels.pop(d))
+        if total > self.window:
+            self.base += len(self.level)
+            self.level = self.levels[self.depth] = {}
 
     def _positions(self, t: int) -> list[int]:
         h = self._last_h if t == self._last else self._h(t)
@@ -142,23 +156,19 @@ class BitTable:
     def __len__(self) -> int:
         return self.base + len(self.level)
 
-    def back(self, t: int) -> tuple[list[int], tuple[int, int] | None]:
-        """Walk parents from t through the window: the states from the
-        oldest reached to t, and (depth, state) where the walk left the
-        window (None if it reached the initial state)."""
-        chain = [t]
-        i = len(self.levels) - 1
-        while t not in self.levels[i][1]:  # the violating state is in the newest level, or the initial one
-            i -= 1
+    def back(self, t: int, depth: int) -> tuple[list[int], tuple[int, int] | None]:
+        """Walk parents from t, at `depth`, through the window: the states
+        from the oldest reached to t, and (depth, state) of the first one
+        whose parent is not there (None if it reached the initial state)."""
+        chain: list[int] = []
         while True:
-            p = self.levels[i][1][t]
-            if p == _ROOT:
-                return chain[::-1], None
-            if i == 0:  # p is the level before the window's oldest
-                return chain[::-1], (self.levels[0][0] - 1, p)
-            t = p
+            lv = self.levels.get(depth)
+            if lv is None or t not in lv:
+                return chain[::-1], (depth, t)
             chain.append(t)
-            i -= 1
+            t, depth = lv[t], depth - 1
+            if t == _ROOT:
+                return chain[::-1], None
 
     def coverage(self) -> dict[str, float]:
         """SPIN's figures: hash factor m/n (SPIN: best if > 100), bits
@@ -178,6 +188,18 @@ class BitTable:
             lost *= n / steps
         return {"bits": m, "k": k, "states": n, "hash_factor": m / n if n else math.inf, "fill": fill,
                 "p_miss_now": fill ** k, "expected_omissions": lost}
+
+
+class _Only(dict):
+    """A rerun's level: the parent of one state only."""
+
+    def __init__(self, target: int):
+        super().__init__()
+        self.target = target
+
+    def __setitem__(self, t: int, parent: int) -> None:
+        if t == self.target:
+            super().__setitem__(t, parent)
 
 
 class Frontier:
@@ -216,6 +238,8 @@ class _BitSearch(_Search):
         if self.pk.with_visit is not None:
             self.expand, self.expand_limited = self.pk.with_visit(visit(self.pk.layout.bits, self.seen.m, k),
                                                                   {"_hash": hash})
+        # the window kept within its budget before each chunk of a level
+        self.expand, self.expand_limited = _trimming(self.expand), _trimming(self.expand_limited)
 
     def level_start(self, depth: int) -> None:
         self.seen.new_level(depth)
@@ -238,22 +262,32 @@ class _BitSearch(_Search):
         return res
 
     def path_to(self, t: int) -> list[tuple[int, tuple]]:
-        chain, out = self.seen.back(t)
+        chain, out = self.seen.back(t, self.seen.depth)  # t: in the level being built
         while out is not None:
             depth, u = out
             # the same engine (its memos give the same successors in the
             # same order), a new table, no clock: a trace is no resource
             again = copy.copy(self)
             again.seen = BitTable(*self.params[:2], self.pk.layout.bits, self.params[2])
+            again.seen.target = out
             again.stats, again.depth, again.deadline, again.watch = Stats(), 0, None, False
             again.limit, again.max_depth = sys.maxsize, depth
             self.reruns += 1
             got = again.run()
-            if got.verdict == "violation" or u not in again.seen.levels[-1][1]:
+            if got.verdict == "violation" or u not in again.seen.levels.get(depth, ()):
                 raise AssertionError("the rerun did not rebuild the same levels")
-            more, out = again.seen.back(u)
+            more, out = again.seen.back(u, depth)
             chain = more + chain
         return self.trace_of(chain)
+
+
+def _trimming(expand: Callable) -> Callable:
+    """expand or expand_limited, trimming the window before each chunk."""
+    def run(chunk, seen, *rest):
+        seen.trim()
+        return expand(chunk, seen, *rest)
+
+    return run
 
 
 def bitstate(system: System, max_depth: int, bits: int = DEFAULT_BITS, k: int = DEFAULT_K,

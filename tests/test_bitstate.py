@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from checker import explicit
 from checker.bitstate import NOT_PROOF, BitTable, Frontier, _hash_fn, bitstate, table_bits
 from checker.cli import main
 from checker.compile import compile_packed, compile_system
@@ -64,6 +65,19 @@ def test_trace_rebuilt_by_reruns(name):
     assert bit.trace == full.trace
     assert bit.bitstate["reruns"] >= len(full.trace) // 2
     assert bit.stats.states == full.stats.states  # the reruns do not count
+
+
+@pytest.mark.parametrize("name", ["save_restore_unprotected", "rseq_keep_linux618"])
+def test_trace_through_levels_cut_mid_level(name, monkeypatch):
+    """Chunks of 2 states and a window of 3: the level being built loses
+    its parents while it is built, and the reruns keep the parent of the
+    one state they look for."""
+    monkeypatch.setattr(explicit, "_CHUNK", 2)
+    spec, system = _load(name)
+    full = bfs(system, spec.depth, por=False)
+    bit = bitstate(system, spec.depth, bits=1 << 24, window=3)
+    assert bit.trace == full.trace
+    assert bit.bitstate["reruns"] >= len(full.trace) // 2
 
 
 def test_tiny_table_loses_states_and_says_so():
