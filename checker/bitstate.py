@@ -17,17 +17,19 @@ position is a + i*b mod m (Kirsch and Mitzenmacher's double hashing,
 unit mod m and the k positions differ.
 
 Traces.  The table keeps no parents.  Parents are kept for a window of
-the latest BFS levels (whole levels, newest first, while they hold at
-most `window` states; the level being built always): the trace is
-walked back through the window.  If it leaves the window at a state u
-of depth d, the search is run again from the start up to depth d: it is
-deterministic (same table size, same order of successors), so it builds
-the same levels, u among them, and the walk goes on through the new
-window; each rerun goes back at least one level.  So a trace costs at
-most depth/levels-in-window reruns, each shorter than the search, and
-memory stays the table plus the window.  With a table large enough that
-no state is lost, every level is the full search's and the trace is the
-full search's shortest one.
+the latest BFS levels (newest first, while they hold at most `window`
+states; the level being built drops the parents it has whenever it alone
+is over, checked before each chunk of states): the trace is walked back
+through the window.  If the walk reaches a state u of depth d whose
+parent is not there, the search is run again from the start up to depth
+d, keeping at depth d the parent of u alone: the search is deterministic
+(same table size, same order of successors), so it builds the same
+levels, u among them, and the walk goes on through the new window; each
+rerun goes back at least one level.  So a trace costs at most one rerun
+per level, each shorter than the search, and memory stays the table
+plus the window.  With a table large enough that no state is lost,
+every level is the full search's and the trace is the full search's
+shortest one.
 
 Memory: the table (m/8 bytes: SPIN's hash factor m/n of 100 costs 12.5
 bytes per state), the window, and the two BFS levels being read and
