@@ -175,9 +175,10 @@ class BitTable:
     def coverage(self) -> dict[str, float]:
         """SPIN's figures: hash factor m/n (SPIN: best if > 100), bits
         set, the chance that a new state is taken for a seen one now
-        (fill^k), and the expected number of states lost over the run:
-        the sum over insertions i < n of (1 - e^(-k i / m))^k, the
-        Bloom filter's false-positive rate after i insertions."""
+        (fill^k), and the expected number of omissions over the run (new
+        states taken for seen ones): the sum over insertions i < n of
+        (1 - e^(-k i / m))^k, the Bloom filter's false-positive rate
+        after i insertions."""
         n, m, k = len(self), self.m, self.k
         tb, step = memoryview(self.table), 1 << 20  # by slices: no int as large as the table
         fill = sum(int.from_bytes(tb[i:i + step], "little").bit_count() for i in range(0, len(tb), step)) / m
@@ -193,7 +194,8 @@ class BitTable:
 
 
 class _Only(dict):
-    """A rerun's level: the parent of one state only."""
+    """A rerun's level: the parent of one state only (so the rerun's
+    `len(table)` undercounts: a rerun has no state limit and no report)."""
 
     def __init__(self, target: int):
         super().__init__()
