@@ -6,8 +6,9 @@ bits happen to be set already by other states is taken for a seen one
 and dropped with whatever only it leads to, so a search that finds no
 violation proves nothing: its verdict is NOT_PROOF, never "holds", and it
 comes with the coverage estimate SPIN prints (the hash factor m/n and
-the expected number of states so lost).  A violation found is real: its
-trace is replayed step by step from the initial state.
+the expected number of such omissions).  A violation found is real: each
+step of its trace is a successor of the one before, from the initial
+state, as the successor function gives it.
 
 Positions: one 64-bit hash h of the packed state (CPython's tuple hash,
 an xxHash round per 60-bit chunk: deterministic, unlike str/bytes
