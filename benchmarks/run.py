@@ -14,6 +14,9 @@ is that rung's alone and no memory is carried between rungs.
     python benchmarks/run.py --bitstate 1G --max-seconds 300 benchmarks/specs/ladder_t2_k3.toml
                                                  # the full search (no POR) and the
                                                  # bitstate search, per spec
+    python benchmarks/run.py --paired main --threads 3
+                                                 # before (REV's model and engine)
+                                                 # and after (cold, warm engine cache)
 """
 
 from __future__ import annotations
@@ -53,11 +56,17 @@ VARIANTS: dict[str, tuple[bool, bool, bool, bool]] = {
 
 
 def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: bool = True,
-           frozen: bool = False, symmetry: bool = False, bits: int | None = None) -> None:
+           frozen: bool = False, symmetry: bool = False, tree: str | None = None,
+           bits: int | None = None) -> None:
     """Child side: build and search one spec, print one JSON line.  `dead`
     False: the dead register reduction is off (model/data.py:dead_after
-    patched to find no dead register, as tests/test_data.py does)."""
+    patched to find no dead register, as tests/test_data.py does).
+    `tree`: import model/ and checker/ from this folder (another
+    revision's files: --paired)."""
     import resource
+
+    if tree:
+        sys.path.insert(0, tree)
 
     from model.build import build_system
     from model.spec import load_spec
@@ -73,19 +82,37 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
         bfs = load_ref(ref).bfs
     else:
         from checker.explicit import bfs
+    engine = sys.modules[bfs.__module__]
+    made = [0.0]  # CPU seconds in compile_packed (bfs calls it before its search)
+    if hasattr(engine, "compile_packed"):
+        inner = engine.compile_packed
+
+        def timed(system: Any) -> Any:
+            c0 = time.process_time()
+            try:
+                return inner(system)
+            finally:
+                made[0] += time.process_time() - c0
+
+        engine.compile_packed = timed
     t0 = time.perf_counter()
+    c0 = time.process_time()
     spec = load_spec(path)
     system = build_system(spec)
     build_s = time.perf_counter() - t0
+    build_cpu = time.process_time() - c0
     base_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the search
     extra = {**({"por_frozen": True} if frozen else {}), **({"symmetry": True} if symmetry else {})}
+    c1 = time.process_time()
     if bits:
         from checker.bitstate import bitstate
 
         res = bitstate(system, spec.depth, bits=bits, timeout=timeout)
     else:
         res = bfs(system, spec.depth, por=por, timeout=timeout, **extra)
+    bfs_cpu = time.process_time() - c1
     st = res.stats
+    cache = sys.modules.get("checker.engine_cache")
     print(
         json.dumps(
             {
@@ -106,6 +133,12 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
                 "trace_steps": len(res.trace) - 1 if res.trace else None,
                 "seconds": st.seconds,
                 "build_seconds": build_s,
+                # CPU seconds: load + build_system; compile_packed (generating and
+                # compiling the engine, or loading it); the rest of bfs
+                "build_cpu": build_cpu,
+                "compile_cpu": made[0],
+                "search_cpu": bfs_cpu - made[0],
+                "cache": dict(cache.STATS) if cache is not None else None,
                 "vars": len(system.vars),
                 "actions": len(system.actions),
                 "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -118,9 +151,12 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
 
 
 def run_one(path: str, por: bool, timeout: float | None, ref: str | None = None, dead: bool = True,
-            frozen: bool = False, symmetry: bool = False, bits: int | None = None) -> dict[str, Any]:
+            frozen: bool = False, symmetry: bool = False, tree: str | None = None,
+            env: dict[str, str] | None = None, bits: int | None = None) -> dict[str, Any]:
     """Parent side: run `worker` in a fresh interpreter, collect its rusage."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", path, "--por" if por else "--no-por"]
+    if tree:
+        cmd += ["--tree", tree]
     if not dead:
         cmd.append("--no-dead")
     if frozen:
@@ -134,7 +170,7 @@ def run_one(path: str, por: bool, timeout: float | None, ref: str | None = None,
     if ref:
         cmd += ["--ref", ref]
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT, text=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT, text=True, env=env)
     killer = None
     if timeout:  # the engine stops itself at `timeout`; this catches a hang elsewhere
         killer = threading.Timer(timeout * 2 + 30, p.kill)
@@ -385,6 +421,68 @@ def main_percpu(args: argparse.Namespace) -> int:
     return 1 if bad or disagree else 0
 
 
+CHEAD = (f"{'rung':<6} {'run':<6} {'actions':>7} {'states':>7} {'build':>5} {'compile':>7} "
+         f"{'search':>6} {'CPU s':>5} {'RSS MiB':>7}  verdict")
+
+
+def crow(name: str, run: str, rec: dict[str, Any]) -> str:
+    """A row of --paired, in CPU seconds: build (load + build_system),
+    compile (compile_packed: generate and compile the engine, or load it),
+    search (the rest of bfs), CPU s (the whole child, interpreter start
+    and imports included)."""
+    head = f"{name:<6} {run:<6}"
+    if "states" not in rec:
+        return f"{head} {rec.get('verdict')}: {rec.get('reason', '')}"
+    verdict = rec["verdict"] + ("" if rec.get("expected") in (None, rec["verdict"]) else f" (EXPECTED {rec['expected']})")
+    return (f"{head} {rec['actions']:>7} {rec['states']:>7,} {rec['build_cpu']:>5.2f} {rec['compile_cpu']:>7.2f} "
+            f"{rec['search_cpu']:>6.2f} {rec['cpu_seconds']:>5.2f} {rec['peak_rss_mib']:>7.0f}  {verdict}")
+
+
+def main_paired(args: argparse.Namespace) -> int:
+    """Before/after, paired: per rung, the model and engine of REV (from
+    git), then the working tree's with an empty engine cache (generates,
+    compiles and stores), then again (loads it).  States and verdicts must
+    agree across the three."""
+    import shutil
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="rseqcheck-paired-"))
+    try:
+        before = work / "tree"
+        before.mkdir()
+        tar = subprocess.run(["git", "archive", args.paired, "model", "checker"], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(before)], input=tar, check=True)
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; before: {args.paired}, after: the working "
+              "tree (cold: empty engine cache, warm: filled)")
+        print(CHEAD, flush=True)
+        records: list[dict[str, Any]] = []
+        differ: list[str] = []
+        for t in parse_set(args.threads):
+            for k in parse_set(args.rounds):
+                path = str((ladder.SPEC_DIR / f"{ladder.rung_name(t, k)}.toml").relative_to(ROOT))
+                cache = work / f"cache-t{t}k{k}"
+                env = {**os.environ, "RSEQCHECK_CACHE_DIR": str(cache)}
+                env.pop("RSEQCHECK_NO_CACHE", None)
+                runs = [("before", str(before)), ("cold", None), ("warm", None)]
+                got = []
+                for run, tree in runs:
+                    rec = run_one(path, not args.no_por, args.max_seconds, tree=tree, env=env)
+                    rec.update(threads=t, rounds=k, run=run, engine=args.paired if tree else "working tree")
+                    records.append(rec)
+                    got.append((rec.get("verdict"), rec.get("states"), rec.get("transitions")))
+                    print(crow(f"t{t}_k{k}", run, rec), flush=True)
+                if len(set(got)) > 1:
+                    differ.append(path)
+        if args.json:
+            args.json.write_text(json.dumps(records, indent=1) + "\n")
+        if differ:
+            print("before and after disagree on: " + ", ".join(differ))
+        return 1 if differ else 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Benchmark the explicit engine on the next-syscall ladder.")
     ap.add_argument("specs", nargs="*", help="spec files or folders instead of the ladder")
@@ -403,7 +501,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bitstate", type=lambda x: int(float(x[:-1]) * 2 ** {"K": 10, "M": 20, "G": 30}[x[-1]])
                     if x[-1] in "KMG" else int(x), metavar="BITS",
                     help="the given specs: the full search (no POR) and the bitstate search with this many bits")
+    ap.add_argument("--paired", metavar="REV", help="ladder rungs with the model and engine of REV, then of the "
+                    "working tree with an empty engine cache and again with it filled, one rung at a time")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--tree", help=argparse.SUPPRESS)
     ap.add_argument("--bits", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--no-dead", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--por-frozen", action="store_true", help=argparse.SUPPRESS)
@@ -413,10 +514,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.worker:
         worker(args.worker, args.por, args.timeout, args.ref, dead=not args.no_dead, frozen=args.por_frozen,
-               symmetry=args.symmetry, bits=args.bits)
+               symmetry=args.symmetry, tree=args.tree, bits=args.bits)
         return 0
     if args.bitstate:
         return main_bitstate(args)
+    if args.paired:
+        return main_paired(args)
     if args.percpu:
         if args.rounds == "1-7":
             args.rounds = "1-3"

@@ -2,9 +2,10 @@
 
 Exit status: 0 every verdict as expected; 1 some verdict differs from
 `expect` (or, with no expect, a violation); 2 a spec or usage error; 3 a
-resource limit (timeout, --max-states, --max-memory, out of memory, Ctrl-C,
-SIGTERM, SIGHUP) before a verdict; 4 an output error (a counterexample or
-the JUnit file could not be written); 5 with --strict, every verdict as
+resource limit (timeout, --total-timeout, --max-states, --max-memory, out
+of memory, Ctrl-C, SIGTERM, SIGHUP) before a verdict; 4 an output error (a
+counterexample, the JUnit file or stdout could not be written:
+`rseqcheck: error: ...`, checker/outputs.py); 5 with --strict, every verdict as
 expected but some spec has warnings (checker/caveats.py: a vacuous
 property, a setup that does nothing, code never reached, a bound hit);
 6 with --bitstate, no verdict differs but some spec expected to hold
@@ -34,7 +35,9 @@ from checker.columns import wide as want_wide
 from checker.columns import wrap
 from checker.explicit import Stats
 from checker.inputs import collect_specs, remove_stale_tmp
-from checker.limits import Limits, MemorySize, Seconds
+from checker.layout import clash_warning, layout
+from checker.limits import Limits, MemorySize, RunOver, Seconds
+from checker.outputs import EXIT_OUTPUT, Group, report
 from checker.parallel import Job, default_jobs, run_job, run_jobs
 from checker.progress import Ticker
 from checker.proposal import Proposal, ProposalError, parse_rules
@@ -44,7 +47,6 @@ from checker.verify import ENGINES, Outcome, junit_xml, write_atomic
 from model.properties import PROPERTIES
 from model.rules import ERA, PRESETS, RULES
 
-EXIT_OUTPUT = 4  # an output file could not be written
 EXIT_WARNINGS = 5  # --strict: as expected, with warnings
 EXIT_NOT_PROOF = 6  # --bitstate: no violation found where none was expected
 
@@ -103,8 +105,21 @@ def _progress_printer(name: str, quiet: bool = False):
     return show
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _no_cache(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        # the environment, so that --jobs workers bypass it too (checker/engine_cache.py)
+        os.environ["RSEQCHECK_NO_CACHE"] = "1"
+
+
+no_cache_option = click.option(
+    "--no-cache", is_flag=True, expose_value=False, callback=_no_cache,
+    help="Generate and compile the search's engine afresh instead of loading it from the on-disk cache "
+         "($RSEQCHECK_CACHE_DIR, else $XDG_CACHE_HOME/rseqcheck or ~/.cache/rseqcheck).")
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rseqcheck")
+@no_cache_option
 def main() -> None:
     """Model checker for the Linux rseq / signal / syscall protocol."""
 
@@ -118,10 +133,14 @@ def main() -> None:
 @click.option("--depth", type=click.IntRange(1, 100000), help="Override each spec's [check] depth.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="counterexamples", show_default=True,
-              help="Where counterexample traces are written.")
+              help="Where counterexample traces are written, in the spec folders' layout: the spec's folder "
+                   "relative to the common root of PATHS (a file given counts as its folder).")
 @click.option("--junit", "junit", type=click.Path(), help="Also write JUnit XML here (for CI).")
 @click.option("--timeout", type=Seconds(),
               help="Seconds per spec, loading, building and saving included, before giving up (exit 3).")
+@click.option("--total-timeout", type=Seconds(),
+              help="Seconds for the whole run: the spec under way then stops as with --timeout, the rest are "
+                   "reported as not checked (exit 3); every output is still written.")
 @click.option("--max-states", type=click.IntRange(1), metavar="N",
               help="Give up on a spec (exit 3) once the explicit search has seen more than N states.")
 @click.option("--max-memory", type=MemorySize(), metavar="SIZE",
@@ -166,16 +185,19 @@ def main() -> None:
               help="Check N specs at a time in worker processes (default: this machine's cores); "
                    "results and output are those of --jobs 1, in the same order.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
-def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_memory, por, por_frozen, symmetry,
-           bits, hash_k, window, show_trace, max_cx, preset, rule_pairs, strict, jobs, quiet) -> None:
+@no_cache_option
+def verify(paths, engine, depth, fmt, out_dir, junit, timeout, total_timeout, max_states, max_memory, por,
+           por_frozen, symmetry, bits, hash_k, window, show_trace, max_cx, preset, rule_pairs, strict, jobs,
+           quiet) -> None:
     """Check specs (files or folders) against their expected verdicts.
 
     Exit status: 0 every verdict as expected; 1 some verdict differs; 2 a
-    spec or usage error; 3 a resource limit (timeout, --max-states,
-    --max-memory, Ctrl-C, SIGTERM) before a verdict; 4 an output error (a
-    counterexample or --junit file could not be written); 5 (--strict) as
-    expected, but with warnings; 6 (--bitstate) as expected as far as a
-    bitstate search can tell: no violation found, which is no proof."""
+    spec or usage error; 3 a resource limit (timeout, --total-timeout,
+    --max-states, --max-memory, Ctrl-C, SIGTERM) before a verdict; 4 an
+    output error (a counterexample, --junit or stdout could not be
+    written); 5 (--strict) as expected, but with warnings; 6 (--bitstate)
+    as expected as far as a bitstate search can tell: no violation found,
+    which is no proof."""
     if max_cx > 1 and engine in ("bmc", "induction"):
         raise Usage(f"--max-counterexamples {max_cx} needs the explicit engine (--engine explicit or all)")
     if por_frozen and (engine != "explicit" or not por):
@@ -189,10 +211,16 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
     files = _collect(paths)
     problem = _unwritable(Path(out_dir), folder=True) or (_unwritable(Path(junit), folder=False) if junit else None)
     if problem:
-        click.echo(problem, err=True)
+        report(problem)
         sys.exit(EXIT_OUTPUT)
-    remove_stale_tmp(Path(out_dir))
-    stems = _stems(files)
+    places, clashes = layout(paths, files, numbered=max_cx > 1)
+    for folder in sorted({str(p.path(out_dir)) for p in places.values()}):
+        remove_stale_tmp(Path(folder))
+    said = [clash_warning(f, other, place, out_dir) for f, other, place in clashes]
+    if fmt == "text":
+        for w in said:
+            for line in wrap(w, "", "  "):
+                click.echo(line, err=True)
     more: dict = {"max_counterexamples": max_cx} if max_cx > 1 else {}
     if por_frozen:
         more["por_frozen"] = True
@@ -204,14 +232,14 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
         more["proposal"] = proposal
         if fmt == "text":
             click.echo(f"proposal: {proposal.describe()} (over each spec's own)")
-    limits = Limits(timeout, max_states, max_memory)
+    limits = Limits(timeout, max_states, max_memory, total=total_timeout).start_run()
     if max_states:
         more["max_states"] = max_states
-    todo = [Job(f, stems[f], out_dir, limits, engine, depth, por, more) for f in files]
+    todo = [Job(f, places[f].stem, str(places[f].path(out_dir)), limits, engine, depth, por, more) for f in files]
     workers = min(jobs or default_jobs(), len(todo))
     outcomes: list[Outcome] = []
     io_errors: list[str] = []
-    interrupted = False
+    interrupted = run_over = False
     prog = None
     ticker = Ticker("verify", len(files)) if workers > 1 and not quiet else None
     with _terminate_as_interrupt():
@@ -239,13 +267,17 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
         except KeyboardInterrupt:  # outside the search (loading, compiling, saving), or SIGTERM/SIGHUP
             _clear_progress(prog)
             interrupted = True
+        except RunOver:  # --total-timeout passed before the next spec could start
+            _clear_progress(prog)
+            run_over = True
     if ticker:
         ticker.done()
     unchecked = files[len(outcomes):]
-    code = _exit_code(outcomes, interrupted, strict)
+    why = (limits.run_over() if run_over else "interrupted (Ctrl-C, SIGTERM or SIGHUP)") if unchecked else ""
+    code = _exit_code(outcomes, interrupted or run_over, strict)
     if junit:  # first, so that the exit status printed below is the final one
         try:
-            write_atomic(Path(junit), junit_xml(outcomes, strict))
+            write_atomic(Path(junit), junit_xml(outcomes, strict, unchecked, why))
         except OSError as e:
             io_errors.append(f"{junit}: cannot write the JUnit file: {e.strerror or e}")
     if io_errors and code != 2:
@@ -259,7 +291,9 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
             "version": __version__,
             "exit_status": code,
             "interrupted": interrupted,
+            "total_timeout_reached": run_over,
             "not_checked": unchecked,
+            "output_warnings": said,
             "proposal": proposal.record() if proposal else None,
             "output_errors": io_errors,
             "strict": strict,
@@ -273,10 +307,12 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, max_states, max_m
     else:
         show = show_trace if show_trace is not None else len(files) == 1
         _print_text(outcomes, show)
-        if interrupted:
-            click.echo(f"interrupted: {len(unchecked)} of {len(files)} specs not checked", err=True)
+        if interrupted or run_over:
+            head = "interrupted" if interrupted else limits.run_over()
+            for line in wrap(f"{head}: {len(unchecked)} of {len(files)} specs not checked", "", "  "):
+                click.echo(line, err=True)
     for msg in io_errors:
-        click.echo(msg, err=True)
+        report(msg)
     sys.exit(code)
 
 
@@ -306,28 +342,6 @@ def _unwritable(path: Path, folder: bool) -> str | None:
     if not folder and not os.access(parent, os.W_OK | os.X_OK):
         return f"{parent}: {what}: not writable"
     return None
-
-
-def _stems(files: list[str]) -> dict[str, str]:
-    """The name each spec's counterexamples are saved under: its file name
-    without .toml; when two specs share one (a/x.toml, b/x.toml), the later
-    ones get x-2, x-3 ..., so that no run overwrites another spec's trace."""
-    out: dict[str, str] = {}
-    used: set[str] = set()
-    same: dict[str, str] = {}  # one file named twice keeps one name
-    for f in files:
-        key = os.path.realpath(f)
-        if key in same:
-            out[f] = same[key]
-            continue
-        stem = base = Path(f).stem
-        k = 1
-        while stem in used:
-            k += 1
-            stem = f"{base}-{k}"
-        used.add(stem)
-        out[f] = same[key] = stem
-    return out
 
 
 class _terminate_as_interrupt:
@@ -599,8 +613,9 @@ def properties() -> None:
 
 from checker.cli_conformance import COMMANDS as _conformance  # noqa: E402  (outcomes, run)
 from checker.cli_proposals import COMMANDS as _proposals  # noqa: E402  (impact)
+from checker.cli_sweep import COMMANDS as _sweep  # noqa: E402  (sweep, on Dask)
 
-for _cmd in _conformance + _proposals:
+for _cmd in _conformance + _proposals + _sweep:
     main.add_command(_cmd)
 
 

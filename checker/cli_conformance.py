@@ -26,6 +26,8 @@ from checker.host import HostRefused, host_preset
 from checker.inputs import collect_specs
 from checker.limits import LimitHit, Limits, Seconds, Watchdog
 from checker.outcomes import Outcome, OutcomeSet, check_condition, eval_condition, model_outcomes
+from checker.outputs import fail as output_error
+from checker.outputs import stdout_failed
 from checker.proposal import ProposalError, parse_rules
 from checker.run import Refused, RunResult, TooLong, run_spec
 from model.build import build_system
@@ -57,7 +59,7 @@ def _guarded(fn: Callable) -> Callable:
         except KeyboardInterrupt:
             _fail("interrupted", 3)
         except Exception as e:
-            if os.environ.get("RSEQCHECK_DEBUG"):
+            if os.environ.get("RSEQCHECK_DEBUG") or stdout_failed(e):  # the latter: checker.outputs.Group
                 raise
             _fail(f"internal error: {type(e).__name__}: {e} (a bug in rseqcheck, not in the spec; "
                   "RSEQCHECK_DEBUG=1 shows the traceback)")
@@ -251,7 +253,7 @@ def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states, 
         except SpecError as e:  # a spec with data builds the model first (checker/cgen_data.py)
             _fail(str(e))
         except OSError as e:  # an output error, as for `verify` (exit 4)
-            _fail(f"{emit_c}: cannot write: {e.strerror or e}", 4)
+            output_error(f"{emit_c}: cannot write: {e.strerror or e}")
         click.echo(f"wrote {emit_c} (build: gcc -O1 -o prog {emit_c}; run: ./prog RUNS SEED WINDOW_US)")
         return
     try:

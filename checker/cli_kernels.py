@@ -19,6 +19,7 @@ from checker.backports import AutoPreset, auto_preset
 from checker.cli_conformance import _echo, _fail, _guarded, _report
 from checker.kernels import SERIES, KernelError, MissingTool, fetch, find, installed
 from checker.outcomes import OutcomeSet, model_outcomes
+from checker.outputs import fail as output_error
 from checker.qemu import BootFailed, GuestHung, Job, boot, guest_name_problem
 from checker.run import Refused, RunResult, TooLong, run_spec, tally
 from model.errors import SpecError
@@ -150,7 +151,10 @@ def run_matrix(specs: list[Spec], names: list[str], runs: int, rules: dict[str, 
             cells.append(Cell(name, spec, res, _report(s, r, res)))
     _summary(cells, names)
     if markdown:
-        Path(markdown).write_text(markdown_table(cells, names))
+        try:
+            Path(markdown).write_text(markdown_table(cells, names))
+        except OSError as e:
+            output_error(f"{markdown}: cannot write: {e.strerror or e}")
         click.echo(f"wrote {markdown}")
     return max((c.status for c in cells), default=0)
 

@@ -3,7 +3,8 @@
 
 impact's exit status: 0 nothing flipped; 1 some verdict flipped; 2 a spec
 or usage error (a spec that cannot be built under the baseline); 3 a
-resource limit on some spec before a verdict, or an interrupt.  A spec that
+resource limit on some spec before a verdict, or an interrupt; 4 an output
+error (a counterexample could not be written).  A spec that
 can be built under the baseline but not under the proposal is listed as
 not comparable and does not change the exit status.
 
@@ -23,7 +24,9 @@ from checker import __version__
 from checker.columns import wrap as _wrap
 from checker.impact import KINDS, Change, compare
 from checker.inputs import collect_specs
+from checker.layout import clash_warning, layout
 from checker.limits import LimitHit, Limits, Seconds, Watchdog
+from checker.outputs import report
 from checker.progress import Ticker
 from checker.proposal import Proposal, ProposalError, parse_rules
 from checker.synthesize import GOALS, MAX_COMBINATIONS, Trial, count, minimal
@@ -45,6 +48,14 @@ def _proposal(preset: str | None, pairs: tuple[str, ...]) -> Proposal:
         raise _Usage(str(e)) from None
 
 
+def _below(f: str, out_dir: str) -> str:
+    """A saved file as a path below --out (checker/layout.py)."""
+    try:
+        return Path(f).relative_to(out_dir).as_posix() if out_dir else Path(f).name
+    except ValueError:
+        return f
+
+
 def render_text(changes: list[Change], baseline: Proposal, proposal: Proposal, interrupted: bool,
                 out_dir: str = "") -> str:
     """The flip table: each flipped spec on its own lines (path, then
@@ -63,7 +74,7 @@ def render_text(changes: list[Change], baseline: Proposal, proposal: Proposal, i
             if side.outcome.error:
                 lines += _wrap(side.outcome.error, "    ")
             for f in c.after.outcome.files[1::2]:  # the ITF file; the .txt sits beside it
-                lines += _wrap(f"counterexample: {Path(f).name}", "    ")
+                lines += _wrap(f"counterexample: {_below(f, out_dir)}", "    ")
     if out_dir and any(c.after.outcome.files for c in changes):
         lines += [""] + _wrap(f"counterexamples (NAME.txt, the email text; NAME.json, ITF) are in {out_dir}/", "")
     lines.append("")
@@ -97,7 +108,9 @@ def impact(paths, from_preset, base_pairs, to_preset, rule_pairs, depth, timeout
     Every spec is checked under a baseline and under the proposal (explicit
     engine); the flips are listed, each with the new shortest counterexample
     or the property that now holds.  Exit status: 0 nothing flipped; 1 some
-    verdict flipped; 2 a spec or usage error; 3 a limit or an interrupt.
+    verdict flipped; 2 a spec or usage error; 3 a limit or an interrupt;
+    4 a counterexample could not be written.  Counterexamples go under
+    --out in the layout of the spec folders (as `verify` saves them).
 
     \b
     The 6.19 rewrite, reviewed over the bundled specs:
@@ -121,6 +134,10 @@ def impact(paths, from_preset, base_pairs, to_preset, rule_pairs, depth, timeout
     interrupted = False
     progress = Ticker("impact", len(files)) if fmt == "text" else None
     out = Path(out_dir)
+    places, clashes = layout(paths or ("specs",), files)
+    for f, other, place in clashes:
+        for line in _wrap(clash_warning(f, other, place, out_dir), "", "  "):
+            click.echo(line, err=True)
     try:
         for k, f in enumerate(files, start=1):
             if progress:
@@ -140,7 +157,7 @@ def impact(paths, from_preset, base_pairs, to_preset, rule_pairs, depth, timeout
                 errors.append(change.before.outcome.error or f"{f}: error")
             if change.kind == "flipped" and change.after.outcome.graph is not None:
                 try:
-                    save_counterexample(change.after.outcome, out, Path(f).stem)
+                    save_counterexample(change.after.outcome, places[f].path(out), places[f].stem)
                 except OSError as e:
                     io_errors.append(f"{e.filename or out}: cannot write the counterexample: {e.strerror or e}")
     except KeyboardInterrupt:
@@ -173,8 +190,10 @@ def impact(paths, from_preset, base_pairs, to_preset, rule_pairs, depth, timeout
                 if c.kind == "flipped" and c.after.outcome.graph is not None:
                     click.echo("")
                     click.echo(trace_text(c.after.outcome.graph))
-    for msg in errors + io_errors:
+    for msg in errors:
         click.echo(msg, err=True)
+    for msg in io_errors:
+        report(msg)
     sys.exit(code)
 
 

@@ -28,7 +28,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from checker import engine_cache
 from model.ir import Const, Expr, ModelError, Op, Ref, System, Var, conjuncts, evaluate
 
 _PYOP = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "+": "+", "-": "-"}
@@ -770,9 +772,28 @@ def compile_system(system: System) -> Compiled:
 
 
 def compile_packed(system: System) -> Packed:
-    """The packed-state engine alone (what the explicit search uses)."""
-    tree = _tree(system)
+    """The packed-state engine alone (what the explicit search uses).  The
+    generated code is kept on disk per system and engine version
+    (checker/engine_cache.py): a re-run loads it instead of generating and
+    compiling it again."""
     L = Layout.of(system)
+    rw = [(a.reads(), a.writes()) for a in system.actions]
+    name = engine_cache.key(system, "packed")
+    got = engine_cache.load(name) if name else None
+    if got is not None:
+        runs, src, main_code, tail_code = got
+    else:
+        runs, src, main_code, tail_code = _generate_packed(system, L, rw)
+        if name:
+            engine_cache.store(name, (runs, src, main_code, tail_code))
+    return _assemble_packed(system, L, rw, runs, src, main_code, tail_code)
+
+
+def _generate_packed(system: System, L: Layout, rw: list[tuple[set[Var], set[Var]]]
+                     ) -> tuple[list[list[int]], str, Any, Any]:
+    """The successor order cut into blocks, the whole source, and its two
+    compiled parts: the functions, then the expand loops."""
+    tree = _tree(system)
     idx = system.index()
     n = len(system.vars)
     em = _PackedEmitter(system, L)
@@ -795,43 +816,61 @@ def compile_packed(system: System) -> Packed:
         lines.append(f"def collect{b}(s, out):")
         lines += em.node(_prune(tree, set(run)), "    ", {}, set())
         lines.append("    return None")
-    ns: dict = {"_range_error": _range_error_fn(system)}
-    exec(compile("\n".join(lines) + "\n", "<rseqcheck-packed>", "exec"), ns)
+    main_code = compile("\n".join(lines) + "\n", "<rseqcheck-packed>", "exec")
+    # the expand loops bind the memos, collectors and helpers as defaults: run last
+    direct = _block_masks(system, L, runs, rw)[1]
+    tail = _expand_source(direct, False) + _expand_source(direct, True)
+    tail_code = compile("\n" * len(lines) + "\n".join(tail) + "\n", "<rseqcheck-packed>", "exec")
+    return runs, "\n".join(lines + tail) + "\n", main_code, tail_code
 
-    prop_vars: set[Var] = set()
-    for p in system.properties:
-        prop_vars |= p.holds.vars()
-    term_vars = system.terminal.vars()
-    rw = [(a.reads(), a.writes()) for a in system.actions]
-    needs_check = [bool(w & prop_vars) for _, w in rw]
-    needs_term = [bool(w & term_vars) for _, w in rw]
+
+def _block_masks(system: System, L: Layout, runs: list[list[int]],
+                 rw: list[tuple[set[Var], set[Var]]]) -> tuple[list[int], list[bool]]:
+    """Per block: the bits of its variables (its memo key), and whether
+    that key is the whole changing state (then not memoized)."""
+    idx = system.index()
     changing = 0  # bits of the variables some action writes
     for _, w in rw:
         for v in w:
             changing |= L.mask[idx[v]] << L.shift[idx[v]]
-    blocks: list[_Block] = []
-    for b, run in enumerate(runs):
+    masks: list[int] = []
+    direct: list[bool] = []
+    for run in runs:
         used: set[Var] = set()
         for ai in run:
             used |= rw[ai][0] | rw[ai][1]
         mask = 0
         for v in used:
             mask |= L.mask[idx[v]] << L.shift[idx[v]]
-        special = frozenset(ai for ai in run if needs_check[ai] or needs_term[ai])
+        masks.append(mask)
         # a key that is the whole changing state repeats only when the state does
-        direct = mask & changing == changing
-        blocks.append(_Block(b, mask, ns[f"collect{b}"], special, tuple(run), direct))
+        direct.append(mask & changing == changing)
+    return masks, direct
+
+
+def _assemble_packed(system: System, L: Layout, rw: list[tuple[set[Var], set[Var]]], runs: list[list[int]],
+                     src: str, main_code: Any, tail_code: Any) -> Packed:
+    ns: dict = {"_range_error": _range_error_fn(system)}
+    exec(main_code, ns)
+
+    prop_vars: set[Var] = set()
+    for p in system.properties:
+        prop_vars |= p.holds.vars()
+    term_vars = system.terminal.vars()
+    needs_check = [bool(w & prop_vars) for _, w in rw]
+    needs_term = [bool(w & term_vars) for _, w in rw]
+    masks, direct = _block_masks(system, L, runs, rw)
+    blocks: list[_Block] = []
+    for b, run in enumerate(runs):
+        special = frozenset(ai for ai in run if needs_check[ai] or needs_term[ai])
+        blocks.append(_Block(b, masks[b], ns[f"collect{b}"], special, tuple(run), direct[b]))
         ns[f"P{b}"] = blocks[-1].plain
-        ns[f"R{b}"] = mask
+        ns[f"R{b}"] = masks[b]
     ns["_slow"] = _make_slow(blocks, ns["check"], ns["terminal"], needs_check, needs_term)
     ns["_special"] = _make_special(ns["check"], ns["terminal"], needs_check, needs_term)
     ns["F"] = F = bytearray(len(system.actions))
     ns["SP"] = bytes(c or t for c, t in zip(needs_check, needs_term))
-    # the expand loops bind the memos, collectors and helpers as defaults: compiled last
-    direct = [blk.direct for blk in blocks]
-    tail = _expand_source(direct, False) + _expand_source(direct, True)
-    src = "\n".join(lines + tail) + "\n"
-    exec(compile("\n" * len(lines) + "\n".join(tail) + "\n", "<rseqcheck-packed>", "exec"), ns)
+    exec(tail_code, ns)
 
     def with_visit(visit: Visit, env: dict, canon: Callable[[int], int] | None = None
                    ) -> tuple[Callable[..., int], Callable[..., tuple[int, int]]]:

@@ -78,12 +78,14 @@ _ROOT = -1  # parent of the initial state (packed states are >= 0)
 
 
 def _por_tables(system: System, rw: list[tuple[set[Var], set[Var]]] | None = None, frozen: bool = False
-                ) -> tuple[list[bool], list[int], list[str]]:
+                ) -> tuple[list[bool], list[int], list[str], list[bool]]:
     """Static independence: which actions may form an ample set on their own.
     `rw`: each action's (reads, writes), if already known.  `frozen`: leave
     out the condition on what the process reads (checked per state by
     `_Frozen`): an action is safe when no other process reads or writes
-    what it writes and it writes nothing visible."""
+    what it writes and it writes nothing visible.  Also, per process,
+    whether it reads nothing other processes write (then `_Frozen` has
+    nothing to check)."""
     if rw is None:
         rw = [(a.reads(), a.writes()) for a in system.actions]
     procs = sorted({a.proc for a in system.actions})
@@ -110,7 +112,7 @@ def _por_tables(system: System, rw: list[tuple[set[Var], set[Var]]] | None = Non
     safe = []
     for a, (_, w) in zip(system.actions, rw):
         safe.append((frozen or isolated[a.proc]) and not (w & (r_other[a.proc] | w_other[a.proc] | visible)))
-    return safe, [pid[a.proc] for a in system.actions], procs
+    return safe, [pid[a.proc] for a in system.actions], procs, [isolated[p] for p in procs]
 
 
 def _write_conds(system: System, rw: list[tuple[set[Var], set[Var]]], safe: list[bool]
@@ -350,13 +352,14 @@ class _Search:
         self.reduced = False
         self.joined = False  # a reduced step reached a known state
         self.forced: set[int] = set()  # fully expanded by the ignoring fix
+        self.amp: dict[int, int] = {}  # expanded states whose ample set is proper -> the process it is of
         self.terminals: set[int] = set()  # terminal states of the reduced search
         self.depth = 0
         self.max_level = 0
         self.seen: dict[int, int] = {}
         self.fz: _Frozen | None = None
         if por:
-            self.safe, self.proc_of, procs = _por_tables(system, self.pk.rw, frozen=por_frozen)
+            self.safe, self.proc_of, procs, self.isolated = _por_tables(system, self.pk.rw, frozen=por_frozen)
             self.fz = _frozen_tables(system, self.pk.rw, procs, self.pk) if por_frozen else None
             self.cond: dict[int, list[tuple[int, int, int, frozenset[int] | None, frozenset[int] | None]]] = {}
             if por_frozen:
@@ -578,11 +581,11 @@ class _Search:
                 return False
         return True
 
-    def choose(self, s: int) -> tuple[list[tuple[int, int]], bool]:
+    def choose(self, s: int) -> tuple[list[tuple[int, int]], int]:
         """The ample set of s, as (action, xor mask) in successor order, and
-        whether it is all of s's successors: the enabled actions of the first
-        process (in name order) whose enabled actions are all safe, if
-        another process has enabled actions too."""
+        the process it is of, or -1 if it is all of s's successors: the
+        enabled actions of the first process (in name order) whose enabled
+        actions are all safe, if another process has enabled actions too."""
         pmemo, masks, entry = self.pmemo, self.bmask, self.entry
         got: dict[int, tuple[list, bool]] = {}
         choice = -1
@@ -599,16 +602,16 @@ class _Search:
                     ok = ok and e[1]
             if has:
                 enabled += 1
-                if choice < 0 and ok and (self.fz is None or self.still(pid, s)):
+                if choice < 0 and ok and (self.fz is None or self.isolated[pid] or self.still(pid, s)):
                     choice = pid
                 if choice >= 0 and enabled > 1:
-                    return [it for b in self.proc_blocks_of[choice] for it in got[b][0]], False
+                    return [it for b in self.proc_blocks_of[choice] for it in got[b][0]], choice
         items = []
         for b in range(len(masks)):
             e = got[b]
             if e[0]:
                 items += e[0]
-        return items, True
+        return items, -1
 
     def still(self, pid: int, s: int) -> bool:
         """No other process can change what process pid's actions read at s,
@@ -637,20 +640,21 @@ class _Search:
     def level_por(self, frontier: list[int]) -> tuple[list[int], int]:
         nxt: list[int] = []
         nterm = 0
-        seen, F, limit, choose = self.seen, self.F, self.limit, self.choose
+        seen, F, limit, choose, amp = self.seen, self.F, self.limit, self.choose, self.amp
         check, terminal = self.pk.check, self.pk.terminal
         needs_check, needs_term = self.needs_check, self.needs_term
         st = self.stats
         for k, s in enumerate(frontier, 1):
-            items, is_full = choose(s)
-            if not is_full:
+            items, pid = choose(s)
+            if pid >= 0:
                 self.reduced = True
+                amp[s] = pid  # kept for the ignoring fix, which then need not choose again
             st.transitions += len(items)
             for a, x in items:
                 F[a] = 1
                 t = s ^ x
                 if t in seen:
-                    if not is_full:
+                    if pid >= 0:
                         self.joined = True  # a cycle of reduced steps is possible
                     continue
                 seen[t] = s
@@ -674,14 +678,22 @@ class _Search:
     def reduced_succ(self, s: int) -> tuple[list, bool]:
         """The successors the reduced search takes from s (it has been
         expanded) and whether they are all of them."""
-        if s in self.forced:
+        if s in self.terminals:
+            return [], True
+        pid = self.amp.get(s)
+        if pid is None:
             out: list = []
             self.pk.succ(s, out)
             return out, True
-        if s in self.terminals:
-            return [], True
-        items, is_full = self.choose(s)
-        return [(a, s ^ x) for a, x in items], is_full
+        return [(a, s ^ x) for a, x in self.ample_of(pid, s)], False
+
+    def ample_of(self, pid: int, s: int) -> list[tuple[int, int]]:
+        """Process pid's enabled actions at s, as (action, xor mask)."""
+        masks, pmemo, items = self.bmask, self.pmemo, []
+        for b in self.proc_blocks_of[pid]:
+            e = pmemo[b].get(s & masks[b])
+            items += (e if e is not None else self.entry(b, s))[0]
+        return items
 
     def fix_ignoring(self) -> dict[int, tuple[list[int], int]]:
         """The cycle proviso, as a check on the finished reduced graph: every
@@ -689,14 +701,17 @@ class _Search:
         (Valmari's condition for safety properties), else the actions its
         states never take, of other threads, would be ignored.  Fully expands
         one state (the least) of each component lacking one; returns the new
-        states to search from, by depth."""
+        states to search from, by depth.  A component with a fully expanded
+        (or terminal) state needs nothing, so only the states whose ample set
+        is proper (`amp`) are searched: a component of those is bottom when
+        no step leaves it, to another component or to any other state."""
         index: dict[int, int] = {}
         low: dict[int, int] = {}
         on_stack: set[int] = set()
         stack: list[int] = []
         leaves: set[int] = set()  # states with a step out of their component
-        full: set[int] = set()
         reps: list[int] = []
+        amp = self.amp
 
         def visit(v: int) -> tuple[int, object]:
             if self.watch and not len(index) % _CHUNK:
@@ -704,18 +719,18 @@ class _Search:
             index[v] = low[v] = len(index)
             stack.append(v)
             on_stack.add(v)
-            out, is_full = self.reduced_succ(v)
-            if is_full:
-                full.add(v)
-            return v, iter([t for _, t in out])
+            return v, iter([v ^ x for _, x in self.ample_of(amp[v], v)])
 
-        for root in list(self.seen):
+        for root in list(amp):
             if root in index:
                 continue
             work = [visit(root)]
             while work:
                 v, it = work[-1]
                 for w in it:  # type: ignore[attr-defined]
+                    if w not in amp:
+                        leaves.add(v)  # to a fully expanded or terminal state
+                        continue
                     if w not in index:
                         work.append(visit(w))
                         break
@@ -727,7 +742,7 @@ class _Search:
                     work.pop()
                     if low[v] == index[v]:
                         members = pop_component(stack, on_stack, v)
-                        if not any(m in leaves for m in members) and not any(m in full for m in members):
+                        if not any(m in leaves for m in members):
                             reps.append(min(members))
                     if work:  # back in the parent: v's component is done or is the parent's
                         u = work[-1][0]
@@ -740,6 +755,7 @@ class _Search:
         for x in reps:
             taken, _ = self.reduced_succ(x)
             self.forced.add(x)
+            del amp[x]
             out: list = []
             self.pk.succ(x, out)
             st.transitions += len(out) - len(taken)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -50,16 +51,43 @@ class LimitHit(BaseException):
         self.reason = reason
 
 
+class RunOver(Exception):
+    """The whole run's time limit (--total-timeout) passed before a spec
+    started: it and the specs after it are not checked."""
+
+
 @dataclass
 class Limits:
     timeout: float | None = None  # seconds per spec, everything included
     max_states: int | None = None
     max_memory: int | None = None  # bytes of resident memory
+    total: float | None = None  # --total-timeout: seconds for the whole run
+    deadline: float | None = None  # when the run ends (time.time(): the same clock in every worker)
+    cut: bool = False  # for_spec() shortened `timeout` to what is left of the run
 
     def __post_init__(self) -> None:
         # `--timeout nan` or `inf` must not turn the limit off by accident
         if self.timeout is not None and not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ValueError(f"timeout must be a positive number of seconds, not {self.timeout!r}")
+
+    def start_run(self) -> Limits:
+        """The limits with the run's deadline set from now."""
+        return replace(self, deadline=time.time() + self.total) if self.total else self
+
+    def for_spec(self) -> Limits:
+        """The limits of a spec that starts now: its timeout cut to what is
+        left of the run's.  RunOver when nothing is left."""
+        if self.deadline is None:
+            return self
+        left = self.deadline - time.time()
+        if left <= 0:
+            raise RunOver(self.run_over())
+        if self.timeout is not None and self.timeout <= left:
+            return self
+        return replace(self, timeout=left, cut=True)
+
+    def run_over(self) -> str:
+        return f"the run's time limit (--total-timeout {self.total:g} s) was reached"
 
 
 def grace(timeout: float) -> float:
@@ -274,6 +302,12 @@ def check_within(path: str, limits: Limits, run: Callable, save: Callable, progr
     o = None
     save_error = None
     hit = None
+    if limits.cut:  # the time that ran out was the run's, not the spec's: say so
+        o, save_error = check_within(path, replace(limits, cut=False), run, save, progress, engine, depth)
+        r = o.result
+        if r is not None and r.verdict == "unknown" and r.reason:
+            o.result = replace(r, reason=re.sub(r"^timeout after \S+ s", limits.run_over(), r.reason))
+        return o, save_error
     try:
         with wd:
             o = run(wd.progress(progress))

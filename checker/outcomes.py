@@ -148,7 +148,7 @@ def outcome_spec(spec: Spec, rules: dict[str, str] | None = None) -> Spec:
 def projection_for(system: System) -> Projection:
     """Variable names of a system built by model.build (the only code here
     that knows the builder's layout)."""
-    from model.build import PHASES
+    from model.builder import PHASES
 
     b = system.meta["builder"]
     halts = [(b.killed.name, "killed by")]

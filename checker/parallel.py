@@ -49,21 +49,24 @@ def default_jobs() -> int:
 
 def run_job(job: Job, progress: Callable | None = None, saving: bool = True) -> tuple[Outcome, str | None]:
     """Check one spec and save its counterexample (unless not `saving`):
-    (outcome, output error)."""
+    (outcome, output error).  RunOver (checker/limits.py) when the run's
+    --total-timeout passed before the spec could start."""
     from checker.cross import check_all, check_one
+
+    limits = job.limits.for_spec()
 
     def run(prog):
         if job.engine == "all":
-            return check_all(job.path, depth=job.depth, por=job.por, timeout=job.limits.timeout, progress=prog,
+            return check_all(job.path, depth=job.depth, por=job.por, timeout=limits.timeout, progress=prog,
                              **job.kw)
-        return check_one(job.path, engine=job.engine, depth=job.depth, por=job.por, timeout=job.limits.timeout,
+        return check_one(job.path, engine=job.engine, depth=job.depth, por=job.por, timeout=limits.timeout,
                          progress=prog, **job.kw)
 
     def save(o: Outcome) -> None:
         if saving:
             save_counterexample(o, Path(job.out_dir), job.stem)
 
-    return check_within(job.path, job.limits, run, save, progress, job.engine, job.depth)
+    return check_within(job.path, limits, run, save, progress, job.engine, job.depth)
 
 
 def _worker(job: Job) -> tuple[Outcome, str | None]:
@@ -83,7 +86,8 @@ def run_jobs(jobs: list[Job], workers: int) -> Iterator[tuple[Outcome, str | Non
     KeyboardInterrupt here), the jobs not started are cancelled, those under
     way are interrupted (SIGINT) and their "interrupted" outcomes still come
     back in order, so what finished is a complete record; jobs after the
-    first one that did not finish are left out."""
+    first one that did not finish are left out.  RunOver from a job that
+    started after the run's deadline ends the iteration the same way."""
     if not jobs:
         return
     ctx = multiprocessing.get_context("fork")  # Linux; the workers need no re-import

@@ -23,6 +23,7 @@ every scheduler policy is covered.
 
 from __future__ import annotations
 
+from model import mmcid
 from model.ir import Add, And, Const, Enum, Eq, Expr, Ite, Lt, Or, Ref, Sub, Var
 
 SCHEDULE = "kernel/sched/core.c:__schedule"
@@ -130,8 +131,6 @@ def add_actions(b, t) -> None:
     """An idle CPU runs one of its threads (__schedule picks next)."""
     if not b.curr:
         return
-    from model import mmcid
-
     me = _me(b, t)
     for c, v in b.curr.items():
         if t.cpu is None and c != t.cpu0:
@@ -142,31 +141,3 @@ def add_actions(b, t) -> None:
             b.add(t, b.kernel_actor(t), And(b.alive(t), here, Eq(v, 0)), {v: Const(me), **mmcid.switch_in(b, t, k)},
                   f"CPU {c} is idle: __schedule runs {t.name}{why}", SCHEDULE, anywhere=True)
 
-
-def syscall_cases(b, t, d: int, ins):
-    """The bodies of getcpu and sched_setaffinity."""
-    from model import rseq
-    from model.build import Case
-
-    if ins.op == "getcpu":
-        # kernel/sys.c:getcpu: the CPU the body runs on (stale by the time
-        # user code uses it, if the thread migrates on the way out)
-        r = t.regs[ins.args[0]]
-        return [Case(Const(1), {r: cpu_of(b, t)}, f"getcpu: {ins.args[0]} = the CPU it runs on", "kernel/sys.c:getcpu")]
-    # kernel/sched/core.c:__set_cpus_allowed_ptr: a thread on another CPU is
-    # moved by the stopper (a switch away and set_task_cpu -> rseq_migrate)
-    # and waits to be picked there; on the target CPU already, nothing moves
-    n = ins.args[0]
-    fn = "kernel/sched/core.c:__set_cpus_allowed_ptr"
-    here = Eq(t.cpu, n)
-    mig = dict(rseq.event(b, t, d, "PREEMPT"))
-    for v, e in rseq.event(b, t, d, "MIGRATE").items():
-        mig[v] = Or(e, mig[v]) if v in mig else e
-    away = {**mig, **release(b, t), t.cpu: Const(n)}
-    if t.aff is not None:
-        here_ups: dict[Var, Expr] = {t.aff: Const(n)}
-        away[t.aff] = Const(n)
-        return [Case(here, here_ups, f"sched_setaffinity({{{n}}}): already on CPU {n}", fn),
-                Case(Const(1), away, f"sched_setaffinity({{{n}}}): moved to CPU {n} (rseq_migrate)", fn)]
-    return [Case(here, {}, f"sched_setaffinity({{{n}}}): already on CPU {n}", fn),
-            Case(Const(1), away, f"sched_setaffinity({{{n}}}): moved to CPU {n} (rseq_migrate)", fn)]

@@ -23,9 +23,10 @@ around the destination's range, as C arithmetic on a narrow type does.
 
 from __future__ import annotations
 
+from model.builder import Case
 from model.errors import SpecError
-from model.ir import Add, Const, Eq, Expr, Ge, Ite, Lt, Ne, Or, Ref, Sub, Var, lift
-from model.program import BRANCHES, MEM, RSEQ_FIELDS, Instr, is_reg
+from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, Ite, Le, Lt, Ne, Not, Or, Ref, Sub, Var, lift
+from model.program import BRANCHES, MEM, RSEQ_FIELDS, AExpr, Instr, expr_vars, is_reg
 
 # the v0 forms keep their v0 semantics (model/user.py)
 V0_OPS = ("store", "add", "beq", "bne")
@@ -69,8 +70,6 @@ def registers(code) -> list[str]:
     for _, ins in code:
         regs |= {a for a in operands(ins) if is_reg(a)}
         if ins.op == "assert":
-            from model.program import expr_vars
-
             regs |= {v for v in expr_vars(ins.expr) if is_reg(v)}
     return sorted(regs, key=lambda r: int(r[2:]))
 
@@ -96,8 +95,6 @@ def uses_fields(code) -> bool:
 
 
 def _expr_names(ins: Instr) -> set[str]:
-    from model.program import expr_vars
-
     return expr_vars(ins.expr) if ins.expr is not None else set()
 
 
@@ -193,8 +190,6 @@ def instr_cases(b, t, ins: Instr, ip: Var, nxt: int, target: int | None):
     """The outcomes of a data instruction as cases (the caller's common
     updates move `ip` to `nxt`; a branch sets it here), and the guard of an
     index that faults (or None)."""
-    from model.build import Case
-
     label = ins.text
     op = ins.op
     out: list[Case] = []
@@ -247,8 +242,6 @@ def instr_cases(b, t, ins: Instr, ip: Var, nxt: int, target: int | None):
 
 def _uses_defs(ins: Instr) -> tuple[set[str], set[str]]:
     if ins.op == "assert":
-        from model.program import expr_vars
-
         return {v for v in expr_vars(ins.expr) if is_reg(v)}, set()
     if ins.op == "getcpu":
         return set(), {ins.args[0]}
@@ -313,3 +306,29 @@ def dead_after(b, seg, always_live: set[str]) -> list[set[str]]:
     _, live_out = liveness(seg, sections, always_live)
     regs = set(b.reg_names)
     return [regs - out for out in live_out]
+
+
+_BIN = {"==": Eq, "!=": Ne, "<": Lt, "<=": Le, ">": Gt, ">=": Ge, "+": Add, "-": Sub}
+
+
+def to_ir(e: AExpr, b, t) -> Expr:
+    """EXPR of an assert or an always/eventually/sometimes property as
+    an IR expression over thread t's registers, fields and the user
+    variables."""
+    if e.op == "int":
+        return Const(e.args[0])
+    if e.op == "var":
+        name = e.args[0]
+        if is_reg(name) or "[" in name or name.startswith("rseq."):
+            if is_reg(name) and name not in t.regs:
+                raise SpecError(b.spec.path, 0, f"{name}: no instruction uses this register")
+            locs, _ = locations(b, t, name, 0)
+            return Ref(locs[0][1]) if not isinstance(locs[0][1], Const) else locs[0][1]
+        return Ref(b.uvar(t, name))
+    if e.op == "!":
+        return Not(to_ir(e.args[0], b, t))
+    if e.op == "&&":
+        return And(to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
+    if e.op == "||":
+        return Or(to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
+    return _BIN[e.op](to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))

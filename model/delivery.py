@@ -23,7 +23,7 @@ from dataclasses import replace
 
 from model import next_syscall, retval, rseq, singlestep
 from model import signals as sigmod
-from model.build import TV, A, Builder, Case, P
+from model.builder import TV, A, Builder, Case, P
 from model.ir import Add, And, Const, Eq, Expr, Ite, Not, Or, Sub, Var
 from model.syscalls import AX
 

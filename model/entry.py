@@ -20,8 +20,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model import next_syscall, retval, rseq, singlestep, sud
-from model.build import PHASES, TV, A, Builder, Case, P
+from model import (
+    cpu_syscalls,
+    delivery,
+    lifecycle,
+    membarrier,
+    next_syscall,
+    registration,
+    retval,
+    rseq,
+    singlestep,
+    sud,
+)
+from model.builder import PHASES, TV, A, Builder, Case, P
+from model.delivery import no_handler_restart
 from model.ir import And, Const, Eq, Expr, Not, Var
 from model.program import RSEQ_ERRORS, SYSCALL_OPS
 from model.syscalls import RESTART_CODE, SYSCALLS
@@ -67,16 +79,12 @@ def add_actions(b: Builder, t: TV) -> None:
         # -- body
         body = And(here, t.at("BODY"))
         if ins.op == "exit":
-            b.add(t, kact, body, b.thread_ends(t), "exit: the thread ends", "kernel/exit.c:do_exit")
+            b.add(t, kact, body, lifecycle.thread_ends(b, t), "exit: the thread ends", "kernel/exit.c:do_exit")
             continue
         if ins.op == "sigreturn":
-            from model import delivery
-
             delivery.sigreturn(b, t, d, body, exit_phase)
             continue
         if ins.op in ("rseq_register", "rseq_unregister"):
-            from model import registration
-
             b.add_cases(t, kact, body, registration.body_cases(b, t, ins), {t.ax: A("OK"), t.k: exit_phase})
             continue
         if ins.op in ("sud_on", "sud_off"):
@@ -86,19 +94,13 @@ def add_actions(b: Builder, t: TV) -> None:
                   "kernel/entry/syscall_user_dispatch.c:set_syscall_user_dispatch")
             continue
         if ins.op in ("getcpu", "sched_setaffinity"):
-            from model import cpus
-
-            b.add_cases(t, kact, body, cpus.syscall_cases(b, t, d, ins), {t.ax: A("OK"), t.k: exit_phase})
+            b.add_cases(t, kact, body, cpu_syscalls.body_cases(b, t, d, ins), {t.ax: A("OK"), t.k: exit_phase})
             continue
         if ins.op == "membarrier_rseq":
-            from model import membarrier
-
             for c in membarrier.body_cases(b, t):  # alternatives, not exclusive
                 b.add_cases(t, kact, body, [c], {t.ax: A("OK"), t.k: exit_phase})
             continue
         if ins.op in ("clone", "fork", "execve"):
-            from model import lifecycle
-
             b.add_cases(t, kact, body, lifecycle.body_cases(b, t, b.code[pc][0], ins), {t.ax: A("OK"), t.k: exit_phase})
             lifecycle.wait_actions(b, t, d, body, ins)
             continue
@@ -266,8 +268,6 @@ def _loop(b: Builder, t: TV) -> None:
             # and finds no signal; the no-handler restart follows.  No rseq
             # step: rseq_signal_deliver runs only from handle_signal, and
             # nothing here sets an event bit or NOTIFY_RESUME.
-            from model.delivery import no_handler_restart
-
             why = "arch_do_signal_or_restart: TIF_NOTIFY_SIGNAL, get_signal runs the task_work, no signal"
             fn = "arch/x86/kernel/signal.c:arch_do_signal_or_restart, kernel/signal.c:get_signal"
             b.add_cases(t, kact, And(base, no_resched, no_sig, t.nsig), no_handler_restart(t, d, why, fn),

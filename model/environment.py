@@ -19,7 +19,7 @@ Budgets: `max_signals` is per thread, so threads stay independent.
 
 from __future__ import annotations
 
-from model.build import PHASES, TV, Builder
+from model.builder import PHASES, TV, Builder
 from model.ir import And, Const, Eq, Ge, Not, Or, Sub
 
 

@@ -18,7 +18,7 @@ behind the mask:
 
 from __future__ import annotations
 
-from model.build import TV, Builder, Case
+from model.builder import TV, Builder, Case
 from model.ir import And, Const, Expr, Var
 
 FORCE = "kernel/signal.c:force_sig_info_to_task"

@@ -25,7 +25,7 @@ before.  Rule glibc.thread_rseq_failure: abort (glibc) or continue.
 from __future__ import annotations
 
 from model import data
-from model.build import TV, Builder
+from model.builder import TV, Builder
 from model.errors import SpecError
 from model.ir import And, Const, Eq, Expr, Var
 

@@ -32,11 +32,13 @@ Each declared thread is created once: a second clone of it fails (-EAGAIN).
 
 from __future__ import annotations
 
-from model import registration, retval
-from model.build import PHASES, SPECIAL_VARS, TV, A, Builder, Case, P
+from model import cpus, data, registration, retval, rseq
+from model import signals as sigmod
+from model.builder import PHASES, SPECIAL_VARS, TV, A, Builder, Case, P
 from model.errors import SpecError
 from model.ir import And, Const, Eq, Expr, Ite, Ne, Not, Var
 from model.program import Instr, Segment, expr_vars
+from model.registration import registered_tls
 
 COPY_PROCESS = "kernel/fork.c:copy_process"
 EXEC = "fs/exec.c:begin_new_exec"
@@ -80,8 +82,6 @@ def spawns(b: Builder) -> dict[str, tuple[str, Instr]]:
                                             "use tls.X variables in its code (copied at fork)")
             out[child] = (seg.name, ins)
     if any(ins.op == "execve" for _, ins in b.code):
-        from model import signals as sigmod
-
         for sig, h in b.spec.handlers.items():
             if h.action == "handler" and sig in sigmod.DEFAULT_STOP:
                 raise SpecError(path, h.line, f"{sig}: its default action after execve (stop) is not modelled")
@@ -163,9 +163,6 @@ def body_cases(b: Builder, t: TV, seg: Segment, ins: Instr) -> list[Case]:
         # area is registered (ATTR_FLAG_DO_RSEQ: its cpu_id >= 0; model/glibc.py).
         # With the tunable off glibc's area says REGISTRATION_FAILED: a
         # program's own registration is taken to be of its own area.
-        from model import data
-        from model.registration import registered_tls
-
         do_rseq = Const(int(b.env.glibc_rseq))
         if t.reg is not None and b.env.glibc_rseq:
             do_rseq = And(Ne(t.reg, 0), registered_tls(b, t))
@@ -234,8 +231,6 @@ def wait_actions(b: Builder, t: TV, d: int, body: Expr, ins: Instr) -> None:
     sleeps as pthread_join does (futex_wait: a schedule, rseq_preempt); with
     CPUs in the state its CPU may run another thread meanwhile, which is
     what lets a previous user on the same CPU finish."""
-    from model import rseq
-
     if ins.op != "clone" or not b.curr:
         return
     child = next(c for c in b.threads if c.name == ins.args[0])
@@ -260,8 +255,6 @@ def _reused_area(b: Builder, child: TV) -> dict[Var, Expr]:
     the old thread's rseq_cs stays, and the first notify-resume evaluates
     it (the child starts with NOTIFY_RESUME: wake_up_new_task and rseq()
     both set it)."""
-    from model import data
-
     if not b.env.glibc_rseq:
         return {}  # no registration: the area is left as it is
     ups: dict[Var, Expr] = {}
@@ -281,6 +274,16 @@ def _reused_area(b: Builder, child: TV) -> dict[Var, Expr]:
     return ups
 
 
+def thread_ends(b: Builder, t: TV) -> dict[Var, Expr]:
+    """The thread is gone (kernel/exit.c:do_exit): DEAD, and its
+    variables back to their initial values, which costs no states;
+    an rseq area another thread may reuse keeps what it holds
+    (do_exit does not unregister rseq or touch the area), and its CPU
+    is idle until __schedule picks another (model/cpus.py:release)."""
+    return {**{v: Const(b.init[v]) for v in t.thread_vars() if v not in t.area_shared},
+            t.k: Const(PHASES.index("DEAD")), **cpus.release(b, t)}
+
+
 def _execve(b: Builder, t: TV, seg: Segment, ins: Instr) -> Case:
     target = b.label_addr(ins.args[0], seg, ins.line)
     keep = set(t.pend.values()) | set(t.blk.values()) | {t.k, t.ax, t.budget, t.nbudget}
@@ -292,7 +295,7 @@ def _execve(b: Builder, t: TV, seg: Segment, ins: Instr) -> Case:
         if u is t:
             continue
         # de_thread: every other thread ends; one not created yet stays so
-        ups.update(b.thread_ends(u))
+        ups.update(thread_ends(b, u))
         ups.update({v: Const(b.init[v]) for v in u.area_shared})  # the new image's memory
         ups[u.k] = Ite(Eq(u.k, PHASES.index("NEW")), Const(PHASES.index("NEW")), Const(PHASES.index("DEAD")))
     for v in b.uvars.values():

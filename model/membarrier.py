@@ -21,8 +21,9 @@ The rseq-cs-atomic monitor sees the IPI as an event inside the section.
 from __future__ import annotations
 
 from model import rseq
-from model.build import PHASES, TV, Builder, Case
+from model.builder import PHASES, TV, Builder, Case
 from model.ir import And, Const, Expr, Ite, Not, Var
+from model.registration import registered
 
 FN = "kernel/sched/membarrier.c:membarrier_private_expedited -> ipi_rseq"
 
@@ -64,8 +65,6 @@ def _need_restart_window(b: Builder, u: TV, d: int) -> Expr | None:
     _loop takes NEED_RESCHED and signals first)."""
     if u.notify is None or u.rseq_cs is None or "PREEMPT" not in u.ev:
         return None
-    from model.registration import registered
-
     parts = [b.alive(u), u.at("LOOP"), u.at_depth(d), u.notify, registered(u), rseq.inside_armed(b, u, d)]
     if u.resched is not None:
         parts.append(Not(u.resched))

@@ -69,9 +69,7 @@ def initial(b, t) -> int:
 
 
 def _held(b, u, v: int, cid: Expr | None = None) -> Expr:
-    from model import cpus
-
-    return And(cpus.oncpu(b, u), Eq(u.cid if cid is None else cid, v))
+    return And(b.on_cpu(u), Eq(u.cid if cid is None else cid, v))
 
 
 def _free(b, t, v: int, skip: tuple = ()) -> Expr:

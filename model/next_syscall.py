@@ -14,8 +14,8 @@ that the syscall now in the kernel consumed a descriptor.
 
 from __future__ import annotations
 
-from model.build import TV, Builder, Case
-from model.ir import And, Const, Eq, Expr, Ne, Not, Var
+from model.builder import TV, Builder, Case
+from model.ir import And, Const, Eq, Expr, Ne, Not, Or, Var
 from model.program import Instr
 
 ENTRY_FN = "proposal: syscall entry work (kernel/entry/common.c:syscall_trace_enter)"
@@ -90,7 +90,5 @@ def on_sigreturn(b: Builder, t: TV, d: int) -> dict[Var, Expr]:
         return out
     if t.orphan is not None:
         # the context that armed the descriptor is gone
-        from model.ir import Or
-
         out[t.orphan] = Or(t.orphan, And(Ne(t.desc, 0), Eq(t.owner, d)))
     return out

@@ -34,9 +34,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model.build import PHASES, TV, Builder, Case
+from model.builder import PHASES, TV, Builder, Case
+from model.data import to_ir
 from model.errors import SpecError
 from model.ir import FALSE, And, Const, Eq, Expr, Fairness, Goal, Ne, Not, Or, Property, Var
+from model.program import expr_vars
 from model.properties import PROPERTIES
 from model.spec import FairnessSpec
 
@@ -69,8 +71,6 @@ def tag_cases(b: Builder, t: TV, d: int, pc: int, op: str, arg0: object, cases: 
 def goals(b: Builder) -> tuple[list[Goal], list[Property]]:
     """The goals of the checked progress properties and user properties,
     and the invariants `always EXPR` adds."""
-    from model.user import to_ir
-
     out: list[Goal] = []
     invariants: list[Property] = []
     for name in b.spec.properties:  # in the order written: the first violated one is reported
@@ -95,8 +95,6 @@ def goals(b: Builder) -> tuple[list[Goal], list[Property]]:
 
 
 def _names(e) -> set[str]:
-    from model.program import expr_vars
-
     return expr_vars(e)
 
 

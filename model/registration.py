@@ -20,7 +20,7 @@ pointing at freed memory (a fault: the task is killed like an invalid one).
 from __future__ import annotations
 
 from model import data, retval
-from model.build import TV, Builder, Case
+from model.builder import TV, Builder, Case
 from model.ir import Const, Eq, Expr, Ne, Or, Var
 from model.program import RSEQ_ERRORS, Instr
 

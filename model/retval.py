@@ -17,7 +17,7 @@ the SIGSYS handler writes its own) leaves `ret` unchanged.
 
 from __future__ import annotations
 
-from model.build import TV, A
+from model.builder import TV, A
 from model.ir import Const, Eq, Expr, Ite, Var
 from model.program import RET_VALUES
 from model.syscalls import AX

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model.build import TV, Builder, Case, CsInst
+from model import cpus, mmcid
+from model.builder import TV, Builder, Case, CsInst
 from model.ir import And, Const, Eq, Expr, In, Ite, Ne, Not, Or, Var, lift
-from model.registration import registered, signature_ok
+from model.registration import _parse, registered, registered_tls, signature_ok
 
 FIXUP = "kernel/rseq.c:rseq_ip_fixup"
 NEED_RESTART = "kernel/rseq.c:rseq_need_restart"
@@ -45,7 +46,7 @@ def fixup_cases(b: Builder, t: TV, d: int, ip: Expr, why: str, signal: bool = Fa
                               f"{why}: the registered area is not mapped: reading it faults -> SIGSEGV", FIXUP))
     cases.append(Case(Eq(t.rseq_cs, 0), {}, f"{why}: rseq_cs == NULL, nothing to do", FIXUP))
     flags_rule = b.rules["rseq.flags"]
-    for c in b.cs:
+    for c in b.armable(t):
         armed = Eq(t.rseq_cs, c.id)
         cases += unmapped_cases(b, t, c, why, GET_CS)
         if not c.valid:
@@ -103,9 +104,6 @@ def ids(b: Builder, t: TV, when: Expr | None = None, cpu: Expr | None = None,
     on (node_id stays 0: one node); only into the TLS area, whose fields
     the program reads.  `when`: only if it holds; `cpu`: the CPU as the
     same step leaves it (a step that migrates the task)."""
-    from model import cpus
-    from model.registration import registered_tls
-
     on = registered_tls(b, t)
     if when is not None:
         on = And(on, when)
@@ -124,8 +122,6 @@ def ro_violation(b: Builder, t: TV) -> Expr:
     """R1 debug / R2 V2 (82f572449cfe): when the ids are about to be
     rewritten, a field that differs from the last value written means user
     space wrote a read-only field: fatal."""
-    from model.registration import registered_tls
-
     if t.ids_cpu is None:
         return Const(0)
     mode = Const(1) if b.rules["rseq.debug"] == "on" else Not(legacy_mode(b, t))
@@ -190,17 +186,17 @@ def syscall_check_cases(b: Builder, t: TV, d: int) -> list[Case]:
         # R1/R2 rseq_debug_syscall_return: outside -> clear; inside -> fatal
         # (no user_irq on a syscall, generic IRQ entry)
         fn = "kernel/rseq.c:__rseq_debug_syscall_return"
-        out = [u.when(registered(t)) for c in b.cs for u in unmapped_cases(b, t, c, "rseq_debug_syscall_return", fn)]
+        out = [u.when(registered(t)) for c in b.armable(t) for u in unmapped_cases(b, t, c, "rseq_debug_syscall_return", fn)]
         out += [Case(And(registered(t), Eq(t.rseq_cs, c.id), In(t.ip[d], c.start, c.post)), b.kill(),
                     f"rseq_debug_syscall_return: post-syscall ip inside {c.name} -> SIGSEGV", fn, "rseq.debug=on")
-               for c in b.cs]
+               for c in b.armable(t)]
         out += [Case(And(registered(t), Eq(t.rseq_cs, c.id)), {t.rseq_cs: Const(0)},
                      f"rseq_debug_syscall_return: ip outside {c.name} -> clear rseq_cs", fn, "rseq.debug=on")
-                for c in b.cs]
+                for c in b.armable(t)]
         return out
     out = []
     on = registered(t)
-    for c in b.cs:
+    for c in b.armable(t):
         armed = And(on, Eq(t.rseq_cs, c.id))
         out += [u.when(on) for u in unmapped_cases(b, t, c, "rseq_syscall", "kernel/rseq.c:rseq_syscall")]
         if not c.valid:
@@ -218,7 +214,7 @@ def inside_armed(b: Builder, t: TV, d: int) -> Expr:
     the kernel's fixup (rseq_ip_fixup -> rseq_need_restart) will act on."""
     if t.rseq_cs is None:
         return Const(0)
-    return Or(*[And(Eq(t.rseq_cs, c.id), In(t.ip[d], c.start, c.post)) for c in b.cs])
+    return Or(*[And(Eq(t.rseq_cs, c.id), In(t.ip[d], c.start, c.post)) for c in b.armable(t)])
 
 
 def in_section(b: Builder, t: TV, e: int, optout: str | None = None) -> Expr:
@@ -270,8 +266,6 @@ def schedule(b: Builder, t: TV, d: int) -> list[tuple[str, dict[Var, Expr]]]:
     """A context switch away and back (kernel/sched/core.c:
     prepare_task_switch -> rseq_preempt), optionally onto another CPU
     (set_task_cpu -> rseq_migrate)."""
-    from model import cpus, mmcid
-
     base = event(b, t, d, "PREEMPT")
     if b.uses_cid and b.curr:
         # the CPU is idle until __schedule switches a thread in (T again,
@@ -330,8 +324,6 @@ def legacy_mode(b: Builder, t: TV) -> Expr:
         return Const(0)
     if t.reg is None:
         return Const(1)  # glibc's 32-byte registration
-    from model.registration import _parse
-
     return Or(*[Eq(t.reg, i) for i, v in enumerate(b.reg_values) if i and _parse(v)[1] == 32])
 
 
@@ -344,7 +336,7 @@ def eval_cases(b: Builder, t: TV, d: int, ip: Expr, why: str) -> list[Case]:
     if t.reg is not None:
         cases.append(Case(Eq(t.reg, 0), {}, f"{why}: no rseq registration, nothing to do", UPDATE_CS))
     cases.append(Case(Eq(t.rseq_cs, 0), {}, f"{why}: rseq_cs == NULL, nothing to do", UPDATE_CS))
-    for c in b.cs:
+    for c in b.armable(t):
         armed = Eq(t.rseq_cs, c.id)
         inside = In(ip, c.start, c.post)
         cases += unmapped_cases(b, t, c, why, UPDATE_CS)

@@ -22,7 +22,7 @@ the tracer, and without a tracer a masked or ignored one kills.
 from __future__ import annotations
 
 from model import forcesig
-from model.build import PHASES, TV, Builder, Case
+from model.builder import PHASES, TV, Builder, Case
 from model.ir import Const, Eq, Expr, Var
 
 STEPPED = frozenset({"stepped"})  # the trigger of single-step-precise

@@ -211,21 +211,33 @@ def load_spec(path: str | Path) -> Spec:
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise SpecError(file, line, "not UTF-8 text (TOML files are UTF-8)") from None
+    return loads_spec(text, file)
+
+
+def loads_spec(text: str, file: str = "<string>") -> Spec:
+    """A spec from its TOML text; `file` names it in messages (and where
+    relative paths in it would be resolved)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        msg = str(e)
-        m = re.search(r"\(at line (\d+), column \d+\)", msg)
-        if getattr(e, "lineno", None):  # Python >= 3.14 says where directly
-            line = int(e.lineno)
-        elif m:
-            line = int(m.group(1))
-        else:  # "(at end of document)": the last line
-            line = max(1, len(text.rstrip("\n").split("\n")))
-        msg = re.sub(r"\s*\((at line \d+, column \d+|at end of document)\)", "", msg)
-        raise SpecError(file, line, f"TOML error: {msg}") from None
+        raise toml_error(file, text, e) from None
     lines, code_first = locate(text)
     return _build(file, text, data, lines, code_first)
+
+
+def toml_error(file: str, text: str, e: tomllib.TOMLDecodeError) -> SpecError:
+    """A TOML syntax error as `file:line: TOML error: ...` (also used for
+    other TOML inputs, such as a sweep matrix)."""
+    msg = str(e)
+    m = re.search(r"\(at line (\d+), column \d+\)", msg)
+    if getattr(e, "lineno", None):  # Python >= 3.14 says where directly
+        line = int(e.lineno)
+    elif m:
+        line = int(m.group(1))
+    else:  # "(at end of document)": the last line
+        line = max(1, len(text.rstrip("\n").split("\n")))
+    msg = re.sub(r"\s*\((at line \d+, column \d+|at end of document)\)", "", msg)
+    return SpecError(file, line, f"TOML error: {msg}")
 
 
 def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> Spec:

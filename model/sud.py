@@ -29,8 +29,8 @@ Not modelled: ptrace get/set of the configuration (checkpoint/restore).
 
 from __future__ import annotations
 
-from model import retval
-from model.build import TV, Builder, Case
+from model import lifecycle, retval
+from model.builder import TV, Builder, Case
 from model.ir import And, Const, Eq, Expr, Not, Var
 from model.program import Instr
 
@@ -71,7 +71,7 @@ def entry_cases(b: Builder, t: TV, pc: int, ins: Instr, exit_phase: Const) -> li
                     out.append(Case(And(on, cond), b.kill(sig), f"syscall_user_dispatch: {what} -> force_exit_sig({sig})",
                                     DISPATCH, "sud.bad_selector=kill-process"))
                 else:
-                    out.append(Case(And(on, cond), b.thread_ends(t),
+                    out.append(Case(And(on, cond), lifecycle.thread_ends(b, t),
                                     f"syscall_user_dispatch: {what} -> do_exit({sig}): the thread ends",
                                     DISPATCH, "sud.bad_selector=kill-thread"))
         dispatch = And(on, block) if has_sel else on

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model import cpus, data, forcesig, singlestep
-from model.build import PHASES, TV, Builder, Case
+from model import cpus, data, forcesig, progress, singlestep
+from model.builder import PHASES, TV, Builder, Case
 from model.errors import SpecError
-from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, In, Ite, Le, Lt, Ne, Not, Op, Or, Ref, Sub, Var, lift
-from model.program import BRANCHES, RET_VALUES, RSEQ_ERRORS, SYSCALL_OPS, AExpr, Instr, is_reg
+from model.ir import Add, And, Const, Eq, Expr, Gt, In, Ite, Lt, Ne, Not, Op, Or, Sub, Var, lift
+from model.program import BRANCHES, RET_VALUES, RSEQ_ERRORS, SYSCALL_OPS, Instr, is_reg
+from model.registration import registered_tls
+from model.sud import selector_value
 
 
 def contexts(b: Builder, t: TV):
@@ -159,8 +161,6 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
         ups = {t.ip[d]: Const(nxt), t.k: Const(PHASES.index("ENTRY"))}
         tags.add("syscall")
     elif ins.op == "sud_select":
-        from model.sud import selector_value
-
         ups = {t.selector: Const(selector_value(t, ins.args[0])), t.ip[d]: Const(nxt)}
     elif ins.op in ("set_tf", "clear_tf"):
         # pushf; or/and $TF; popf: the new TF applies from the next instruction
@@ -186,8 +186,6 @@ def _instr(b: Builder, t: TV, d: int, pc: int, ins: Instr, dead: set[str]) -> No
         cases += [replace(c, tags=frozenset(tags | extra)) for c in data_cases]
     else:
         cases.append(Case(Const(1), {}, label, tags=frozenset(tags | extra)))
-    from model import progress
-
     cases = progress.tag_cases(b, t, d, pc, ins.op, ins.args[0] if ins.args else None, cases, {**ups, **step_common})
     b.add_cases(t, actor, base, cases, {**ups, **step_common})
 
@@ -227,11 +225,9 @@ def _violations(b: Builder, t: TV, d: int, pc: int, ins: Instr, nxt: int) -> tup
                         f"{ins.text}  -- but the thread has no rseq registration", tags=frozenset({"rseq-use"})))
         tags.add("rseq-use")
     if ins.op == "assert":
-        out.append(Case(Not(to_ir(ins.expr, b, t)), b.flag_bad("assert"), f"{ins.text}  -- FAILS", tags=frozenset({"assert"})))
+        out.append(Case(Not(data.to_ir(ins.expr, b, t)), b.flag_bad("assert"), f"{ins.text}  -- FAILS", tags=frozenset({"assert"})))
         tags.add("assert")
     if "rseq-cpu-id-accurate" in b.checked:
-        from model.registration import registered_tls
-
         on = registered_tls(b, t)
         out.append(Case(And(on, Ne(t.rs["cpu_id"], cpus.cpu_of(b, t))), b.flag_bad("rseq-cpu-id-accurate"),
                         f"{ins.text}  -- rseq.cpu_id is not the CPU it runs on", tags=frozenset({"cpu-id-read"})))
@@ -280,27 +276,3 @@ def _is(ip: Expr, target: int) -> Expr:
     if isinstance(ip, Op) and ip.op == "ite" and all(isinstance(a, Const) for a in ip.args[1:]):
         return Or(And(ip.args[0], _is(ip.args[1], target)), And(Not(ip.args[0]), _is(ip.args[2], target)))
     return Eq(ip, target)
-
-
-_BIN = {"==": Eq, "!=": Ne, "<": Lt, "<=": Le, ">": Gt, ">=": Ge, "+": Add, "-": Sub}
-
-
-def to_ir(e: AExpr, b: Builder, t: TV) -> Expr:
-    if e.op == "int":
-        return Const(e.args[0])
-    if e.op == "var":
-        name = e.args[0]
-        if is_reg(name) or "[" in name or name.startswith("rseq."):
-            if is_reg(name) and name not in t.regs:
-                raise SpecError(b.spec.path, 0, f"{name}: no instruction uses this register")
-            locs, _ = data.locations(b, t, name, 0)
-            return Ref(locs[0][1]) if not isinstance(locs[0][1], Const) else locs[0][1]
-        return Ref(b.uvar(t, name))
-    if e.op == "!":
-        return Not(to_ir(e.args[0], b, t))
-    if e.op == "&&":
-        return And(to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
-    if e.op == "||":
-        return Or(to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
-    return _BIN[e.op](to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
-

@@ -276,11 +276,12 @@ def test_two_specs_with_one_name_do_not_overwrite_each_others_traces(tmp_path: P
         Path(d).mkdir()
         Path(d, "x.toml").write_text(viol.replace("Next-syscall", f"{d}: Next-syscall"))
     code, out, err = run("verify", "a", "b", "--out", "cx")
-    assert code == 0, (out, err)
-    assert sorted(os.listdir("cx")) == ["x-2.json", "x-2.txt", "x.json", "x.txt"]
-    assert json.loads(Path("cx/x.json").read_text())["#meta"]["spec"] == "a/x.toml"
-    assert json.loads(Path("cx/x-2.json").read_text())["#meta"]["spec"] == "b/x.toml"
-    assert run("replay", "cx/x-2.json")[0] == 0
+    assert (code, err) == (0, ""), (out, err)
+    assert sorted(str(p) for p in Path("cx").rglob("*")) == ["cx/a", "cx/a/x.json", "cx/a/x.txt",
+                                                             "cx/b", "cx/b/x.json", "cx/b/x.txt"]
+    assert json.loads(Path("cx/a/x.json").read_text())["#meta"]["spec"] == "a/x.toml"
+    assert json.loads(Path("cx/b/x.json").read_text())["#meta"]["spec"] == "b/x.toml"
+    assert run("replay", "cx/b/x.json")[0] == 0
 
 
 @pytest.mark.parametrize("named", ["/etc/passwd", "../../../etc/passwd", "secret.txt", "sub/../../x.toml"])
@@ -432,7 +433,7 @@ def test_unwritable_out_exits_4_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     code, out, err = run("verify", str(ROOT / "specs/seed000/unprotected.toml"), "--out", str(tmp_path / "file/cx"))
     assert code == 4
-    assert err == f"{tmp_path / 'file'}: --out: not a folder\n"
+    assert err == f"rseqcheck: error: {tmp_path / 'file'}: --out: not a folder\n"
     no_traceback(out, err)
 
 
@@ -453,7 +454,8 @@ def test_output_error_while_saving_exits_4_after_the_verdicts(tmp_path: Path, mo
     code, out, err = run("verify", str(ROOT / "specs/seed000/unprotected.toml"), "--out", str(tmp_path / "cx"))
     assert code == 4
     assert "violation of next-syscall-atomic" in out
-    assert err == f"{tmp_path / 'cx' / 'unprotected.txt'}: cannot write the counterexample: No space left on device\n"
+    assert err == (f"rseqcheck: error: {tmp_path / 'cx' / 'unprotected.txt'}: cannot write the counterexample: "
+                   "No space left on device\n")
 
 
 OUTCOME_SPEC = '''\
@@ -732,7 +734,7 @@ def test_emit_c_to_an_unwritable_place_is_an_output_error(tmp_path: Path) -> Non
     p.write_text(cs_spec())
     (tmp_path / "file").write_text("")
     code, out, err = run("run", str(p), "--emit-c", str(tmp_path / "file" / "c.c"))
-    assert code == 4 and err == f"{tmp_path / 'file' / 'c.c'}: cannot write: Not a directory\n"
+    assert code == 4 and err == f"rseqcheck: error: {tmp_path / 'file' / 'c.c'}: cannot write: Not a directory\n"
 
 
 def test_escape_codes_in_a_key_are_shown_not_sent_to_the_terminal(tmp_path: Path) -> None:
@@ -753,7 +755,7 @@ def test_junit_that_fails_after_the_checks_is_exit_4_in_the_json_too(tmp_path: P
     doc = json.loads(out)
     assert code == doc["exit_status"] == 4
     assert doc["output_errors"] == [f"{tmp_path / 'r.xml'}: cannot write the JUnit file: Read-only file system"]
-    assert err == doc["output_errors"][0] + "\n"
+    assert err == "rseqcheck: error: " + doc["output_errors"][0] + "\n"
 
 
 @pytest.mark.parametrize("name", ["..toml", "...toml", "-x.toml"])

@@ -116,11 +116,11 @@ def test_impact_lists_the_flip_with_its_counterexample(corpus):
     assert lines[i + 1:i + 4] == [
         f"  {CLEAR618}",
         "    holds -> violation of next-syscall-delivered (22 steps)",
-        "    counterexample: rseq_clear_linux618.json",
+        "    counterexample: seed000/rseq_clear_linux618.json",  # in the layout of specs/
     ]
     assert lines[-1] == "2 specs: 1 flipped, 0 not comparable, 0 unknown, 1 unchanged"
     assert all(len(x) <= 72 for x in lines)
-    assert run("replay", "cx/rseq_clear_linux618.json").exit_code == 0
+    assert run("replay", "cx/seed000/rseq_clear_linux618.json").exit_code == 0
 
 
 def test_impact_json_and_an_unchanged_corpus(corpus):
