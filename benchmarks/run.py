@@ -11,6 +11,9 @@ is that rung's alone and no memory is carried between rungs.
     python benchmarks/run.py --percpu --variants all --max-seconds 300
                                                  # the per-CPU counter ladder, with and
                                                  # without each reduction
+    python benchmarks/run.py --bitstate 1G --max-seconds 300 benchmarks/specs/ladder_t2_k3.toml
+                                                 # the full search (no POR) and the
+                                                 # bitstate search, per spec
     python benchmarks/run.py --paired main --threads 3
                                                  # before (REV's model and engine)
                                                  # and after (cold, warm engine cache)
@@ -53,7 +56,8 @@ VARIANTS: dict[str, tuple[bool, bool, bool, bool]] = {
 
 
 def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: bool = True,
-           frozen: bool = False, symmetry: bool = False, tree: str | None = None) -> None:
+           frozen: bool = False, symmetry: bool = False, tree: str | None = None,
+           bits: int | None = None) -> None:
     """Child side: build and search one spec, print one JSON line.  `dead`
     False: the dead register reduction is off (model/data.py:dead_after
     patched to find no dead register, as tests/test_data.py does).
@@ -100,7 +104,12 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
     base_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the search
     extra = {**({"por_frozen": True} if frozen else {}), **({"symmetry": True} if symmetry else {})}
     c1 = time.process_time()
-    res = bfs(system, spec.depth, por=por, timeout=timeout, **extra)
+    if bits:
+        from checker.bitstate import bitstate
+
+        res = bitstate(system, spec.depth, bits=bits, timeout=timeout)
+    else:
+        res = bfs(system, spec.depth, por=por, timeout=timeout, **extra)
     bfs_cpu = time.process_time() - c1
     st = res.stats
     cache = sys.modules.get("checker.engine_cache")
@@ -134,6 +143,7 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
                 "actions": len(system.actions),
                 "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                 "base_maxrss_kib": base_kib,
+                "bitstate": getattr(res, "bitstate", None),
             }
         ),
         flush=True,
@@ -142,7 +152,7 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
 
 def run_one(path: str, por: bool, timeout: float | None, ref: str | None = None, dead: bool = True,
             frozen: bool = False, symmetry: bool = False, tree: str | None = None,
-            env: dict[str, str] | None = None) -> dict[str, Any]:
+            env: dict[str, str] | None = None, bits: int | None = None) -> dict[str, Any]:
     """Parent side: run `worker` in a fresh interpreter, collect its rusage."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", path, "--por" if por else "--no-por"]
     if tree:
@@ -153,6 +163,8 @@ def run_one(path: str, por: bool, timeout: float | None, ref: str | None = None,
         cmd.append("--por-frozen")
     if symmetry:
         cmd.append("--symmetry")
+    if bits:
+        cmd += ["--bits", str(bits)]
     if timeout:
         cmd += ["--timeout", str(timeout)]
     if ref:
@@ -301,6 +313,46 @@ def prow(name: str, variant: str, rec: dict[str, Any]) -> str:
     )
 
 
+def main_bitstate(args: argparse.Namespace) -> int:
+    """Per spec, the full search (no reduction: the bitstate search has
+    none) and the bitstate search with a table of args.bitstate bits, in
+    fresh interpreters one after the other."""
+    from checker.bitstate import NOT_PROOF, table_bits
+
+    bits = table_bits(args.bitstate)
+    files: list[Path] = []
+    for s in args.specs:
+        p = Path(s)
+        files += sorted(p.rglob("*.toml")) if p.is_dir() else [p]
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; bitstate table {bits:,} bits "
+          f"({bits >> 23} MiB), k=3; budget {args.max_seconds} s per search")
+    print(PHEAD + "  (bitstate: hash factor, expected omissions)", flush=True)
+    records: list[dict[str, Any]] = []
+    for f in files:
+        name = f.stem
+        for variant, b in (("full", None), (f"bit {_size(bits)}", bits)):
+            rec = run_one(str(f), False, args.max_seconds, bits=b)
+            rec.update(variant=variant, table_bits=b)
+            records.append(rec)
+            c = rec.get("bitstate")
+            if c and rec.get("verdict") == NOT_PROOF and rec.get("expected") in (None, "holds"):
+                rec = dict(rec, expected=NOT_PROOF)  # the row says what it found, not a mismatch
+            line = prow(name, variant, rec)
+            if c:
+                line += f" (hf {c['hash_factor']:,.1f}, {c['expected_omissions']:.2g})"
+            print(line, flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(records, indent=1) + "\n")
+    return 0
+
+
+def _size(bits: int) -> str:
+    for unit, n in (("G", 30), ("M", 20), ("K", 10)):
+        if bits >= 1 << n and not bits % (1 << n):
+            return f"{bits >> n}{unit}"
+    return str(bits)
+
+
 def main_percpu(args: argparse.Namespace) -> int:
     """The per-CPU counter ladder, each rung under each variant.  A rung is
     skipped when the previous rung of its column (same T and C, one
@@ -446,10 +498,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpus", default="1-2", help="per-CPU ladder CPU counts (default %(default)s)")
     ap.add_argument("--variants", default="all", help="per-CPU ladder: comma-separated search variants, of "
                     + ", ".join(VARIANTS) + " (default %(default)s)")
+    ap.add_argument("--bitstate", type=lambda x: int(float(x[:-1]) * 2 ** {"K": 10, "M": 20, "G": 30}[x[-1]])
+                    if x[-1] in "KMG" else int(x), metavar="BITS",
+                    help="the given specs: the full search (no POR) and the bitstate search with this many bits")
     ap.add_argument("--paired", metavar="REV", help="ladder rungs with the model and engine of REV, then of the "
                     "working tree with an empty engine cache and again with it filled, one rung at a time")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--tree", help=argparse.SUPPRESS)
+    ap.add_argument("--bits", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--no-dead", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--por-frozen", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--symmetry", action="store_true", help=argparse.SUPPRESS)
@@ -458,8 +514,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.worker:
         worker(args.worker, args.por, args.timeout, args.ref, dead=not args.no_dead, frozen=args.por_frozen,
-               symmetry=args.symmetry, tree=args.tree)
+               symmetry=args.symmetry, tree=args.tree, bits=args.bits)
         return 0
+    if args.bitstate:
+        return main_bitstate(args)
     if args.paired:
         return main_paired(args)
     if args.percpu:

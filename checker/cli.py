@@ -7,11 +7,13 @@ of memory, Ctrl-C, SIGTERM, SIGHUP) before a verdict; 4 an output error (a
 counterexample, the JUnit file or stdout could not be written:
 `rseqcheck: error: ...`, checker/outputs.py); 5 with --strict, every verdict as
 expected but some spec has warnings (checker/caveats.py: a vacuous
-property, a setup that does nothing, code never reached, a bound hit).
-When several apply, 2 wins over 4, 4 over 1, 1 over 3 and 3 over 5: an
-unreadable spec or a missing result file matters more to CI than a changed
-verdict, that more than a spec that ran out of time, and that more than a
-verdict that says less than it seems to.
+property, a setup that does nothing, code never reached, a bound hit);
+6 with --bitstate, no verdict differs but some spec expected to hold
+got "no violation found", which is not a proof (checker/bitstate.py).
+When several apply, 2 wins over 4, 4 over 1, 1 over 3, 3 over 6 and 6
+over 5: an unreadable spec or a missing result file matters more to CI
+than a changed verdict, that more than a spec that ran out of time, and
+that more than a verdict that says less than it seems to.
 
 `replay` exits 0 when the trace still reaches its violation, 1 when a step
 no longer applies (or the end no longer violates), 2 when it cannot start.
@@ -28,6 +30,7 @@ from pathlib import Path
 import click
 
 from checker import __version__, progress
+from checker.bitstate import DEFAULT_K, DEFAULT_WINDOW, MAX_BITS, NOT_PROOF
 from checker.columns import wide as want_wide
 from checker.columns import wrap
 from checker.explicit import Stats
@@ -45,6 +48,27 @@ from model.properties import PROPERTIES
 from model.rules import ERA, PRESETS, RULES
 
 EXIT_WARNINGS = 5  # --strict: as expected, with warnings
+EXIT_NOT_PROOF = 6  # --bitstate: no violation found where none was expected
+
+
+class BitCount(click.ParamType):
+    """A number of bits: `64M` (2^26), `1G`, `4096`, `16K`."""
+
+    name = "SIZE"
+    UNITS = {"K": 2**10, "M": 2**20, "G": 2**30}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        s = str(value).strip().upper()
+        unit = self.UNITS.get(s[-1:])
+        try:
+            n = int(s[:-1] if unit else s) * (unit or 1)
+        except ValueError:
+            self.fail(f"{value!r} is not a number of bits such as 64M or 1G", param, ctx)
+        if not 8 <= n <= MAX_BITS:
+            self.fail(f"{value!r}: give 8 to 4G bits", param, ctx)
+        return n
 
 
 class Usage(click.UsageError):
@@ -130,6 +154,16 @@ def main() -> None:
 @click.option("--symmetry", is_flag=True,
               help="Explicit engine: search one state per orbit of the permutations of interchangeable "
                    "threads (same code, attributes and starting CPU); replaces --por.")
+@click.option("--bitstate", "bits", type=BitCount(), metavar="SIZE",
+              help="Explicit engine: bitstate search (SPIN's -DBITSTATE) with a table of SIZE bits (64M, 1G; "
+                   "rounded up to a power of two) instead of the set of states: for bug hunting beyond memory. "
+                   "A violation found is real; none found is 'no violation found' (exit 6), not a proof, "
+                   "with the coverage estimate.  No partial-order or symmetry reduction; invariants only.")
+@click.option("--hash-k", "hash_k", type=click.IntRange(1, 32), default=DEFAULT_K, show_default=True,
+              metavar="K", help="With --bitstate: bits set per state (hash functions).")
+@click.option("--trace-window", "window", type=click.IntRange(1), default=DEFAULT_WINDOW, show_default=True,
+              metavar="N", help="With --bitstate: keep the parents of the latest BFS levels up to N states; "
+                                "a longer trace is rebuilt by searching again.")
 @click.option("--show-trace/--no-show-trace", default=None,
               help="Print counterexamples (default: when one spec is checked).")
 @click.option("--max-counterexamples", "max_cx", type=click.IntRange(1, 100000), default=1, show_default=True,
@@ -153,20 +187,26 @@ def main() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @no_cache_option
 def verify(paths, engine, depth, fmt, out_dir, junit, timeout, total_timeout, max_states, max_memory, por,
-           por_frozen, symmetry, show_trace, max_cx, preset, rule_pairs, strict, jobs, quiet) -> None:
+           por_frozen, symmetry, bits, hash_k, window, show_trace, max_cx, preset, rule_pairs, strict, jobs,
+           quiet) -> None:
     """Check specs (files or folders) against their expected verdicts.
 
     Exit status: 0 every verdict as expected; 1 some verdict differs; 2 a
     spec or usage error; 3 a resource limit (timeout, --total-timeout,
     --max-states, --max-memory, Ctrl-C, SIGTERM) before a verdict; 4 an
     output error (a counterexample, --junit or stdout could not be
-    written); 5 (--strict) as expected, but with warnings."""
+    written); 5 (--strict) as expected, but with warnings; 6 (--bitstate)
+    as expected as far as a bitstate search can tell: no violation found,
+    which is no proof."""
     if max_cx > 1 and engine in ("bmc", "induction"):
         raise Usage(f"--max-counterexamples {max_cx} needs the explicit engine (--engine explicit or all)")
     if por_frozen and (engine != "explicit" or not por):
         raise Usage("--por-frozen needs --engine explicit and --por")
     if symmetry and (engine != "explicit" or por_frozen or max_cx > 1):
         raise Usage("--symmetry needs --engine explicit, without --por-frozen or --max-counterexamples")
+    if bits and (engine != "explicit" or por_frozen or symmetry or max_cx > 1):
+        raise Usage("--bitstate needs --engine explicit, without --por-frozen, --symmetry or "
+                    "--max-counterexamples")
     proposal = _proposal(preset, rule_pairs)
     files = _collect(paths)
     problem = _unwritable(Path(out_dir), folder=True) or (_unwritable(Path(junit), folder=False) if junit else None)
@@ -186,6 +226,8 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, total_timeout, ma
         more["por_frozen"] = True
     if symmetry:
         more["symmetry"] = True
+    if bits:
+        more["bitstate"] = (bits, hash_k, window)
     if proposal:
         more["proposal"] = proposal
         if fmt == "text":
@@ -335,12 +377,15 @@ def _clear_progress(prog) -> None:
 def _exit_code(outcomes: list[Outcome], interrupted: bool, strict: bool = False) -> int:
     if any(o.error for o in outcomes):
         return 2
-    if any(o.verdict != "unknown" and not o.ok for o in outcomes):
+    if any(o.verdict not in ("unknown", NOT_PROOF) and not o.ok or o.verdict == NOT_PROOF and o.expected == "violation"
+           for o in outcomes):
         return 1
     if interrupted or any(o.verdict == "unknown" or o.disagreement for o in outcomes):
         return 3
     if any(o.outcomes_check[1] and o.outcomes_check[0] is None for o in outcomes):
         return 3  # the [outcomes] search was cut: no answer for the condition
+    if any(o.verdict == NOT_PROOF for o in outcomes):
+        return EXIT_NOT_PROOF
     if strict and any(o.warnings for o in outcomes):
         return EXIT_WARNINGS
     return 0
@@ -353,12 +398,16 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
             continue
         r = o.result
         assert r is not None and o.spec is not None
-        undecided = o.verdict == "unknown" or (o.outcomes_check[0] is None and bool(o.outcomes_check[1]))
-        mark = "FAIL" if not o.ok and o.verdict != "unknown" else ("??  " if undecided else "ok  ")
         exp = o.expected or "holds"
+        not_proof = o.verdict == NOT_PROOF and exp == "holds"  # --bitstate: as far as it can tell
+        undecided = o.verdict == "unknown" or not_proof or (o.outcomes_check[0] is None and bool(o.outcomes_check[1]))
+        mark = "FAIL" if not o.ok and o.verdict != "unknown" and not not_proof else ("??  " if undecided else "ok  ")
         size = (f"{r.stats.states:,} states, {r.stats.transitions:,} transitions" if r.engine == "explicit"
                 else f"{r.engine}, depth {r.stats.depth}")  # the symbolic engines enumerate no states
         click.echo(f"{mark} {o.path}: {o.describe()} (expected {exp}); {size}, {r.stats.seconds:.2f} s")
+        if r.bitstate is not None:
+            for line in wrap(bitstate_line(r.bitstate), "     ", "       "):
+                click.echo(line)
         for note in r.notes:  # a liveness verdict: what it assumed (reduction, fairness)
             for line in wrap(note, "     ", "       "):
                 click.echo(line)
@@ -388,6 +437,17 @@ def _print_text(outcomes: list[Outcome], show_trace: bool) -> None:
     warned = sum(1 for o in outcomes if o.warnings)
     more = f"; {warned} with warnings" if warned else ""
     click.echo(f"{good} of {len(outcomes)} specs as expected{more}")
+
+
+def bitstate_line(c: dict) -> str:
+    """A bitstate search's coverage, as SPIN reports it."""
+    lost = c["expected_omissions"]
+    reruns = f"; trace rebuilt with {c['reruns']} rerun{'s' * (c['reruns'] != 1)}" if c["reruns"] else ""
+    return (f"bitstate: {c['bits']:,} bits, k={c['k']}, {c['states']:,} states stored, hash factor "
+            f"{c['hash_factor']:,.1f} (best if > 100), {100 * c['fill']:.2g}% of the bits set; "
+            f"expected omissions {lost:.2g} (new states taken for seen ones, each hiding what only it "
+            f"leads to){reruns}" + ("; states were likely lost: a larger table would cover more"
+                                    if lost >= 0.5 else ""))
 
 
 def summary_table(outcomes: list[Outcome]) -> str:

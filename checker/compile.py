@@ -534,6 +534,8 @@ class Packed:
     Violation: type = _Violation
     # expand and expand_limited keyed by an orbit representative (checker/symmetry.py)
     with_canon: Callable[[Callable[[int], int]], tuple[Callable[..., int], Callable[..., tuple[int, int]]]] | None = None
+    # expand and expand_limited with another visited-set test (`Visit`)
+    with_visit: Callable[..., tuple[Callable[..., int], Callable[..., tuple[int, int]]]] | None = None
 
     def fired(self, violating: int | None = None) -> set[int]:
         """Actions with a successor taken: every block entry's, except the
@@ -628,18 +630,41 @@ def _make_special(check: Callable[[int], int], terminal: Callable[[int], bool],
     return special
 
 
-def _expand_source(direct: list[bool], limited: bool, canon: bool = False) -> list[str]:
+@dataclass(frozen=True)
+class Visit:
+    """How the expand loops test and enter a successor t of s in the
+    visited set: `pre` lines, then `if <new>:` and the `enter` lines;
+    `setup` lines run once per call, `params` are extra defaults bound
+    from the namespace.  The plain one is a dict of parents."""
+
+    new: str = "t not in seen"
+    enter: tuple[str, ...] = ("seen[t] = s",)
+    pre: tuple[str, ...] = ()
+    setup: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+
+
+PLAIN = Visit()
+CANON = Visit("c not in seen", ("seen[c] = s",), ("c = _canon(t)",), (), ("_canon",))  # keyed by canon(t)
+
+
+def _expand_source(direct: list[bool], limited: bool, visit: Visit = PLAIN) -> list[str]:
     """The BFS level loop: per state and block, one memo lookup, or (direct
-    blocks) the block's successors computed on the spot.  `canon`: `seen`
-    is keyed by canon(t) (a symmetry reduction's orbit representative)."""
+    blocks) the block's successors computed on the spot; `visit`: the
+    visited-set test (CANON: `seen` keyed by a symmetry reduction's orbit
+    representative; checker/bitstate.py: a bit table)."""
     nblocks = len(direct)
     params = "".join(f", C{b}=collect{b}" if direct[b] else f", P{b}=P{b}, R{b}=R{b}" for b in range(nblocks))
+    params += "".join(f", {p}={p}" for p in visit.params)
     name = "expand_limited" if limited else "expand"
+    test = [f"            {x}" for x in visit.pre] + [f"            if {visit.new}:"] + \
+        [f"                {x}" for x in visit.enter]
     out = [
         f"def {name}(frontier, seen, nxt, tnxt{', limit' if limited else ''}{params}, _slow=_slow,"
-        f" _special=_special, F=F, SP=SP{', _canon=_canon' if canon else ''}):",
+        f" _special=_special, F=F, SP=SP):",
         "    n = 0",
         "    push = nxt.append",
+        *(f"    {x}" for x in visit.setup),
     ]
     if limited:
         out.append("    k = 0")
@@ -653,8 +678,7 @@ def _expand_source(direct: list[bool], limited: bool, canon: bool = False) -> li
                 "        n += len(out)",
                 "        for a, t in out:",
                 "            F[a] = 1",
-                *(["            c = _canon(t)", "            if c not in seen:", "                seen[c] = s"] if canon
-                  else ["            if t not in seen:", "                seen[t] = s"]),
+                *test,
                 "                if SP[a]: _special(s, t, a, push, tnxt, n0)",
                 "                else: push(t)",
             ]
@@ -669,8 +693,7 @@ def _expand_source(direct: list[bool], limited: bool, canon: bool = False) -> li
             "        n += len(L)",
             "        for x in L:",
             "            t = s ^ x",
-            *(["            c = _canon(t)", "            if c not in seen:", "                seen[c] = s"] if canon
-              else ["            if t not in seen:", "                seen[t] = s"]),
+            *test,
             "                push(t)",
         ]
     if limited:
@@ -849,13 +872,20 @@ def _assemble_packed(system: System, L: Layout, rw: list[tuple[set[Var], set[Var
     ns["SP"] = bytes(c or t for c, t in zip(needs_check, needs_term))
     exec(tail_code, ns)
 
-    def with_canon(canon: Callable[[int], int]) -> tuple[Callable[..., int], Callable[..., tuple[int, int]]]:
-        """expand and expand_limited with `seen` keyed by canon(state)."""
-        env = dict(ns, _canon=canon,
-                   _slow=_make_slow(blocks, ns["check"], ns["terminal"], needs_check, needs_term, canon))
-        code = _expand_source(direct, False, True) + _expand_source(direct, True, True)
-        exec(compile("\n".join(code) + "\n", "<rseqcheck-packed-canon>", "exec"), env)
+    def with_visit(visit: Visit, env: dict, canon: Callable[[int], int] | None = None
+                   ) -> tuple[Callable[..., int], Callable[..., tuple[int, int]]]:
+        """expand and expand_limited with another visited-set test; `env`
+        binds the names it uses; `canon`: the key of a state in `seen`
+        (for the memo misses, which use `in` and item assignment)."""
+        env = dict(ns, **env, _slow=_make_slow(blocks, ns["check"], ns["terminal"], needs_check, needs_term, canon))
+        code = _expand_source(direct, False, visit) + _expand_source(direct, True, visit)
+        exec(compile("\n".join(code) + "\n", "<rseqcheck-packed-visit>", "exec"), env)
         return env["expand"], env["expand_limited"]
 
+    def with_canon(canon: Callable[[int], int]) -> tuple[Callable[..., int], Callable[..., tuple[int, int]]]:
+        """expand and expand_limited with `seen` keyed by canon(state)."""
+        return with_visit(CANON, {"_canon": canon}, canon)
+
     return Packed(L, ns["succ"], ns["check"], ns["terminal"], ns["expand"], ns["expand_limited"], L.pack,
-                  ns["unpack"], src, blocks, rw, needs_check, needs_term, F, with_canon=with_canon)
+                  ns["unpack"], src, blocks, rw, needs_check, needs_term, F, with_canon=with_canon,
+                  with_visit=with_visit)

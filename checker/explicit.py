@@ -67,6 +67,7 @@ class SearchResult:
     loop: int | None = None  # a lasso: the run goes on from trace[loop] forever (== len - 1: it ends there)
     notes: list[str] = field(default_factory=list)  # what a liveness verdict assumed (reduction, fairness)
     symmetry: bool = False  # states were entered by orbit (symmetry reduction)
+    bitstate: dict[str, float] | None = None  # bitstate search (checker/bitstate.py): its coverage figures
 
 
 Progress = Callable[[Stats], None]
@@ -417,6 +418,11 @@ class _Search:
             chain.append(t)
             t = self.seen[self.key(t)]
         chain.reverse()
+        return self.trace_of(chain)
+
+    def trace_of(self, chain: list[int]) -> list[tuple[int, tuple]]:
+        """The trace through these states, each the successor of the one
+        before it."""
         trace = [(-1, self.pk.unpack(chain[0]))]
         for p, c in zip(chain, chain[1:]):
             # the first successor of p that is c: the one that discovered it
@@ -440,9 +446,14 @@ class _Search:
 
     # ------------------------------------------------------------- search
 
+    def level_start(self, depth: int) -> None:
+        """The plain search enters the states of this depth from now on
+        (a hook: checker/bitstate.py keeps parents by level)."""
+
     def run(self) -> SearchResult:
         pk = self.pk
         init = pk.pack(self.system.initial_state())
+        self.level_start(0)
         self.seen[self.key(init)] = _ROOT
         self.stats.states = 1
         bad = pk.check(init)
@@ -455,6 +466,7 @@ class _Search:
         try:
             if not self.por:
                 while (frontier or nterm) and self.depth < self.max_depth:
+                    self.level_start(self.depth + 1)
                     frontier, nterm = self.level_full(frontier)
                     self.depth += 1
                 self.stats.depth = self.depth
@@ -511,8 +523,12 @@ class _Search:
             if not pending:
                 return False
 
+    def new_frontier(self) -> list[int]:
+        """The next level's states (checker/bitstate.py packs them)."""
+        return []
+
     def level_full(self, frontier: list[int]) -> tuple[list[int], int]:
-        nxt: list[int] = []
+        nxt = self.new_frontier()
         tnxt: list[int] = []
         pk, seen, limit, st = self.pk, self.seen, self.limit, self.stats
         for i in range(0, len(frontier), _CHUNK):

@@ -17,6 +17,8 @@ from typing import Any
 import networkx as nx
 
 from checker import __version__
+from checker.bitstate import NOT_PROOF
+from checker.bitstate import bitstate as bit_search
 from checker.caveats import Caveat, caveats
 from checker.escape import xml_clean
 from checker.explicit import Distinct, SearchResult, Stats, bfs, distinct_counterexamples
@@ -91,6 +93,9 @@ class Outcome:
             if r.exhausted:
                 return f"holds (state space exhausted at depth {r.stats.depth})"
             return f"holds up to depth {r.bound}"
+        if r.verdict == NOT_PROOF:
+            deep = f"no state left at depth {r.stats.depth}" if r.exhausted else f"up to depth {r.bound}"
+            return f"{NOT_PROOF} (bitstate, not a proof; {deep})"
         if r.verdict == "violation" and r.goal is not None:
             return lasso_summary(r)
         if r.verdict == "violation":
@@ -161,6 +166,8 @@ class Outcome:
                 complete=r.verdict == "violation" or (r.verdict == "holds" and r.exhausted),
                 counterexample_files=self.files,
             )
+        if r and r.bitstate is not None:
+            out["bitstate"] = dict(r.bitstate)
         if r and (r.goal is not None or r.notes):  # liveness: the lasso and what the verdict assumed
             out.update(goal=r.goal, loop=r.loop, notes=list(r.notes))
         if self.distinct is not None and r and r.verdict == "violation":
@@ -234,6 +241,7 @@ def check_spec(
     por_frozen: bool = False,
     symmetry: bool = False,
     proposal: Proposal | None = None,
+    bitstate: tuple[int, int, int] | None = None,
 ) -> Outcome:
     """max_counterexamples > 1 (explicit engine): up to that many
     counterexamples with different interleavings, shortest first, searched
@@ -241,7 +249,9 @@ def check_spec(
     por_frozen: the explicit engine's state-dependent independence;
     symmetry: its thread symmetry reduction (checker/explicit.py:bfs).
     proposal: a preset and rule choices that replace the spec's own
-    (checker/proposal.py).  `path` may be a spec already loaded."""
+    (checker/proposal.py).  `path` may be a spec already loaded.
+    bitstate: (bits, k, window) for a bitstate search
+    (checker/bitstate.py) of the invariants, explicit engine."""
     given = path if isinstance(path, Spec) else None
     path = given.path if given else str(path)
     out = Outcome(path, asked=max_counterexamples, proposal=proposal or None)
@@ -269,8 +279,18 @@ def check_spec(
         out.error = str(SpecError(path, line, f"the induction engine does not prove liveness or reachability "
                                   f"({names}); use --engine explicit or bmc"))
         return out
+    if bitstate and system.goals:
+        names = ", ".join(dict.fromkeys(g.name for g in system.goals))
+        line = spec.lines.get(("check", "properties"))
+        out.error = str(SpecError(path, line, f"--bitstate checks invariants only, not liveness or "
+                                  f"reachability ({names})"))
+        return out
     try:
-        if system.goals:
+        if bitstate:
+            bits, k, window = bitstate
+            res = bit_search(system, bound, bits, k, window, timeout=timeout, max_states=max_states,
+                             progress=progress)
+        elif system.goals:
             res = _check_with_goals(system, spec, bound, por, timeout, progress, max_states, por_frozen, engine)
         elif engine == "explicit" and max_counterexamples > 1:
             out.distinct = distinct_counterexamples(system, bound, max_counterexamples, timeout=timeout,
@@ -288,7 +308,9 @@ def check_spec(
         out.error = model_error(path, e, spec)
         return out
     out.result = res
-    if res.verdict != "unknown" and engine == "explicit":
+    if bitstate and spec.outcomes is not None:  # an exhaustive search: not what --bitstate is for
+        res.notes.append("[outcomes] not checked: --bitstate checks the invariants only")
+    elif res.verdict != "unknown" and engine == "explicit":
         # the herd7-style [outcomes] condition, on the outcomes the model allows
         from checker.outcomes import verify_outcomes
 
@@ -588,6 +610,9 @@ def junit_xml(outcomes: list[Outcome], strict: bool = False, not_checked: list[s
             elif verdict == "unknown":
                 counts["errors"] += 1
                 ET.SubElement(tc, "error", type="resource-limit", message=o.describe())
+            elif verdict == NOT_PROOF and (o.expected or "holds") == "holds":
+                counts["skipped"] += 1
+                ET.SubElement(tc, "skipped", message=o.describe())
             elif verdict == "not reached":
                 counts["skipped"] += 1
                 ET.SubElement(tc, "skipped", message=f"search stopped at the violation of {r.prop if r else '?'}")
