@@ -24,8 +24,14 @@ that each permutation commutes with the successor function.
 from __future__ import annotations
 
 import itertools
+import math
 
 from model.ir import System
+
+# Largest group whose permutations are listed (7 interchangeable threads):
+# the least-image canonical form tries each, and listing 32! would never
+# end -- inside one C call that no time limit interrupts.
+MAX_PERMUTATIONS = 5040
 
 # per variable index: (index of the variable it moves to, value map or None)
 Table = list[tuple[int, dict[int, int] | None]]
@@ -89,6 +95,8 @@ def thread_symmetries(system: System) -> list[Table]:
     if got is None:
         return []
     b, multi, names = got
+    if math.prod(math.factorial(len(g)) for g in multi) > MAX_PERMUTATIONS:
+        return []  # too many to list: no symmetry reduction for this spec
     out: list[Table] = []
     for perms in itertools.product(*(itertools.permutations(range(len(g))) for g in multi)):
         tmap: dict[str, str] = {}

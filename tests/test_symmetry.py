@@ -309,3 +309,21 @@ def _reduced_against_full(body, tail, section, threads, signals, expr) -> None:
         S.run()
         canon = compile_canon(system.symmetries, S.pk.layout)
         assert red.stats.states == len({canon(x) for x in S.seen})
+
+
+def test_a_group_too_large_to_list_gives_no_symmetry_quickly() -> None:
+    """8 interchangeable threads have 40,320 permutations, over
+    MAX_PERMUTATIONS: none are listed (listing 32! hung the build, out of
+    reach of --timeout, and ran the machine out of memory)."""
+    CHECK = '[check]\nproperties = ["no-unexpected-kill"]\ndepth = 5\n'
+    threads = "".join(f'[thread.T{i}]\ncode = """\n        exit\n"""\n' for i in range(8))
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "eight.toml"
+        p.write_text('[spec]\ntitle = "eight"\npreset = "linux-6.18"\n' + threads + CHECK)
+        system = build_system(load_spec(p))
+    assert system.symmetries == [] and system.symmetry_group is None
+    threads7 = "".join(f'[thread.T{i}]\ncode = """\n        exit\n"""\n' for i in range(7))
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "seven.toml"
+        p.write_text('[spec]\ntitle = "seven"\npreset = "linux-6.18"\n' + threads7 + CHECK)
+        assert len(build_system(load_spec(p)).symmetries) == 5039  # every non-identity permutation
