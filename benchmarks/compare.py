@@ -6,7 +6,7 @@ fired actions and the counterexample trace.
     python benchmarks/compare.py --ref HEAD specs/ benchmarks/specs/ladder_t1_k3.toml
     python benchmarks/compare.py --ref 14cd308 --no-por --ladder 1-2x1-2
 
-The reference's checker/compile.py and checker/explicit.py are taken from
+The reference's checker/engines/compile.py and checker/engines/explicit.py are taken from
 git (`--ref`) and imported as a separate package, so the model is today's
 for both.  Exit status 1 if anything differs.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import importlib
+import re
 import shutil
 import subprocess
 import sys
@@ -39,10 +40,23 @@ def load_ref(rev: str) -> Any:
     pkg = tmp / "refengine"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    for name in ("compile", "explicit"):
-        src = subprocess.run(["git", "show", f"{rev}:checker/{name}.py"], cwd=ROOT, check=True,
-                             capture_output=True, text=True).stdout
-        src = src.replace("from checker.compile import", "from refengine.compile import")
+    # the engine's own modules from `rev` (before or after they moved to
+    # checker/engines/); everything else from the installed rseqcheck
+    own = ("compile", "explicit", "symmetry", "engine_cache")
+    for name in own:
+        for where in (f"checker/engines/{name}.py", f"checker/{name}.py"):
+            got = subprocess.run(["git", "show", f"{rev}:{where}"], cwd=ROOT, capture_output=True, text=True)
+            if not got.returncode:
+                break
+        else:
+            continue  # not in that revision
+        src = got.stdout
+        for mod in own:
+            for old in (f"rseqcheck.checker.engines.{mod}", f"checker.{mod}"):
+                src = src.replace(f"from {old} import", f"from refengine.{mod} import")
+            for old in ("rseqcheck.checker.engines", "checker"):
+                src = src.replace(f"from {old} import {mod}", f"from refengine import {mod}")
+        src = re.sub(r"(?m)^(\\s*)from (model|checker)([. ])", r"\\1from rseqcheck.\\2\\3", src)
         (pkg / f"{name}.py").write_text(src)
     sys.path.insert(0, str(tmp))
     return importlib.import_module("refengine.explicit")
@@ -75,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verdicts-only", action="store_true", help="compare verdict and property only")
     args = ap.parse_args(argv)
 
-    from checker import explicit as new
-    from model.build import build_system
-    from model.spec import load_spec
+    from rseqcheck.checker.engines import explicit as new
+    from rseqcheck.model.build import build_system
+    from rseqcheck.model.spec import load_spec
 
     ref = load_ref(args.ref)
     paths: list[str] = []

@@ -1,4 +1,4 @@
-"""The lasso search (checker/liveness.py) on the largest bundled liveness
+"""The lasso search (checker/engines/liveness.py) on the largest bundled liveness
 spec: the per-CPU counter of specs/liveness/percpu_counter_preempted_linux618.toml
 with migration on as well (the same program, `migration = true`), and on
 the spec itself.  One subprocess per run, so its peak RSS is its own.
@@ -24,9 +24,9 @@ SPEC = ROOT / "specs" / "liveness" / "percpu_counter_preempted_linux618.toml"
 _CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
-from checker.liveness import check_goals
-from model.build import build_system
-from model.spec import load_spec
+from rseqcheck.checker.engines.liveness import check_goals
+from rseqcheck.model.build import build_system
+from rseqcheck.model.spec import load_spec
 spec = load_spec(sys.argv[1])
 system = build_system(spec)
 t, c = time.monotonic(), time.process_time()

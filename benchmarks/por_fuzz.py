@@ -25,8 +25,8 @@ import networkx as nx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import checker.explicit as E  # noqa: E402
-from model.ir import (  # noqa: E402
+import rseqcheck.checker.engines.explicit as E  # noqa: E402
+from rseqcheck.model.ir import (  # noqa: E402
     Action,
     Add,
     And,

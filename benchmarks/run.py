@@ -68,11 +68,11 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
     if tree:
         sys.path.insert(0, tree)
 
-    from model.build import build_system
-    from model.spec import load_spec
+    from rseqcheck.model.build import build_system
+    from rseqcheck.model.spec import load_spec
 
     if not dead:
-        from model import data
+        from rseqcheck.model import data
 
         data.dead_after = lambda b, seg, always: [set() for _ in seg.instrs]
 
@@ -81,7 +81,7 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
 
         bfs = load_ref(ref).bfs
     else:
-        from checker.explicit import bfs
+        from rseqcheck.checker.engines.explicit import bfs
     engine = sys.modules[bfs.__module__]
     made = [0.0]  # CPU seconds in compile_packed (bfs calls it before its search)
     if hasattr(engine, "compile_packed"):
@@ -105,14 +105,14 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
     extra = {**({"por_frozen": True} if frozen else {}), **({"symmetry": True} if symmetry else {})}
     c1 = time.process_time()
     if bits:
-        from checker.bitstate import bitstate
+        from rseqcheck.checker.engines.bitstate import bitstate
 
         res = bitstate(system, spec.depth, bits=bits, timeout=timeout)
     else:
         res = bfs(system, spec.depth, por=por, timeout=timeout, **extra)
     bfs_cpu = time.process_time() - c1
     st = res.stats
-    cache = sys.modules.get("checker.engine_cache")
+    cache = sys.modules.get("rseqcheck.checker.engines.engine_cache")
     print(
         json.dumps(
             {
@@ -317,7 +317,7 @@ def main_bitstate(args: argparse.Namespace) -> int:
     """Per spec, the full search (no reduction: the bitstate search has
     none) and the bitstate search with a table of args.bitstate bits, in
     fresh interpreters one after the other."""
-    from checker.bitstate import NOT_PROOF, table_bits
+    from rseqcheck.checker.engines.bitstate import NOT_PROOF, table_bits
 
     bits = table_bits(args.bitstate)
     files: list[Path] = []

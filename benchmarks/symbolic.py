@@ -1,4 +1,4 @@
-"""Benchmark the symbolic engines (checker/symbolic.py) against explicit.
+"""Benchmark the symbolic engines (checker/engines/symbolic.py) against explicit.
 
 Three tables, each measurement in a fresh interpreter (as run.py does):
 
@@ -9,7 +9,7 @@ Three tables, each measurement in a fresh interpreter (as run.py does):
           that covers every reachable state where the explicit engine can
           count it (at most 1 M states);
   proofs  every holds spec: induction with lemmas from the reachable states
-          (k, lemmas, seconds), Spacer (checker/chc.py) and plain
+          (k, lemmas, seconds), Spacer (checker/engines/chc.py) and plain
           k-induction, each within the budget.
 
     python benchmarks/symbolic.py cex proofs             # specs/
@@ -49,12 +49,12 @@ def _steps(r) -> int | None:
 
 def work(kind: str, path: str, budget: float) -> dict[str, Any]:
     """Child side: one spec, one table's measurements."""
-    from checker.chc import spacer
-    from checker.explicit import bfs
-    from checker.lemmas import reachable
-    from checker.symbolic import bmc, kinduction, strengthen
-    from model.build import build_system
-    from model.spec import load_spec
+    from rseqcheck.checker.engines.chc import spacer
+    from rseqcheck.checker.engines.explicit import bfs
+    from rseqcheck.checker.engines.lemmas import reachable
+    from rseqcheck.checker.engines.symbolic import bmc, kinduction, strengthen
+    from rseqcheck.model.build import build_system
+    from rseqcheck.model.spec import load_spec
 
     spec = load_spec(path)
     system = build_system(spec)
@@ -100,7 +100,7 @@ def run_one(kind: str, path: str, budget: float) -> dict[str, Any]:
 
 
 def spec_files(paths: list[str], expect: str) -> list[str]:
-    from model.spec import load_spec
+    from rseqcheck.model.spec import load_spec
 
     out = []
     for s in paths:

@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from checker.explicit import _Search  # noqa: E402
-from model.build import build_system  # noqa: E402
-from model.spec import load_spec  # noqa: E402
+from rseqcheck.checker.engines.explicit import _Search  # noqa: E402
+from rseqcheck.model.build import build_system  # noqa: E402
+from rseqcheck.model.spec import load_spec  # noqa: E402
 
 
 def permutations(system) -> list[list]:

@@ -22,12 +22,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from checker.explicit import SearchResult
-from model.build import build_system
-from model.errors import SpecError
-from model.ir import Action, Const, ModelError, Op, Ref, System
-from model.rules import ALIASES, RULES
-from model.spec import Spec
+from rseqcheck.checker.engines.explicit import SearchResult
+from rseqcheck.model.build import build_system
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.ir import Action, Const, ModelError, Op, Ref, System
+from rseqcheck.model.rules import ALIASES, RULES
+from rseqcheck.model.spec import Spec
 
 KINDS = ("vacuous", "no-signals", "never-runs", "unreached-label", "rule-unused", "bound")
 

@@ -26,10 +26,10 @@ import os
 import time
 from collections.abc import Callable
 
-from checker import symbolic
-from checker.explicit import SearchResult, Stats, bfs, replay
-from checker.verify import Outcome, check_spec
-from model.ir import ModelError, System
+from rseqcheck.checker.engines import symbolic
+from rseqcheck.checker.engines.explicit import SearchResult, Stats, bfs, replay
+from rseqcheck.checker.verify import Outcome, check_spec
+from rseqcheck.model.ir import ModelError, System
 
 # Seconds each symbolic engine may spend on a spec under `--engine all`
 # before it reports the depth it reached instead of going on.
@@ -135,12 +135,12 @@ def check_all(
 
 def _compare_goals(base: Outcome, depth: int | None, timeout: float | None) -> Outcome:
     """Liveness goals: explicit's lasso search against the bounded lasso
-    search with Z3 (checker/symbolic_liveness.py), on verdicts: a lasso of
+    search with Z3 (checker/engines/symbolic_liveness.py), on verdicts: a lasso of
     n steps from one engine against "holds" from the other covering n
     steps is a contradiction; each lasso must replay and break its goal.
     Induction does not apply (it proves invariants)."""
-    from checker.liveness import lasso_violation, successors
-    from checker.symbolic_liveness import lasso_bmc
+    from rseqcheck.checker.engines.liveness import lasso_violation, successors
+    from rseqcheck.checker.engines.symbolic_liveness import lasso_bmc
 
     assert base.spec is not None and base.result is not None and base.system is not None
     system, r = base.system, base.result
@@ -178,7 +178,7 @@ def _compare_goals(base: Outcome, depth: int | None, timeout: float | None) -> O
 
 def summary_goal(r: SearchResult) -> str:
     if r.verdict == "violation" and r.goal is not None:
-        from checker.verify import lasso_summary
+        from rseqcheck.checker.verify import lasso_summary
 
         return lasso_summary(r).removeprefix("violation of ")
     return summary(r)
@@ -231,7 +231,7 @@ def _compare(base: Outcome, por: bool, depth: int | None, timeout: float | None,
     held = base.outcomes_check[0]
     if held is not None:
         # [outcomes] by bmc too, as deep as explicit says anything can be
-        from checker.outcomes_smt import Unsupported, smt_answer
+        from rseqcheck.checker.outcomes_smt import Unsupported, smt_answer
 
         try:
             o_bound = min(bound, r.stats.depth) if r.verdict == "holds" and r.exhausted else bound

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from checker.proposal import Proposal
-from checker.verify import Outcome, check_spec
+from rseqcheck.checker.proposal import Proposal
+from rseqcheck.checker.verify import Outcome, check_spec
 
 KINDS = ("flipped", "not comparable", "unknown", "unchanged")
 

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from model.files import MAX_TRACE_BYTES, InputError, read_regular
-from model.names import bad_char
+from rseqcheck.model.files import MAX_TRACE_BYTES, InputError, read_regular
+from rseqcheck.model.names import bad_char
 
 # ------------------------------------------------------------------- specs
 
@@ -187,7 +187,7 @@ _HEADER_TYPES: dict[str, tuple[type, ...]] = {
     "preset": (str,), "rules": (dict,), "property": (str,), "property_doc": (str,), "engine": (str,),
     "shortest": (bool,), "bound": (int,), "rank": (int,), "distinct": (int,), "proposal": (dict,), "spec_sha256": (str,),
     "program": (list,), "addresses": (dict,), "legend": (dict,),
-    "goal": (str,), "loop": (int,), "notes": (list,),  # a lasso (checker/liveness.py)
+    "goal": (str,), "loop": (int,), "notes": (list,),  # a lasso (checker/engines/liveness.py)
 }
 _EDGE_KEYS = ("action", "actor", "kernel_fn", "rule", "proc")
 

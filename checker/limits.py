@@ -32,9 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import click
-
-from checker.explicit import SearchResult, Stats
-from model.errors import SpecError
+from rseqcheck.checker.engines.explicit import SearchResult, Stats
+from rseqcheck.model.errors import SpecError
 
 # Largest accepted threads x (1 + max_nesting) x instructions.  The bundled
 # specs reach 963; 32 threads of 6 instructions (18,624) build in 4 s and
@@ -330,8 +329,8 @@ def check_within(path: str, limits: Limits, run: Callable, save: Callable, progr
 
 
 def _unknown_outcome(path: str, reason: str, wd: Watchdog, engine: str, depth: int | None):
-    from checker.verify import Outcome
-    from model.spec import load_spec
+    from rseqcheck.checker.verify import Outcome
+    from rseqcheck.model.spec import load_spec
 
     out = Outcome(path)
     try:

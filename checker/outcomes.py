@@ -16,12 +16,12 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from checker.compile import compile_system
-from model.errors import SpecError
-from model.ir import System
-from model.program import AExpr, expr_vars
-from model.signals import SIGNUM
-from model.spec import Spec
+from rseqcheck.checker.engines.compile import compile_system
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.ir import System
+from rseqcheck.model.program import AExpr, expr_vars
+from rseqcheck.model.signals import SIGNUM
+from rseqcheck.model.spec import Spec
 
 
 @dataclass(frozen=True, order=True)
@@ -148,7 +148,7 @@ def outcome_spec(spec: Spec, rules: dict[str, str] | None = None) -> Spec:
 def projection_for(system: System) -> Projection:
     """Variable names of a system built by model.build (the only code here
     that knows the builder's layout)."""
-    from model.builder import PHASES
+    from rseqcheck.model.builder import PHASES
 
     b = system.meta["builder"]
     halts = [(b.killed.name, "killed by")]
@@ -160,7 +160,7 @@ def projection_for(system: System) -> Projection:
 
 
 def model_outcomes(spec: Spec, rules: dict[str, str] | None = None, **limits) -> OutcomeSet:
-    from model.build import build_system
+    from rseqcheck.model.build import build_system
 
     system = build_system(outcome_spec(spec, rules))
     proj = projection_for(system)

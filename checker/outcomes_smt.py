@@ -22,14 +22,33 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from checker import symbolic
-from checker.explicit import SearchResult
-from checker.outcomes import ENDS, Projection, outcome_spec, projection_for, projector, validate_condition
-from model.build import build_system
-from model.ir import FALSE, Add, And, Const, Eq, Expr, Ge, Gt, Ite, Le, Lt, Ne, Not, Or, Property, Ref, Sub, System
-from model.program import AExpr
-from model.signals import SIGNUM
-from model.spec import Spec
+from rseqcheck.checker.engines import symbolic
+from rseqcheck.checker.engines.explicit import SearchResult
+from rseqcheck.checker.outcomes import ENDS, Projection, outcome_spec, projection_for, projector, validate_condition
+from rseqcheck.model.build import build_system
+from rseqcheck.model.ir import (
+    FALSE,
+    Add,
+    And,
+    Const,
+    Eq,
+    Expr,
+    Ge,
+    Gt,
+    Ite,
+    Le,
+    Lt,
+    Ne,
+    Not,
+    Or,
+    Property,
+    Ref,
+    Sub,
+    System,
+)
+from rseqcheck.model.program import AExpr
+from rseqcheck.model.signals import SIGNUM
+from rseqcheck.model.spec import Spec
 
 
 class Unsupported(Exception):
@@ -153,7 +172,7 @@ def smt_answer(
 
 
 def _explicit(spec: Spec, system: System | None, timeout: float | None, why: str) -> tuple[bool | None, str]:
-    from checker.outcomes import verify_outcomes
+    from rseqcheck.checker.outcomes import verify_outcomes
 
     held, msg = verify_outcomes(spec, system, timeout=timeout)
     return held, f"{msg} (by the full explicit enumeration: {why})"

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from checker.limits import Limits, check_within
-from checker.verify import Outcome, save_counterexample
+from rseqcheck.checker.limits import Limits, check_within
+from rseqcheck.checker.verify import Outcome, save_counterexample
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def run_job(job: Job, progress: Callable | None = None, saving: bool = True) -> 
     """Check one spec and save its counterexample (unless not `saving`):
     (outcome, output error).  RunOver (checker/limits.py) when the run's
     --total-timeout passed before the spec could start."""
-    from checker.cross import check_all, check_one
+    from rseqcheck.checker.cross import check_all, check_one
 
     limits = job.limits.for_spec()
 

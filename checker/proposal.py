@@ -10,8 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from model.rules import ALIASES, PRESETS, RULES
-from model.spec import Spec
+from rseqcheck.model.rules import ALIASES, PRESETS, RULES
+from rseqcheck.model.spec import Spec
 
 
 class ProposalError(ValueError):

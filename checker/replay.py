@@ -15,16 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
-
-from checker import __version__
-from checker.compile import compile_system
-from checker.inputs import InputError, TraceError, check_itf, read_trace_json, spec_named_by_trace
-from checker.proposal import Proposal, ProposalError
-from checker.trace import changes, from_itf, lasso_loop, show_state
-from model.build import build_system
-from model.errors import SpecError
-from model.ir import ModelError, System, evaluate
-from model.spec import load_spec
+from rseqcheck.checker import __version__
+from rseqcheck.checker.engines.compile import compile_system
+from rseqcheck.checker.inputs import InputError, TraceError, check_itf, read_trace_json, spec_named_by_trace
+from rseqcheck.checker.outputs.trace import changes, from_itf, lasso_loop, show_state
+from rseqcheck.checker.proposal import Proposal, ProposalError
+from rseqcheck.model.build import build_system
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.ir import ModelError, System, evaluate
+from rseqcheck.model.spec import load_spec
 
 
 class ReplayError(Exception):
@@ -122,8 +121,8 @@ def replay_graph(g: nx.DiGraph, system: System) -> ReplayReport:
 def _replay_lasso(g: nx.DiGraph, system: System, states: list[tuple], acts: list[int]) -> ReplayReport:
     """A liveness counterexample: the steps replayed, the cycle must close
     (or the last state have no successor) and the run still violate the
-    goal under today's fairness (checker/liveness.py:lasso_violation)."""
-    from checker.liveness import lasso_violation, successors
+    goal under today's fairness (checker/engines/liveness.py:lasso_violation)."""
+    from rseqcheck.checker.engines.liveness import lasso_violation, successors
 
     n = len(states) - 1
     key = g.graph.get("goal")

@@ -31,16 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from checker.explicit import Stats
-from checker.inputs import collect_specs
-from checker.limits import Limits, unknown_result
-from checker.parallel import Job, run_job
-from checker.proposal import Proposal, ProposalError, check_preset, parse_rules
-from checker.verify import ENGINES, Outcome
-from model import files
-from model.errors import SpecError
-from model.rules import PRESETS, resolve
-from model.spec import Spec, load_spec, locate, toml_error
+from rseqcheck.checker.engines.explicit import Stats
+from rseqcheck.checker.inputs import collect_specs
+from rseqcheck.checker.limits import Limits, unknown_result
+from rseqcheck.checker.parallel import Job, run_job
+from rseqcheck.checker.proposal import Proposal, ProposalError, check_preset, parse_rules
+from rseqcheck.checker.verify import ENGINES, Outcome
+from rseqcheck.model import files
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.rules import PRESETS, resolve
+from rseqcheck.model.spec import Spec, load_spec, locate, toml_error
 
 MATRIX_KEYS = ("specs", "presets", "rules", "depths", "engine")
 # Exceptions raised inside a run (not a lost worker: see stream) are retried
@@ -296,7 +296,7 @@ def stream(jobs: list[Job], scheduler: str | None, workers: int) -> Iterator[tup
             if scheduler is None:
                 # dashboard ":0", a free port: its HTTP server starts even with None, and 8787 may be another's
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0", silence_logs=logging.ERROR, preload=["checker.sweep"])
+                                       dashboard_address=":0", silence_logs=logging.ERROR, preload=["rseqcheck.checker.sweep"])
                 client = Client(cluster)
             else:
                 client = Client(scheduler)  # waits distributed.comm.timeouts.connect (30 s) for it

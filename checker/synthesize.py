@@ -20,10 +20,10 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from checker.proposal import Proposal
-from checker.verify import Outcome, check_spec
-from model.rules import RULES
-from model.spec import load_spec
+from rseqcheck.checker.proposal import Proposal
+from rseqcheck.checker.verify import Outcome, check_spec
+from rseqcheck.model.rules import RULES
+from rseqcheck.model.spec import load_spec
 
 GOALS = ("holds", "expect")
 MAX_COMBINATIONS = 1024

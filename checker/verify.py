@@ -15,22 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
-
-from checker import __version__
-from checker.bitstate import NOT_PROOF
-from checker.bitstate import bitstate as bit_search
-from checker.caveats import Caveat, caveats
-from checker.escape import xml_clean
-from checker.explicit import Distinct, SearchResult, Stats, bfs, distinct_counterexamples
-from checker.limits import check_size
-from checker.proposal import Proposal
-from checker.trace import build_graph, changes, render
-from model import glossary
-from model.build import build_system
-from model.errors import SpecError
-from model.ir import ModelError, System
-from model.properties import PROPERTIES
-from model.spec import Spec, load_spec
+from rseqcheck.checker import __version__
+from rseqcheck.checker.caveats import Caveat, caveats
+from rseqcheck.checker.engines.bitstate import NOT_PROOF
+from rseqcheck.checker.engines.bitstate import bitstate as bit_search
+from rseqcheck.checker.engines.explicit import Distinct, SearchResult, Stats, bfs, distinct_counterexamples
+from rseqcheck.checker.limits import check_size
+from rseqcheck.checker.outputs.escape import xml_clean
+from rseqcheck.checker.outputs.trace import build_graph, changes, render
+from rseqcheck.checker.proposal import Proposal
+from rseqcheck.model import glossary
+from rseqcheck.model.build import build_system
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.ir import ModelError, System
+from rseqcheck.model.properties import PROPERTIES
+from rseqcheck.model.spec import Spec, load_spec
 
 ENGINES = ("explicit", "bmc", "induction")
 
@@ -213,7 +212,7 @@ def lasso_summary(r: SearchResult) -> str:
 @dataclass(frozen=True)
 class SpecSystem:
     """A picklable factory of a spec's system, built where it is called
-    (a swarm worker: checker/swarm.py, which keeps what it built per
+    (a swarm worker: checker/engines/swarm.py, which keeps what it built per
     factory).  `spec_hash`: the spec's, so that a long-lived worker does not
     reuse a system built from an older version of the file, nor build one
     from a different file at the same path on another machine."""
@@ -247,11 +246,11 @@ def check_spec(
     counterexamples with different interleavings, shortest first, searched
     without partial-order reduction; the symbolic engines ignore it.
     por_frozen: the explicit engine's state-dependent independence;
-    symmetry: its thread symmetry reduction (checker/explicit.py:bfs).
+    symmetry: its thread symmetry reduction (checker/engines/explicit.py:bfs).
     proposal: a preset and rule choices that replace the spec's own
     (checker/proposal.py).  `path` may be a spec already loaded.
     bitstate: (bits, k, window) for a bitstate search
-    (checker/bitstate.py) of the invariants, explicit engine."""
+    (checker/engines/bitstate.py) of the invariants, explicit engine."""
     given = path if isinstance(path, Spec) else None
     path = given.path if given else str(path)
     out = Outcome(path, asked=max_counterexamples, proposal=proposal or None)
@@ -263,7 +262,7 @@ def check_spec(
         check_size(spec)  # refuse what cannot be built before building it
         system = out.system = build_system(spec)
         if spec.outcomes is not None:  # an unknown name in [outcomes] is a spec error, for every engine
-            from checker.outcomes import projection_for, validate_condition
+            from rseqcheck.checker.outcomes import projection_for, validate_condition
 
             validate_condition(spec, set(projection_for(system).observe))
     except SpecError as e:
@@ -300,7 +299,7 @@ def check_spec(
             res = bfs(system, bound, por=por, timeout=timeout, max_states=max_states, progress=progress,
                       por_frozen=por_frozen, symmetry=symmetry)
         else:
-            from checker import symbolic
+            from rseqcheck.checker.engines import symbolic
 
             run = symbolic.bmc if engine == "bmc" else symbolic.kinduction
             res = run(system, bound, timeout=timeout, progress=progress)
@@ -312,11 +311,11 @@ def check_spec(
         res.notes.append("[outcomes] not checked: --bitstate checks the invariants only")
     elif res.verdict != "unknown" and engine == "explicit":
         # the herd7-style [outcomes] condition, on the outcomes the model allows
-        from checker.outcomes import verify_outcomes
+        from rseqcheck.checker.outcomes import verify_outcomes
 
         out.outcomes_check = verify_outcomes(spec, system, timeout=timeout)
     elif res.verdict != "unknown":  # the same, as an invariant on final states (checker/outcomes_smt.py)
-        from checker.outcomes_smt import verify_outcomes_smt
+        from rseqcheck.checker.outcomes_smt import verify_outcomes_smt
 
         out.outcomes_check = verify_outcomes_smt(spec, system, engine, bound, timeout=timeout)
     if res.verdict == "holds" and engine != "induction":  # induction's coverage stops below its k
@@ -349,14 +348,14 @@ def _check_with_goals(system: System, spec: Spec, bound: int, por: bool, timeout
                       por_frozen: bool, engine: str = "explicit") -> SearchResult:
     """The invariants first (bfs with its reduction, or bmc), then the
     liveness and reachability goals: on the full reachable graph
-    (checker/liveness.py) or by a bounded lasso search with Z3
-    (checker/symbolic_liveness.py)."""
-    from model.progress import describe
+    (checker/engines/liveness.py) or by a bounded lasso search with Z3
+    (checker/engines/symbolic_liveness.py)."""
+    from rseqcheck.model.progress import describe
 
     safety = None
     if system.properties:
         if engine == "bmc":
-            from checker import symbolic
+            from rseqcheck.checker.engines import symbolic
 
             safety = symbolic.bmc(system, bound, timeout=timeout, progress=progress)
         else:
@@ -365,11 +364,11 @@ def _check_with_goals(system: System, spec: Spec, bound: int, por: bool, timeout
         if safety.verdict != "holds":
             return safety
     if engine == "bmc":
-        from checker.symbolic_liveness import lasso_bmc
+        from rseqcheck.checker.engines.symbolic_liveness import lasso_bmc
 
         res = lasso_bmc(system, bound, timeout=timeout, progress=progress)
     else:
-        from checker.liveness import check_goals
+        from rseqcheck.checker.engines.liveness import check_goals
 
         res = check_goals(system, bound, timeout=timeout, progress=progress, max_states=max_states)
     res.notes.append("fairness: " + describe(spec.fairness))
@@ -412,7 +411,7 @@ def trace_graph(system: System, spec: Spec, res: SearchResult, **extra: Any) -> 
         "bound": res.bound,
         **extra,
     }
-    if res.goal is not None:  # a lasso (checker/liveness.py)
+    if res.goal is not None:  # a lasso (checker/engines/liveness.py)
         goal = next(g for g in system.goals if g.key == res.goal)
         header.update(goal=res.goal, loop=res.loop, property_doc=goal.doc, notes=list(res.notes))
     g = build_graph(system, res.trace, header)

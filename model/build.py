@@ -7,16 +7,16 @@ toolkit <- mechanisms <- this assembly.
 
 from __future__ import annotations
 
-from model import cpus, data, delivery, entry, environment, glibc, lifecycle, mmcid, progress, user
-from model import signals as sigmod
-from model.builder import PHASES, SPECIAL_VARS, TV, Builder
-from model.errors import SpecError
-from model.ir import Bool, Enum, Eq, IntRange, Ne, Or, Property, System
-from model.program import RET_VALUES, RSEQ_ERRORS, expr_ints, expr_vars, is_reg
-from model.properties import PROPERTIES
-from model.spec import Spec
-from model.symmetry import thread_group, thread_symmetries
-from model.syscalls import AX, SYSCALLS
+from rseqcheck.model import cpus, data, delivery, entry, environment, glibc, lifecycle, mmcid, progress, user
+from rseqcheck.model import signals as sigmod
+from rseqcheck.model.builder import PHASES, SPECIAL_VARS, TV, Builder
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.ir import Bool, Enum, Eq, IntRange, Ne, Or, Property, System
+from rseqcheck.model.program import RET_VALUES, RSEQ_ERRORS, expr_ints, expr_vars, is_reg
+from rseqcheck.model.properties import PROPERTIES
+from rseqcheck.model.spec import Spec
+from rseqcheck.model.symmetry import thread_group, thread_symmetries
+from rseqcheck.model.syscalls import AX, SYSCALLS
 
 
 def make_builder(spec: Spec) -> Builder:

@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from model import signals as sigmod
-from model.errors import SpecError
-from model.ir import (
+from rseqcheck.model import signals as sigmod
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.ir import (
     FALSE,
     Action,
     And,
@@ -43,10 +43,10 @@ from model.ir import (
     Var,
     lift,
 )
-from model.program import Instr, Segment
-from model.rules import resolve
-from model.spec import CsDesc, Spec
-from model.syscalls import AX
+from rseqcheck.model.program import Instr, Segment
+from rseqcheck.model.rules import resolve
+from rseqcheck.model.spec import CsDesc, Spec
+from rseqcheck.model.syscalls import AX
 
 # Names a program can test with beq/bne that are not user memory.
 SPECIAL_VARS = ("rseq_ret", "rseq_size", "ret")

@@ -4,9 +4,9 @@ change; the move raises rseq's preempt/migrate events, model/rseq.py)."""
 
 from __future__ import annotations
 
-from model import cpus, rseq
-from model.builder import Case
-from model.ir import Const, Eq, Expr, Or, Var
+from rseqcheck.model import cpus, rseq
+from rseqcheck.model.builder import Case
+from rseqcheck.model.ir import Const, Eq, Expr, Or, Var
 
 
 def body_cases(b, t, d: int, ins):

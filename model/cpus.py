@@ -23,8 +23,8 @@ every scheduler policy is covered.
 
 from __future__ import annotations
 
-from model import mmcid
-from model.ir import Add, And, Const, Enum, Eq, Expr, Ite, Lt, Or, Ref, Sub, Var
+from rseqcheck.model import mmcid
+from rseqcheck.model.ir import Add, And, Const, Enum, Eq, Expr, Ite, Lt, Or, Ref, Sub, Var
 
 SCHEDULE = "kernel/sched/core.c:__schedule"
 

@@ -23,10 +23,10 @@ around the destination's range, as C arithmetic on a narrow type does.
 
 from __future__ import annotations
 
-from model.builder import Case
-from model.errors import SpecError
-from model.ir import Add, And, Const, Eq, Expr, Ge, Gt, Ite, Le, Lt, Ne, Not, Or, Ref, Sub, Var, lift
-from model.program import BRANCHES, MEM, RSEQ_FIELDS, AExpr, Instr, expr_vars, is_reg
+from rseqcheck.model.builder import Case
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.ir import Add, And, Const, Eq, Expr, Ge, Gt, Ite, Le, Lt, Ne, Not, Or, Ref, Sub, Var, lift
+from rseqcheck.model.program import BRANCHES, MEM, RSEQ_FIELDS, AExpr, Instr, expr_vars, is_reg
 
 # the v0 forms keep their v0 semantics (model/user.py)
 V0_OPS = ("store", "add", "beq", "bne")

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model import next_syscall, retval, rseq, singlestep
-from model import signals as sigmod
-from model.builder import TV, A, Builder, Case, P
-from model.ir import Add, And, Const, Eq, Expr, Ite, Not, Or, Sub, Var
-from model.syscalls import AX
+from rseqcheck.model import next_syscall, retval, rseq, singlestep
+from rseqcheck.model import signals as sigmod
+from rseqcheck.model.builder import TV, A, Builder, Case, P
+from rseqcheck.model.ir import Add, And, Const, Eq, Expr, Ite, Not, Or, Sub, Var
+from rseqcheck.model.syscalls import AX
 
 HANDLE = "arch/x86/kernel/signal.c:handle_signal"
 GET = "kernel/signal.c:get_signal"

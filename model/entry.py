@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model import (
+from rseqcheck.model import (
     cpu_syscalls,
     delivery,
     lifecycle,
@@ -32,12 +32,12 @@ from model import (
     singlestep,
     sud,
 )
-from model.builder import PHASES, TV, A, Builder, Case, P
-from model.delivery import no_handler_restart
-from model.ir import And, Const, Eq, Expr, Not, Var
-from model.program import RSEQ_ERRORS, SYSCALL_OPS
-from model.syscalls import RESTART_CODE, SYSCALLS
-from model.user import contexts
+from rseqcheck.model.builder import PHASES, TV, A, Builder, Case, P
+from rseqcheck.model.delivery import no_handler_restart
+from rseqcheck.model.ir import And, Const, Eq, Expr, Not, Var
+from rseqcheck.model.program import RSEQ_ERRORS, SYSCALL_OPS
+from rseqcheck.model.syscalls import RESTART_CODE, SYSCALLS
+from rseqcheck.model.user import contexts
 
 ENTRY = "kernel/entry/common.c:syscall_enter_from_user_mode"
 LOOP = "kernel/entry/common.c:exit_to_user_mode_loop"

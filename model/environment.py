@@ -19,8 +19,8 @@ Budgets: `max_signals` is per thread, so threads stay independent.
 
 from __future__ import annotations
 
-from model.builder import PHASES, TV, Builder
-from model.ir import And, Const, Eq, Ge, Not, Or, Sub
+from rseqcheck.model.builder import PHASES, TV, Builder
+from rseqcheck.model.ir import And, Const, Eq, Ge, Not, Or, Sub
 
 
 def add_actions(b: Builder, t: TV) -> None:

@@ -18,8 +18,8 @@ behind the mask:
 
 from __future__ import annotations
 
-from model.builder import TV, Builder, Case
-from model.ir import And, Const, Expr, Var
+from rseqcheck.model.builder import TV, Builder, Case
+from rseqcheck.model.ir import And, Const, Expr, Var
 
 FORCE = "kernel/signal.c:force_sig_info_to_task"
 

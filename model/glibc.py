@@ -24,10 +24,10 @@ before.  Rule glibc.thread_rseq_failure: abort (glibc) or continue.
 
 from __future__ import annotations
 
-from model import data
-from model.builder import TV, Builder
-from model.errors import SpecError
-from model.ir import And, Const, Eq, Expr, Var
+from rseqcheck.model import data
+from rseqcheck.model.builder import TV, Builder
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.ir import And, Const, Eq, Expr, Var
 
 START = "glibc nptl/pthread_create.c:start_thread"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from model.builder import Builder
+from rseqcheck.model.builder import Builder
 
 PHASE_WORDS = {
     "USER": "running user code",

@@ -238,7 +238,7 @@ def evaluate(e: Expr, env: dict[Var, int]) -> int:
 
 
 # Comparison operators of the IR; Python's operators, so they apply as well
-# to Z3 terms (checker/symbolic.py).
+# to Z3 terms (checker/engines/symbolic.py).
 COMPARISONS = {
     "==": lambda x, y: x == y,
     "!=": lambda x, y: x != y,

@@ -32,13 +32,13 @@ Each declared thread is created once: a second clone of it fails (-EAGAIN).
 
 from __future__ import annotations
 
-from model import cpus, data, registration, retval, rseq
-from model import signals as sigmod
-from model.builder import PHASES, SPECIAL_VARS, TV, A, Builder, Case, P
-from model.errors import SpecError
-from model.ir import And, Const, Eq, Expr, Ite, Ne, Not, Var
-from model.program import Instr, Segment, expr_vars
-from model.registration import registered_tls
+from rseqcheck.model import cpus, data, registration, retval, rseq
+from rseqcheck.model import signals as sigmod
+from rseqcheck.model.builder import PHASES, SPECIAL_VARS, TV, A, Builder, Case, P
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.ir import And, Const, Eq, Expr, Ite, Ne, Not, Var
+from rseqcheck.model.program import Instr, Segment, expr_vars
+from rseqcheck.model.registration import registered_tls
 
 COPY_PROCESS = "kernel/fork.c:copy_process"
 EXEC = "fs/exec.c:begin_new_exec"

@@ -20,10 +20,10 @@ The rseq-cs-atomic monitor sees the IPI as an event inside the section.
 
 from __future__ import annotations
 
-from model import rseq
-from model.builder import PHASES, TV, Builder, Case
-from model.ir import And, Const, Expr, Ite, Not, Var
-from model.registration import registered
+from rseqcheck.model import rseq
+from rseqcheck.model.builder import PHASES, TV, Builder, Case
+from rseqcheck.model.ir import And, Const, Expr, Ite, Not, Var
+from rseqcheck.model.registration import registered
 
 FN = "kernel/sched/membarrier.c:membarrier_private_expedited -> ipi_rseq"
 

@@ -31,8 +31,8 @@ refused.
 
 from __future__ import annotations
 
-from model.errors import SpecError
-from model.ir import And, Const, Eq, Expr, Ite, Ne, Not, Or, Var
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.ir import And, Const, Eq, Expr, Ite, Ne, Not, Or, Var
 
 SWITCH = "kernel/sched/sched.h:switch_mm_cid"
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-from model.errors import SpecError
+from rseqcheck.model.errors import SpecError
 
 MAX_IDENT = 64
 IDENT = re.compile(rf"[A-Za-z_][A-Za-z0-9_]{{0,{MAX_IDENT - 1}}}\Z")

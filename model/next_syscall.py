@@ -14,9 +14,9 @@ that the syscall now in the kernel consumed a descriptor.
 
 from __future__ import annotations
 
-from model.builder import TV, Builder, Case
-from model.ir import And, Const, Eq, Expr, Ne, Not, Or, Var
-from model.program import Instr
+from rseqcheck.model.builder import TV, Builder, Case
+from rseqcheck.model.ir import And, Const, Eq, Expr, Ne, Not, Or, Var
+from rseqcheck.model.program import Instr
 
 ENTRY_FN = "proposal: syscall entry work (kernel/entry/common.c:syscall_trace_enter)"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from model.errors import SpecError
+from rseqcheck.model.errors import SpecError
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -34,13 +34,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model.builder import PHASES, TV, Builder, Case
-from model.data import to_ir
-from model.errors import SpecError
-from model.ir import FALSE, And, Const, Eq, Expr, Fairness, Goal, Ne, Not, Or, Property, Var
-from model.program import expr_vars
-from model.properties import PROPERTIES
-from model.spec import FairnessSpec
+from rseqcheck.model.builder import PHASES, TV, Builder, Case
+from rseqcheck.model.data import to_ir
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.ir import FALSE, And, Const, Eq, Expr, Fairness, Goal, Ne, Not, Or, Property, Var
+from rseqcheck.model.program import expr_vars
+from rseqcheck.model.properties import PROPERTIES
+from rseqcheck.model.spec import FairnessSpec
 
 SYSCALL_PHASES = ("ENTRY", "BODY", "BLOCKED")
 ENTER_TAG = "cs-enter"

@@ -19,10 +19,10 @@ pointing at freed memory (a fault: the task is killed like an invalid one).
 
 from __future__ import annotations
 
-from model import data, retval
-from model.builder import TV, Builder, Case
-from model.ir import Const, Eq, Expr, Ne, Or, Var
-from model.program import RSEQ_ERRORS, Instr
+from rseqcheck.model import data, retval
+from rseqcheck.model.builder import TV, Builder, Case
+from rseqcheck.model.ir import Const, Eq, Expr, Ne, Or, Var
+from rseqcheck.model.program import RSEQ_ERRORS, Instr
 
 SYS_RSEQ = "kernel/rseq.c:sys_rseq"
 

@@ -17,10 +17,10 @@ the SIGSYS handler writes its own) leaves `ret` unchanged.
 
 from __future__ import annotations
 
-from model.builder import TV, A
-from model.ir import Const, Eq, Expr, Ite, Var
-from model.program import RET_VALUES
-from model.syscalls import AX
+from rseqcheck.model.builder import TV, A
+from rseqcheck.model.ir import Const, Eq, Expr, Ite, Var
+from rseqcheck.model.program import RET_VALUES
+from rseqcheck.model.syscalls import AX
 
 
 def error(t: TV, name: str) -> dict[Var, Expr]:

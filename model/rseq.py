@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model import cpus, mmcid
-from model.builder import TV, Builder, Case, CsInst
-from model.ir import And, Const, Eq, Expr, In, Ite, Ne, Not, Or, Var, lift
-from model.registration import _parse, registered, registered_tls, signature_ok
+from rseqcheck.model import cpus, mmcid
+from rseqcheck.model.builder import TV, Builder, Case, CsInst
+from rseqcheck.model.ir import And, Const, Eq, Expr, In, Ite, Ne, Not, Or, Var, lift
+from rseqcheck.model.registration import _parse, registered, registered_tls, signature_ok
 
 FIXUP = "kernel/rseq.c:rseq_ip_fixup"
 NEED_RESTART = "kernel/rseq.c:rseq_need_restart"

@@ -21,9 +21,9 @@ the tracer, and without a tracer a masked or ignored one kills.
 
 from __future__ import annotations
 
-from model import forcesig
-from model.builder import PHASES, TV, Builder, Case
-from model.ir import Const, Eq, Expr, Var
+from rseqcheck.model import forcesig
+from rseqcheck.model.builder import PHASES, TV, Builder, Case
+from rseqcheck.model.ir import Const, Eq, Expr, Var
 
 STEPPED = frozenset({"stepped"})  # the trigger of single-step-precise
 

@@ -12,13 +12,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model import files, names
-from model import signals as sigs
-from model.errors import SpecError
-from model.program import BRANCHES, ERRNOS, AExpr, Segment, parse_code, parse_expr
-from model.properties import PROPERTIES
-from model.rules import ALIASES, PRESETS, RULES
-from model.syscalls import SYSCALLS
+from rseqcheck.model import files, names
+from rseqcheck.model import signals as sigs
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.program import BRANCHES, ERRNOS, AExpr, Segment, parse_code, parse_expr
+from rseqcheck.model.properties import PROPERTIES
+from rseqcheck.model.rules import ALIASES, PRESETS, RULES
+from rseqcheck.model.syscalls import SYSCALLS
 
 SECCOMP_ACTIONS = ("allow", "errno", "trap", "kill")
 SECCOMP_EXTRA = ("rt_sigreturn", "exit", "rseq", "prctl", "clone", "execve", "sched_setaffinity")  # membarrier is a `syscall` name too  # names of the non-`syscall` instructions

@@ -29,10 +29,10 @@ Not modelled: ptrace get/set of the configuration (checkpoint/restore).
 
 from __future__ import annotations
 
-from model import lifecycle, retval
-from model.builder import TV, Builder, Case
-from model.ir import And, Const, Eq, Expr, Not, Var
-from model.program import Instr
+from rseqcheck.model import lifecycle, retval
+from rseqcheck.model.builder import TV, Builder, Case
+from rseqcheck.model.ir import And, Const, Eq, Expr, Not, Var
+from rseqcheck.model.program import Instr
 
 DISPATCH = "kernel/entry/syscall_user_dispatch.c:syscall_user_dispatch"
 

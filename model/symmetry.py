@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import math
 
-from model.ir import System
+from rseqcheck.model.ir import System
 
 # Largest group whose permutations are listed (7 interchangeable threads):
 # the least-image canonical form tries each, and listing 32! would never
@@ -117,7 +117,7 @@ def thread_group(system: System) -> tuple[list[list[int]], list[list[dict[int, i
     them to the first member's values; the variables whose values name a
     thread (`cpuN.curr`) and the value naming each member.  None
     otherwise.  The engine sorts the members by this normal form
-    (checker/symmetry.py:compile_sorting)."""
+    (checker/engines/symmetry.py:compile_sorting)."""
     got = _groups(system)
     if got is None or len(got[1]) != 1 or not system.symmetries:
         return None

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model import cpus, data, forcesig, progress, singlestep
-from model.builder import PHASES, TV, Builder, Case
-from model.errors import SpecError
-from model.ir import Add, And, Const, Eq, Expr, Gt, In, Ite, Lt, Ne, Not, Op, Or, Sub, Var, lift
-from model.program import BRANCHES, RET_VALUES, RSEQ_ERRORS, SYSCALL_OPS, Instr, is_reg
-from model.registration import registered_tls
-from model.sud import selector_value
+from rseqcheck.model import cpus, data, forcesig, progress, singlestep
+from rseqcheck.model.builder import PHASES, TV, Builder, Case
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.ir import Add, And, Const, Eq, Expr, Gt, In, Ite, Lt, Ne, Not, Op, Or, Sub, Var, lift
+from rseqcheck.model.program import BRANCHES, RET_VALUES, RSEQ_ERRORS, SYSCALL_OPS, Instr, is_reg
+from rseqcheck.model.registration import registered_tls
+from rseqcheck.model.sud import selector_value
 
 
 def contexts(b: Builder, t: TV):

@@ -1,5 +1,5 @@
 """Every test, and every rseqcheck it starts, uses a cache folder of its own
-session (checker/engine_cache.py), never the user's."""
+session (checker/engines/engine_cache.py), never the user's."""
 
 from __future__ import annotations
 

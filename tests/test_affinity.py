@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from checker.explicit import bfs
-from checker.outcomes import model_outcomes
-from model.build import build_system
-from model.spec import load_spec
+from rseqcheck.checker.engines.explicit import bfs
+from rseqcheck.checker.outcomes import model_outcomes
+from rseqcheck.model.build import build_system
+from rseqcheck.model.spec import load_spec
+
 from tests.util import Space, system_of
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,11 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from checker.explicit import bfs
-from model.build import build_system
-from model.builder import Builder
-from model.spec import load_spec
+from rseqcheck.checker.engines.explicit import bfs
+from rseqcheck.model.build import build_system
+from rseqcheck.model.builder import Builder
+from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 LADDER = ROOT / "benchmarks" / "specs"

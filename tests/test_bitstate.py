@@ -1,4 +1,4 @@
-"""Bitstate search (checker/bitstate.py, verify --bitstate): with a table
+"""Bitstate search (checker/engines/bitstate.py, verify --bitstate): with a table
 large enough that no state is lost it is the full search (same states,
 transitions, verdict, and the same shortest trace, also when the trace
 has to be rebuilt by reruns); with a tiny one it loses states, says so in
@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from checker import explicit
-from checker.bitstate import NOT_PROOF, BitTable, Frontier, _hash_fn, bitstate, table_bits
-from checker.cli import main
-from checker.compile import compile_packed, compile_system
-from checker.explicit import bfs, replay
-from model.build import build_system
-from model.spec import load_spec
+from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.engines import explicit
+from rseqcheck.checker.engines.bitstate import NOT_PROOF, BitTable, Frontier, _hash_fn, bitstate, table_bits
+from rseqcheck.checker.engines.compile import compile_packed, compile_system
+from rseqcheck.checker.engines.explicit import bfs, replay
+from rseqcheck.model.build import build_system
+from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "specs" / "seed000"

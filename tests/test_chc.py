@@ -1,4 +1,4 @@
-"""Spacer over the IR (checker/chc.py): proofs and violations agree with
+"""Spacer over the IR (checker/engines/chc.py): proofs and violations agree with
 the explicit engine."""
 
 from __future__ import annotations
@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from checker.chc import spacer
-from checker.explicit import bfs
-from model.build import build_system
-from model.ir import Action, Add, Const, Eq, IntRange, Ite, Ne, Property, System, Var, assign
-from model.spec import load_spec
+from rseqcheck.checker.engines.chc import spacer
+from rseqcheck.checker.engines.explicit import bfs
+from rseqcheck.model.build import build_system
+from rseqcheck.model.ir import Action, Add, Const, Eq, IntRange, Ite, Ne, Property, System, Var, assign
+from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,7 +1,7 @@
 """Issue #14 item 4, CI at scale: counterexamples laid out like the spec
-folders (checker/layout.py), JUnit valid against the schema CI servers
+folders (checker/outputs/layout.py), JUnit valid against the schema CI servers
 read, specs not checked listed as errors, output errors as one line with
-exit 4 (checker/outputs.py), and a time limit for the whole run
+exit 4 (checker/outputs/errors.py), and a time limit for the whole run
 (--total-timeout, checker/limits.py)."""
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.limits import Limits, RunOver
+from rseqcheck.checker.outputs.layout import Place, layout
+from rseqcheck.checker.verify import Outcome, junit_xml
 
-from checker.cli import main
-from checker.layout import Place, layout
-from checker.limits import Limits, RunOver
-from checker.verify import Outcome, junit_xml
 from tests.test_cli import BIG, HOLDS, OUTCOMES_SPEC, VIOLATION
 
 ROOT = Path(__file__).resolve().parent.parent
-RSEQCHECK = [sys.executable, "-c", "from checker.cli import main; main()"]
+RSEQCHECK = [sys.executable, "-c", "from rseqcheck.checker.cli.main import main; main()"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 

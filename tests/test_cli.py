@@ -19,12 +19,11 @@ from pathlib import Path
 import networkx as nx
 import pytest
 from click.testing import CliRunner
-
-from checker import __version__
-from checker import verify as verify_mod
-from checker.cli import main
-from checker.trace import render
-from checker.verify import Outcome, check_spec, save_counterexample
+from rseqcheck.checker import __version__
+from rseqcheck.checker import verify as verify_mod
+from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.outputs.trace import render
+from rseqcheck.checker.verify import Outcome, check_spec, save_counterexample
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -255,7 +254,7 @@ def test_ctrl_c_in_a_real_process(tmp_path: Path) -> None:
     out_dir = tmp_path / "cx"
     master, slave = pty.openpty()  # a terminal on stderr, so the progress line shows
     p = subprocess.Popen(
-        [sys.executable, "-m", "checker.cli", "verify", str(tmp_path / "big.toml"), "--out", str(out_dir)],
+        [sys.executable, "-m", "rseqcheck.checker.cli.main", "verify", str(tmp_path / "big.toml"), "--out", str(out_dir)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=slave, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even if our SIGINT is ignored
     )
@@ -298,7 +297,7 @@ def test_ctrl_c_between_specs_reports_what_was_done(specs: Path, monkeypatch) ->
             raise KeyboardInterrupt
         return check_spec(path, **kw)
 
-    monkeypatch.setattr("checker.cross.check_spec", fake)
+    monkeypatch.setattr("rseqcheck.checker.cross.check_spec", fake)
     # one worker: the fake counts its calls in this process
     code, out, err = run("verify", "specs", "--out", "cx", "--junit", "j.xml", "--jobs", "1")
     assert code == 3
@@ -619,7 +618,7 @@ def test_ctrl_c_with_jobs_keeps_the_finished_and_the_interrupted(tmp_path: Path)
     big one's "interrupted" outcome (with its statistics) both come back."""
     (tmp_path / "a.toml").write_text(HOLDS)
     (tmp_path / "b.toml").write_text(BIG)
-    proc = subprocess.Popen([sys.executable, "-m", "checker.cli", "verify", "a.toml", "b.toml", "--jobs", "2",
+    proc = subprocess.Popen([sys.executable, "-m", "rseqcheck.checker.cli.main", "verify", "a.toml", "b.toml", "--jobs", "2",
                              "--out", "cx"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from checker import cross, symbolic
-from checker.cli import main
-from checker.explicit import SearchResult, Stats
+from rseqcheck.checker import cross
+from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.engines import symbolic
+from rseqcheck.checker.engines.explicit import SearchResult, Stats
 
 ROOT = Path(__file__).resolve().parent.parent
 UNPROTECTED = str(ROOT / "specs/seed000/unprotected.toml")

@@ -14,16 +14,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from checker import host
-from checker.cgen import RSEQ_SIG, Unsupported, generate
-from checker.cli import main
-from checker.host import preset_for_release
-from checker.outcomes import Outcome, Projection, final_outcomes, model_outcomes, verify_outcomes
-from checker.run import Refused, TooLong, build, machine_preset, run_spec
-from model.build import build_system
-from model.ir import Action, Const, Eq, IntRange, Ne, System, Var
-from model.spec import load_spec
+from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.conformance import host
+from rseqcheck.checker.conformance.cgen import RSEQ_SIG, Unsupported, generate
+from rseqcheck.checker.conformance.host import preset_for_release
+from rseqcheck.checker.conformance.run import Refused, TooLong, build, machine_preset, run_spec
+from rseqcheck.checker.outcomes import Outcome, Projection, final_outcomes, model_outcomes, verify_outcomes
+from rseqcheck.model.build import build_system
+from rseqcheck.model.ir import Action, Const, Eq, IntRange, Ne, System, Var
+from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "specs" / "conformance"
@@ -762,7 +761,7 @@ def test_outcome_line_names_slots_as_the_model():
     outcome is sorted by name, as checker/outcomes.py's."""
     prog = generate(load_spec(CONF / "p12_percpu_counter.toml"))
     assert prog.uvars == ["a", "counter[0]", "counter[1]"]
-    from checker.run import parse_run_line
+    from rseqcheck.checker.conformance.run import parse_run_line
 
     o, pre, kind = parse_run_line("run exit 0 3 1 0 2", ["x", "c[0]", "c[1]"])
     assert (o, pre, kind) == (Outcome("exit", (("c[0]", 0), ("c[1]", 2), ("x", 1))), True, "exit")
@@ -786,7 +785,7 @@ def _run_binary(spec, tmp_path: Path, runs: int = 3) -> tuple[int, list[str]]:
 def test_data_machine_computes_what_the_model_does(tmp_path, text, x):
     """One thread, no events: the machine's wrapped register and memory
     arithmetic ends in the model's only outcome."""
-    from checker.run import parse_run_line
+    from rseqcheck.checker.conformance.run import parse_run_line
 
     spec = _gen_spec(tmp_path, text)
     allowed = {Outcome("exit", (("c[0]", 0), ("c[1]", 1), ("x", x)))}

@@ -11,10 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from rseqcheck.checker.engines.explicit import bfs
+from rseqcheck.model.build import build_system
+from rseqcheck.model.spec import load_spec
 
-from checker.explicit import bfs
-from model.build import build_system
-from model.spec import load_spec
 from tests.util import Space, spec_text, system_of
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,16 +11,15 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from checker.explicit import bfs
-from checker.outcomes import final_outcomes, model_outcomes, projection_for
-from model import data
-from model.build import build_system
-from model.errors import SpecError
-from model.ir import Const, IntRange, Ref, Var, evaluate
-from model.program import parse_code
-from model.rules import PRESETS
-from model.spec import load_spec
+from rseqcheck.checker.engines.explicit import bfs
+from rseqcheck.checker.outcomes import final_outcomes, model_outcomes, projection_for
+from rseqcheck.model import data
+from rseqcheck.model.build import build_system
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.ir import Const, IntRange, Ref, Var, evaluate
+from rseqcheck.model.program import parse_code
+from rseqcheck.model.rules import PRESETS
+from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 

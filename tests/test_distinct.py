@@ -15,15 +15,15 @@ from pathlib import Path
 import networkx as nx
 import pytest
 from click.testing import CliRunner
+from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.engines.explicit import bfs, distinct_counterexamples, interleaving, replay
+from rseqcheck.checker.outputs.trace import WIDTH, render
+from rseqcheck.checker.replay import load_trace, replay_file
+from rseqcheck.checker.verify import check_spec
+from rseqcheck.model.build import build_system
+from rseqcheck.model.ir import System, evaluate
+from rseqcheck.model.spec import load_spec
 
-from checker.cli import main
-from checker.explicit import bfs, distinct_counterexamples, interleaving, replay
-from checker.replay import load_trace, replay_file
-from checker.trace import WIDTH, render
-from checker.verify import check_spec
-from model.build import build_system
-from model.ir import System, evaluate
-from model.spec import load_spec
 from tests.test_trace import assert_itf
 
 ROOT = Path(__file__).resolve().parent.parent

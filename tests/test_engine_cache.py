@@ -1,4 +1,4 @@
-"""The on-disk cache of generated engines (checker/engine_cache.py): a
+"""The on-disk cache of generated engines (checker/engines/engine_cache.py): a
 second compile of the same system loads it, and searches the same."""
 
 from __future__ import annotations
@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from checker import engine_cache
-from checker.compile import compile_packed
-from checker.explicit import bfs
-from model.build import build_system
-from model.spec import load_spec
+from rseqcheck.checker.engines import engine_cache
+from rseqcheck.checker.engines.compile import compile_packed
+from rseqcheck.checker.engines.explicit import bfs
+from rseqcheck.model.build import build_system
+from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNG = ROOT / "benchmarks" / "specs" / "ladder_t2_k1.toml"  # 156 actions: cached
@@ -87,7 +86,7 @@ def test_cli_second_run_takes_the_cache(cache, tmp_path):
     """Two processes: the second loads what the first stored; --no-cache
     neither loads nor stores.  The counter is printed by a child that runs
     the CLI in-process."""
-    probe = ("import sys; from checker import engine_cache; from checker.cli import main\n"
+    probe = ("import sys; from rseqcheck.checker.engines import engine_cache; from rseqcheck.checker.cli.main import main\n"
              "try: main(sys.argv[1:])\n"
              "except SystemExit as e: print(dict(engine_cache.STATS), e.code, file=sys.stderr)\n")
     env = {**os.environ, "RSEQCHECK_CACHE_DIR": str(cache)}
@@ -139,7 +138,7 @@ def test_concurrent_writers_leave_whole_entries(cache):
 def test_other_engine_version_is_a_miss(cache, monkeypatch):
     system = build_system(load_spec(RUNG))
     compile_packed(system)
-    monkeypatch.setattr(engine_cache, "_version", "f" * 32)  # as if checker/compile.py had changed
+    monkeypatch.setattr(engine_cache, "_version", "f" * 32)  # as if checker/engines/compile.py had changed
     compile_packed(system)
     assert engine_cache.STATS == {"miss": 2, "store": 2}
     assert len(list(cache.iterdir())) == 2

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from checker.cli import main
-from model.errors import SpecError
-from model.spec import load_spec
+from rseqcheck.checker.cli.main import main
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.spec import load_spec
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -80,7 +79,7 @@ def test_bad_specs_in_a_real_process(tmp_path: Path) -> None:
     """A real interpreter: nothing but the error lines reaches stderr."""
     bad = [str(p.relative_to(ROOT)) for p in BAD]
     r = subprocess.run(
-        [sys.executable, "-m", "checker.cli", "verify", *bad, "--out", str(tmp_path)],
+        [sys.executable, "-m", "rseqcheck.checker.cli.main", "verify", *bad, "--out", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert r.returncode == 2
@@ -195,7 +194,7 @@ def test_internal_error_is_one_line_not_a_traceback(tmp_path: Path, monkeypatch)
     def boom(*a, **k):
         raise RuntimeError("engine exploded")
 
-    monkeypatch.setattr("checker.cross.check_spec", boom)
+    monkeypatch.setattr("rseqcheck.checker.cross.check_spec", boom)
     code, _, err = run_cli("verify", str(ROOT / "specs/seed000/design_example.toml"))
     assert code == 2 and "Traceback" not in err
     assert "internal error: RuntimeError: engine exploded" in err

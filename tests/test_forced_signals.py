@@ -7,7 +7,8 @@ kernel/entry/common.c:report_single_step."""
 
 from __future__ import annotations
 
-from checker.explicit import bfs
+from rseqcheck.checker.engines.explicit import bfs
+
 from tests.util import Space, one_thread, system_of
 
 

@@ -7,8 +7,8 @@ DO_RSEQ is __libc_fatal -> abort) and kernel/seccomp.c:__seccomp_filter."""
 from __future__ import annotations
 
 import pytest
+from rseqcheck.model.errors import SpecError
 
-from model.errors import SpecError
 from tests.util import Space, system_of
 
 

@@ -19,21 +19,20 @@ from pathlib import Path
 import networkx as nx
 import pytest
 from click.testing import CliRunner
-
-from checker import cross
-from checker import verify as verify_mod
-from checker.cgen import generate
-from checker.cli import main
-from checker.escape import c_ident, c_string, dot_string, terminal, xml_clean
-from checker.explicit import SearchResult, Stats
-from checker.inputs import remove_stale_tmp
-from checker.trace import render_dot, render_graphml
-from checker.verify import Outcome, junit_xml, model_error
-from model.ir import ModelError
-from model.spec import load_spec
+from rseqcheck.checker import cross
+from rseqcheck.checker import verify as verify_mod
+from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.conformance.cgen import generate
+from rseqcheck.checker.engines.explicit import SearchResult, Stats
+from rseqcheck.checker.inputs import remove_stale_tmp
+from rseqcheck.checker.outputs.escape import c_ident, c_string, dot_string, terminal, xml_clean
+from rseqcheck.checker.outputs.trace import render_dot, render_graphml
+from rseqcheck.checker.verify import Outcome, junit_xml, model_error
+from rseqcheck.model.ir import ModelError
+from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
-RSEQCHECK = [sys.executable, "-c", "from checker.cli import main; main()"]
+RSEQCHECK = [sys.executable, "-c", "from rseqcheck.checker.cli.main import main; main()"]
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -450,7 +449,7 @@ def test_output_error_while_saving_exits_4_after_the_verdicts(tmp_path: Path, mo
     def fail(o, folder, stem=None):
         raise OSError(28, "No space left on device", str(folder / "unprotected.txt"))
 
-    monkeypatch.setattr("checker.parallel.save_counterexample", fail)
+    monkeypatch.setattr("rseqcheck.checker.parallel.save_counterexample", fail)
     code, out, err = run("verify", str(ROOT / "specs/seed000/unprotected.toml"), "--out", str(tmp_path / "cx"))
     assert code == 4
     assert "violation of next-syscall-atomic" in out
@@ -749,7 +748,7 @@ def test_junit_that_fails_after_the_checks_is_exit_4_in_the_json_too(tmp_path: P
     def fail(path, text):
         raise OSError(30, "Read-only file system", str(path))
 
-    monkeypatch.setattr("checker.cli.write_atomic", fail)
+    monkeypatch.setattr("rseqcheck.checker.cli.main.write_atomic", fail)
     code, out, err = run("verify", str(ROOT / "specs/seed000/unprotected.toml"), "--out", str(tmp_path / "cx"),
                          "--junit", str(tmp_path / "r.xml"), "--format", "json")
     doc = json.loads(out)
@@ -801,7 +800,7 @@ def test_ctrl_c_under_engine_all_in_a_real_process_exits_3_promptly(tmp_path: Pa
 def test_name_patterns_accept_the_data_machines_operands_and_nothing_else() -> None:
     """main's data machine (registers, per-CPU arrays, rseq area fields)
     uses these operand forms; the patterns must keep accepting them."""
-    from model.names import DECLARED, IDENT, OPERAND
+    from rseqcheck.model.names import DECLARED, IDENT, OPERAND
 
     for ok in ("x", "tls.x", "%r0", "%r15", "rseq.cpu_id", "counts[%r1]", "counts[2]", "_" + "a" * 63):
         assert OPERAND.match(ok), ok
@@ -814,7 +813,7 @@ def test_name_patterns_accept_the_data_machines_operands_and_nothing_else() -> N
 def test_watchdog_leaves_no_handler_or_thread_behind() -> None:
     import threading
 
-    from checker.limits import LimitHit, Limits, Watchdog
+    from rseqcheck.checker.limits import LimitHit, Limits, Watchdog
 
     before = signal.getsignal(signal.SIGALRM)
     n = threading.active_count()
@@ -888,7 +887,7 @@ def test_a_limit_that_lands_in_a_finalizer_is_sent_again_silently(capfd) -> None
     where Python drops exceptions (printing "Exception ignored ...
     Traceback"); the timeout was lost.  Now the watchdog sends it again and
     says nothing."""
-    from checker.limits import LimitHit, Limits, Watchdog
+    from rseqcheck.checker.limits import LimitHit, Limits, Watchdog
 
     class Slow:
         def __del__(self):

@@ -3,7 +3,8 @@ derived from the kernel functions the rules cite (model/rules.py)."""
 
 from __future__ import annotations
 
-from checker.explicit import bfs
+from rseqcheck.checker.engines.explicit import bfs
+
 from tests.util import Space, system_of
 
 SEGV_LOOP = '''[spec]

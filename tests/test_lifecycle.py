@@ -6,9 +6,9 @@ rseq_execve, fs/exec.c:begin_new_exec)."""
 from __future__ import annotations
 
 import pytest
+from rseqcheck.checker.engines.explicit import bfs
+from rseqcheck.model.errors import SpecError
 
-from checker.explicit import bfs
-from model.errors import SpecError
 from tests.util import Space, one_thread, system_of
 
 

@@ -10,14 +10,13 @@ from pathlib import Path
 import networkx as nx
 import pytest
 from click.testing import CliRunner
-
-from checker.cli import main
-from checker.liveness import check_goals, lasso_violation, successors
-from checker.replay import replay_file
-from checker.trace import WIDTH, from_itf, render, render_text, to_itf
-from checker.verify import check_spec
-from model.build import build_system
-from model.spec import load_spec
+from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.engines.liveness import check_goals, lasso_violation, successors
+from rseqcheck.checker.outputs.trace import WIDTH, from_itf, render, render_text, to_itf
+from rseqcheck.checker.replay import replay_file
+from rseqcheck.checker.verify import check_spec
+from rseqcheck.model.build import build_system
+from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 LIVE = ROOT / "specs" / "liveness"
@@ -149,7 +148,7 @@ def test_recurrence_needs_the_trigger() -> None:
     system = build_system(load_spec(str(LIVE / "eventually_fair_threads.toml")))
     from dataclasses import replace
 
-    from model.ir import FALSE, Goal
+    from rseqcheck.model.ir import FALSE, Goal
 
     g = Goal("rseq-cs-progress", "recurrence", "", FALSE, trigger="cs-enter", release="cs-commit", proc="T0")
     assert check_goals(replace(system, goals=[g]), 20).verdict == "holds"
@@ -199,7 +198,7 @@ def test_bmc_lasso_search_agrees(name: str) -> None:
     explicit's verdict; its lasso has at most as many steps in all (it is
     the shortest in total; explicit's has the shortest prefix), replays and
     breaks the goal."""
-    from checker.symbolic_liveness import lasso_bmc
+    from rseqcheck.checker.engines.symbolic_liveness import lasso_bmc
 
     ex = check_spec(str(LIVE / name))
     x = ex.result
@@ -207,7 +206,7 @@ def test_bmc_lasso_search_agrees(name: str) -> None:
     assert r.engine == "bmc" and r.verdict == x.verdict == (ex.spec.expect or "holds")
     if x.trace:
         assert r.goal == x.goal and len(r.trace) <= len(x.trace)
-        from checker.explicit import replay
+        from rseqcheck.checker.engines.explicit import replay
 
         again = replay(ex.system, [a for a, _ in r.trace[1:]])
         assert again is not None and [s for _, s in again] == [s for _, s in r.trace]
@@ -230,8 +229,8 @@ def test_induction_refuses_goals_and_all_compares(monkeypatch) -> None:
     assert res.exit_code == 0, res.output
     assert "bmc: rseq-cs-progress (T0): 2 steps, then a cycle of 8 steps" in res.output
     # a bmc that found nothing contradicts explicit's lasso: exit 3
-    import checker.symbolic_liveness as sl
-    from checker.explicit import SearchResult, Stats
+    import rseqcheck.checker.engines.symbolic_liveness as sl
+    from rseqcheck.checker.engines.explicit import SearchResult, Stats
 
     monkeypatch.setattr(sl, "lasso_bmc", lambda system, bound, **kw: SearchResult("holds", "bmc", Stats(), bound))
     res = CliRunner().invoke(main, ["verify", path, "--engine", "all", "--out", "/tmp/rseqcheck-live-test"])
@@ -281,7 +280,7 @@ def _toy(kind: str):
     """x in 0..3: c: 0->2, d: 2->0, a: 0->1, b: 1->0, e: 2->3 (e alone
     in a fairness set of `kind`); goal: eventually x == 3.  The search
     tries c before a, so a cycle that ignored fairness would go via 2."""
-    from model.ir import Action, Const, Eq, Fairness, Goal, IntRange, System, Var
+    from rseqcheck.model.ir import Action, Const, Eq, Fairness, Goal, IntRange, System, Var
 
     x = Var("x", IntRange(0, 3))
     moves = [("c", 0, 2), ("d", 2, 0), ("a", 0, 1), ("b", 1, 0), ("e", 2, 3)]

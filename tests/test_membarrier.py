@@ -4,8 +4,9 @@ kernel-semantics.md 2.12 / 2.10."""
 
 from __future__ import annotations
 
-from checker.explicit import bfs
-from model.ir import evaluate
+from rseqcheck.checker.engines.explicit import bfs
+from rseqcheck.model.ir import evaluate
+
 from tests.util import Space, system_of
 
 

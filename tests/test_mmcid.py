@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from rseqcheck.checker.engines.explicit import bfs
+from rseqcheck.model.build import build_system
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.rules import PRESETS
+from rseqcheck.model.spec import load_spec
 
-from checker.explicit import bfs
-from model.build import build_system
-from model.errors import SpecError
-from model.rules import PRESETS
-from model.spec import load_spec
 from tests.test_data import two
 from tests.util import Space, system_of
 
@@ -123,7 +123,7 @@ def test_mm_cid_is_refused_before_6_3(tmp_path: Path, preset: str) -> None:
 def test_refusal_is_file_line_exit_2(tmp_path: Path) -> None:
     p = tmp_path / "old.toml"
     p.write_text(_two("linux-6.0"))
-    r = subprocess.run([sys.executable, "-m", "checker.cli", "verify", str(p), "--out", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "rseqcheck.checker.cli.main", "verify", str(p), "--out", str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and f"{p}:" in r.stderr + r.stdout and "Traceback" not in r.stderr
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from checker.explicit import bfs
-from checker.verify import check_spec
-from model.build import build_system
-from model.spec import load_spec
+from rseqcheck.checker.engines.explicit import bfs
+from rseqcheck.checker.verify import check_spec
+from rseqcheck.model.build import build_system
+from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").rglob("*.toml"))

@@ -1,5 +1,5 @@
 """The state-dependent independence of the partial-order reduction
-(bfs(por_frozen=True), checker/explicit.py:_Frozen): against the full
+(bfs(por_frozen=True), checker/engines/explicit.py:_Frozen): against the full
 search on the bundled specs where threads share data, on the ladders, on
 random systems, and through the CLI.  It is off by default, so the counts
 of tests/test_state_counts.py and tests/test_por.py stay as they are."""
@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from checker.cli import main
-from checker.explicit import bfs, replay
-from model.build import build_system
-from model.spec import load_spec
+from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.engines.explicit import bfs, replay
+from rseqcheck.model.build import build_system
+from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,7 +69,7 @@ def test_frozen_reduction_agrees_with_full_search(path, verdict, prop, full_stat
         run = replay(system, [a for a, _ in red.trace[1:]])
         assert run is not None
         bad = next(i for i, p in enumerate(system.properties) if p.name == red.prop)
-        from checker.compile import compile_system
+        from rseqcheck.checker.engines.compile import compile_system
 
         assert compile_system(system).check(run[-1][1]) == bad
 
@@ -91,8 +90,7 @@ def test_frozen_fuzz_finds_a_broken_frozen_check(monkeypatch) -> None:
     # the reduction drops violations
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import por_fuzz
-
-    import checker.explicit as E
+    import rseqcheck.checker.engines.explicit as E
 
     monkeypatch.setattr(E._Search, "still", lambda self, pid, s: True)
     assert por_fuzz.main(["0", "400", "--frozen"]) == 1

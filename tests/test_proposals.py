@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from checker.cli import main
-from checker.impact import Change, Side, compare
-from checker.proposal import Proposal, ProposalError, parse_rules
-from checker.verify import Outcome, check_spec
+from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.impact import Change, Side, compare
+from rseqcheck.checker.proposal import Proposal, ProposalError, parse_rules
+from rseqcheck.checker.verify import Outcome, check_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEAR618 = "specs/seed000/rseq_clear_linux618.toml"
@@ -244,7 +243,7 @@ def test_every_rule_is_read_by_the_model_and_cites_its_source():
     every kernel rule cites the function it models."""
     import re
 
-    from model.rules import PRESETS, RULES
+    from rseqcheck.model.rules import PRESETS, RULES
 
     text = "\n".join(p.read_text() for p in (ROOT / "model").glob("*.py") if p.name != "rules.py")
     for r in RULES.values():

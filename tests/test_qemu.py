@@ -1,6 +1,6 @@
 """Conformance on other kernels: fetching kernels, the initramfs, the QEMU
 boot and its time limit, --preset auto by exact version, and the runner's
-SCHED_FIFO start (checker/kernels.py, qemu.py, backports.py, cli_kernels.py).
+SCHED_FIFO start (checker/conformance/kernels.py, qemu.py, backports.py, cli_kernels.py).
 
 The boots need qemu-system-x86_64, a static busybox, glibc's libc.a and
 the Debian kernels in the cache (`rseqcheck kernels fetch 6.1 6.12`); they
@@ -18,15 +18,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from checker import kernels, qemu
-from checker.backports import CHANGES, auto_preset, exact_version
-from checker.cli import main
-from checker.cli_kernels import Cell, markdown_table
-from checker.outcomes import Outcome
-from checker.run import parse_run_line
-from model.rules import RULES
-from model.spec import load_spec
+from rseqcheck.checker.cli.kernels import Cell, markdown_table
+from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.conformance import kernels, qemu
+from rseqcheck.checker.conformance.backports import CHANGES, auto_preset, exact_version
+from rseqcheck.checker.conformance.run import parse_run_line
+from rseqcheck.checker.outcomes import Outcome
+from rseqcheck.model.rules import RULES
+from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "specs" / "conformance"
@@ -138,7 +137,7 @@ def test_console_is_cut_per_spec_despite_kernel_lines():
 def test_init_script_runs_every_job_with_its_environment():
     spec = load_spec(str(CONF / "p06t_register_own.toml"))
     job = qemu.Job(spec, 7, 0, seed=3)
-    from checker.cgen import generate
+    from rseqcheck.checker.conformance.cgen import generate
     job.program = generate(spec, spin=0)
     s = qemu.init_script([job])
     assert "GLIBC_TUNABLES=glibc.pthread.rseq=0 /bin/p06t_register_own 7 3 0" in s
@@ -182,8 +181,8 @@ def test_guest_that_stops_early_is_a_boot_failure(tmp_path):
 def test_markdown_table_marks_forbidden_outcomes():
     from collections import Counter
 
-    from checker.outcomes import OutcomeSet
-    from checker.run import RunResult
+    from rseqcheck.checker.conformance.run import RunResult
+    from rseqcheck.checker.outcomes import OutcomeSet
     spec = load_spec(str(CONF / "p03a_syscall_last.toml"))
     ok = Outcome("exit", (("a", 0), ("c", 1)))
     bad = Outcome("exit", (("a", 1), ("c", 1)))
@@ -299,7 +298,7 @@ def test_run_refuses_unknown_kernel_and_host_preset_for_a_guest(tmp_path, monkey
 
 
 def _host_runs() -> str | None:
-    from checker.run import Refused, machine_preset
+    from rseqcheck.checker.conformance.run import Refused, machine_preset
     try:
         return None if machine_preset() == "linux-6.18" and shutil.which("gcc") else "not a 6.18 host with gcc"
     except Refused as e:
@@ -328,7 +327,7 @@ def test_a_hostile_spec_file_name_never_reaches_the_guest_shell(tmp_path):
     assert qemu.guest_name_problem(good, set()) is None
     assert "also named" in qemu.guest_name_problem(good, {"p03a_syscall_last"})
     job = qemu.Job(spec, 1, 0, seed=1)
-    from checker.cgen import generate
+    from rseqcheck.checker.conformance.cgen import generate
     job.program = generate(good, spin=0)
     with pytest.raises(AssertionError):
         qemu.init_script([job])

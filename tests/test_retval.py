@@ -8,8 +8,8 @@ saves ax in uc_mcontext and sets ax = 0; restore_sigcontext reloads it)."""
 from __future__ import annotations
 
 import pytest
+from rseqcheck.model.errors import SpecError
 
-from model.errors import SpecError
 from tests.util import Space, one_thread, system_of
 
 

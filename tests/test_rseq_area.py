@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rseqcheck.checker.engines.explicit import bfs
+from rseqcheck.model.build import build_system
+from rseqcheck.model.errors import SpecError
+from rseqcheck.model.rules import PRESETS
+from rseqcheck.model.spec import load_spec
 
-from checker.explicit import bfs
-from model.build import build_system
-from model.errors import SpecError
-from model.rules import PRESETS
-from model.spec import load_spec
 from tests.util import Space, system_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,7 +169,7 @@ def test_waiting_clone_gives_its_cpu_away(tmp_path: Path, preset: str) -> None:
 
 def test_legend_names_the_new_state() -> None:
     # traces must read without the repository (model/glossary.py)
-    from model.glossary import describe
+    from rseqcheck.model.glossary import describe
 
     assert describe("A.rseq_cs", {"T0"}) == "the rseq_cs pointer in rseq area A, which its threads use in turn"
     assert describe("A.rseq.cpu_id", {"T0"}) == "the cpu_id field of rseq area A, as user space reads it"

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from rseqcheck.checker.engines.explicit import bfs
+from rseqcheck.model.ir import ModelError
 
-from checker.explicit import bfs
-from model.ir import ModelError
 from tests.util import CS1, USR1, Space, spec_text, system_of
 
 SA_RESTART = USR1.format(flags='"SA_RESTART"')
@@ -344,7 +344,7 @@ abort:  jmp retry
 
 
 def test_range_overflow_is_a_model_error():
-    from model.ir import Action, Add, Const, IntRange, Property, System, Var
+    from rseqcheck.model.ir import Action, Add, Const, IntRange, Property, System, Var
 
     x = Var("x", IntRange(0, 2))
     sys_ = System([x], {x: 0}, [Action("inc", Const(1), ((x, Add(x, 1)),), "P", "P")], [Property("p", Const(1), "")])

@@ -1,4 +1,4 @@
-"""Swarm search (checker/swarm.py) and `rseqcheck swarm`: the searches find
+"""Swarm search (checker/engines/swarm.py) and `rseqcheck swarm`: the searches find
 real violations, the minimised trace is as short as BFS's on small specs
 and replays, the swarm finds a planted bug in a rung BFS cannot finish,
 and the exit codes."""
@@ -15,15 +15,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from checker.cli import main
-from checker.compile import compile_packed
-from checker.explicit import bfs, replay
-from checker.replay import replay_file
-from checker.swarm import Task, minimise, plan, random_dfs, random_walks, swarm, trace_of
-from checker.verify import SpecSystem
-from model.build import build_system
-from model.spec import load_spec
+from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.engines.compile import compile_packed
+from rseqcheck.checker.engines.explicit import bfs, replay
+from rseqcheck.checker.engines.swarm import Task, minimise, plan, random_dfs, random_walks, swarm, trace_of
+from rseqcheck.checker.replay import replay_file
+from rseqcheck.checker.verify import SpecSystem
+from rseqcheck.model.build import build_system
+from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 HOLDS = "specs/seed000/save_restore_no_restart.toml"  # 654 states
@@ -115,7 +114,7 @@ def test_loops_are_cut():
 
 
 def test_factory_refuses_another_version_of_the_spec(tmp_path):
-    from model.ir import ModelError
+    from rseqcheck.model.ir import ModelError
 
     src = tmp_path / "s.toml"
     src.write_text((ROOT / HOLDS).read_text())

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.limits import Limits
+from rseqcheck.checker.proposal import Proposal
+from rseqcheck.checker.sweep import Matrix, Run, jobs_for, stream
+from rseqcheck.checker.verify import check_spec
 
-from checker.cli import main
-from checker.limits import Limits
-from checker.proposal import Proposal
-from checker.sweep import Matrix, Run, jobs_for, stream
-from checker.verify import check_spec
 from tests.test_ci import counts_add_up, schema_problems
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ def cluster():
     from distributed import Client, LocalCluster
 
     c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                     silence_logs=logging.ERROR, preload=["checker.sweep"])
+                     silence_logs=logging.ERROR, preload=["rseqcheck.checker.sweep"])
     client = Client(c)
     yield c.scheduler_address, client
     client.close()
@@ -86,7 +86,7 @@ specs/selftests/sud_bad_selector.toml
 
 6 of 6 runs done: 3 holds, 3 violation, 0 unknown, 0 error"""
     assert all(len(line) <= 72 for line in out.splitlines())
-    # counterexamples: one folder per combination, the specs' folders below it (checker/layout.py), replayable
+    # counterexamples: one folder per combination, the specs' folders below it (checker/outputs/layout.py), replayable
     saved = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.json"))
     assert saved == ["linux-6.19/seed000/rseq_clear_linux619.json", "linux-6.19/seed000/vyukov_clear_linux418.json",
                      "linux-6.19/selftests/sud_bad_selector.json"]
@@ -375,10 +375,10 @@ def test_every_spec_every_preset_survives_a_killed_worker(cluster):
     """All of specs/ over every preset on the LocalCluster, one worker
     killed on the way: every run comes back, and every spec's own run
     gives the verdict it expects."""
-    from checker.inputs import collect_specs
-    from checker.sweep import is_own
-    from model.rules import PRESETS
-    from model.spec import load_spec
+    from rseqcheck.checker.inputs import collect_specs
+    from rseqcheck.checker.sweep import is_own
+    from rseqcheck.model.rules import PRESETS
+    from rseqcheck.model.spec import load_spec
 
     specs, _ = collect_specs(("specs",))
     matrix = Matrix(specs, presets=list(PRESETS))

@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-from checker.explicit import SearchResult, bfs, replay
-from checker.lemmas import Reach, reachable
-from checker.replay import replay_file
-from checker.symbolic import bmc, kinduction, strengthen
-from checker.verify import check_spec, save_counterexample
-from model.build import build_system
-from model.ir import (
+from rseqcheck.checker.engines.explicit import SearchResult, bfs, replay
+from rseqcheck.checker.engines.lemmas import Reach, reachable
+from rseqcheck.checker.engines.symbolic import bmc, kinduction, strengthen
+from rseqcheck.checker.replay import replay_file
+from rseqcheck.checker.verify import check_spec, save_counterexample
+from rseqcheck.model.build import build_system
+from rseqcheck.model.ir import (
     FALSE,
     Action,
     Add,
@@ -45,13 +44,13 @@ from model.ir import (
     assign,
     evaluate,
 )
-from model.spec import load_spec
+from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").rglob("*.toml"))
 
 # bmc unrolls a spec's holds case to this depth only (the full depths take
-# seconds to minutes each; see checker/symbolic.py's measurements).
+# seconds to minutes each; see checker/engines/symbolic.py's measurements).
 SPEC_HOLDS_DEPTH = 8
 
 
@@ -350,7 +349,7 @@ def test_coverage_modes():
 
 
 def test_and_or_as_values_are_0_or_1():
-    # regression: checker/compile.py once returned an operand, as Python does
+    # regression: checker/engines/compile.py once returned an operand, as Python does
     x, z, y = Var("x", Bool()), Var("z", IntRange(0, 3)), Var("y", IntRange(0, 3))
     s = System(
         [x, z, y],

@@ -1,4 +1,4 @@
-"""Thread symmetry reduction (model/symmetry.py, checker/symmetry.py,
+"""Thread symmetry reduction (model/symmetry.py, checker/engines/symmetry.py,
 bfs(symmetry=True)): each permutation the model lists is checked to be an
 automorphism (it commutes with the successor function and keeps every
 property's verdict, on every reachable state), and the reduced search is
@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from checker.cli import main
-from checker.compile import compile_packed
-from checker.explicit import _Search, bfs, replay
-from checker.symmetry import compile_canon, compile_sorting, usable
-from model.build import build_system
-from model.ir import System
-from model.spec import load_spec
+from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.engines.compile import compile_packed
+from rseqcheck.checker.engines.explicit import _Search, bfs, replay
+from rseqcheck.checker.engines.symmetry import compile_canon, compile_sorting, usable
+from rseqcheck.model.build import build_system
+from rseqcheck.model.ir import System
+from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 

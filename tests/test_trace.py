@@ -18,8 +18,7 @@ import networkx as nx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from checker.trace import (
+from rseqcheck.checker.outputs.trace import (
     WIDTH,
     from_itf,
     lanes,
@@ -30,7 +29,7 @@ from checker.trace import (
     render_text,
     to_itf,
 )
-from checker.verify import check_spec
+from rseqcheck.checker.verify import check_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -308,7 +307,7 @@ def test_too_many_contexts_for_lanes_name_the_actor_inline() -> None:
 
 
 def test_changes_leave_out_the_slots_of_popped_frames():
-    from checker.trace import changes
+    from rseqcheck.checker.outputs.trace import changes
 
     before = {"T0.depth": 2, "T0.ip1": "SIGUSR1+3", "T0.ip2": "SIGUSR2+1", "T0.f2.blk.SIGUSR1": 1, "T0.k": "ENTRY"}
     after = {"T0.depth": 1, "T0.ip1": "SIGUSR1+3", "T0.ip2": "T0+0", "T0.f2.blk.SIGUSR1": 0, "T0.k": "LOOP"}

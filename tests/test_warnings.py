@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from checker.verify import check_spec
+from rseqcheck.checker.verify import check_spec
 
 STEP = """\
 [spec]
@@ -63,8 +63,7 @@ def test_stepped_section_commit_is_vacuous_for_real(tmp_path: Path) -> None:
 
 def run(*args: str) -> tuple[int, str, str]:
     from click.testing import CliRunner
-
-    from checker.cli import main
+    from rseqcheck.checker.cli.main import main
 
     r = CliRunner().invoke(main, list(args))
     assert r.exception is None or isinstance(r.exception, SystemExit), r.exc_info
@@ -158,7 +157,7 @@ def test_rule_whose_steps_never_fire(tmp_path: Path) -> None:
     # the descriptor; they fire in rseq_clear_linux618 (a signal is
     # delivered with the descriptor armed), and with no firing at all the
     # check names the rule.
-    from checker.caveats import rule_caveats
+    from rseqcheck.checker.caveats import rule_caveats
 
     root = Path(__file__).resolve().parent.parent
     out = check_spec(str(root / "specs/seed000/rseq_clear_linux618.toml"))
@@ -238,8 +237,8 @@ def test_outcomes_expect_bad_value(tmp_path: Path) -> None:
 
 
 def test_engine_all_cross_checks_outcomes(monkeypatch) -> None:
-    from checker import outcomes_smt
-    from checker.cross import check_all
+    from rseqcheck.checker import outcomes_smt
+    from rseqcheck.checker.cross import check_all
 
     root = Path(__file__).resolve().parent.parent
     f = str(root / "specs/seed004/unmapped_area_ends_exit_linux618.toml")
@@ -259,7 +258,7 @@ def test_engine_all_cross_checks_outcomes(monkeypatch) -> None:
 def test_outcomes_cut_by_a_limit_exits_3(tmp_path: Path, monkeypatch) -> None:
     # an [outcomes] enumeration stopped by its state limit answers nothing:
     # before, verify passed such a spec (exit 0); now it is a limit (3)
-    import checker.outcomes as oc
+    import rseqcheck.checker.outcomes as oc
 
     real = oc.verify_outcomes
     monkeypatch.setattr(oc, "verify_outcomes", lambda spec, system=None, max_states=0, timeout=None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections import deque
 from pathlib import Path
 
-from checker.compile import compile_system
-from model.build import build_system
-from model.ir import System
-from model.spec import load_spec
+from rseqcheck.checker.engines.compile import compile_system
+from rseqcheck.model.build import build_system
+from rseqcheck.model.ir import System
+from rseqcheck.model.spec import load_spec
 
 
 def system_of(tmp_path: Path, text: str, name: str = "t.toml") -> System:

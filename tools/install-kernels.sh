@@ -9,7 +9,7 @@
 # Run it as root (apt-get install) inside the project's venv (rseqcheck).
 # Exit status: 0 done; the missing tool's own status otherwise (10 apt-get,
 # 11 dpkg-deb, 12 qemu-system-x86_64, 13 busybox, 14 gcc, 15 libc.a,
-# 16 rseqcheck: see checker/kernels.py TOOLS); 2 a kernel not found.
+# 16 rseqcheck: see checker/conformance/kernels.py TOOLS); 2 a kernel not found.
 set -e
 need() {  # need COMMAND PACKAGE STATUS
 	if ! command -v "$1" >/dev/null 2>&1; then

@@ -1,0 +1,5 @@
+"""python -m rseqcheck.checker.cli"""
+
+from rseqcheck.checker.cli.main import main
+
+main()
