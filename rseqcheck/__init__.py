@@ -2,11 +2,11 @@
 
     import rseqcheck
 
-    spec = rseqcheck.load("specs/seed000/next_syscall_signal_race.toml")
-    out = rseqcheck.verify(spec, engine="explicit", preset="linux-6.19")
-    out.verdict, out.ok, out.stats.states     # "violation", True, 1234
-    print(rseqcheck.render(out))               # the email text; "json", "dot", "graphml"
-    out.graph                                  # the trace as a networkx DiGraph
+    spec = rseqcheck.load("specs/seed000/rseq_keep_linux618.toml")
+    out = rseqcheck.verify(spec)              # engine=, preset=, rules=, ...
+    out.verdict, out.ok, out.stats.states     # "violation", True, 191
+    print(rseqcheck.render(out))              # the email text; "json", "dot", "graphml"
+    out.graph                                 # the trace as a networkx DiGraph
 
 The repository's top-level `model/` (the semantics, one IR) and `checker/`
 (engines and tooling) are installed as `rseqcheck.model` and
@@ -18,15 +18,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rseqcheck.checker import __version__
-from rseqcheck.checker.engines.explicit import Stats
-from rseqcheck.checker.outputs.trace import FORMATS
-from rseqcheck.checker.outputs.trace import render as _render
-from rseqcheck.checker.proposal import Proposal, ProposalError, parse_rules
-from rseqcheck.checker.replay import ReplayError, replay_file
-from rseqcheck.checker.verify import ENGINES, Outcome, check_spec
-from rseqcheck.model.errors import SpecError
-from rseqcheck.model.spec import Spec, load_spec, loads_spec
+# From a checkout (this folder found through the current directory before
+# the installed copy, or nothing installed): model/ and checker/ are the
+# folders beside this one.  Installed, they are inside it.
+_here = Path(__file__).resolve().parent
+if not (_here / "model").is_dir() and (_here.parent / "model" / "ir.py").is_file():
+    __path__.append(str(_here.parent))  # noqa: F821  (a package's __path__)
+
+from rseqcheck.checker import __version__  # noqa: E402
+from rseqcheck.checker.engines.explicit import Stats  # noqa: E402
+from rseqcheck.checker.outputs.trace import FORMATS  # noqa: E402
+from rseqcheck.checker.outputs.trace import render as _render  # noqa: E402
+from rseqcheck.checker.proposal import Proposal, ProposalError, parse_rules  # noqa: E402
+from rseqcheck.checker.replay import ReplayError, replay_file  # noqa: E402
+from rseqcheck.checker.verify import ENGINES, Outcome, check_spec  # noqa: E402
+from rseqcheck.model.errors import SpecError  # noqa: E402
+from rseqcheck.model.spec import Spec, load_spec, loads_spec  # noqa: E402
 
 __all__ = [
     "ENGINES", "FORMATS", "Outcome", "ProposalError", "ReplayError", "Result", "Spec", "SpecError", "Stats",
