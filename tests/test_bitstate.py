@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 from rseqcheck.checker.engines import explicit
 from rseqcheck.checker.engines.bitstate import NOT_PROOF, BitTable, Frontier, _hash_fn, bitstate, table_bits
 from rseqcheck.checker.engines.compile import compile_packed, compile_system

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 from rseqcheck.checker.limits import Limits, RunOver
 from rseqcheck.checker.outputs.layout import Place, layout
 from rseqcheck.checker.verify import Outcome, junit_xml
@@ -26,7 +26,7 @@ from rseqcheck.checker.verify import Outcome, junit_xml
 from tests.test_cli import BIG, HOLDS, OUTCOMES_SPEC, VIOLATION
 
 ROOT = Path(__file__).resolve().parent.parent
-RSEQCHECK = [sys.executable, "-c", "from rseqcheck.checker.cli.main import main; main()"]
+RSEQCHECK = [sys.executable, "-c", "from rseqcheck.checker.cli.app import main; main()"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 from rseqcheck.checker import __version__
 from rseqcheck.checker import verify as verify_mod
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 from rseqcheck.checker.outputs.trace import render
 from rseqcheck.checker.verify import Outcome, check_spec, save_counterexample
 
@@ -254,7 +254,7 @@ def test_ctrl_c_in_a_real_process(tmp_path: Path) -> None:
     out_dir = tmp_path / "cx"
     master, slave = pty.openpty()  # a terminal on stderr, so the progress line shows
     p = subprocess.Popen(
-        [sys.executable, "-m", "rseqcheck.checker.cli.main", "verify", str(tmp_path / "big.toml"), "--out", str(out_dir)],
+        [sys.executable, "-m", "rseqcheck.checker.cli", "verify", str(tmp_path / "big.toml"), "--out", str(out_dir)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=slave, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even if our SIGINT is ignored
     )
@@ -618,7 +618,7 @@ def test_ctrl_c_with_jobs_keeps_the_finished_and_the_interrupted(tmp_path: Path)
     big one's "interrupted" outcome (with its statistics) both come back."""
     (tmp_path / "a.toml").write_text(HOLDS)
     (tmp_path / "b.toml").write_text(BIG)
-    proc = subprocess.Popen([sys.executable, "-m", "rseqcheck.checker.cli.main", "verify", "a.toml", "b.toml", "--jobs", "2",
+    proc = subprocess.Popen([sys.executable, "-m", "rseqcheck.checker.cli", "verify", "a.toml", "b.toml", "--jobs", "2",
                              "--out", "cx"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

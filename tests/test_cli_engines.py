@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from rseqcheck.checker import cross
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 from rseqcheck.checker.engines import symbolic
 from rseqcheck.checker.engines.explicit import SearchResult, Stats
 

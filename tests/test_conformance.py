@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 from rseqcheck.checker.conformance import host
 from rseqcheck.checker.conformance.cgen import RSEQ_SIG, Unsupported, generate
 from rseqcheck.checker.conformance.host import preset_for_release

@@ -15,7 +15,7 @@ from pathlib import Path
 import networkx as nx
 import pytest
 from click.testing import CliRunner
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 from rseqcheck.checker.engines.explicit import bfs, distinct_counterexamples, interleaving, replay
 from rseqcheck.checker.outputs.trace import WIDTH, render
 from rseqcheck.checker.replay import load_trace, replay_file

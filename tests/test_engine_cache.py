@@ -86,7 +86,7 @@ def test_cli_second_run_takes_the_cache(cache, tmp_path):
     """Two processes: the second loads what the first stored; --no-cache
     neither loads nor stores.  The counter is printed by a child that runs
     the CLI in-process."""
-    probe = ("import sys; from rseqcheck.checker.engines import engine_cache; from rseqcheck.checker.cli.main import main\n"
+    probe = ("import sys; from rseqcheck.checker.engines import engine_cache; from rseqcheck.checker.cli.app import main\n"
              "try: main(sys.argv[1:])\n"
              "except SystemExit as e: print(dict(engine_cache.STATS), e.code, file=sys.stderr)\n")
     env = {**os.environ, "RSEQCHECK_CACHE_DIR": str(cache)}

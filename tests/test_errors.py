@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 from rseqcheck.model.errors import SpecError
 from rseqcheck.model.spec import load_spec
 
@@ -79,7 +79,7 @@ def test_bad_specs_in_a_real_process(tmp_path: Path) -> None:
     """A real interpreter: nothing but the error lines reaches stderr."""
     bad = [str(p.relative_to(ROOT)) for p in BAD]
     r = subprocess.run(
-        [sys.executable, "-m", "rseqcheck.checker.cli.main", "verify", *bad, "--out", str(tmp_path)],
+        [sys.executable, "-m", "rseqcheck.checker.cli", "verify", *bad, "--out", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert r.returncode == 2

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_SPECS = sorted(ROOT.glob("specs/**/*.toml"))

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 from rseqcheck.checker import cross
 from rseqcheck.checker import verify as verify_mod
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 from rseqcheck.checker.conformance.cgen import generate
 from rseqcheck.checker.engines.explicit import SearchResult, Stats
 from rseqcheck.checker.inputs import remove_stale_tmp
@@ -32,7 +32,7 @@ from rseqcheck.model.ir import ModelError
 from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
-RSEQCHECK = [sys.executable, "-c", "from rseqcheck.checker.cli.main import main; main()"]
+RSEQCHECK = [sys.executable, "-c", "from rseqcheck.checker.cli.app import main; main()"]
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -748,7 +748,7 @@ def test_junit_that_fails_after_the_checks_is_exit_4_in_the_json_too(tmp_path: P
     def fail(path, text):
         raise OSError(30, "Read-only file system", str(path))
 
-    monkeypatch.setattr("rseqcheck.checker.cli.main.write_atomic", fail)
+    monkeypatch.setattr("rseqcheck.checker.cli.app.write_atomic", fail)
     code, out, err = run("verify", str(ROOT / "specs/seed000/unprotected.toml"), "--out", str(tmp_path / "cx"),
                          "--junit", str(tmp_path / "r.xml"), "--format", "json")
     doc = json.loads(out)

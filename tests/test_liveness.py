@@ -10,7 +10,7 @@ from pathlib import Path
 import networkx as nx
 import pytest
 from click.testing import CliRunner
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 from rseqcheck.checker.engines.liveness import check_goals, lasso_violation, successors
 from rseqcheck.checker.outputs.trace import WIDTH, from_itf, render, render_text, to_itf
 from rseqcheck.checker.replay import replay_file

@@ -123,7 +123,7 @@ def test_mm_cid_is_refused_before_6_3(tmp_path: Path, preset: str) -> None:
 def test_refusal_is_file_line_exit_2(tmp_path: Path) -> None:
     p = tmp_path / "old.toml"
     p.write_text(_two("linux-6.0"))
-    r = subprocess.run([sys.executable, "-m", "rseqcheck.checker.cli.main", "verify", str(p), "--out", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "rseqcheck.checker.cli", "verify", str(p), "--out", str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and f"{p}:" in r.stderr + r.stdout and "Traceback" not in r.stderr
 

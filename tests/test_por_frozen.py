@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 from rseqcheck.checker.engines.explicit import bfs, replay
 from rseqcheck.model.build import build_system
 from rseqcheck.model.spec import load_spec

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 from rseqcheck.checker.impact import Change, Side, compare
 from rseqcheck.checker.proposal import Proposal, ProposalError, parse_rules
 from rseqcheck.checker.verify import Outcome, check_spec

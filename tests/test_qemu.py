@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rseqcheck.checker.cli.app import main
 from rseqcheck.checker.cli.kernels import Cell, markdown_table
-from rseqcheck.checker.cli.main import main
 from rseqcheck.checker.conformance import kernels, qemu
 from rseqcheck.checker.conformance.backports import CHANGES, auto_preset, exact_version
 from rseqcheck.checker.conformance.run import parse_run_line

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 from rseqcheck.checker.engines.compile import compile_packed
 from rseqcheck.checker.engines.explicit import bfs, replay
 from rseqcheck.checker.engines.swarm import Task, minimise, plan, random_dfs, random_walks, swarm, trace_of

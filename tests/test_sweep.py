@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 from rseqcheck.checker.limits import Limits
 from rseqcheck.checker.proposal import Proposal
 from rseqcheck.checker.sweep import Matrix, Run, jobs_for, stream

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 from rseqcheck.checker.engines.compile import compile_packed
 from rseqcheck.checker.engines.explicit import _Search, bfs, replay
 from rseqcheck.checker.engines.symmetry import compile_canon, compile_sorting, usable

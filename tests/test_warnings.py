@@ -63,7 +63,7 @@ def test_stepped_section_commit_is_vacuous_for_real(tmp_path: Path) -> None:
 
 def run(*args: str) -> tuple[int, str, str]:
     from click.testing import CliRunner
-    from rseqcheck.checker.cli.main import main
+    from rseqcheck.checker.cli.app import main
 
     r = CliRunner().invoke(main, list(args))
     assert r.exception is None or isinstance(r.exception, SystemExit), r.exc_info

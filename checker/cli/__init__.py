@@ -1,5 +1,5 @@
 """The command line: `rseqcheck` and its sub-commands."""
 
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 
 __all__ = ["main"]

@@ -1,5 +1,5 @@
 """python -m rseqcheck.checker.cli"""
 
-from rseqcheck.checker.cli.main import main
+from rseqcheck.checker.cli.app import main
 
 main()

@@ -70,7 +70,7 @@ def swarm_cmd(spec_path, workers, seeds, budget, depth, scheduler, base_seed, ma
     violation: one found); 1 not as expected; 2 a spec or usage error;
     3 interrupted before a violation; 4 an output error."""
     # checker.cli imports this module to register the command: its names here
-    from rseqcheck.checker.cli.main import EXIT_OUTPUT, _clear_progress, _terminate_as_interrupt, _unwritable
+    from rseqcheck.checker.cli.app import EXIT_OUTPUT, _clear_progress, _terminate_as_interrupt, _unwritable
     try:
         spec = load_spec(spec_path)
         check_size(spec)
@@ -142,7 +142,7 @@ def _executor(scheduler: str | None, workers: int):
     LocalCluster starts, its dashboard on a free port, and its workers
     killed at the end, since searches still busy would hold up close()
     until their budget runs out."""
-    from rseqcheck.checker.cli.main import Usage
+    from rseqcheck.checker.cli.app import Usage
 
     if not scheduler:
         return None, lambda: None
@@ -221,7 +221,7 @@ def _minimise(system: System, res: SwarmResult, seconds: float) -> Minimised:
 
 def _save(spec, system: System, res: SwarmResult, m: Minimised, bound: int, out_dir: str, show_trace: bool,
           code: int) -> int:
-    from rseqcheck.checker.cli.main import EXIT_OUTPUT
+    from rseqcheck.checker.cli.app import EXIT_OUTPUT
     from rseqcheck.checker.engines.compile import compile_packed
 
     pk = compile_packed(system)

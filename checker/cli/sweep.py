@@ -221,7 +221,7 @@ def sweep(paths, matrix_file, presets, rule_axes, depths, engine, por, timeout, 
     A rule's choices over two bounds, on a running scheduler:
       rseqcheck sweep specs/seed000 --rule next_syscall.on_signal=keep,clear \\
         --depth 10,20 --scheduler tcp://10.0.0.5:8786"""
-    from rseqcheck.checker.cli.main import Usage, _terminate_as_interrupt, _unwritable
+    from rseqcheck.checker.cli.app import Usage, _terminate_as_interrupt, _unwritable
 
     try:
         keys = load_matrix(matrix_file) if matrix_file else {}
