@@ -786,7 +786,8 @@ def test_outcomes_timeout_must_be_finite(value: str) -> None:
 def test_ctrl_c_under_engine_all_in_a_real_process_exits_3_promptly(tmp_path: Path) -> None:
     (tmp_path / "big.toml").write_text(BIG)
     proc = subprocess.Popen([*RSEQCHECK, "verify", "big.toml", "--engine", "all", "--out", "cx"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even if ours is ignored
     time.sleep(3)
     t = time.monotonic()
     proc.send_signal(signal.SIGINT)

@@ -262,7 +262,8 @@ def test_ctrl_c_stops_the_swarm_and_its_workers(tmp_path):
 
     exe = str(Path(sys.executable).parent / "rseqcheck")
     p = subprocess.Popen([exe, "swarm", "benchmarks/specs/percpu_t2_k1_c2.toml", "-w", "2", "--budget", "60",
-                          "--out", str(tmp_path), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          "--out", str(tmp_path), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even if ours is ignored
     workers: set[int] = set()
     deadline = time.monotonic() + 20
     while len(workers) < 2 and time.monotonic() < deadline:  # the pool's two processes are up

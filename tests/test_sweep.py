@@ -347,7 +347,8 @@ def test_ctrl_c_leaves_a_complete_record(tmp_path):
     p = subprocess.Popen([str(Path(sys.executable).parent / "rseqcheck"), "sweep", first, "specs/librseq",
                           "specs/rseq_area", "--preset", "linux-6.18,linux-6.19", "--format", "json", "--junit",
                           str(junit), "--out", str(tmp_path / "cx"), "--workers", "2"], cwd=ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even if ours is ignored
     t0 = time.monotonic()
     while not list((tmp_path / "cx").rglob("*.json")) and time.monotonic() - t0 < 60 and p.poll() is None:
         time.sleep(0.05)
