@@ -234,6 +234,8 @@ class _BitSearch(_Search):
     """`_Search`'s plain BFS with a `BitTable` for `seen`, told of each
     new level."""
 
+    TABLE = False  # `seen` is the bit table
+
     def __init__(self, system: System, max_depth: int, bits: int, k: int, window: int, timeout: float | None,
                  max_states: int | None, progress: Progress | None, progress_every: float):
         super().__init__(system, max_depth, False, timeout, max_states, progress, progress_every)

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from rseqcheck.checker.engines import engine_cache
@@ -536,6 +537,8 @@ class Packed:
     with_canon: Callable[[Callable[[int], int]], tuple[Callable[..., int], Callable[..., tuple[int, int]]]] | None = None
     # expand and expand_limited with another visited-set test (`Visit`)
     with_visit: Callable[..., tuple[Callable[..., int], Callable[..., tuple[int, int]]]] | None = None
+    # expand_range and expand_range_limited: the loops over a visited table (`_table_source`)
+    with_table: Callable[[], tuple[Callable[..., int], Callable[..., tuple[int, int]]]] | None = None
 
     def fired(self, violating: int | None = None) -> set[int]:
         """Actions with a successor taken: every block entry's, except the
@@ -568,6 +571,29 @@ class _Block:
     fired: set[int] = field(default_factory=set)  # actions of entries dropped at the cap
 
 
+def _memo_entry(blk: _Block, s: int) -> tuple | list:
+    """Make the block's memo entry for s's key: its xor masks (a tuple,
+    entered in `plain`) or, when an action of it needs check()/terminal(),
+    its (action, mask) pairs (a list, entered in `mixed`)."""
+    key = s & blk.mask
+    if len(blk.acts) >= _MEMO_CAP:
+        for acts in blk.acts.values():
+            blk.fired.update(acts)
+        blk.plain.clear()
+        blk.mixed.clear()
+        blk.acts.clear()
+        blk.origin.clear()
+    out: list = []
+    blk.collect(s, out)
+    blk.acts[key] = tuple(a for a, _ in out)
+    blk.origin[key] = s
+    if not any(a in blk.special for a, _ in out):
+        masks = blk.plain[key] = tuple(s ^ t for _, t in out)
+        return masks
+    ent = blk.mixed[key] = [(a, s ^ t) for a, t in out]
+    return ent
+
+
 def _make_slow(blocks: list[_Block], check: Callable[[int], int], terminal: Callable[[int], bool],
                needs_check: list[bool], needs_term: list[bool], canon: Callable[[int], int] | None = None
                ) -> Callable:
@@ -576,25 +602,11 @@ def _make_slow(blocks: list[_Block], check: Callable[[int], int], terminal: Call
         a mixed one here.  Returns the plain entry's masks, or the number of
         transitions it expanded itself."""
         blk = blocks[b]
-        key = s & blk.mask
-        ent = blk.mixed.get(key)
+        ent = blk.mixed.get(s & blk.mask)
         if ent is None:
-            if len(blk.acts) >= _MEMO_CAP:
-                for acts in blk.acts.values():
-                    blk.fired.update(acts)
-                blk.plain.clear()
-                blk.mixed.clear()
-                blk.acts.clear()
-                blk.origin.clear()
-            out: list = []
-            blk.collect(s, out)
-            blk.acts[key] = tuple(a for a, _ in out)
-            blk.origin[key] = s
-            if not any(a in blk.special for a, _ in out):
-                masks = tuple(s ^ t for _, t in out)
-                blk.plain[key] = masks
-                return masks
-            ent = blk.mixed[key] = [(a, s ^ t) for a, t in out]
+            ent = _memo_entry(blk, s)
+            if ent.__class__ is tuple:
+                return ent
         for a, x in ent:
             t = s ^ x
             c = canon(t) if canon else t
@@ -698,6 +710,91 @@ def _expand_source(direct: list[bool], limited: bool, visit: Visit = PLAIN) -> l
         ]
     if limited:
         out += ["        k += 1", "        if len(seen) >= limit: return k, n", "    return k, n"]
+    else:
+        out.append("    return n")
+    return out
+
+
+def _make_slow_table(blocks: list[_Block], check: Callable[[int], int], terminal: Callable[[int], bool],
+                     needs_check: list[bool], needs_term: list[bool]) -> Callable:
+    """`_make_slow` for the range loops of `_table_source`: a mixed entry
+    is expanded into the table, a terminal successor's index goes to
+    `term`."""
+
+    def slow(b: int, s: int, i: int, add: Callable, term: set, before: int) -> tuple | int:
+        blk = blocks[b]
+        ent = blk.mixed.get(s & blk.mask)
+        if ent is None:
+            ent = _memo_entry(blk, s)
+            if ent.__class__ is tuple:
+                return ent
+        for a, x in ent:
+            t = s ^ x
+            j = add(t, i)
+            if j >= 0:
+                _special_table(check, terminal, needs_check, needs_term, s, t, j, a, term, before)
+        return len(ent)
+
+    return slow
+
+
+def _special_table(check: Callable[[int], int], terminal: Callable[[int], bool], needs_check: list[bool],
+                   needs_term: list[bool], s: int, t: int, j: int, a: int, term: set, before: int) -> None:
+    """A new successor (index j) by an action that may break a property or stop."""
+    if needs_check[a]:
+        bad = check(t)
+        if bad >= 0:
+            raise _Violation(s, t, bad, before)
+    if needs_term[a] and terminal(t):
+        term.add(j)
+
+
+def _table_source(direct: list[bool], limited: bool) -> list[str]:
+    """`_expand_source`'s loop over a table (checker/engines/visited.py):
+    the states to expand are the entries lo..hi-1, minus the terminal ones
+    in `term`; a successor is `add`ed with its parent's index (a memo
+    entry's masks in one call, `adds`), and the next level is what the
+    table gained."""
+    nblocks = len(direct)
+    params = "".join(f", C{b}=collect{b}" if direct[b] else f", P{b}=P{b}, R{b}=R{b}" for b in range(nblocks))
+    name = "expand_range_limited" if limited else "expand_range"
+    out = [
+        f"def {name}(lo, hi, add, adds, get, term{', size, limit' if limited else ''}{params}, _slow=_slowt,"
+        " _special=_specialt, F=F, SP=SP):",
+        "    n = 0",
+    ]
+    if limited:
+        out.append("    k = 0")
+    out += ["    for i in range(lo, hi):"]
+    if limited:
+        out.append("        k += 1")
+    out += ["        if i in term: continue", "        s = get(i)", "        n0 = n"]
+    for b in range(nblocks):
+        if direct[b]:
+            out += [
+                "        out = []",
+                f"        C{b}(s, out)",
+                "        n += len(out)",
+                "        for a, t in out:",
+                "            F[a] = 1",
+                "            if SP[a]:",
+                "                j = add(t, i)",
+                "                if j >= 0: _special(s, t, j, a, term, n0)",
+                "            else: add(t, i)",
+            ]
+            continue
+        out += [
+            f"        L = P{b}.get(s & R{b})",
+            "        if L is None:",
+            f"            L = _slow({b}, s, i, add, term, n0)",
+            "            if L.__class__ is int:",
+            "                n += L",
+            "                L = ()",
+            "        n += len(L)",
+            "        adds(s, L, i)",
+        ]
+    if limited:
+        out += ["        if size() >= limit: return k, n", "    return k, n"]
     else:
         out.append("    return n")
     return out
@@ -886,6 +983,14 @@ def _assemble_packed(system: System, L: Layout, rw: list[tuple[set[Var], set[Var
         """expand and expand_limited with `seen` keyed by canon(state)."""
         return with_visit(CANON, {"_canon": canon}, canon)
 
+    def with_table() -> tuple[Callable[..., int], Callable[..., tuple[int, int]]]:
+        """expand_range and expand_range_limited (`_table_source`)."""
+        env = dict(ns, _slowt=_make_slow_table(blocks, ns["check"], ns["terminal"], needs_check, needs_term),
+                   _specialt=partial(_special_table, ns["check"], ns["terminal"], needs_check, needs_term))
+        code = _table_source(direct, False) + _table_source(direct, True)
+        exec(compile("\n".join(code) + "\n", "<rseqcheck-packed-table>", "exec"), env)
+        return env["expand_range"], env["expand_range_limited"]
+
     return Packed(L, ns["succ"], ns["check"], ns["terminal"], ns["expand"], ns["expand_limited"], L.pack,
                   ns["unpack"], src, blocks, rw, needs_check, needs_term, F, with_canon=with_canon,
-                  with_visit=with_visit)
+                  with_visit=with_visit, with_table=with_table)

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rseqcheck.checker.engines import symmetry as sym
+from rseqcheck.checker.engines import visited
 from rseqcheck.checker.engines.compile import Compiled, Packed, compile_packed, compile_system
 from rseqcheck.model.ir import COMPARISONS, Action, Const, Expr, Op, Ref, System, Var
 
@@ -330,6 +331,8 @@ class _Stop(Exception):
 class _Search:
     """One run of `bfs`: the shared state of its loops."""
 
+    TABLE = True  # the plain search may use a packed table for `seen` (not bitstate's)
+
     def __init__(self, system: System, max_depth: int, por: bool, timeout: float | None,
                  max_states: int | None, progress: Progress | None, progress_every: float,
                  por_frozen: bool = False, symmetry: bool = False):
@@ -389,6 +392,13 @@ class _Search:
             self.expand, self.expand_limited = self.pk.with_canon(self.key)
             self.por = False
             self.symmetry = True
+        # the plain search keeps its states in a packed table (checker/engines/visited.py)
+        self.tab = None
+        if self.TABLE and visited.COMPILED and not self.por and not self.symmetry:
+            self.tab = visited.Table(self.pk.layout.bits)
+            self.seen = self.tab  # type: ignore[assignment]  # len() and `in`
+            self.term: set[int] = set()  # indices of terminal states: entered, never expanded
+            self.expand_range, self.expand_range_limited = self.pk.with_table()
 
     # ------------------------------------------------------------ results
 
@@ -413,6 +423,8 @@ class _Search:
         return self.finish("violation", prop=self.system.properties[prop].name, trace=trace, shortest=shortest)
 
     def path_to(self, t: int) -> list[tuple[int, tuple]]:
+        if self.tab is not None:
+            return self.trace_of(table_chain(self.tab, self.tab.index(t)))
         chain = []
         while t != _ROOT:
             chain.append(t)
@@ -454,20 +466,29 @@ class _Search:
         pk = self.pk
         init = pk.pack(self.system.initial_state())
         self.level_start(0)
-        self.seen[self.key(init)] = _ROOT
+        if self.tab is not None:
+            self.tab.add(init, _ROOT)
+        else:
+            self.seen[self.key(init)] = _ROOT
         self.stats.states = 1
         bad = pk.check(init)
         if bad >= 0:
             return self.finish("violation", prop=self.system.properties[bad].name, trace=self.path_to(init))
-        frontier = [] if pk.terminal(init) else [init]
+        frontier: list[int] | range = [] if pk.terminal(init) else [init]
         if not frontier:
             self.terminals.add(init)
         nterm = len(frontier) ^ 1  # terminal states of the level: in the frontier, never expanded
+        if self.tab is not None:
+            # the frontier is a range of the table's entries
+            frontier = range(0, len(frontier))
+            if nterm:
+                self.term.add(0)
         try:
             if not self.por:
                 while (frontier or nterm) and self.depth < self.max_depth:
                     self.level_start(self.depth + 1)
-                    frontier, nterm = self.level_full(frontier)
+                    frontier, nterm = self.level_table(frontier) if self.tab is not None \
+                        else self.level_full(frontier)
                     self.depth += 1
                 self.stats.depth = self.depth
                 return self.finish("holds", exhausted=not (frontier or nterm))
@@ -543,17 +564,44 @@ class _Search:
                     if k < len(chunk) or len(seen) >= limit:
                         raise _Stop(f"state limit {limit} reached")
             except pk.Violation as v:
-                # count the violating state's transitions as if it had been
-                # expanded whole; its actions fired up to the violating one
-                out: list = []
-                pk.succ(v.parent, out)
-                at = next(j for j, (_, t) in enumerate(out) if t == v.state)
-                st.transitions = before + v.before + len(out)
-                self.fired_at_violation = (v.parent, {a for a, _ in out[: at + 1]})
-                raise _Found(v.state, v.prop) from None
+                self.violated(v, before)
             if self.watch:
                 self.tick()
         return nxt, len(tnxt)
+
+    def level_table(self, frontier: range) -> tuple[range, int]:
+        """`level_full` over the table: the level is a range of its entries
+        and so is the next one, what the table gains."""
+        tab, term, limit, st = self.tab, self.term, self.limit, self.stats
+        assert tab is not None
+        add, adds, get, nterm = tab.add, tab.add_xor, tab.get, len(term)
+        for lo in range(frontier.start, frontier.stop, _CHUNK):
+            hi = min(lo + _CHUNK, frontier.stop)
+            before = st.transitions
+            try:
+                if limit == sys.maxsize:
+                    st.transitions += self.expand_range(lo, hi, add, adds, get, term)
+                else:
+                    k, n = self.expand_range_limited(lo, hi, add, adds, get, term, tab.__len__, limit)
+                    st.transitions += n
+                    if k < hi - lo or len(tab) >= limit:
+                        raise _Stop(f"state limit {limit} reached")
+            except self.pk.Violation as v:
+                self.violated(v, before)
+            if self.watch:
+                self.tick()
+        return range(frontier.stop, len(tab)), len(term) - nterm
+
+    def violated(self, v, before: int) -> None:
+        """Raise `_Found` for the violation `v` met while expanding a chunk:
+        its state's transitions count as if it had been expanded whole; its
+        actions fired up to the violating one."""
+        out: list = []
+        self.pk.succ(v.parent, out)
+        at = next(j for j, (_, t) in enumerate(out) if t == v.state)
+        self.stats.transitions = before + v.before + len(out)
+        self.fired_at_violation = (v.parent, {a for a, _ in out[: at + 1]})
+        raise _Found(v.state, v.prop) from None
 
     def entry(self, b: int, s: int) -> tuple[list[tuple[int, int]], bool]:
         """Block b's enabled actions at s as (action, xor mask), and whether
@@ -782,6 +830,16 @@ class _Search:
                     f.append(t)
                     pending[d + 1] = (f, nt)
         return pending
+
+
+def table_chain(tab, i: int) -> list[int]:
+    """The states from the root to entry i of a table, by parent links."""
+    chain = []
+    while i != _ROOT:
+        chain.append(tab.get(i))
+        i = tab.parent(i)
+    chain.reverse()
+    return chain
 
 
 def pop_component(stack: list[int], on_stack: set[int], v: int) -> list[int]:
