@@ -20,6 +20,7 @@ from rseqcheck.checker.caveats import Caveat, caveats
 from rseqcheck.checker.engines.bitstate import NOT_PROOF
 from rseqcheck.checker.engines.bitstate import bitstate as bit_search
 from rseqcheck.checker.engines.explicit import Distinct, SearchResult, Stats, bfs, distinct_counterexamples
+from rseqcheck.checker.engines.workers import bfs_workers
 from rseqcheck.checker.limits import check_size
 from rseqcheck.checker.outputs.escape import xml_clean
 from rseqcheck.checker.outputs.trace import build_graph, changes, render
@@ -241,6 +242,7 @@ def check_spec(
     symmetry: bool = False,
     proposal: Proposal | None = None,
     bitstate: tuple[int, int, int] | None = None,
+    workers: int = 1,
 ) -> Outcome:
     """max_counterexamples > 1 (explicit engine): up to that many
     counterexamples with different interleavings, shortest first, searched
@@ -250,7 +252,9 @@ def check_spec(
     proposal: a preset and rule choices that replace the spec's own
     (checker/proposal.py).  `path` may be a spec already loaded.
     bitstate: (bits, k, window) for a bitstate search
-    (checker/engines/bitstate.py) of the invariants, explicit engine."""
+    (checker/engines/bitstate.py) of the invariants, explicit engine.
+    workers: processes for the explicit engine's plain search
+    (checker/engines/workers.py)."""
     given = path if isinstance(path, Spec) else None
     path = given.path if given else str(path)
     out = Outcome(path, asked=max_counterexamples, proposal=proposal or None)
@@ -295,6 +299,9 @@ def check_spec(
             out.distinct = distinct_counterexamples(system, bound, max_counterexamples, timeout=timeout,
                                                     max_states=max_states, progress=progress)
             res = out.distinct.result
+        elif engine == "explicit" and workers > 1:
+            res = bfs_workers(system, bound, workers, por=por, timeout=timeout, max_states=max_states,
+                              progress=progress, por_frozen=por_frozen, symmetry=symmetry)
         elif engine == "explicit":
             res = bfs(system, bound, por=por, timeout=timeout, max_states=max_states, progress=progress,
                       por_frozen=por_frozen, symmetry=symmetry)

@@ -78,7 +78,8 @@ def test_add_xor_is_adds_in_order(kind) -> None:
 @pytest.mark.parametrize("workers", [2, 3])
 def test_partitions_split_and_merge(kind, workers: int) -> None:
     """Each worker keeps the states it owns and sends the rest, with their
-    parents, to their owners; together they hold each state once."""
+    parents' global ids, to their owners; together they hold each state
+    once."""
     rng = random.Random(workers)
     states = [rng.getrandbits(90) for _ in range(3000)]
     parts = [kind(90, workers, w) for w in range(workers)]
@@ -96,7 +97,8 @@ def test_partitions_split_and_merge(kind, workers: int) -> None:
     for w, p in enumerate(parts):
         for s in p:
             assert p.owner(s) == w
-            assert states.index(s) == p.parent(p.index(s))  # the first add of it wins
+            k = states.index(s)  # the first add of it wins, by worker k % workers, parent k there
+            assert p.parent(p.index(s)) == k * workers + k % workers
     counts = [len(p) for p in parts]
     assert min(counts) > len(set(states)) / workers * 0.8  # the hash spreads them
 

@@ -184,11 +184,15 @@ def main() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(1, 1024), metavar="N",
               help="Check N specs at a time in worker processes (default: this machine's cores); "
                    "results and output are those of --jobs 1, in the same order.")
+@click.option("--workers", "-w", "search_workers", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
+              help="Explicit engine: search each spec with N processes, the states partitioned by hash (TLC's "
+                   "-workers).  Same verdicts, counts and counterexamples as one; used by the search without "
+                   "reduction (--no-por, or where partial-order reduction finds nothing to prune).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @no_cache_option
 def verify(paths, engine, depth, fmt, out_dir, junit, timeout, total_timeout, max_states, max_memory, por,
            por_frozen, symmetry, bits, hash_k, window, show_trace, max_cx, preset, rule_pairs, strict, jobs,
-           quiet) -> None:
+           search_workers, quiet) -> None:
     """Check specs (files or folders) against their expected verdicts.
 
     Exit status: 0 every verdict as expected; 1 some verdict differs; 2 a
@@ -207,6 +211,9 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, total_timeout, ma
     if bits and (engine != "explicit" or por_frozen or symmetry or max_cx > 1):
         raise Usage("--bitstate needs --engine explicit, without --por-frozen, --symmetry or "
                     "--max-counterexamples")
+    if search_workers > 1 and (engine in ("bmc", "induction") or bits or max_cx > 1):
+        raise Usage("--workers needs the explicit engine's full search: not --engine bmc/induction, "
+                    "--bitstate or --max-counterexamples")
     proposal = _proposal(preset, rule_pairs)
     files = _collect(paths)
     problem = _unwritable(Path(out_dir), folder=True) or (_unwritable(Path(junit), folder=False) if junit else None)
@@ -228,6 +235,8 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, total_timeout, ma
         more["symmetry"] = True
     if bits:
         more["bitstate"] = (bits, hash_k, window)
+    if search_workers > 1:
+        more["workers"] = search_workers
     if proposal:
         more["proposal"] = proposal
         if fmt == "text":

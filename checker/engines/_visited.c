@@ -11,8 +11,9 @@
  * picks from its hash; `add` enters the states of this table's worker and
  * appends the others, with their parent ids, to a per-worker outbox that
  * `take` hands over as bytes and `add_batch` enters on the other side.
- * A global id is local index * workers + worker, so parents can be followed
- * across tables.
+ * A parent is given as an index of this table and kept as a global id,
+ * local index * workers + worker, so parents can be followed across tables
+ * (records carry global ids).
  *
  * Memory per state: 8 * words + 8 (parent) + 4 / load (index, load between
  * 0.35 and 0.7), e.g. 3 words: 38 to 43 bytes.  The store grows by doubling
@@ -20,6 +21,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -217,6 +219,12 @@ static inline Py_ssize_t owner_of(Table *t, uint64_t h)
     return (Py_ssize_t)((h >> 40) % (uint64_t)t->workers);
 }
 
+/* The global id of this table's entry p (-1: none) */
+static inline long long global_id(Table *t, long long p)
+{
+    return p < 0 ? -1 : p * t->workers + t->me;
+}
+
 static int Table_init(Table *t, PyObject *args, PyObject *kw)
 {
     static char *names[] = {"bits", "workers", "me", NULL};
@@ -272,7 +280,8 @@ static int append_record(PyObject *box, const uint64_t *w, Py_ssize_t nw, int64_
     return 0;
 }
 
-/* add(state, parent) -> index if new, -1 if known, -2 if sent to its owner */
+/* add(state, parent) -> index if new, -1 if known, -2 if sent to its owner;
+ * parent: an index of this table, or -1 */
 static PyObject *Table_add(Table *t, PyObject *const *args, Py_ssize_t nargs)
 {
     uint64_t w[MAXW];
@@ -285,6 +294,7 @@ static PyObject *Table_add(Table *t, PyObject *const *args, Py_ssize_t nargs)
     long long p = PyLong_AsLongLong(args[1]);
     if (p == -1 && PyErr_Occurred())
         return NULL;
+    p = global_id(t, p);
     uint64_t h = hash_words(w, t->words);
     if (t->workers > 1) {
         Py_ssize_t o = owner_of(t, h);
@@ -314,6 +324,7 @@ static PyObject *Table_add_xor(Table *t, PyObject *const *args, Py_ssize_t nargs
     long long p = PyLong_AsLongLong(args[2]);
     if (p == -1 && PyErr_Occurred())
         return NULL;
+    p = global_id(t, p);
     Py_ssize_t nm = PyTuple_GET_SIZE(args[1]), nw = t->words;
     for (Py_ssize_t m = 0; m < nm; m++) {
         if (to_words(t, PyTuple_GET_ITEM(args[1], m), w) < 0)
@@ -476,6 +487,13 @@ static PyMethodDef Table_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef Table_members[] = {
+    {"words", T_PYSSIZET, offsetof(Table, words), READONLY, "64-bit words per state"},
+    {"workers", T_PYSSIZET, offsetof(Table, workers), READONLY, "tables the states are partitioned among"},
+    {"me", T_PYSSIZET, offsetof(Table, me), READONLY, "this table's part"},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PySequenceMethods Table_seq = {
     .sq_length = (lenfunc)Table_len,
     .sq_item = (ssizeargfunc)Table_item,
@@ -490,6 +508,7 @@ static PyTypeObject TableType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Table(bits, workers=1, me=0): a visited set of packed states with parent links",
     .tp_methods = Table_methods,
+    .tp_members = Table_members,
     .tp_as_sequence = &Table_seq,
     .tp_init = (initproc)Table_init,
     .tp_new = PyType_GenericNew,

@@ -731,22 +731,28 @@ def _make_slow_table(blocks: list[_Block], check: Callable[[int], int], terminal
         for a, x in ent:
             t = s ^ x
             j = add(t, i)
-            if j >= 0:
-                _special_table(check, terminal, needs_check, needs_term, s, t, j, a, term, before)
+            if j != -1:
+                _special_table(check, terminal, needs_check, needs_term, s, t, i, j, a, term, before)
         return len(ent)
 
     return slow
 
 
 def _special_table(check: Callable[[int], int], terminal: Callable[[int], bool], needs_check: list[bool],
-                   needs_term: list[bool], s: int, t: int, j: int, a: int, term: set, before: int) -> None:
-    """A new successor (index j) by an action that may break a property or stop."""
+                   needs_term: list[bool], s: int, t: int, i: int, j: int, a: int, term: Any, before: int) -> None:
+    """A successor t of entry i by an action that may break a property or
+    stop: new (index j), or sent to the worker that owns it (j == -2;
+    checker/engines/workers.py), which cannot tell it is new: checked
+    here, and if terminal, `term.send(t, i)` marks it so there."""
     if needs_check[a]:
         bad = check(t)
         if bad >= 0:
             raise _Violation(s, t, bad, before)
     if needs_term[a] and terminal(t):
-        term.add(j)
+        if j >= 0:
+            term.add(j)
+        else:
+            term.send(t, i)
 
 
 def _table_source(direct: list[bool], limited: bool) -> list[str]:
@@ -779,7 +785,7 @@ def _table_source(direct: list[bool], limited: bool) -> list[str]:
                 "            F[a] = 1",
                 "            if SP[a]:",
                 "                j = add(t, i)",
-                "                if j >= 0: _special(s, t, j, a, term, n0)",
+                "                if j != -1: _special(s, t, i, j, a, term, n0)",
                 "            else: add(t, i)",
             ]
             continue

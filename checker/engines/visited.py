@@ -13,8 +13,10 @@ parent (-1 for the root), and finds them by value:
 - `owner(state)`, `take(worker)` (the outbox as bytes), `add_batch(bytes)`
   (-> first new index, number added), `nbytes()`.
 
-A global id is index * workers + worker.  Breadth-first, the states of a
-level are a contiguous range of indices, so the search keeps no frontier.
+A parent is given as an index of the same table (or -1) and kept as a
+global id, index * workers + worker, which `parent(i)` returns and the
+records of `take` carry.  Breadth-first, the states of a level are a
+contiguous range of indices, so the search keeps no frontier.
 
 The compiled table (checker/engines/_visited.c, built by `pip install`)
 stores a state as machine words outside the interpreter's heap (about 40
@@ -63,6 +65,7 @@ class DictTable:
     def add(self, s: int, parent: int) -> int:
         if s < 0 or s.bit_length() > self.words * 64:
             raise OverflowError("state does not fit the table")
+        parent = parent * self.workers + self.me if parent >= 0 else -1
         if self.workers > 1 and (o := self._owner(s)) != self.me:
             self.out[o] += s.to_bytes(self.words * 8, "little") + parent.to_bytes(8, "little", signed=True)
             return -2

@@ -1,0 +1,135 @@
+"""The search on several processes (checker/engines/workers.py, verify
+--workers): the same result as the sequential search, field for field
+(states, transitions, depth, verdict, fired actions, and on a violation the
+very trace), through the forked workers and through the transport-free
+`Partition` API a cluster runner would drive."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from rseqcheck.checker.cli.app import main
+from rseqcheck.checker.engines import visited, workers
+from rseqcheck.checker.engines.compile import compile_packed
+from rseqcheck.checker.engines.explicit import bfs
+from rseqcheck.model.build import build_system
+from rseqcheck.model.spec import load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(not (visited.COMPILED and workers.CAN_FORK), reason="needs the extension and fork")
+
+SPECS = [
+    "specs/seed000/unprotected.toml",  # violation
+    "specs/seed000/rseq_keep_linux618.toml",
+    "specs/librseq/percpu_counter.toml",  # holds, threads exit: terminal states
+    "specs/seed001/membarrier_fence_user_linux619.toml",
+    "specs/seed004/dlclose_armed_cs_linux618.toml",
+    "benchmarks/specs/ladder_t2_k1.toml",
+]
+
+
+def _same(got, want) -> None:
+    got.stats.seconds = want.stats.seconds = 0.0
+    assert got == want
+
+
+@pytest.mark.parametrize("path", SPECS)
+@pytest.mark.parametrize("n", [2, 3])
+def test_workers_give_the_sequential_result(path: str, n: int) -> None:
+    spec = load_spec(ROOT / path)
+    want = bfs(build_system(spec), spec.depth, por=False)
+    got = workers.bfs_workers(build_system(spec), spec.depth, n, por=False)
+    _same(got, want)
+
+
+def test_depth_bound_cuts_the_same_level() -> None:
+    spec = load_spec(ROOT / "benchmarks/specs/ladder_t2_k1.toml")
+    want = bfs(build_system(spec), 20, por=False)
+    got = workers.bfs_workers(build_system(spec), 20, 2, por=False)
+    assert not got.exhausted and got.stats.depth == 20
+    _same(got, want)
+
+
+def test_reduced_search_stays_sequential_and_says_so() -> None:
+    spec = load_spec(ROOT / "benchmarks/specs/ladder_t2_k1.toml")
+    got = workers.bfs_workers(build_system(spec), spec.depth, 2)
+    want = bfs(build_system(spec), spec.depth)
+    assert got.notes == ["one worker: the search with partial-order reduction is sequential (--no-por runs on 2)"]
+    got.notes = []
+    _same(got, want)
+
+
+def test_partitions_without_processes() -> None:
+    """Two `Partition`s driven by hand, bytes handed over in between (what
+    a cluster runner does): each level is the sequential search's."""
+    spec = load_spec(ROOT / "specs/librseq/percpu_counter.toml")
+    system = build_system(spec)
+    want = bfs(system, spec.depth, por=False)
+    pk = compile_packed(system)
+    init = pk.pack(system.initial_state())
+    parts = [workers.Partition(pk, 2, w) for w in range(2)]
+    for p in parts:
+        p.start(init, bool(pk.terminal(init)))
+    assert sum(len(p.tab) for p in parts) == 1
+    depth = transitions = 0
+    while sum(p.hi - p.lo for p in parts):
+        sent = [p.expand() for p in parts]
+        for w, p in enumerate(parts):
+            p.receive(sent[w][0], [sent[v][1][w] for v in range(2)])
+        transitions += sum(r.transitions for r, _ in sent)
+        depth += 1
+    assert sum(len(p.tab) for p in parts) == want.stats.states
+    assert transitions == want.stats.transitions and depth == want.stats.depth
+    assert all(p.tab.owner(s) == w for w, p in enumerate(parts) for s in p.tab)
+    assert min(len(p.tab) for p in parts) > want.stats.states // 3  # both have work
+
+
+def test_timeout_and_state_limit() -> None:
+    spec = load_spec(ROOT / "benchmarks/specs/ladder_t2_k2.toml")
+    t0 = time.monotonic()
+    r = workers.bfs_workers(build_system(spec), spec.depth, 2, por=False, timeout=0.5)
+    assert r.verdict == "unknown" and r.reason == "timeout after 0.5 s"
+    assert time.monotonic() - t0 < 5 and r.stats.states > 1000
+    r = workers.bfs_workers(build_system(spec), spec.depth, 2, por=False, max_states=20_000)
+    assert r.verdict == "unknown" and r.reason == "state limit 20000 reached" and r.stats.states >= 20_000
+
+
+def test_cli_workers() -> None:
+    path = str(ROOT / "benchmarks/specs/ladder_t2_k1.toml")
+    runner = CliRunner()
+    one = runner.invoke(main, ["verify", path, "--no-por", "--format", "json"])
+    two = runner.invoke(main, ["verify", path, "--no-por", "--format", "json", "--workers", "2"])
+    assert one.exit_code == two.exit_code == 0
+    r1, r2 = json.loads(one.output)["results"][0], json.loads(two.output)["results"][0]
+    assert (r1["states"], r1["transitions"], r1["verdict"]) == (r2["states"], r2["transitions"], r2["verdict"])
+    bad = runner.invoke(main, ["verify", path, "--engine", "bmc", "--workers", "2"])
+    assert bad.exit_code == 2 and "--workers needs the explicit engine" in bad.output
+
+
+def test_ctrl_c_stops_the_workers(tmp_path: Path) -> None:
+    """SIGINT to the whole process group, as a terminal sends it: exit 3,
+    'interrupted', no worker left behind."""
+    p = subprocess.Popen(
+        [sys.executable, "-m", "rseqcheck.checker.cli", "verify", "benchmarks/specs/ladder_t2_k3.toml", "--no-por",
+         "--workers", "2", "--out", str(tmp_path / "cx")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    time.sleep(4.0)
+    kids = subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True, text=True).stdout.split()
+    assert len(kids) >= 3  # the coordinator and two workers
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 3, err
+    assert "unknown: interrupted" in out and "Traceback" not in err
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True, text=True).stdout.split()
+    assert left == []
