@@ -52,12 +52,15 @@ VARIANTS: dict[str, tuple[bool, bool, bool, bool]] = {
     "frozen": (True, True, True, False),  # the default search with por_frozen
     "sym": (False, True, False, True),  # dead registers and thread symmetry (which replaces POR)
     "spin": (False, False, False, False),
+    "spin-noreduce": (False, False, False, False),  # SPIN with -DNOREDUCE: its reduction off too
+    "w2": (False, True, False, False),  # no-por on 2 worker processes (checker/engines/workers.py)
 }
+WORKERS = {"w2": 2}
 
 
 def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: bool = True,
            frozen: bool = False, symmetry: bool = False, tree: str | None = None,
-           bits: int | None = None) -> None:
+           bits: int | None = None, workers: int = 1) -> None:
     """Child side: build and search one spec, print one JSON line.  `dead`
     False: the dead register reduction is off (model/data.py:dead_after
     patched to find no dead register, as tests/test_data.py does).
@@ -103,14 +106,22 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
     build_cpu = time.process_time() - c0
     base_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the search
     extra = {**({"por_frozen": True} if frozen else {}), **({"symmetry": True} if symmetry else {})}
-    c1 = time.process_time()
+    def cpu() -> float:  # this process and the worker processes it waited for
+        a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+    c1 = cpu()
     if bits:
         from rseqcheck.checker.engines.bitstate import bitstate
 
         res = bitstate(system, spec.depth, bits=bits, timeout=timeout)
+    elif workers > 1:
+        from rseqcheck.checker.engines.workers import bfs_workers
+
+        res = bfs_workers(system, spec.depth, workers, por=por, timeout=timeout, **extra)
     else:
         res = bfs(system, spec.depth, por=por, timeout=timeout, **extra)
-    bfs_cpu = time.process_time() - c1
+    bfs_cpu = cpu() - c1
     st = res.stats
     cache = sys.modules.get("rseqcheck.checker.engines.engine_cache")
     print(
@@ -144,6 +155,7 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
                 "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                 "base_maxrss_kib": base_kib,
                 "bitstate": getattr(res, "bitstate", None),
+                "workers": workers,
             }
         ),
         flush=True,
@@ -152,8 +164,10 @@ def worker(path: str, por: bool, timeout: float | None, ref: str | None, dead: b
 
 def run_one(path: str, por: bool, timeout: float | None, ref: str | None = None, dead: bool = True,
             frozen: bool = False, symmetry: bool = False, tree: str | None = None,
-            env: dict[str, str] | None = None, bits: int | None = None) -> dict[str, Any]:
-    """Parent side: run `worker` in a fresh interpreter, collect its rusage."""
+            env: dict[str, str] | None = None, bits: int | None = None, workers: int = 1) -> dict[str, Any]:
+    """Parent side: run `worker` in a fresh interpreter, collect its rusage
+    (wait4's: its CPU includes the worker processes it waited for, its peak
+    RSS is the largest of them)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", path, "--por" if por else "--no-por"]
     if tree:
         cmd += ["--tree", tree]
@@ -165,6 +179,8 @@ def run_one(path: str, por: bool, timeout: float | None, ref: str | None = None,
         cmd.append("--symmetry")
     if bits:
         cmd += ["--bits", str(bits)]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
     if timeout:
         cmd += ["--timeout", str(timeout)]
     if ref:
@@ -192,11 +208,12 @@ def run_one(path: str, por: bool, timeout: float | None, ref: str | None = None,
     return rec
 
 
-def run_spin(pml: Path, timeout: float | None) -> dict[str, Any]:
+def run_spin(pml: Path, timeout: float | None, noreduce: bool = False) -> dict[str, Any]:
     """SPIN on one Promela rung, in a fresh folder: spin -a, gcc -O2
     -DSAFETY, pan (depth-first, SPIN's partial-order reduction on, hash
     table 2^24, depth-first stack of 2 M steps).  CPU s: the three children;
-    seconds: pan's own elapsed time; RSS: pan's peak."""
+    seconds: pan's own elapsed time; RSS: pan's peak.  `noreduce`: gcc
+    -DNOREDUCE, SPIN's partial-order reduction off."""
     import re
     import shutil
     import tempfile
@@ -206,7 +223,8 @@ def run_spin(pml: Path, timeout: float | None) -> dict[str, Any]:
         shutil.copy(pml, d / "m.pml")
         t0 = time.monotonic()
         cpu = 0.0
-        for cmd in (["spin", "-a", "m.pml"], ["gcc", "-O2", "-DSAFETY", "-o", "pan", "pan.c"]):
+        gcc = ["gcc", "-O2", "-DSAFETY"] + (["-DNOREDUCE"] if noreduce else []) + ["-o", "pan", "pan.c"]
+        for cmd in (["spin", "-a", "m.pml"], gcc):
             p = subprocess.Popen(cmd, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             _, status, ru = os.wait4(p.pid, 0)
             cpu += ru.ru_utime + ru.ru_stime
@@ -221,11 +239,12 @@ def run_spin(pml: Path, timeout: float | None) -> dict[str, Any]:
             _, status, ru = os.wait4(p.pid, 0)
             if killer:
                 killer.cancel()
-        cpu += ru.ru_utime + ru.ru_stime
+        pan_cpu = ru.ru_utime + ru.ru_stime
+        cpu += pan_cpu
         text = log.read_text()
         rec: dict[str, Any] = {"spec": str(pml.relative_to(ROOT)), "wall_seconds": time.monotonic() - t0,
                                "cpu_seconds": cpu, "peak_rss_mib": ru.ru_maxrss / 1024, "expected": "holds",
-                               "base_maxrss_kib": 0, "self_maxrss_kib": ru.ru_maxrss}
+                               "base_maxrss_kib": 0, "self_maxrss_kib": ru.ru_maxrss, "search_cpu": pan_cpu}
         m = re.search(r"(\d+) states, stored", text)
         if not m:
             rec.update(verdict="unknown", reason=f"pan stopped after {rec['wall_seconds']:.0f} s")
@@ -285,20 +304,23 @@ def row(threads: Any, k: Any, rec: dict[str, Any]) -> str:
     )
 
 
-PHEAD = (f"{'rung':<16} {'variant':<8} {'states':>11} {'transitions':>12} {'CPU s':>7} {'wall s':>7} "
-         f"{'states/s':>9} {'B/state':>7} {'RSS MiB':>7}  verdict")
+PHEAD = (f"{'rung':<16} {'variant':<13} {'states':>11} {'transitions':>12} {'CPU s':>7} {'wall s':>7} "
+         f"{'states/s':>9} {'us/st':>5} {'B/state':>7} {'RSS MiB':>7}  verdict")
 
 
 def prow(name: str, variant: str, rec: dict[str, Any]) -> str:
     """A row of the per-CPU ladder's table.  CPU s and wall s: the whole
     child (interpreter, build, compile, search); states/s: states over the
-    search's own seconds; B/state: the search's growth of the peak RSS
-    (after building and compiling) per state."""
-    head = f"{name:<16} {variant:<8}"
+    search's own seconds; us/st: CPU microseconds of the search (ours:
+    bfs after compiling, its workers included; SPIN: pan) per state;
+    B/state: the search's growth of the peak RSS (after building and
+    compiling) per state (with workers: the coordinator's, not meaningful)."""
+    head = f"{name:<16} {variant:<13}"
     if rec.get("verdict") == "skipped":
-        return f"{head} {'':>11} {'':>12} {'':>7} {'':>7} {'':>9} {'':>7} {'':>7}  skipped ({rec['reason']})"
+        return f"{head} {'':>11} {'':>12} {'':>7} {'':>7} {'':>9} {'':>5} {'':>7} {'':>7}  skipped ({rec['reason']})"
     if "states" not in rec:
-        return f"{head} {'':>11} {'':>12} {'':>7} {'':>7} {'':>9} {'':>7} {rec['peak_rss_mib']:>7.0f}  {rec['verdict']}: {rec.get('reason', '')}"
+        return (f"{head} {'':>11} {'':>12} {'':>7} {'':>7} {'':>9} {'':>5} {'':>7} {rec['peak_rss_mib']:>7.0f}  "
+                f"{rec['verdict']}: {rec.get('reason', '')}")
     secs = rec["seconds"]
     rate = rec["states"] / secs if secs > 0 else 0.0
     bps = (rec["self_maxrss_kib"] - rec.get("base_maxrss_kib", 0)) * 1024 / max(rec["states"], 1)
@@ -307,9 +329,10 @@ def prow(name: str, variant: str, rec: dict[str, Any]) -> str:
         verdict += f" ({rec['reason']}; states so far)"
     elif rec.get("expected") and verdict != rec["expected"]:
         verdict += f" (EXPECTED {rec['expected']})"
+    us = rec.get("search_cpu", 0.0) * 1e6 / max(rec["states"], 1)
     return (
         f"{head} {rec['states']:>11,} {rec['transitions']:>12,} {rec['cpu_seconds']:>7.1f} {rec['wall_seconds']:>7.1f} "
-        f"{rate:>9,.0f} {bps:>7.0f} {rec['peak_rss_mib']:>7.0f}  {verdict}"
+        f"{rate:>9,.0f} {us:>5.2f} {bps:>7.0f} {rec['peak_rss_mib']:>7.0f}  {verdict}"
     )
 
 
@@ -396,10 +419,11 @@ def main_percpu(args: argparse.Namespace) -> int:
                         rec = {"verdict": "skipped", "reason": f"predicted ~{guess:.0f} s"}
                         over.add((t, k, c, v))
                     else:
-                        if v == "spin":
-                            rec = run_spin(percpu.SPEC_DIR / f"{name}.pml", args.max_seconds)
+                        if v.startswith("spin"):
+                            rec = run_spin(percpu.SPEC_DIR / f"{name}.pml", args.max_seconds, v == "spin-noreduce")
                         else:
-                            rec = run_one(path, por, args.max_seconds, dead=dead, frozen=frozen, symmetry=symmetry)
+                            rec = run_one(path, por, args.max_seconds, dead=dead, frozen=frozen, symmetry=symmetry,
+                                          workers=WORKERS.get(v, args.workers))
                         if "seconds" in rec:
                             history.setdefault(col, []).append(rec["seconds"])
                             secs[(t, k, c, v)] = max(rec["seconds"], 1e-3)
@@ -503,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the given specs: the full search (no POR) and the bitstate search with this many bits")
     ap.add_argument("--paired", metavar="REV", help="ladder rungs with the model and engine of REV, then of the "
                     "working tree with an empty engine cache and again with it filled, one rung at a time")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="search each rung with this many processes (verify --workers; the plain search only)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--tree", help=argparse.SUPPRESS)
     ap.add_argument("--bits", type=int, help=argparse.SUPPRESS)
@@ -514,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.worker:
         worker(args.worker, args.por, args.timeout, args.ref, dead=not args.no_dead, frozen=args.por_frozen,
-               symmetry=args.symmetry, tree=args.tree, bits=args.bits)
+               symmetry=args.symmetry, tree=args.tree, bits=args.bits, workers=args.workers)
         return 0
     if args.bitstate:
         return main_bitstate(args)
@@ -559,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
                 rec = {"spec": path, "por": por, "verdict": "skipped", "reason": f"predicted ~{guess:.0f} s"}
                 blocked.add(col)
             else:
-                rec = run_one(path, por, args.max_seconds, args.ref)
+                rec = run_one(path, por, args.max_seconds, args.ref, workers=args.workers)
                 if "seconds" in rec:
                     history.setdefault(col, []).append(rec["seconds"])
                 if rec.get("verdict") in ("unknown", "error"):

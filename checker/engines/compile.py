@@ -537,8 +537,8 @@ class Packed:
     with_canon: Callable[[Callable[[int], int]], tuple[Callable[..., int], Callable[..., tuple[int, int]]]] | None = None
     # expand and expand_limited with another visited-set test (`Visit`)
     with_visit: Callable[..., tuple[Callable[..., int], Callable[..., tuple[int, int]]]] | None = None
-    # expand_range and expand_range_limited: the loops over a visited table (`_table_source`)
-    with_table: Callable[[], tuple[Callable[..., int], Callable[..., tuple[int, int]]]] | None = None
+    # expand_range and expand_range_limited: the loops over a compiled visited table (`_native_loops`)
+    with_table: Callable[..., tuple[Callable[..., int], Callable[..., tuple[int, int]]]] | None = None
 
     def fired(self, violating: int | None = None) -> set[int]:
         """Actions with a successor taken: every block entry's, except the
@@ -715,29 +715,6 @@ def _expand_source(direct: list[bool], limited: bool, visit: Visit = PLAIN) -> l
     return out
 
 
-def _make_slow_table(blocks: list[_Block], check: Callable[[int], int], terminal: Callable[[int], bool],
-                     needs_check: list[bool], needs_term: list[bool]) -> Callable:
-    """`_make_slow` for the range loops of `_table_source`: a mixed entry
-    is expanded into the table, a terminal successor's index goes to
-    `term`."""
-
-    def slow(b: int, s: int, i: int, add: Callable, term: set, before: int) -> tuple | int:
-        blk = blocks[b]
-        ent = blk.mixed.get(s & blk.mask)
-        if ent is None:
-            ent = _memo_entry(blk, s)
-            if ent.__class__ is tuple:
-                return ent
-        for a, x in ent:
-            t = s ^ x
-            j = add(t, i)
-            if j != -1:
-                _special_table(check, terminal, needs_check, needs_term, s, t, i, j, a, term, before)
-        return len(ent)
-
-    return slow
-
-
 def _special_table(check: Callable[[int], int], terminal: Callable[[int], bool], needs_check: list[bool],
                    needs_term: list[bool], s: int, t: int, i: int, j: int, a: int, term: Any, before: int) -> None:
     """A successor t of entry i by an action that may break a property or
@@ -755,55 +732,62 @@ def _special_table(check: Callable[[int], int], terminal: Callable[[int], bool],
             term.send(t, i)
 
 
-def _table_source(direct: list[bool], limited: bool) -> list[str]:
-    """`_expand_source`'s loop over a table (checker/engines/visited.py):
-    the states to expand are the entries lo..hi-1, minus the terminal ones
-    in `term`; a successor is `add`ed with its parent's index (a memo
-    entry's masks in one call, `adds`), and the next level is what the
-    table gained."""
-    nblocks = len(direct)
-    params = "".join(f", C{b}=collect{b}" if direct[b] else f", P{b}=P{b}, R{b}=R{b}" for b in range(nblocks))
-    name = "expand_range_limited" if limited else "expand_range"
-    out = [
-        f"def {name}(lo, hi, add, adds, get, term{', size, limit' if limited else ''}{params}, _slow=_slowt,"
-        " _special=_specialt, F=F, SP=SP):",
-        "    n = 0",
-    ]
-    if limited:
-        out.append("    k = 0")
-    out += ["    for i in range(lo, hi):"]
-    if limited:
-        out.append("        k += 1")
-    out += ["        if i in term: continue", "        s = get(i)", "        n0 = n"]
-    for b in range(nblocks):
-        if direct[b]:
-            out += [
-                "        out = []",
-                f"        C{b}(s, out)",
-                "        n += len(out)",
-                "        for a, t in out:",
-                "            F[a] = 1",
-                "            if SP[a]:",
-                "                j = add(t, i)",
-                "                if j != -1: _special(s, t, i, j, a, term, n0)",
-                "            else: add(t, i)",
-            ]
-            continue
-        out += [
-            f"        L = P{b}.get(s & R{b})",
-            "        if L is None:",
-            f"            L = _slow({b}, s, i, add, term, n0)",
-            "            if L.__class__ is int:",
-            "                n += L",
-            "                L = ()",
-            "        n += len(L)",
-            "        adds(s, L, i)",
-        ]
-    if limited:
-        out += ["        if size() >= limit: return k, n", "    return k, n"]
-    else:
-        out.append("    return n")
-    return out
+def _native_loops(blocks: list[_Block], check: Callable[[int], int], terminal: Callable[[int], bool],
+                  needs_check: list[bool], needs_term: list[bool], F: bytearray, bits: int, tab: Any, term: set
+                  ) -> tuple[Callable[[int, int], int], Callable[[int, int, int], tuple[int, int]]]:
+    """The level loop over a compiled visited table (checker/engines/
+    visited.py): `Table.expand` walks the entries and the blocks' memos in
+    C and calls back here for a block that is computed each time (direct),
+    a key not in its memo, or an entry whose actions need check() or
+    terminal() (mixed).  Returns expand_range(lo, hi) -> transitions and
+    expand_range_limited(lo, hi, limit) -> (states expanded, transitions)."""
+    from rseqcheck.checker.engines.visited import Memo
+
+    memos = [None if blk.direct else Memo(bits) for blk in blocks]
+    plan = tuple((blk.mask, memos[b]) for b, blk in enumerate(blocks))
+    add, adds = tab.add, tab.add_xor
+    sp = [c or t for c, t in zip(needs_check, needs_term)]
+    special = partial(_special_table, check, terminal, needs_check, needs_term)
+
+    def python(b: int, s: int, i: int, n0: int) -> int:
+        blk = blocks[b]
+        if blk.direct:
+            out: list = []
+            blk.collect(s, out)
+            for a, t in out:
+                F[a] = 1
+                if sp[a]:
+                    j = add(t, i)
+                    if j != -1:
+                        special(s, t, i, j, a, term, n0)
+                else:
+                    add(t, i)
+            return len(out)
+        key = s & blk.mask
+        ent = blk.plain.get(key) or blk.mixed.get(key)
+        if ent is None:
+            if len(blk.acts) >= _MEMO_CAP:  # _memo_entry empties the block's memos: this one too
+                memos[b].clear()
+            ent = _memo_entry(blk, s)
+        if ent.__class__ is tuple:
+            memos[b].put(key, ent)
+            adds(s, ent, i)
+            return len(ent)
+        memos[b].put(key, None)
+        for a, x in ent:
+            t = s ^ x
+            j = add(t, i)
+            if j != -1:
+                special(s, t, i, j, a, term, n0)
+        return len(ent)
+
+    def expand_range(lo: int, hi: int) -> int:
+        return tab.expand(lo, hi, plan, term, python, -1)[1]
+
+    def expand_range_limited(lo: int, hi: int, limit: int) -> tuple[int, int]:
+        return tab.expand(lo, hi, plan, term, python, limit)
+
+    return expand_range, expand_range_limited
 
 
 @dataclass
@@ -989,13 +973,9 @@ def _assemble_packed(system: System, L: Layout, rw: list[tuple[set[Var], set[Var
         """expand and expand_limited with `seen` keyed by canon(state)."""
         return with_visit(CANON, {"_canon": canon}, canon)
 
-    def with_table() -> tuple[Callable[..., int], Callable[..., tuple[int, int]]]:
-        """expand_range and expand_range_limited (`_table_source`)."""
-        env = dict(ns, _slowt=_make_slow_table(blocks, ns["check"], ns["terminal"], needs_check, needs_term),
-                   _specialt=partial(_special_table, ns["check"], ns["terminal"], needs_check, needs_term))
-        code = _table_source(direct, False) + _table_source(direct, True)
-        exec(compile("\n".join(code) + "\n", "<rseqcheck-packed-table>", "exec"), env)
-        return env["expand_range"], env["expand_range_limited"]
+    def with_table(tab: Any, term: set) -> tuple[Callable[[int, int], int], Callable[[int, int, int], tuple[int, int]]]:
+        """The level loops over a compiled table `tab` (`_native_loops`)."""
+        return _native_loops(blocks, ns["check"], ns["terminal"], needs_check, needs_term, F, L.bits, tab, term)
 
     return Packed(L, ns["succ"], ns["check"], ns["terminal"], ns["expand"], ns["expand_limited"], L.pack,
                   ns["unpack"], src, blocks, rw, needs_check, needs_term, F, with_canon=with_canon,

@@ -398,7 +398,7 @@ class _Search:
             self.tab = visited.Table(self.pk.layout.bits)
             self.seen = self.tab  # type: ignore[assignment]  # len() and `in`
             self.term: set[int] = set()  # indices of terminal states: entered, never expanded
-            self.expand_range, self.expand_range_limited = self.pk.with_table()
+            self.expand_range, self.expand_range_limited = self.pk.with_table(self.tab, self.term)
 
     # ------------------------------------------------------------ results
 
@@ -574,15 +574,15 @@ class _Search:
         and so is the next one, what the table gains."""
         tab, term, limit, st = self.tab, self.term, self.limit, self.stats
         assert tab is not None
-        add, adds, get, nterm = tab.add, tab.add_xor, tab.get, len(term)
+        nterm = len(term)
         for lo in range(frontier.start, frontier.stop, _CHUNK):
             hi = min(lo + _CHUNK, frontier.stop)
             before = st.transitions
             try:
                 if limit == sys.maxsize:
-                    st.transitions += self.expand_range(lo, hi, add, adds, get, term)
+                    st.transitions += self.expand_range(lo, hi)
                 else:
-                    k, n = self.expand_range_limited(lo, hi, add, adds, get, term, tab.__len__, limit)
+                    k, n = self.expand_range_limited(lo, hi, limit)
                     st.transitions += n
                     if k < hi - lo or len(tab) >= limit:
                         raise _Stop(f"state limit {limit} reached")

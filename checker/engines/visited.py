@@ -10,7 +10,8 @@ parent (-1 for the root), and finds them by value:
   state ^ m for each m of a tuple;
 - `get(i)`, `parent(i)`, `index(state)` (-1 if absent), `len`, `in`,
   iteration (the states in order);
-- `owner(state)`, `take(worker)` (the outbox as bytes), `add_batch(bytes)`
+- `owner(state)`, `take(worker)` (the outbox as bytes), `pending(worker)`
+  (its size), `add_batch(bytes)`
   (-> first new index, number added), `nbytes()`.
 
 A parent is given as an index of the same table (or -1) and kept as a
@@ -30,9 +31,10 @@ import hashlib
 from collections.abc import Iterator
 
 try:
+    from rseqcheck.checker.engines._visited import Memo
     from rseqcheck.checker.engines._visited import Table as _CTable
 except ImportError:  # pragma: no cover - the install had no C compiler
-    _CTable = None
+    _CTable = Memo = None
 
 COMPILED = _CTable is not None
 
@@ -91,6 +93,9 @@ class DictTable:
         b = bytes(self.out[worker])
         self.out[worker].clear()
         return b
+
+    def pending(self, worker: int) -> int:
+        return len(self.out[worker])
 
     def add_batch(self, records: bytes) -> tuple[int, int]:
         rec = (self.words + 1) * 8

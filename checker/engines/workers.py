@@ -32,13 +32,16 @@ machines.  Engines stay rseq-free: this reads only the packed engine.
 from __future__ import annotations
 
 import multiprocessing
+import queue
+import random
 import signal
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 
 from rseqcheck.checker.engines import visited
 from rseqcheck.checker.engines.compile import Packed
@@ -81,13 +84,14 @@ class Partition:
     pk: Packed
     workers: int
     me: int
+    part: int | None = None  # the bits that choose a state's owner (`choose_part`); None: all
     tab: object = field(init=False)
     term: Terminals = field(init=False)
 
     def __post_init__(self) -> None:
-        self.tab = visited.Table(self.pk.layout.bits, self.workers, self.me)
+        self.tab = visited.Table(self.pk.layout.bits, self.workers, self.me, self.part)
         self.term = Terminals(self.tab)
-        self.expand_range, _ = self.pk.with_table()
+        self.expand_range, _ = self.pk.with_table(self.tab, self.term)
         self.lo = self.hi = 0
 
     def start(self, init: int, terminal: bool) -> None:
@@ -98,20 +102,24 @@ class Partition:
                 self.term.add(0)
         self.lo, self.hi = 0, len(self.tab)
 
-    def expand(self, deadline: float | None = None) -> tuple[Level, list[bytes]]:
+    def expand(self, deadline: float | None = None, between: Callable[[], None] | None = None
+               ) -> tuple[Level, list[bytes]]:
         """Expand this worker's states of the level: the report so far and,
-        per worker, the records for it (terminal ones after a marker)."""
+        per worker, the batch for it (what `outgoing` has not handed over
+        yet, and the terminal states).  `between` runs after each chunk of
+        states: a transport sends and takes in batches there, so that the
+        workers exchange while they work."""
         rep = Level()
         tab, term = self.tab, self.term
-        add, adds, get = tab.add, tab.add_xor, tab.get
-        self.before = len(tab)
         self.nterm = len(term)
         try:
             for lo in range(self.lo, self.hi, _CHUNK):
-                rep.transitions += self.expand_range(lo, min(lo + _CHUNK, self.hi), add, adds, get, term)
+                rep.transitions += self.expand_range(lo, min(lo + _CHUNK, self.hi))
                 if deadline is not None and time.monotonic() >= deadline:
                     rep.stopped = "deadline"
                     break
+                if between is not None:
+                    between()
         except self.pk.Violation as v:
             rep.violation = (v.state, v.prop)
         out = []
@@ -124,23 +132,75 @@ class Partition:
             out.append(_pack_batch(tab.take(w), marks))
         return rep, out
 
+    def outgoing(self, least: int) -> dict[int, bytes]:
+        """The batches of the outboxes holding at least `least` bytes."""
+        return {w: _pack_batch(self.tab.take(w), b"") for w in range(self.workers)
+                if w != self.me and self.tab.pending(w) >= least}
+
+    def ingest(self, batch: bytes) -> None:
+        """Enter a batch another worker sent: its states are next-level
+        ones, entered after this level's range."""
+        plain, marks = _unpack_batch(batch)
+        self.tab.add_batch(plain)
+        first, n = self.tab.add_batch(marks)
+        self.term.update(range(first, first + n))
+
     def receive(self, rep: Level, batches: list[bytes]) -> Level:
-        """Enter what the other workers sent (in worker order); the next
-        level is what the table gained since `expand` began."""
-        tab, term = self.tab, self.term
+        """Enter the last batches of the level; the next level is what the
+        table gained since `expand` began."""
         for b in batches:
             if b:
-                plain, marks = _unpack_batch(b)
-                tab.add_batch(plain)
-                first, n = tab.add_batch(marks)
-                term.update(range(first, first + n))
-        self.lo, self.hi = self.hi, len(tab)
+                self.ingest(b)
+        self.lo, self.hi = self.hi, len(self.tab)
         rep.new = self.hi - self.lo
-        rep.terminal = len(term) - self.nterm
+        rep.terminal = len(self.term) - self.nterm
         return rep
 
     def fired(self) -> set[int]:
         return self.pk.fired() | {a for a, f in enumerate(self.pk.F) if f}
+
+
+def choose_part(system: System, pk: Packed, workers: int, init: int, sample: int = 20_000) -> int | None:
+    """The bits that choose a state's owner: those of the variables only
+    one process writes, for the process whose bits spread the states of
+    random walks (`sample` steps) most evenly among the workers (within
+    10 % of an even share), so that the other processes' steps keep a
+    state with its owner; None (the whole state) if none does.  Only the
+    speed depends on it: any choice gives the same states."""
+    writers: dict[int, set[str]] = {}
+    for a, (_, w) in zip(system.actions, pk.rw):
+        for v in w:
+            writers.setdefault(system.index()[v], set()).add(a.proc)
+    L = pk.layout
+    masks: dict[str, int] = {}
+    for vi, procs in writers.items():
+        if len(procs) == 1:
+            p = next(iter(procs))
+            masks[p] = masks.get(p, 0) | (L.mask[vi] << L.shift[vi])
+    if not masks:
+        return None
+    # random walks, not the first levels: their states are few threads' starts
+    rng = random.Random(0)
+    seen: set[int] = set()
+    for _ in range(sample // 100):
+        s = init
+        for _ in range(100):
+            seen.add(s)
+            out: list = []
+            pk.succ(s, out)
+            if not out:
+                break
+            s = rng.choice(out)[1]
+    best: tuple[float, int] | None = None
+    for _, m in sorted(masks.items()):
+        tab = visited.Table(L.bits, workers, 0, m)
+        counts = [0] * workers
+        for s in seen:
+            counts[tab.owner(s)] += 1
+        share = max(counts) / len(seen)
+        if share <= 1.1 / workers and (best is None or share < best[0]):
+            best = (share, m)
+    return best[1] if best else None
 
 
 def _record(tab, t: int, i: int, workers: int, me: int) -> bytes:
@@ -161,34 +221,71 @@ def _unpack_batch(b: bytes) -> tuple[memoryview, memoryview]:
 # ---------------------------------------------------------------- runner
 
 
-def _serve(pk: Packed, workers: int, me: int, conn: Connection, sends: dict[int, Connection],
+_STREAM = 1 << 20  # bytes of an outbox sent while the level goes on
+
+
+def _serve(pk: Packed, workers: int, me: int, part: int | None, conn: Connection, sends: dict[int, Connection],
            recvs: dict[int, Connection]) -> None:
     """A worker process: one `Partition`, driven by the coordinator's
-    messages; outboxes go straight to the other workers, each through its
-    own pipe and sending thread (so no two workers wait on each other)."""
+    messages.  Batches go straight to the other workers while the level is
+    expanded, each peer's through its own pipe and sending thread (so no
+    two workers wait on each other); an empty message ends a peer's level."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
     try:
-        part = Partition(pk, workers, me)
+        mine = Partition(pk, workers, me, part)
+        queues: dict[int, queue.SimpleQueue] = {w: queue.SimpleQueue() for w in sends}
+        for w, q in queues.items():
+            threading.Thread(target=_sender, args=(q, sends[w]), daemon=True).start()
         while True:
             msg = conn.recv()
             if msg[0] == "start":
-                part.start(msg[1], msg[2])
-                conn.send(len(part.tab))
+                mine.start(msg[1], msg[2])
+                conn.send(len(mine.tab))
             elif msg[0] == "level":
-                rep, out = part.expand(msg[1])
-                threads = [threading.Thread(target=sends[w].send_bytes, args=(out[w],)) for w in sends]
-                for t in threads:
-                    t.start()
-                got = [recvs[w].recv_bytes() if w in recvs else b"" for w in range(workers)]
-                for t in threads:
-                    t.join()
-                conn.send(part.receive(rep, got))
+                conn.send(_level(mine, msg[1], queues, recvs))
             elif msg[0] == "fired":
-                conn.send(part.fired())
+                conn.send(mine.fired())
             else:
                 return
     except Exception:  # the coordinator reruns the sequential search, which reports it
         conn.send(Level(error=traceback.format_exc()))
+
+
+def _level(mine: Partition, deadline: float | None, queues: dict[int, queue.SimpleQueue],
+           recvs: dict[int, Connection]) -> Level:
+    """One level in a worker process: expand, sending full outboxes and
+    taking in what arrives between chunks; then the last batches and an
+    end marker each way."""
+    ended: set[int] = set()
+
+    def take_in(block: bool) -> None:
+        while len(ended) < len(recvs):
+            ready = wait([c for w, c in recvs.items() if w not in ended], None if block else 0)
+            if not ready:
+                return
+            for c in ready:
+                b = c.recv_bytes()  # type: ignore[union-attr]
+                if b:
+                    mine.ingest(b)
+                else:
+                    ended.add(next(w for w, x in recvs.items() if x is c))
+
+    def between() -> None:
+        for w, b in mine.outgoing(_STREAM).items():
+            queues[w].put(b)
+        take_in(False)
+
+    rep, out = mine.expand(deadline, between)
+    for w, q in queues.items():
+        q.put(out[w])
+        q.put(b"")
+    take_in(True)
+    return mine.receive(rep, [])
+
+
+def _sender(q: queue.SimpleQueue, c: Connection) -> None:
+    while True:
+        c.send_bytes(q.get())
 
 
 def bfs_workers(system: System, max_depth: int, workers: int, por: bool = True, timeout: float | None = None,
@@ -217,6 +314,7 @@ def search(s: _Search, workers: int) -> SearchResult:
     init = pk.pack(system.initial_state())
     if pk.check(init) >= 0:
         return s.run()
+    part = choose_part(system, pk, workers, init)
     ctx = multiprocessing.get_context("fork")
     pipes = {(a, b): ctx.Pipe(duplex=False) for a in range(workers) for b in range(workers) if a != b}
     conns, procs = [], []
@@ -225,7 +323,7 @@ def search(s: _Search, workers: int) -> SearchResult:
             mine, theirs = ctx.Pipe()
             sends = {b: pipes[(w, b)][1] for b in range(workers) if b != w}
             recvs = {a: pipes[(a, w)][0] for a in range(workers) if a != w}
-            p = ctx.Process(target=_serve, args=(pk, workers, w, theirs, sends, recvs), daemon=True)
+            p = ctx.Process(target=_serve, args=(pk, workers, w, part, theirs, sends, recvs), daemon=True)
             p.start()
             theirs.close()
             conns.append(mine)
