@@ -41,6 +41,13 @@ def _same(got, want) -> None:
     assert got == want
 
 
+@pytest.fixture(autouse=True)
+def early_handoff(monkeypatch) -> None:
+    """The workers take over from the first level with a state (not at
+    16,384 states), so that these small specs run on them."""
+    monkeypatch.setattr(workers, "HANDOFF", 1)
+
+
 @pytest.mark.parametrize("path", SPECS)
 @pytest.mark.parametrize("n", [2, 3])
 def test_workers_give_the_sequential_result(path: str, n: int) -> None:
@@ -48,6 +55,25 @@ def test_workers_give_the_sequential_result(path: str, n: int) -> None:
     want = bfs(build_system(spec), spec.depth, por=False)
     got = workers.bfs_workers(build_system(spec), spec.depth, n, por=False)
     _same(got, want)
+
+
+@pytest.mark.parametrize("handoff", [5, 300, 16_384])
+def test_handoff_at_any_level(handoff: int, monkeypatch) -> None:
+    """The sequential search hands over at the first level of `handoff`
+    states (or finishes alone, 16,384: the default); the same result."""
+    monkeypatch.setattr(workers, "HANDOFF", handoff)
+    spec = load_spec(ROOT / "benchmarks/specs/ladder_t2_k1.toml")
+    want = bfs(build_system(spec), spec.depth, por=False)
+    got = workers.bfs_workers(build_system(spec), spec.depth, 2, por=False)
+    _same(got, want)
+
+
+def test_small_search_does_not_fork(monkeypatch) -> None:
+    monkeypatch.setattr(workers, "HANDOFF", 16_384)
+    monkeypatch.setattr(workers, "_coordinate", None)  # would fail if called
+    spec = load_spec(ROOT / "specs/seed001/membarrier_fence_user_linux619.toml")
+    got = workers.bfs_workers(build_system(spec), spec.depth, 2, por=False)
+    _same(got, bfs(build_system(spec), spec.depth, por=False))
 
 
 def test_depth_bound_cuts_the_same_level() -> None:

@@ -32,6 +32,11 @@
 #define MAXW 32 /* words: states of up to 2048 bits */
 
 typedef struct {
+    char *buf;
+    size_t len, cap;
+} Box;
+
+typedef struct {
     PyObject_HEAD
     Py_ssize_t words;   /* 64-bit words per state */
     Py_ssize_t n;       /* entries */
@@ -43,7 +48,7 @@ typedef struct {
     uint64_t mask;      /* slots - 1 */
     int shift;          /* a hash's home slot is its top bits: h >> shift */
     Py_ssize_t workers, me;
-    PyObject **outbox;  /* per worker: bytearray of (words + 1) * 8-byte records */
+    Box *outbox;        /* per worker: (words + 1) * 8-byte records */
     uint64_t *sent;     /* states sent lately, direct-mapped by hash (SENT entries of words + 1) */
     int by_part;        /* the owner is chosen by the state's bits in `part` only */
     uint64_t part[MAXW];
@@ -254,6 +259,13 @@ static int grow_index(Table *t)
     return 0;
 }
 
+/* a few words: a loop the compiler keeps inline, not a call to memcpy */
+static inline void copy(uint64_t *to, const uint64_t *from, Py_ssize_t nw)
+{
+    for (Py_ssize_t k = 0; k < nw; k++)
+        to[k] = from[k];
+}
+
 static inline int same(const uint64_t *a, const uint64_t *b, Py_ssize_t nw)
 {
     for (Py_ssize_t k = 0; k < nw; k++)
@@ -321,7 +333,7 @@ static Py_ssize_t insert(Table *t, const uint64_t *w, uint64_t h, int64_t p)
     }
     if (t->n == t->cap && grow_store(t) < 0)
         return -2;
-    memcpy(t->keys + t->n * t->words, w, (size_t)t->words * 8);
+    copy(t->keys + t->n * t->words, w, t->words);
     t->parents[t->n] = p < 0 ? NOPARENT : (uint32_t)p;
     t->slots[slot] = SLOT(h, t->n);
     return t->n++;
@@ -360,7 +372,7 @@ static inline int q_push(Table *t, Queue *q, const uint64_t *w, uint64_t h, int6
         *added += r;
     }
     int k = (q->head + q->len) % PQ;
-    memcpy(q->w[k], w, (size_t)t->words * 8);
+    copy(q->w[k], w, t->words);
     q->h[k] = h;
     q->p[k] = p;
     q->len++;
@@ -432,12 +444,11 @@ static int Table_init(Table *t, PyObject *args, PyObject *kw)
         t->by_part = 1;
     }
     if (workers > 1) {
-        t->outbox = PyMem_Calloc((size_t)workers, sizeof(PyObject *));
-        if (!t->outbox)
+        t->outbox = PyMem_RawCalloc((size_t)workers, sizeof(Box));
+        if (!t->outbox) {
+            PyErr_NoMemory();
             return -1;
-        for (Py_ssize_t i = 0; i < workers; i++)
-            if (!(t->outbox[i] = PyByteArray_FromStringAndSize(NULL, 0)))
-                return -1;
+        }
         /* slot k holds a flag word (1: used) and the state */
         if (!(t->sent = PyMem_RawCalloc((size_t)SENT * (t->words + 1), 8))) {
             PyErr_NoMemory();
@@ -456,20 +467,29 @@ static void Table_dealloc(Table *t)
     PyMem_RawFree(t->sent);
     if (t->outbox) {
         for (Py_ssize_t i = 0; i < t->workers; i++)
-            Py_XDECREF(t->outbox[i]);
-        PyMem_Free(t->outbox);
+            PyMem_RawFree(t->outbox[i].buf);
+        PyMem_RawFree(t->outbox);
     }
     Py_TYPE(t)->tp_free((PyObject *)t);
 }
 
-static int append_record(PyObject *box, const uint64_t *w, Py_ssize_t nw, int64_t p)
+static int append_record(Box *box, const uint64_t *w, Py_ssize_t nw, int64_t p)
 {
-    Py_ssize_t at = PyByteArray_GET_SIZE(box);
-    if (PyByteArray_Resize(box, at + (nw + 1) * 8) < 0)
-        return -1;
-    char *b = PyByteArray_AS_STRING(box) + at;
-    memcpy(b, w, (size_t)nw * 8);
-    memcpy(b + nw * 8, &p, 8);
+    size_t rec = (size_t)(nw + 1) * 8;
+    if (box->len + rec > box->cap) {
+        size_t cap = box->cap ? box->cap * 2 : 1 << 16;
+        char *b = PyMem_RawRealloc(box->buf, cap);
+        if (!b) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        box->buf = b;
+        box->cap = cap;
+    }
+    uint64_t *b = (uint64_t *)(box->buf + box->len);
+    copy(b, w, nw);
+    b[nw] = (uint64_t)p;
+    box->len += rec;
     return 0;
 }
 
@@ -480,8 +500,8 @@ static int send_state(Table *t, Py_ssize_t o, const uint64_t *w, uint64_t h, int
     if (c[0] && same(c + 1, w, t->words))
         return 0;
     c[0] = 1;
-    memcpy(c + 1, w, (size_t)t->words * 8);
-    return append_record(t->outbox[o], w, t->words, p);
+    copy(c + 1, w, t->words);
+    return append_record(&t->outbox[o], w, t->words, p);
 }
 
 /* add(state, parent) -> index if new, -1 if known, -2 if sent to its owner;
@@ -791,7 +811,7 @@ static PyObject *Table_expand(Table *t, PyObject *const *args, Py_ssize_t nargs)
                 continue;
         }
         /* the table may move while python() adds to it: copy the state */
-        memcpy(s, t->keys + i * nw, (size_t)nw * 8);
+        copy(s, t->keys + i * nw, nw);
         long long p = global_id(t, i), n0 = n;
         PyObject *sobj = NULL;
         for (Py_ssize_t b = 0; b < nb; b++) {
@@ -911,12 +931,10 @@ static PyObject *Table_take(Table *t, PyObject *o)
         PyErr_SetString(PyExc_IndexError, "no such worker");
         return NULL;
     }
-    PyObject *box = t->outbox[k];
-    PyObject *r = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(box), PyByteArray_GET_SIZE(box));
-    if (r && PyByteArray_Resize(box, 0) < 0) {
-        Py_DECREF(r);
-        return NULL;
-    }
+    Box *box = &t->outbox[k];
+    PyObject *r = PyBytes_FromStringAndSize(box->buf ? box->buf : "", (Py_ssize_t)box->len);
+    if (r)
+        box->len = 0;
     return r;
 }
 
@@ -930,7 +948,7 @@ static PyObject *Table_pending(Table *t, PyObject *o)
         PyErr_SetString(PyExc_IndexError, "no such worker");
         return NULL;
     }
-    return PyLong_FromSsize_t(PyByteArray_GET_SIZE(t->outbox[k]));
+    return PyLong_FromSize_t(t->outbox[k].len);
 }
 
 /* add_batch(records) -> (index of the first new entry, entries added):
@@ -964,6 +982,51 @@ static PyObject *Table_add_batch(Table *t, PyObject *o)
     if (r < 0)
         return NULL;
     return Py_BuildValue("nn", first, added);
+}
+
+/* reserve(n): grow the index now so that it holds n entries without
+ * growing (partitioned workers grow together, not one waiting for the
+ * other) */
+static PyObject *Table_reserve(Table *t, PyObject *o)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(o);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    while ((uint64_t)n * 10 > (t->mask + 1) * 7)
+        if (grow_index(t) < 0)
+            return NULL;
+    Py_RETURN_NONE;
+}
+
+/* adopt(table, lo, hi) -> entries added: the entries lo..hi-1 of another
+ * table of the same width that this one owns, in order, without parents */
+static PyObject *Table_adopt(Table *t, PyObject *args)
+{
+    PyObject *o;
+    Py_ssize_t lo, hi, added = 0;
+    if (!PyArg_ParseTuple(args, "Onn", &o, &lo, &hi))
+        return NULL;
+    if (Py_TYPE(o) != Py_TYPE(t) || ((Table *)o)->words != t->words) {
+        PyErr_SetString(PyExc_TypeError, "adopt: a Table of the same width");
+        return NULL;
+    }
+    Table *src = (Table *)o;
+    if (lo < 0 || hi > src->n || lo > hi) {
+        PyErr_SetString(PyExc_IndexError, "no such entries");
+        return NULL;
+    }
+    Queue q = {0};
+    for (Py_ssize_t i = lo; i < hi; i++) {
+        const uint64_t *w = src->keys + i * t->words;
+        uint64_t h = hash_words(w, t->words);
+        if (t->workers > 1 && owner_of(t, w, h) != t->me)
+            continue;
+        if (q_push(t, &q, w, h, -1, &added) < 0)
+            return NULL;
+    }
+    if (q_drain(t, &q, &added) < 0)
+        return NULL;
+    return PyLong_FromSsize_t(added);
 }
 
 static PyObject *Table_nbytes(Table *t, PyObject *Py_UNUSED(ignored))
@@ -1010,6 +1073,9 @@ static PyMethodDef Table_methods[] = {
     {"pending", (PyCFunction)Table_pending, METH_O, "pending(worker) -> bytes in its outbox"},
     {"add_batch", (PyCFunction)Table_add_batch, METH_O,
      "add_batch(records) -> (first new index, number added)"},
+    {"reserve", (PyCFunction)Table_reserve, METH_O, "reserve(n): grow the index to hold n entries"},
+    {"adopt", (PyCFunction)Table_adopt, METH_VARARGS,
+     "adopt(table, lo, hi) -> added: the entries lo..hi-1 of another table that this one owns"},
     {"nbytes", (PyCFunction)Table_nbytes, METH_NOARGS, "bytes in use"},
     {NULL, NULL, 0, NULL},
 };

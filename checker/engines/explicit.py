@@ -394,6 +394,7 @@ class _Search:
             self.symmetry = True
         # the plain search keeps its states in a packed table (checker/engines/visited.py)
         self.tab = None
+        self.handoff: int | None = None  # a level of this many states is left to the caller (`HandOff`)
         if self.TABLE and visited.COMPILED and not self.por and not self.symmetry:
             self.tab = visited.Table(self.pk.layout.bits)
             self.seen = self.tab  # type: ignore[assignment]  # len() and `in`
@@ -574,6 +575,8 @@ class _Search:
         and so is the next one, what the table gains."""
         tab, term, limit, st = self.tab, self.term, self.limit, self.stats
         assert tab is not None
+        if self.handoff is not None and len(frontier) >= self.handoff:
+            raise HandOff(frontier)
         nterm = len(term)
         for lo in range(frontier.start, frontier.stop, _CHUNK):
             hi = min(lo + _CHUNK, frontier.stop)
@@ -852,6 +855,16 @@ def pop_component(stack: list[int], on_stack: set[int], v: int) -> list[int]:
         members.append(w)
         if w == v:
             return members
+
+
+class HandOff(Exception):
+    """The plain search over a table reached a level of `_Search.handoff`
+    states: `frontier`, the entries of that level (checker/engines/
+    workers.py goes on from there)."""
+
+    def __init__(self, frontier: range):
+        super().__init__(len(frontier))
+        self.frontier = frontier
 
 
 class _Found(Exception):

@@ -11,7 +11,8 @@ parent (-1 for the root), and finds them by value:
 - `get(i)`, `parent(i)`, `index(state)` (-1 if absent), `len`, `in`,
   iteration (the states in order);
 - `owner(state)`, `take(worker)` (the outbox as bytes), `pending(worker)`
-  (its size), `add_batch(bytes)`
+  (its size), `add_batch(bytes)`, `reserve(n)` (grow the index now for n
+  entries)
   (-> first new index, number added), `nbytes()`.
 
 A parent is given as an index of the same table (or -1) and kept as a
@@ -21,8 +22,11 @@ contiguous range of indices, so the search keeps no frontier.
 
 The compiled table (checker/engines/_visited.c, built by `pip install`)
 stores a state as machine words outside the interpreter's heap (about 40
-bytes per state against about 100 for a dict of ints); `DictTable` is the
-same in Python, used when the extension was not built (no C compiler).
+bytes per state against about 100 for a dict of ints), and runs the
+search's level loop (`Table.expand`, over the blocks' `Memo`s: see
+checker/engines/compile.py, `_native_loops`).  `DictTable` is the table
+alone in Python, the reference the tests hold the compiled one to; when
+the extension was not built (no C compiler) the search keeps its dict.
 """
 
 from __future__ import annotations
@@ -93,6 +97,9 @@ class DictTable:
         b = bytes(self.out[worker])
         self.out[worker].clear()
         return b
+
+    def reserve(self, n: int) -> None:
+        pass  # a dict grows by itself
 
     def pending(self, worker: int) -> int:
         return len(self.out[worker])

@@ -1,17 +1,22 @@
 """The plain breadth-first search on several cores.
 
-The states are partitioned by hash: worker w owns the states whose
-`Table.owner` is w and keeps them, with their parents' global ids, in its
-own visited table (checker/engines/visited.py).  The search goes level by
-level.  Each worker expands the states of the level it owns; a successor it
-owns goes straight into its table, any other is appended to the owner's
-outbox (the packed state and its parent's id, as bytes).  Then the workers
-swap outboxes and enter what they receive; what each table gained is its
-share of the next level.  A successor by an action that can break a
-property or end the run is checked by the worker that found it, whichever
-owns it (a known state cannot fail a check: the search would have stopped
-when it was new), and a terminal one is sent marked as such, so its owner
-enters it without expanding it.
+The states are partitioned: worker w owns the states whose `Table.owner`
+is w (a hash of the variables one thread alone writes, `choose_part`, so
+that the other threads' steps keep a state with its owner) and keeps them,
+with their parents' global ids, in its own visited table
+(checker/engines/visited.py).  The first levels are searched on one
+process; at the first level of `HANDOFF` states the workers are forked and
+each adopts its share of what was found.  Then level by level, each worker
+expands the states of the level it owns; a successor it owns goes straight
+into its table, any other is appended to the owner's outbox (the packed
+state and its parent's id, as bytes), which is sent whenever it fills, so
+the workers exchange while they work; a level ends when each has sent the
+rest and an end marker.  What each table gained is its share of the next
+level.  A successor by an action that can break a property or end the run
+is checked by the worker that found it, whichever owns it (a known state
+cannot fail a check: the search would have stopped when it was new), and a
+terminal one is sent marked as such, so its owner enters it without
+expanding it.
 
 Every level's set of states is the sequential search's, so a run that ends
 without a violation has its states, transitions, depth and fired actions.
@@ -22,11 +27,12 @@ speed-up is for proofs; a counterexample costs a sequential search to its
 depth on top).
 
 `Partition` is one worker's share and knows nothing of the transport: a
-level is `expand()`, which returns the bytes for each other worker, then
-`receive()` of the bytes the others sent.  `search` runs one partition per
-forked process and moves the bytes through pipes, worker to worker; a
-cluster runner (Dask actors, say) would move the same bytes between
-machines.  Engines stay rseq-free: this reads only the packed engine.
+level is `expand()`, which hands over the bytes for each other worker
+(`outgoing` while it runs, the rest at its end), and `ingest()` of the
+bytes the others sent.  `search` runs one partition per forked process and
+moves the bytes through pipes, worker to worker; a cluster runner (Dask
+actors, say) would move the same bytes between machines.  Engines stay
+rseq-free: this reads only the packed engine.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from multiprocessing.connection import Connection, wait
 
 from rseqcheck.checker.engines import visited
 from rseqcheck.checker.engines.compile import Packed
-from rseqcheck.checker.engines.explicit import _CHUNK, _ROOT, Progress, SearchResult, _Search, bfs
+from rseqcheck.checker.engines.explicit import _CHUNK, _ROOT, HandOff, Progress, SearchResult, _Search, bfs
 from rseqcheck.model.ir import System
 
 CAN_FORK = "fork" in multiprocessing.get_all_start_methods()
@@ -69,6 +75,7 @@ class Level:
     """What a worker reports after a level."""
 
     new: int = 0  # states it entered for the next level (terminal ones too)
+    size: int = 0  # states in its table
     terminal: int = 0  # of those, terminal
     transitions: int = 0
     violation: tuple[int, int] | None = None  # (state, property)
@@ -101,6 +108,19 @@ class Partition:
             if terminal:
                 self.term.add(0)
         self.lo, self.hi = 0, len(self.tab)
+
+    def take_over(self, tab, term: set[int], frontier: range) -> None:
+        """Go on from a sequential search: enter the states of its table
+        `tab` that are this worker's (its parent links are not kept: a
+        violation is traced by the sequential search again), those of its
+        level `frontier` last, as this worker's level."""
+        for lo, hi in ((0, frontier.start), (frontier.start, frontier.stop)):
+            self.lo = len(self.tab)
+            self.tab.adopt(tab, lo, hi)
+            for i in term:
+                if lo <= i < hi and (j := self.tab.index(tab.get(i))) >= 0:
+                    self.term.add(j)
+        self.hi = len(self.tab)
 
     def expand(self, deadline: float | None = None, between: Callable[[], None] | None = None
                ) -> tuple[Level, list[bytes]]:
@@ -152,7 +172,7 @@ class Partition:
             if b:
                 self.ingest(b)
         self.lo, self.hi = self.hi, len(self.tab)
-        rep.new = self.hi - self.lo
+        rep.new, rep.size = self.hi - self.lo, self.hi
         rep.terminal = len(self.term) - self.nterm
         return rep
 
@@ -222,10 +242,11 @@ def _unpack_batch(b: bytes) -> tuple[memoryview, memoryview]:
 
 
 _STREAM = 1 << 20  # bytes of an outbox sent while the level goes on
+HANDOFF = 1 << 14  # the workers take over at the first level of this many states
 
 
-def _serve(pk: Packed, workers: int, me: int, part: int | None, conn: Connection, sends: dict[int, Connection],
-           recvs: dict[int, Connection]) -> None:
+def _serve(pk: Packed, workers: int, me: int, part: int | None, prefix: _Search, frontier: range, conn: Connection,
+           sends: dict[int, Connection], recvs: dict[int, Connection]) -> None:
     """A worker process: one `Partition`, driven by the coordinator's
     messages.  Batches go straight to the other workers while the level is
     expanded, each peer's through its own pipe and sending thread (so no
@@ -233,15 +254,14 @@ def _serve(pk: Packed, workers: int, me: int, part: int | None, conn: Connection
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
     try:
         mine = Partition(pk, workers, me, part)
+        mine.take_over(prefix.tab, prefix.term, frontier)
         queues: dict[int, queue.SimpleQueue] = {w: queue.SimpleQueue() for w in sends}
         for w, q in queues.items():
             threading.Thread(target=_sender, args=(q, sends[w]), daemon=True).start()
         while True:
             msg = conn.recv()
-            if msg[0] == "start":
-                mine.start(msg[1], msg[2])
-                conn.send(len(mine.tab))
-            elif msg[0] == "level":
+            if msg[0] == "level":
+                mine.tab.reserve(msg[2])
                 conn.send(_level(mine, msg[1], queues, recvs))
             elif msg[0] == "fired":
                 conn.send(mine.fired())
@@ -310,11 +330,14 @@ def search(s: _Search, workers: int) -> SearchResult:
     if (workers <= 1 or s.tab is None or not CAN_FORK or not visited.COMPILED
             or multiprocessing.current_process().daemon):
         return s.run()
-    pk, system = s.pk, s.system
-    init = pk.pack(system.initial_state())
-    if pk.check(init) >= 0:
+    # the first levels on one process: a small search never forks
+    s.handoff = HANDOFF
+    try:
         return s.run()
-    part = choose_part(system, pk, workers, init)
+    except HandOff as h:
+        frontier = h.frontier
+    pk, system = s.pk, s.system
+    part = choose_part(system, pk, workers, pk.pack(system.initial_state()))
     ctx = multiprocessing.get_context("fork")
     pipes = {(a, b): ctx.Pipe(duplex=False) for a in range(workers) for b in range(workers) if a != b}
     conns, procs = [], []
@@ -323,7 +346,7 @@ def search(s: _Search, workers: int) -> SearchResult:
             mine, theirs = ctx.Pipe()
             sends = {b: pipes[(w, b)][1] for b in range(workers) if b != w}
             recvs = {a: pipes[(a, w)][0] for a in range(workers) if a != w}
-            p = ctx.Process(target=_serve, args=(pk, workers, w, part, theirs, sends, recvs), daemon=True)
+            p = ctx.Process(target=_serve, args=(pk, workers, w, part, s, frontier, theirs, sends, recvs), daemon=True)
             p.start()
             theirs.close()
             conns.append(mine)
@@ -331,7 +354,7 @@ def search(s: _Search, workers: int) -> SearchResult:
         for r, w in pipes.values():
             r.close()
             w.close()
-        return _coordinate(s, conns, init)
+        return _coordinate(s, conns, frontier)
     finally:
         for c in conns:
             try:
@@ -345,25 +368,27 @@ def search(s: _Search, workers: int) -> SearchResult:
                 p.join()
 
 
-def _coordinate(s: _Search, conns: list[Connection], init: int) -> SearchResult:
-    """The level loop of `_Search.run`, each level done by the workers."""
-    st, pk = s.stats, s.pk
-    term0 = bool(pk.terminal(init))
-    for c in conns:
-        c.send(("start", init, term0))
-    st.states = sum(c.recv() for c in conns)
-    frontier, nterm = int(not term0), int(term0)
-    depth = 0
+def _coordinate(s: _Search, conns: list[Connection], level: range) -> SearchResult:
+    """The level loop of `_Search.run` from where the sequential search
+    `s` handed over (`level`), each level done by the workers."""
+    st = s.stats
+    st.states = len(s.tab)
+    nterm = sum(i in s.term for i in level)
+    frontier = len(level) - nterm
+    depth = s.depth
 
     def unknown(reason: str) -> SearchResult:
         st.depth, st.seconds = depth, time.monotonic() - s.t0
         return SearchResult("unknown", "explicit", st, s.max_depth, reason=reason)
 
+    room = 0  # the entries each worker's index is to hold through the next level
     try:
         while (frontier or nterm) and depth < s.max_depth:
             for c in conns:
-                c.send(("level", s.deadline))
+                c.send(("level", s.deadline, room))
             reps: list[Level] = [c.recv() for c in conns]
+            # all grow their index at the same level: none waits for another's growth
+            room = max(r.size + 2 * r.new for r in reps)
             if any(r.violation or r.error for r in reps):
                 return _sequential(s, depth + 1)
             st.transitions += sum(r.transitions for r in reps)
