@@ -95,11 +95,13 @@ class Result:
 
 def verify(spec: str | Path | Spec, *, engine: str = "explicit", depth: int | None = None, por: bool = True,
            timeout: float | None = None, max_states: int | None = None, symmetry: bool = False,
-           preset: str | None = None, rules: dict[str, str] | None = None) -> Result:
+           preset: str | None = None, rules: dict[str, str] | None = None, workers: int = 1) -> Result:
     """Check a spec (a path or a loaded Spec) as `rseqcheck verify` does.
     `preset`/`rules` override the spec's own (a proposal, as --preset and
-    --rule); a bad rule raises ProposalError.  Never raises for a bad spec:
-    the result's verdict is "error" and `error` says why."""
+    --rule); a bad rule raises ProposalError.  `workers`: processes for
+    the explicit search without reduction (verify --workers).  Never
+    raises for a bad spec: the result's verdict is "error" and `error`
+    says why."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}")
     proposal = None
@@ -108,7 +110,7 @@ def verify(spec: str | Path | Spec, *, engine: str = "explicit", depth: int | No
         proposal = Proposal(preset, parse_rules(pairs))
     target = spec if isinstance(spec, Spec) else str(spec)
     return Result(check_spec(target, depth=depth, engine=engine, por=por, timeout=timeout,
-                             max_states=max_states, symmetry=symmetry, proposal=proposal))
+                             max_states=max_states, symmetry=symmetry, proposal=proposal, workers=workers))
 
 
 def render(result: Result | Outcome, fmt: str = "text") -> str:

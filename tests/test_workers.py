@@ -93,6 +93,25 @@ def test_reduced_search_stays_sequential_and_says_so() -> None:
     _same(got, want)
 
 
+def test_api_workers() -> None:
+    import rseqcheck
+
+    one = rseqcheck.verify(ROOT / "benchmarks/specs/ladder_t2_k1.toml", por=False)
+    two = rseqcheck.verify(ROOT / "benchmarks/specs/ladder_t2_k1.toml", por=False, workers=2)
+    assert (one.verdict, one.stats.states, one.stats.transitions) == (two.verdict, two.stats.states,
+                                                                       two.stats.transitions) == ("holds", 223_729,
+                                                                                                  659_362)
+
+
+def test_without_the_extension_it_says_so(monkeypatch) -> None:
+    monkeypatch.setattr(visited, "COMPILED", False)
+    spec = load_spec(ROOT / "specs/librseq/percpu_counter.toml")
+    got = workers.bfs_workers(build_system(spec), spec.depth, 2, por=False)
+    assert got.notes == ["one worker: checker/engines/_visited.c is not built (pip install needs a C compiler)"]
+    got.notes = []
+    _same(got, bfs(build_system(spec), spec.depth, por=False))
+
+
 def test_partitions_without_processes() -> None:
     """Two `Partition`s driven by hand, bytes handed over in between (what
     a cluster runner does): each level is the sequential search's."""

@@ -316,9 +316,19 @@ def bfs_workers(system: System, max_depth: int, workers: int, por: bool = True, 
     set, or --no-por; no symmetry); else `bfs` itself, with a note."""
     s = _Search(system, max_depth, por, timeout, max_states, progress, progress_every, por_frozen, symmetry)
     res = search(s, workers)
-    if workers > 1 and s.tab is None:
-        why = "symmetry reduction" if s.symmetry else "partial-order reduction"
-        res.notes.append(f"one worker: the search with {why} is sequential (--no-por runs on {workers})")
+    why = ""
+    if workers <= 1:
+        pass
+    elif s.symmetry:
+        why = "the search with symmetry reduction is sequential"
+    elif s.por:
+        why = f"the search with partial-order reduction is sequential (--no-por runs on {workers})"
+    elif not visited.COMPILED:
+        why = "checker/engines/_visited.c is not built (pip install needs a C compiler)"
+    elif not CAN_FORK:
+        why = "this platform cannot fork"
+    if why:
+        res.notes.append(f"one worker: {why}")
     return res
 
 
