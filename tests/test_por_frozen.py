@@ -41,6 +41,9 @@ PINNED = [
     # the same time, so no state is saved there
     ("benchmarks/specs/ladder_t2_k2.toml", "holds", None, 5089536, 4511, 4511, None),
     ("benchmarks/specs/percpu_t2_k1_c1.toml", "holds", None, 113737, 113737, 113737, None),
+    # one shared `add` per thread turns the static reduction off whole; the
+    # frozen check keeps it where the other thread cannot add (issue #15)
+    ("benchmarks/specs/shared_add_t2_k1.toml", "holds", None, 304704, 304704, 9277, None),
 ]
 
 
