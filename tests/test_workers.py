@@ -137,6 +137,57 @@ def test_partitions_without_processes() -> None:
     assert min(len(p.tab) for p in parts) > want.stats.states // 3  # both have work
 
 
+def test_a_terminal_state_sent_twice_is_marked() -> None:
+    """A terminal successor another worker owns is routed as it is found
+    (in a batch that may leave while the level runs) and marked terminal
+    at the level's end: its owner marks it either way, never expands it."""
+    spec = load_spec(ROOT / "specs/librseq/percpu_counter.toml")
+    system = build_system(spec)
+    pk = compile_packed(system)
+    x = next(s for s in range(1, 1000) if workers.Partition(pk, 2, 0).tab.owner(s) == 1)
+    for marked_first in (False, True):
+        p0, p1 = workers.Partition(pk, 2, 0), workers.Partition(pk, 2, 1)
+        assert p0.tab.add(x, -1) == -2  # routed to worker 1
+        plain = workers._pack_batch(p0.tab.take(1), b"")
+        marks = workers._pack_batch(b"", workers._record(p0.tab, x, 0, 2, 0))
+        for b in ([marks, plain] if marked_first else [plain, marks]):
+            p1.ingest(b)
+        assert len(p1.tab) == 1 and p1.tab.index(x) in p1.term
+
+
+def test_a_killed_worker_is_reported(monkeypatch) -> None:
+    """A worker killed from outside (the OOM killer, kill -9): the search
+    stops with 'unknown' and says so, it does not hang."""
+    real = workers._level
+
+    def dying(mine, *rest):
+        if mine.me == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(mine, *rest)
+
+    monkeypatch.setattr(workers, "_level", dying)
+    spec = load_spec(ROOT / "benchmarks/specs/ladder_t2_k1.toml")
+    r = workers.bfs_workers(build_system(spec), spec.depth, 2, por=False)
+    assert r.verdict == "unknown" and r.reason == "a worker process died (killed, or out of memory?)"
+
+
+def test_an_error_in_a_worker_is_the_sequential_searchs(monkeypatch) -> None:
+    """An exception while a worker expands (a model error in generated
+    code, say): the level still ends for the others, and the sequential
+    search is run, which raises it as `bfs` does."""
+    real = workers.Partition.expand
+
+    def failing(self, *a):
+        if self.me == 0 and self.hi > 50:
+            raise RuntimeError("boom")
+        return real(self, *a)
+
+    monkeypatch.setattr(workers.Partition, "expand", failing)
+    spec = load_spec(ROOT / "benchmarks/specs/ladder_t2_k1.toml")
+    got = workers.bfs_workers(build_system(spec), spec.depth, 2, por=False)
+    _same(got, bfs(build_system(spec), spec.depth, por=False))
+
+
 def test_timeout_and_state_limit() -> None:
     spec = load_spec(ROOT / "benchmarks/specs/ladder_t2_k2.toml")
     t0 = time.monotonic()

@@ -1,24 +1,27 @@
-/* The visited set of the explicit search, outside the interpreter's heap.
+/* The visited set of the explicit search, outside the interpreter's heap,
+ * and the search's level loop over it.
  *
  * A state is a non-negative Python int of at most `words` 64-bit words.  The
  * table keeps, in the order states were entered, each state as `words`
- * machine words and the global id of its parent (an int64: -1 for the root),
- * and an open-addressing index of 64-bit slots (the entry's hash's high 32
- * bits, then its index + 1; 0 empty)
- * over them.  Breadth-first, a level is a contiguous range of entries, so the
- * search needs no frontier of its own: it walks ranges of indices.
+ * machine words and the 32-bit global id of its parent (NOPARENT for the
+ * root), and an open-addressing index of 64-bit slots (the hash's top 32
+ * bits, then the entry's index + 1; 0 empty) addressed by the hash's top
+ * bits.  Breadth-first, a level is a contiguous range of entries, so the
+ * search needs no frontier of its own: it walks ranges of indices
+ * (`expand`, with the blocks' successor masks in `Memo`s).
  *
  * Partitioned (workers > 1): a state belongs to the worker `owner(state)`
- * picks from its hash (or the hash of its bits in the mask `part`); `add` enters the states of this table's worker and
- * appends the others, with their parent ids, to a per-worker outbox that
- * `take` hands over as bytes and `add_batch` enters on the other side.
- * A parent is given as an index of this table and kept as a 32-bit global
- * id, local index * workers + worker, so parents can be followed across tables
- * (records carry global ids).
+ * picks from its hash (or the hash of its bits in the mask `part`); `add`
+ * enters the states of this table's worker and appends the others, with
+ * their parent ids, to a per-worker outbox that `take` hands over as bytes
+ * and `add_batch` enters on the other side.  A parent is given as an index
+ * of this table and kept as a global id, local index * workers + worker,
+ * so parents can be followed across tables (records carry global ids).
  *
  * Memory per state: 8 * words + 4 (parent) + 8 / load (index, load between
- * 0.375 and 0.75), e.g. 2 words (states of up to 128 bits): 31 to 41 bytes.  The store grows by doubling
- * with realloc; pages not yet written cost no resident memory. */
+ * 0.35 and 0.7), e.g. 2 words (states of up to 128 bits): 31 to 47 bytes.
+ * The arrays grow by doubling; pages not yet written cost no resident
+ * memory. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -159,11 +159,18 @@ class Partition:
 
     def ingest(self, batch: bytes) -> None:
         """Enter a batch another worker sent: its states are next-level
-        ones, entered after this level's range."""
+        ones, entered after this level's range.  A terminal one may have
+        come already, unmarked, in a batch sent while the level ran (the
+        sender routes a successor before it tests it): marked then."""
         plain, marks = _unpack_batch(batch)
-        self.tab.add_batch(plain)
-        first, n = self.tab.add_batch(marks)
-        self.term.update(range(first, first + n))
+        tab = self.tab
+        tab.add_batch(plain)
+        rec = (tab.words + 1) * 8
+        for at in range(0, len(marks), rec):
+            first, n = tab.add_batch(marks[at : at + rec])
+            j = first if n else tab.index(int.from_bytes(marks[at : at + rec - 8], "little"))
+            if j >= self.hi:  # entered in this level; an older state was never terminal
+                self.term.add(j)
 
     def receive(self, rep: Level, batches: list[bytes]) -> Level:
         """Enter the last batches of the level; the next level is what the
@@ -295,7 +302,10 @@ def _level(mine: Partition, deadline: float | None, queues: dict[int, queue.Simp
             queues[w].put(b)
         take_in(False)
 
-    rep, out = mine.expand(deadline, between)
+    try:
+        rep, out = mine.expand(deadline, between)
+    except Exception:  # the level still ends for the others; the coordinator reruns the sequential search
+        rep, out = Level(error=traceback.format_exc()), [_pack_batch(b"", b"")] * mine.workers
     for w, q in queues.items():
         q.put(out[w])
         q.put(b"")
@@ -364,7 +374,7 @@ def search(s: _Search, workers: int) -> SearchResult:
         for r, w in pipes.values():
             r.close()
             w.close()
-        return _coordinate(s, conns, frontier)
+        return _coordinate(s, conns, [p.sentinel for p in procs], frontier)
     finally:
         for c in conns:
             try:
@@ -378,7 +388,20 @@ def search(s: _Search, workers: int) -> SearchResult:
                 p.join()
 
 
-def _coordinate(s: _Search, conns: list[Connection], level: range) -> SearchResult:
+def _gather(conns: list[Connection], sentinels: list[int]) -> list:
+    """One message from each worker, in worker order; EOFError as soon as
+    a worker process is gone (the others may be waiting for it)."""
+    got: dict[int, object] = {}
+    while len(got) < len(conns):
+        for r in wait([c for i, c in enumerate(conns) if i not in got] + sentinels):
+            if r in sentinels:
+                raise EOFError("a worker exited")
+            i = conns.index(r)  # type: ignore[arg-type]
+            got[i] = conns[i].recv()
+    return [got[i] for i in range(len(conns))]
+
+
+def _coordinate(s: _Search, conns: list[Connection], sentinels: list[int], level: range) -> SearchResult:
     """The level loop of `_Search.run` from where the sequential search
     `s` handed over (`level`), each level done by the workers."""
     st = s.stats
@@ -396,10 +419,12 @@ def _coordinate(s: _Search, conns: list[Connection], level: range) -> SearchResu
         while (frontier or nterm) and depth < s.max_depth:
             for c in conns:
                 c.send(("level", s.deadline, room))
-            reps: list[Level] = [c.recv() for c in conns]
+            reps: list[Level] = _gather(conns, sentinels)
             # all grow their index at the same level: none waits for another's growth
             room = max(r.size + 2 * r.new for r in reps)
-            if any(r.violation or r.error for r in reps):
+            if any(r.error for r in reps):  # the sequential search raises it, or finds the worker at fault
+                return _sequential(s, s.max_depth)
+            if any(r.violation for r in reps):
                 return _sequential(s, depth + 1)
             st.transitions += sum(r.transitions for r in reps)
             st.states += sum(r.new for r in reps)
@@ -420,12 +445,12 @@ def _coordinate(s: _Search, conns: list[Connection], level: range) -> SearchResu
         fired: set[int] = set()
         for c in conns:
             c.send(("fired",))
-        for c in conns:
-            fired |= c.recv()
+        for f in _gather(conns, sentinels):
+            fired |= f
     except KeyboardInterrupt:
         return unknown("interrupted")
-    except (EOFError, OSError):  # a worker died (killed, out of memory)
-        return _sequential(s, s.max_depth)
+    except (EOFError, OSError):  # a worker died: killed, or out of memory
+        return unknown("a worker process died (killed, or out of memory?)")
     st.depth, st.seconds = depth, time.monotonic() - s.t0
     return SearchResult("holds", "explicit", st, s.max_depth, exhausted=not (frontier or nterm), fired=fired)
 
