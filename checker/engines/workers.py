@@ -184,7 +184,7 @@ class Partition:
         return rep
 
     def fired(self) -> set[int]:
-        return self.pk.fired() | {a for a, f in enumerate(self.pk.F) if f}
+        return self.pk.fired()
 
 
 def choose_part(system: System, pk: Packed, workers: int, init: int, sample: int = 20_000) -> int | None:
@@ -195,9 +195,10 @@ def choose_part(system: System, pk: Packed, workers: int, init: int, sample: int
     state with its owner; None (the whole state) if none does.  Only the
     speed depends on it: any choice gives the same states."""
     writers: dict[int, set[str]] = {}
+    idx = system.index()
     for a, (_, w) in zip(system.actions, pk.rw):
         for v in w:
-            writers.setdefault(system.index()[v], set()).add(a.proc)
+            writers.setdefault(idx[v], set()).add(a.proc)
     L = pk.layout
     masks: dict[str, int] = {}
     for vi, procs in writers.items():
