@@ -330,10 +330,13 @@ def stream(jobs: list[Job], scheduler: str | None, workers: int) -> Iterator[tup
 
 
 def _quiet_dask() -> None:
+    """Silence what Dask and its event loop log while a cluster whose
+    workers were killed shuts down (tracebacks of callbacks that lost
+    their connection: tornado's and asyncio's loggers, not only Dask's)."""
     import logging
 
-    for name in ["distributed", *logging.root.manager.loggerDict]:
-        if name.startswith("distributed"):
+    for name in ["distributed", "tornado", "asyncio", *logging.root.manager.loggerDict]:
+        if name.startswith(("distributed", "tornado", "asyncio")):
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
