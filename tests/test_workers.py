@@ -68,6 +68,17 @@ def test_handoff_at_any_level(handoff: int, monkeypatch) -> None:
     _same(got, want)
 
 
+def test_a_ladder_rung_of_five_million_states(monkeypatch) -> None:
+    """The default hand-off, streamed batches and index growth at scale:
+    t2_k2 unreduced, 5,089,536 states, the same result on 2 workers."""
+    monkeypatch.setattr(workers, "HANDOFF", 16_384)
+    spec = load_spec(ROOT / "benchmarks/specs/ladder_t2_k2.toml")
+    want = bfs(build_system(spec), spec.depth, por=False)
+    got = workers.bfs_workers(build_system(spec), spec.depth, 2, por=False)
+    assert got.stats.states == 5_089_536
+    _same(got, want)
+
+
 def test_small_search_does_not_fork(monkeypatch) -> None:
     monkeypatch.setattr(workers, "HANDOFF", 16_384)
     monkeypatch.setattr(workers, "_coordinate", None)  # would fail if called
