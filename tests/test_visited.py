@@ -12,6 +12,7 @@ import pytest
 from rseqcheck.checker.engines import explicit, visited
 from rseqcheck.checker.engines.explicit import bfs
 from rseqcheck.model.build import build_system
+from rseqcheck.model.ir import Action, Add, Eq, IntRange, Lt, Not, Property, System, Var, assign
 from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,3 +129,28 @@ def test_table_search_is_the_dict_search(path: str, max_states, monkeypatch) -> 
     for r in (got, want):
         r.stats.seconds = 0.0
     assert got == want
+
+
+@pytest.mark.skipif(not visited.COMPILED, reason="the extension is not built")
+@pytest.mark.parametrize("start", [0, 1, 2])
+@pytest.mark.parametrize("depth", [1, 3])
+def test_terminal_states_on_a_table(start: int, depth: int, monkeypatch) -> None:
+    """x counts up to 2, where the run ends (terminal): from 2 the initial
+    state itself is terminal, and the search is exhausted at once (found by
+    Hypothesis in tests/test_symbolic.py: the table took its first level
+    for the next one)."""
+    x = Var("x", IntRange(0, 3), proc="P")
+
+    def system() -> System:
+        inc = Action("x++", Lt(x, 3), assign((x, Add(x, 1))), "P", "P")
+        s = System([x], {x: start}, [inc], [Property("p", Not(Eq(x, 3)), "")])
+        s.terminal = Eq(x, 2)
+        return s
+
+    got = bfs(system(), depth, por=False)
+    monkeypatch.setattr(explicit._Search, "TABLE", False)
+    want = bfs(system(), depth, por=False)
+    got.stats.seconds = want.stats.seconds = 0.0
+    assert got == want
+    if start == 2:
+        assert got.exhausted and got.stats.states == 1

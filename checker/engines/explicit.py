@@ -577,7 +577,7 @@ class _Search:
         assert tab is not None
         if self.handoff is not None and len(frontier) >= self.handoff:
             raise HandOff(frontier)
-        nterm = len(term)
+        nterm, start = len(term), len(tab)  # what is entered from now on is the next level
         for lo in range(frontier.start, frontier.stop, _CHUNK):
             hi = min(lo + _CHUNK, frontier.stop)
             before = st.transitions
@@ -593,7 +593,7 @@ class _Search:
                 self.violated(v, before)
             if self.watch:
                 self.tick()
-        return range(frontier.stop, len(tab)), len(term) - nterm
+        return range(start, len(tab)), len(term) - nterm
 
     def violated(self, v, before: int) -> None:
         """Raise `_Found` for the violation `v` met while expanding a chunk:
