@@ -9,11 +9,15 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rseqcheck.checker.engines import explicit, visited
 from rseqcheck.checker.engines.explicit import bfs
 from rseqcheck.model.build import build_system
 from rseqcheck.model.ir import Action, Add, Eq, IntRange, Lt, Not, Property, System, Var, assign
 from rseqcheck.model.spec import load_spec
+
+from tests.test_symbolic import systems
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = [visited.DictTable] + ([visited.Table] if visited.COMPILED else [])
@@ -154,3 +158,21 @@ def test_terminal_states_on_a_table(start: int, depth: int, monkeypatch) -> None
     assert got == want
     if start == 2:
         assert got.exhausted and got.stats.states == 1
+
+
+@pytest.mark.skipif(not visited.COMPILED, reason="the extension is not built")
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.integers(0, 8))
+def test_random_systems_table_is_dict(data, depth: int) -> None:
+    """Random systems (tests/test_symbolic.py's strategy: every operator,
+    terminal conditions, violations at various depths): the search over
+    the table is the search over a dict, field for field."""
+    system = data.draw(systems())
+    got = bfs(system, depth, por=False)
+    explicit._Search.TABLE = False
+    try:
+        want = bfs(system, depth, por=False)
+    finally:
+        explicit._Search.TABLE = True
+    got.stats.seconds = want.stats.seconds = 0.0
+    assert got == want

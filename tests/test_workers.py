@@ -16,12 +16,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rseqcheck.checker.cli.app import main
 from rseqcheck.checker.engines import visited, workers
 from rseqcheck.checker.engines.compile import compile_packed
 from rseqcheck.checker.engines.explicit import bfs
 from rseqcheck.model.build import build_system
 from rseqcheck.model.spec import load_spec
+
+from tests.test_symbolic import systems
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not (visited.COMPILED and workers.CAN_FORK), reason="needs the extension and fork")
@@ -85,6 +89,18 @@ def test_small_search_does_not_fork(monkeypatch) -> None:
     spec = load_spec(ROOT / "specs/seed001/membarrier_fence_user_linux619.toml")
     got = workers.bfs_workers(build_system(spec), spec.depth, 2, por=False)
     _same(got, bfs(build_system(spec), spec.depth, por=False))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.data(), st.integers(0, 8), st.sampled_from([2, 3]))
+def test_random_systems_on_workers(data, depth: int, n: int) -> None:
+    """Random systems (tests/test_symbolic.py's strategy), handed over at
+    the first level: the sequential result, field for field."""
+    system = data.draw(systems())
+    want = bfs(system, depth, por=False)
+    got = workers.bfs_workers(system, depth, n, por=False)
+    _same(got, want)
 
 
 def test_depth_bound_cuts_the_same_level() -> None:
