@@ -764,7 +764,9 @@ def _native_loops(blocks: list[_Block], check: Callable[[int], int], terminal: C
                     add(t, i)
             return len(out)
         key = s & blk.mask
-        ent = blk.plain.get(key) or blk.mixed.get(key)
+        ent = blk.plain.get(key)
+        if ent is None:
+            ent = blk.mixed.get(key)
         if ent is None:
             if len(blk.acts) >= _MEMO_CAP:  # _memo_entry empties the block's memos: this one too
                 memos[b].clear()
