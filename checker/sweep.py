@@ -316,13 +316,14 @@ def stream(jobs: list[Job], scheduler: str | None, workers: int) -> Iterator[tup
             yield i, o
     finally:
         unfinished = [f for f in futures if not f.done()]
+        if unfinished:  # the complaints about cancelled runs and lost workers, with tracebacks
+            _quiet_dask()
         for f in unfinished:
             f.cancel()
         if client is not None:
             client.close()
         if cluster is not None:
             if unfinished:  # a worker busy with a run would hold up close() until the run ends
-                _quiet_dask()  # the scheduler's complaints about the workers it loses, with tracebacks
                 for nanny in cluster.workers.values():
                     if getattr(nanny, "pid", None):
                         os.kill(nanny.pid, signal.SIGKILL)

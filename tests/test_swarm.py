@@ -226,7 +226,7 @@ def test_dask_local_cluster(tmp_path):
                         "--scheduler", "local", "-w", "1", "--seeds", "2", "--budget", "5", "--out",
                         str(tmp_path), "-q", "--no-show-trace"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
     assert replay_file(tmp_path / "unprotected.json").ok
 
 

@@ -157,17 +157,20 @@ def _executor(scheduler: str | None, workers: int):
         with _held_signals():
             if scheduler == "local":
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0", silence_logs=logging.ERROR)
+                                       dashboard_address=":0", silence_logs=logging.CRITICAL)
                 client = Client(cluster)
             else:
                 cluster, client = None, Client(scheduler, timeout=10)
     except (OSError, TimeoutError) as e:
         raise Usage(f"--scheduler {scheduler}: cannot connect: {e}") from None
+    # The first violation cancels the searches still running: what Dask and
+    # the event loop in this process log about them is noise, with
+    # tracebacks (a search that fails reaches the report as a lost one).
+    _quiet_dask()
 
     def close() -> None:
         client.close()
         if cluster is not None:
-            _quiet_dask()
             for nanny in cluster.workers.values():
                 if getattr(nanny, "pid", None):
                     os.kill(nanny.pid, signal.SIGKILL)
