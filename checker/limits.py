@@ -95,12 +95,27 @@ def grace(timeout: float) -> float:
 
 
 def rss() -> int:
-    """Resident memory of this process in bytes (0 where unknown)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
+    """Resident memory in bytes of this process and every process below it
+    (`verify --workers`' searchers, a swarm's pool, a compiler): what the
+    run holds.  Pages a forked child still shares with its parent count
+    in both, so this errs high.  0 where /proc cannot say."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total, todo, seen = 0, [os.getpid()], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * page
+            # each thread's children (Linux 3.5+ with CONFIG_PROC_CHILDREN)
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except (OSError, ValueError, IndexError):  # gone meanwhile, or no such file here
+            continue
+    return total
 
 
 def _interrupt_z3() -> None:

@@ -256,3 +256,20 @@ def test_ctrl_c_stops_the_workers(tmp_path: Path) -> None:
     time.sleep(0.5)
     left = subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True, text=True).stdout.split()
     assert left == []
+
+
+def test_max_memory_counts_the_workers(tmp_path: Path) -> None:
+    """--max-memory is the run's memory, the workers' included: the
+    coordinator alone stays far below 300 MiB on this rung (1.2 GiB in
+    all), so only the workers can trip it; then exit 3 and no worker left."""
+    p = subprocess.Popen(
+        [sys.executable, "-m", "rseqcheck.checker.cli", "verify", "benchmarks/specs/ladder_t2_k3.toml", "--no-por",
+         "--workers", "2", "--max-memory", "300M", "--out", str(tmp_path / "cx")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 3, err
+    assert "unknown: memory limit of 300 MiB reached" in out and "Traceback" not in err
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True, text=True).stdout.split()
+    assert left == []

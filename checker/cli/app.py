@@ -144,7 +144,8 @@ def main() -> None:
 @click.option("--max-states", type=click.IntRange(1), metavar="N",
               help="Give up on a spec (exit 3) once the explicit search has seen more than N states.")
 @click.option("--max-memory", type=MemorySize(), metavar="SIZE",
-              help="Give up on a spec (exit 3) once rseqcheck's resident memory passes SIZE (512M, 2G; a number: MiB).")
+              help="Give up on a spec (exit 3) once the resident memory of rseqcheck and its processes (--workers) "
+                   "passes SIZE (512M, 2G; a number: MiB).")
 @click.option("--por/--no-por", default=True, show_default=True,
               help="Partial-order reduction; --no-por guarantees the shortest counterexample.")
 @click.option("--por-frozen", is_flag=True,
