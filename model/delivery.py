@@ -107,6 +107,13 @@ def add_actions(b: Builder, t: TV) -> None:
                 common: dict[Var, Expr] = {t.k: P("SIGFRAME")}
                 if "SIGNAL" in t.ev:
                     common[t.ev["SIGNAL"]] = Const(1)
+                if b.rules["rseq.impl"] == "r2" and t.raised is not None and t.ids_changed is not None:
+                    # R2 legacy mode: __rseq_signal_deliver ends in rseq_force_update
+                    # (ids_changed, sched_switch, the work raised), so the ids are
+                    # rewritten before the handler runs, as before 6.19
+                    force = rseq.legacy_mode(b, t)
+                    common[t.ids_changed] = Or(t.ids_changed, force)
+                    common[t.raised] = Or(t.raised, force)
                 b.add_cases(t, kact, here, cases, common)
             # -- the frame
             h = b.spec.handlers[s]

@@ -162,7 +162,8 @@ def add_actions(b: Builder, t: TV) -> None:
     if exit_phase.value == PHASES.index("EXITWORK"):
         for d in range(b.N + 1):
             base = And(b.alive(t), t.at_depth(d), t.at("EXITWORK"))
-            cases = rseq.catchable(b, t, rseq.syscall_check_cases(b, t, d)) + singlestep.exit_report_cases(b, t)
+            cases = _exit_work(b, t, rseq.catchable(b, t, rseq.syscall_check_cases(b, t, d)),
+                               singlestep.exit_report_cases(b, t))
             if t.ptrace_syscall:
                 stop = rseq.schedule(b, t, d)[0][1]
                 # the SUD early return (it clears on_dispatch) skips the exit stop too
@@ -175,6 +176,24 @@ def add_actions(b: Builder, t: TV) -> None:
                 cases.append(Case(Const(1), {}, "syscall exit work: nothing to report", "kernel/entry/common.c:syscall_exit_work"))
             b.add_cases(t, kact, base, cases, {t.k: P("LOOP")})
     _loop(b, t)
+
+
+def _exit_work(b: Builder, t: TV, checks: list[Case], reports: list[Case]) -> list[Case]:
+    """The rseq debug check, then syscall_exit_work's SUD early return or
+    step report (syscall_exit_to_user_mode_work runs both): each a
+    first-match list, so their product in order is one.  A check that
+    kills ends it; one that only clears rseq_cs goes on to the report."""
+    out: list[Case] = []
+    for c in checks:
+        if b.killed in c.updates:
+            out.append(c)
+            continue
+        out += [replace(r, guard=And(c.guard, r.guard), updates={**c.updates, **r.updates},
+                        label=f"{c.label}; {r.label}", fn=", ".join(f for f in (c.fn, r.fn) if f),
+                        rule=c.rule or r.rule, tags=c.tags | r.tags)
+                for r in reports]
+        out.append(c)
+    return out + reports
 
 
 SECCOMP = "kernel/seccomp.c:__secure_computing"

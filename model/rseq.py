@@ -341,7 +341,9 @@ def eval_cases(b: Builder, t: TV, d: int, ip: Expr, why: str) -> list[Case]:
         inside = In(ip, c.start, c.post)
         cases += unmapped_cases(b, t, c, why, UPDATE_CS)
         cases.append(Case(And(armed, Not(inside)), {t.rseq_cs: Const(0)}, f"{why}: ip outside {c.name} -> clear rseq_cs", UPDATE_CS))
-        if debug and (not c.valid or c.desc.flags or t.spec_flags):
+        # the debug checks read the descriptor's head (version, flags), never
+        # the area's flags word (6.19+ reads it nowhere)
+        if debug and (not c.valid or c.desc.flags):
             cases.append(Case(armed, b.kill(), f"{why}: ip inside {c.name}, debug checks fail (version/flags/abort_ip) -> SIGSEGV",
                               "include/linux/rseq_entry.h:rseq_debug_update_user_cs", "rseq.debug=on"))
             continue

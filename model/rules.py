@@ -77,8 +77,8 @@ _rule(
         "r1 (6.19-7.0 rewrite): no event mask; a critical section is evaluated only after "
         "a user-mode interrupt/exception (user_irq) on generic-IRQ-entry arches, at the exit "
         "fast path or at signal delivery; lenient checks. r2 (7.1): by registration length, "
-        "32 = legacy mode (every switch raises the work, every signal delivery evaluates; the "
-        "exit path is still gated by user_irq), > 32 = V2 mode (as r1).",
+        "32 = legacy mode (every switch raises the work, every signal delivery evaluates and "
+        "forces an id rewrite; the exit path is still gated by user_irq), > 32 = V2 mode (as r1).",
         "kernel/rseq.c, include/linux/rseq.h, include/linux/rseq_entry.h "
         "(series 'rseq: Optimize exit to user space'; b9eac6a9d93c, 99428157dcf3 for 7.1)",
         _by_era(E0="legacy", E1="legacy", E2="legacy", E3="legacy", R1="r1", R2="r2"),
@@ -174,8 +174,8 @@ _rule(
         "rseq.len_check",
         ("32-only", "extensible"),
         "Registration length: exactly 32 (before 6.3), or 32, or at least the feature "
-        "size with the struct's alignment (6.3+ extensible ABI; 64 is accepted, 20 and 31 "
-        "are not).",
+        "size with the struct's alignment (6.3+ extensible ABI: 33, 48, 64 are accepted, "
+        "20 and 31 are not).",
         "kernel/rseq.c:sys_rseq ('rseq: Introduce extensible rseq ABI', ee3e3ac05c26)",
         _since("linux-6.18", "extensible", "32-only"),
     )

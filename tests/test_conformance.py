@@ -309,6 +309,7 @@ EXPECT_SEEN = {
     "p05_bad_signature": "killed by SIGSEGV; a=0 h=0",
     "p06g_register_glibc": "exit; fail=0",
     "p06t_register_own": "exit; fail=0",
+    "p06l_register_lengths": "exit; fail=0",
     "p07a_sud_dispatch": "exit; after=1 h=1",
     "p07b_sud_sigreturn_blocked": "killed by SIGSYS; after=0 h=1",
     "p07b2_sud_nodefer": "exit; after=1 n=2",
@@ -554,6 +555,7 @@ def test_verify_outcomes_reports_a_cut_search():
     [
         ("p06t_register_own", "rseq.register_clears_cs=no", "exit; fail=0"),
         ("p06t_register_own", "rseq.len_check=32-only", "exit; fail=0"),
+        ("p06l_register_lengths", "rseq.len_check=32-only", "exit; fail=0"),
         ("p07b_sud_sigreturn_blocked", "sud.sigreturn=exempt", "killed by SIGSYS; after=0 h=1"),
         ("p07d_sud_bad_selector", "sud.bad_selector=kill-thread", "killed by SIGSYS; h=0"),
         ("p15_unregister_ids", "rseq.unregister_cpu_id_start=uninitialized", "exit; c=-1 s=0"),

@@ -506,6 +506,11 @@ ok2:    exit
         (False, "rseq_register tls, 31, RSEQ_SIG", "linux-6.18", "EINVAL"),
         (False, "rseq_register tls, 64, RSEQ_SIG", "linux-6.18", "0"),  # 6.3+ extensible
         (False, "rseq_register tls, 64, RSEQ_SIG", "linux-6.0", "EINVAL"),  # before 6.3: 32 only
+        # any length from 32 up (offsetof(struct rseq, end) <= 32): this 6.18 took 33, 40, 48, 63
+        (False, "rseq_register tls, 33, RSEQ_SIG", "linux-6.18", "0"),
+        (False, "rseq_register tls, 48, RSEQ_SIG", "linux-6.18", "0"),
+        (False, "rseq_register tls, 48, RSEQ_SIG", "linux-7.1", "0"),
+        (False, "rseq_register tls, 48, RSEQ_SIG", "linux-6.0", "EINVAL"),
         (False, "rseq_register tls, 32, RSEQ_SIG", "linux-4.18", "0"),
         # p06 T: a kernel address fails access_ok; an unmapped user page faults
         # where 6.15+ reads rseq_cs (R1/R2: writes the initial contents)
