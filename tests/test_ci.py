@@ -272,6 +272,21 @@ def test_a_full_disk_under_stdout_is_one_line_and_exit_4(tmp_path: Path, args: l
     assert (code, err) == (4, "rseqcheck: error: cannot write the output: No space left on device\n")
 
 
+@pytest.mark.parametrize("args", [["outcomes", "specs/conformance/p12_percpu_counter.toml"], ["rules"],
+                                  ["verify", "specs/seed000", "--out", "{tmp}/cx"]])
+def test_a_closed_pipe_is_a_quiet_exit_4(tmp_path: Path, args: list[str]) -> None:
+    """`| head`: the reader has gone (here before the first write, so that
+    no write can slip into the pipe's buffer first).  Was an "internal
+    error: BrokenPipeError" (outcomes) or a silent exit 1 (rules, verify),
+    which says a verdict differs."""
+    r, w = os.pipe()
+    os.close(r)
+    p = subprocess.run(RSEQCHECK + [a.replace("{tmp}", str(tmp_path)) for a in args], cwd=ROOT, stdout=w,
+                       stderr=subprocess.PIPE, text=True, env=ENV, timeout=120)
+    os.close(w)
+    assert (p.returncode, p.stderr) == (4, "")
+
+
 SYSFS = Path("/sys/kernel")  # no one, not even root, makes a folder or file in sysfs
 
 

@@ -26,8 +26,8 @@ from rseqcheck.checker.inputs import collect_specs
 from rseqcheck.checker.limits import LimitHit, Limits, Seconds, Watchdog
 from rseqcheck.checker.outcomes import Outcome, OutcomeSet, check_condition, eval_condition, model_outcomes
 from rseqcheck.checker.outputs.columns import WIDTH, wrap
+from rseqcheck.checker.outputs.errors import broken_pipe, stdout_failed
 from rseqcheck.checker.outputs.errors import fail as output_error
-from rseqcheck.checker.outputs.errors import stdout_failed
 from rseqcheck.checker.proposal import ProposalError, parse_rules
 from rseqcheck.model.build import build_system
 from rseqcheck.model.errors import SpecError
@@ -58,7 +58,7 @@ def _guarded(fn: Callable) -> Callable:
         except KeyboardInterrupt:
             _fail("interrupted", 3)
         except Exception as e:
-            if os.environ.get("RSEQCHECK_DEBUG") or stdout_failed(e):  # the latter: checker.outputs.Group
+            if os.environ.get("RSEQCHECK_DEBUG") or stdout_failed(e) or broken_pipe(e):  # checker.outputs.Group
                 raise
             _fail(f"internal error: {type(e).__name__}: {e} (a bug in rseqcheck, not in the spec; "
                   "RSEQCHECK_DEBUG=1 shows the traceback)")

@@ -44,15 +44,24 @@ def stdout_failed(e: BaseException) -> bool:
         and tb.tb_frame.f_code.co_name == "echo"
 
 
+def broken_pipe(e: BaseException) -> bool:
+    """The reader of standard output has gone (`| head`)."""
+    return isinstance(e, OSError) and e.errno == errno.EPIPE
+
+
 class Group(click.Group):
     """The command group: a write to standard output that fails (`> FILE`
-    on a full disk) ends the command as an output error.  EPIPE (`| head`)
-    stays click's: a quiet exit."""
+    on a full disk) ends the command as an output error.  A closed pipe
+    (`| head`) is one too, without a message: the reader has what it
+    wanted."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except OSError as e:
+            if broken_pipe(e):
+                _silence_stdout()
+                sys.exit(EXIT_OUTPUT)
             if not stdout_failed(e):
                 raise
             _silence_stdout()
