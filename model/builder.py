@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from rseqcheck.model import signals as sigmod
+from rseqcheck.model import sources
 from rseqcheck.model.errors import SpecError
 from rseqcheck.model.ir import (
     FALSE,
@@ -241,6 +242,7 @@ class Builder:
     def __init__(self, spec: Spec):
         self.spec = spec
         self.rules = resolve(spec.preset, spec.rules)
+        self.moved = sources.moves(spec.preset)  # citations as the preset's kernel has them
         self.env = spec.env
         self.N = spec.env.max_nesting  # reduced to 0 in _layout when no handler can run
         self.vars: list[Var] = []
@@ -503,6 +505,7 @@ class Builder:
             g = And(g, self.on_cpu(t))
         if isinstance(g, Const) and not g.value:
             return  # a case that can never happen (e.g. a check a registration makes moot)
+        fn = sources.locate(fn, self.moved)
         self.actions.append(
             Action(label, g, ups, proc or t.name, actor, fn, rule, frozenset(tags))
         )

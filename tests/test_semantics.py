@@ -672,3 +672,26 @@ def test_ptrace_syscall_stops_are_schedule_outs(tmp_path):
     sp = space(tmp_path, code, cs=CS1, thread_extra='ptrace = "syscall"')
     assert sp.fired("ptrace syscall-entry-stop (schedule)")
     assert sp.fired("notify-resume: ip inside cs1, event pending -> abort to abort")
+
+
+# ------------------------------------------------- citations per kernel
+
+
+@pytest.mark.parametrize(
+    "preset, loop, exit_work",
+    [
+        ("linux-4.18", "arch/x86/entry/common.c:exit_to_usermode_loop", "arch/x86/entry/common.c:syscall_slow_exit_work"),
+        ("linux-5.8", "arch/x86/entry/common.c:exit_to_usermode_loop", "arch/x86/entry/common.c:syscall_slow_exit_work"),
+        ("linux-6.0", "kernel/entry/common.c:exit_to_user_mode_loop", "kernel/entry/common.c:syscall_exit_work"),
+        ("linux-6.18", "kernel/entry/common.c:exit_to_user_mode_loop", "kernel/entry/syscall-common.c:syscall_exit_work"),
+        ("linux-7.1", "kernel/entry/common.c:exit_to_user_mode_loop", "include/linux/entry-common.h:syscall_exit_work"),
+    ],
+)
+def test_citations_name_the_presets_kernel(tmp_path, preset, loop, exit_work):
+    """model/sources.py: x86 had its own entry code before 5.9; 6.17 split
+    the syscall half out of kernel/entry/common.c; 7.1 inlined it."""
+    text = spec_text("syscall getpid\nexit", preset=preset, thread_extra='ptrace = "syscall"')
+    fns = {a.kernel_fn for a in system_of(tmp_path, text).actions}
+    assert any(f.startswith(loop) for f in fns), sorted(fns)
+    assert any(f.startswith(exit_work) for f in fns), sorted(fns)
+    assert not any(f.startswith("kernel/entry/common.c:syscall") for f in fns if preset != "linux-6.0")
