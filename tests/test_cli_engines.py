@@ -36,6 +36,15 @@ def test_induction_proves_a_finite_spec_unbounded(tmp_path):
     assert " lemmas suggested by the 19 reachable states)" in r.output
 
 
+def test_induction_timeout_names_the_users_limit(tmp_path):
+    """Half of --timeout goes to the lemmas; the plain induction that runs
+    out of the rest said "timeout after 1.68311 s" for --timeout 3."""
+    r = run("--engine", "induction", "--timeout", "3", "--out", str(tmp_path),
+            str(ROOT / "benchmarks/specs/ladder_t2_k2.toml"))
+    assert r.exit_code == 3, r.output
+    assert "unknown: timeout after 3 s (explored to depth " in r.output
+
+
 def test_all_engines_agree(tmp_path):
     r = run("--engine", "all", "--out", str(tmp_path), UNPROTECTED, HOLDS)
     assert r.exit_code == 0, r.output

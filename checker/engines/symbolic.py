@@ -454,6 +454,8 @@ def kinduction(
     left = None if timeout is None else max(timeout - (time.monotonic() - t0), 1e-3)
     res = _search(system, max_k, "induction", left, progress, encoding, coverage, budget)
     res.stats.seconds = time.monotonic() - t0
+    if timeout is not None and res.reason.startswith("timeout after"):
+        res.reason = f"timeout after {timeout:g} s"  # the user's limit, not what the lemmas left of it
     return res
 
 
