@@ -264,6 +264,13 @@ def test_what_people_paste_fits_72_columns(args, monkeypatch):
     assert max(len(x) for x in r.output.splitlines()) <= 72
 
 
+def test_rules_lists_each_alias_under_its_rule():
+    out = run("rules").output.splitlines()
+    i = out.index("next_syscall.consume  (proposal)")
+    assert out[i + 1] == "  also called: next_syscall.clear"
+    assert run("verify", "--rule", "next_syscall.clear=never", "--help").exit_code == 0
+
+
 def test_presets_narrow_and_wide():
     narrow = run("presets").output.splitlines()  # not a terminal: narrow
     i = narrow.index("rseq.flags")

@@ -45,7 +45,7 @@ from rseqcheck.checker.proposal import Proposal, ProposalError, parse_rules
 from rseqcheck.checker.replay import ReplayError, load_trace, replay_file
 from rseqcheck.checker.verify import ENGINES, Outcome, junit_xml, write_atomic
 from rseqcheck.model.properties import PROPERTIES
-from rseqcheck.model.rules import ERA, PRESETS, RULES
+from rseqcheck.model.rules import ALIASES, ERA, PRESETS, RULES
 
 EXIT_WARNINGS = 5  # --strict: as expected, with warnings
 EXIT_NOT_PROOF = 6  # --bitstate: no violation found where none was expected
@@ -556,6 +556,8 @@ def rules(preset, diff) -> None:
         return
     for r in RULES.values():
         click.echo(f"{r.name}{'  (proposal)' if r.proposal else ''}")
+        if also := sorted(a for a, n in ALIASES.items() if n == r.name):
+            click.echo(f"  also called: {', '.join(also)}")
         for line in wrap(f"choices: {' | '.join(r.choices)}", "  ", "    "):
             click.echo(line)
         if preset:
