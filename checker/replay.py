@@ -147,6 +147,7 @@ def replay_file(trace: str | Path, spec_path: str | Path | None = None,
     built system between the traces of one run."""
     g = load_trace(trace)
     h = g.graph
+    given = spec_path is not None
     if spec_path is None:
         if not h.get("spec"):
             raise ReplayError(f"{trace}: the trace names no spec; pass --spec PATH")
@@ -156,7 +157,8 @@ def replay_file(trace: str | Path, spec_path: str | Path | None = None,
             raise ReplayError(f"{trace}: {e}") from None
         if not Path(spec_path).exists():
             raise ReplayError(
-                f"{trace}: its spec {spec_path} is not here (run from the folder the trace was saved in, or pass --spec PATH)"
+                f"{trace}: its spec {spec_path} is not here (the path is relative to the folder `verify` "
+                "ran in: run from there, or pass --spec PATH)"
             )
     key = (str(Path(spec_path).resolve()), repr(h.get("proposal")))
     try:
@@ -177,7 +179,12 @@ def replay_file(trace: str | Path, spec_path: str | Path | None = None,
         raise ReplayError(f"{spec_path}: model error: {e}") from None
     warnings = []
     if h.get("spec_hash") and h["spec_hash"] != spec.hash:
-        warnings.append(f"warning: {spec_path} changed since the trace was saved (sha256 {h['spec_hash']} then, {spec.hash} now)")
+        if given and h.get("spec") and Path(h["spec"]).name != Path(spec_path).name:
+            warnings.append(f"warning: {spec_path} is not the spec the trace was saved from ({h['spec']}, "
+                            f"sha256 {h['spec_hash']}; this one {spec.hash})")
+        else:
+            warnings.append(f"warning: {spec_path} changed since the trace was saved "
+                            f"(sha256 {h['spec_hash']} then, {spec.hash} now)")
     if h.get("version") and h["version"] != __version__:
         warnings.append(f"note: saved by rseqcheck {h['version']}, replayed with {__version__}")
     report = replay_graph(g, system)

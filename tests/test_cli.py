@@ -483,6 +483,14 @@ def test_replay_warns_when_the_spec_text_changed(saved: dict, specs: Path) -> No
     assert f"cx/violation.json: warning: specs/violation.toml changed since the trace was saved (sha256 {saved['#meta']['spec_hash']} then" in err
 
 
+def test_replay_with_another_spec_says_so(saved: dict, specs: Path) -> None:
+    (specs / "other.toml").write_text("# another spec\n" + VIOLATION)
+    code, out, err = run("replay", "cx/violation.json", "--spec", "specs/other.toml")
+    assert code == 0 and "replays" in out
+    assert ("cx/violation.json: warning: specs/other.toml is not the spec the trace was saved from "
+            f"(specs/violation.toml, sha256 {saved['#meta']['spec_hash']}; this one ") in err
+
+
 def test_replay_step_no_longer_applies(saved: dict, specs: Path) -> None:
     # without SA_RESTART the handler is the same, but the trace's
     # labels around restart differ; simplest: make the handler do nothing.
