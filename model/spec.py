@@ -466,8 +466,9 @@ def _build(file: str, text: str, data: dict, lines: dict, code_first: dict) -> S
     ck = table("check", required=True)
     check_keys(ck, {"properties", "depth"}, ("check",))
     written = str_list(ck, "properties", ("check",))
-    if not written:
-        raise err(("check",), "[check] needs at least one property")
+    segs = [t.segment for t in threads] + [h.segment for h in handlers.values() if h.segment]
+    if not written and not any(ins.op == "assert" for seg in segs for ins in seg.instrs):
+        raise err(("check", "properties"), "[check] needs at least one property (or an assert in a program)")
     props_l: list[str] = []
     user_props: dict[str, UserProp] = {}
     for pname in written:
