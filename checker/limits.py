@@ -197,7 +197,7 @@ class Watchdog:
         # report exact statistics; the watchdog stops what does not check
         # (building, compiling, a long Z3 call) a moment later.
         deadline = self.t0 + lim.timeout + grace(lim.timeout) if lim.timeout else None
-        while not self._stop.wait(POLL):
+        while True:  # a look at once: a process already past --max-memory stops even a short search
             reason = None
             if deadline is not None and time.monotonic() >= deadline:
                 reason = f"timeout after {lim.timeout:g} s"
@@ -205,6 +205,8 @@ class Watchdog:
                 reason = f"memory limit of {lim.max_memory / 2**20:,.0f} MiB reached"
             if reason is not None:
                 self.trip(reason)
+                break
+            if self._stop.wait(POLL):
                 break
         while not self._stop.wait(POLL):  # until the main thread has it: a LimitHit can be dropped (see _unraisable)
             with self._lock:

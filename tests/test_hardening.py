@@ -378,6 +378,15 @@ def test_max_memory_stops_early_with_exit_3(tmp_path: Path) -> None:
     assert run("verify", str(p), "--max-memory", "lots")[0] == 2
 
 
+def test_max_memory_below_what_the_process_holds_stops_a_short_search(tmp_path: Path) -> None:
+    """The watchdog looks at once: a 2-state search used to finish before
+    its first look, 50 ms in, and say 'holds' under --max-memory 1M."""
+    spec = str(ROOT / "specs/seed000/rseq_clear_linux618.toml")
+    for _ in range(3):
+        code, out, _ = run("verify", spec, "--max-memory", "1M", "--out", str(tmp_path / "cx"))
+        assert code == 3 and "unknown: memory limit of 1 MiB reached" in out
+
+
 def test_out_of_memory_under_rlimit_exits_3_with_statistics(tmp_path: Path) -> None:
     """The issue: under `prlimit --as=1G` a large search ended with exit 2."""
     p = tmp_path / "big.toml"
