@@ -271,9 +271,10 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, total_timeout, ma
                     io_errors.append(io_error)
                 if ticker:
                     ticker(len(outcomes))
-                if (o.result and o.result.reason == "interrupted") or (o.distinct and o.distinct.reason == "interrupted"):
+                if o.interrupted:
                     interrupted = True
-                    break
+                    if workers == 1:  # run_jobs yields what the other workers finished, then stops
+                        break
         except KeyboardInterrupt:  # outside the search (loading, compiling, saving), or SIGTERM/SIGHUP
             _clear_progress(prog)
             interrupted = True
@@ -282,7 +283,7 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, total_timeout, ma
             run_over = True
     if ticker:
         ticker.done()
-    unchecked = files[len(outcomes):]
+    unchecked = not_checked(files, outcomes)
     why = (limits.run_over() if run_over else "interrupted (Ctrl-C, SIGTERM or SIGHUP)") if unchecked else ""
     code = _exit_code(outcomes, interrupted or run_over, strict)
     if junit:  # first, so that the exit status printed below is the final one
@@ -324,6 +325,19 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, total_timeout, ma
     for msg in io_errors:
         report(msg)
     sys.exit(code)
+
+
+def not_checked(files: list[str], outcomes: list[Outcome]) -> list[str]:
+    """The specs of `files` without an outcome: `outcomes` are some of
+    them, in their order (with --jobs, specs after one not checked may
+    have finished)."""
+    out, k = [], 0
+    for f in files:
+        if k < len(outcomes) and outcomes[k].path == f:
+            k += 1
+        else:
+            out.append(f)
+    return out
 
 
 def _proposal(preset: str | None, rule_pairs: tuple[str, ...]) -> Proposal:
