@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rseqcheck.checker.limits import Limits, check_within
+from rseqcheck.checker.limits import REPEAT, Limits, check_within
 from rseqcheck.checker.verify import Outcome, save_counterexample
 
 
@@ -100,9 +100,6 @@ def _interrupt_once(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-REPEAT = 1.0  # seconds: a SIGINT this soon after the first is the same Ctrl-C
-
-
 def run_jobs(jobs: list[Job], workers: int) -> Iterator[tuple[Outcome, str | None]]:
     """Each job's result, in the jobs' order.  On Ctrl-C (SIGINT here, or an
     "interrupted" outcome from a worker) the jobs not started are cancelled
@@ -137,7 +134,7 @@ def run_jobs(jobs: list[Job], workers: int) -> Iterator[tuple[Outcome, str | Non
         if not halt() and time.monotonic() - first[0] > REPEAT:
             raise KeyboardInterrupt  # a second Ctrl-C: give up
 
-    old = _set_sigint(on_sigint)
+    took, old = _take_sigint(on_sigint)
     try:
         k = 0
         while k < len(futures):
@@ -161,7 +158,8 @@ def run_jobs(jobs: list[Job], workers: int) -> Iterator[tuple[Outcome, str | Non
         if first:
             raise KeyboardInterrupt
     finally:
-        _set_sigint(old)
+        if took:
+            signal.signal(signal.SIGINT, old)
         unfinished = [f for f in futures if not f.done()]
         for f in futures:
             f.cancel()
@@ -172,15 +170,17 @@ def run_jobs(jobs: list[Job], workers: int) -> Iterator[tuple[Outcome, str | Non
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _set_sigint(handler):
-    """Install `handler` for SIGINT; the previous one (None: not the main
-    thread, nothing changed)."""
-    if handler is None:
-        return None
+def _take_sigint(handler) -> tuple[bool, Any]:
+    """Install `handler` for SIGINT unless SIGINT is ignored (a background
+    job) or this is not the main thread: (installed, the previous one)."""
+    old = signal.getsignal(signal.SIGINT)
+    if old in (signal.SIG_IGN, None):
+        return False, old
     try:
-        return signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGINT, handler)
     except ValueError:  # not the main thread
-        return None
+        return False, old
+    return True, old
 
 
 def _interrupt(pool: ProcessPoolExecutor, futures: list[Future], stop) -> None:

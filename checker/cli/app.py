@@ -32,7 +32,7 @@ from rseqcheck.checker import __version__
 from rseqcheck.checker.engines.bitstate import DEFAULT_K, DEFAULT_WINDOW, MAX_BITS, NOT_PROOF
 from rseqcheck.checker.engines.explicit import Stats
 from rseqcheck.checker.inputs import collect_specs, remove_stale_tmp
-from rseqcheck.checker.limits import Limits, MemorySize, RunOver, Seconds
+from rseqcheck.checker.limits import CtrlC, Limits, MemorySize, RunOver, Seconds
 from rseqcheck.checker.outputs import progress
 from rseqcheck.checker.outputs.columns import wide as want_wide
 from rseqcheck.checker.outputs.columns import wrap
@@ -252,7 +252,7 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, total_timeout, ma
     interrupted = run_over = False
     prog = None
     ticker = Ticker("verify", len(files)) if workers > 1 and not quiet else None
-    with _terminate_as_interrupt():
+    with _terminate_as_interrupt(), CtrlC():
         try:
             if workers > 1:  # results in the specs' order, as with one worker
                 results = run_jobs(todo, workers)
