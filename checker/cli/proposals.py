@@ -2,9 +2,10 @@
 `rseqcheck synthesize`: which choices of open rules make specs hold.
 
 impact's exit status: 0 nothing flipped; 1 some verdict flipped; 2 a spec
-or usage error (a spec that cannot be built under the baseline); 3 a
-resource limit on some spec before a verdict, or an interrupt; 4 an output
-error (a counterexample could not be written).  A spec that
+or usage error (a spec that cannot be built under the baseline, or at all:
+kind "error"); 3 a resource limit on some spec before a verdict, or an
+interrupt; 4 an output error (a counterexample could not be written).  An
+interrupt is 3 whatever else was found (impact_status).  A spec that
 can be built under the baseline but not under the proposal is listed as
 not comparable and does not change the exit status.
 
@@ -22,7 +23,7 @@ import click
 from rseqcheck.checker import __version__
 from rseqcheck.checker.impact import KINDS, Change, compare
 from rseqcheck.checker.inputs import collect_specs
-from rseqcheck.checker.limits import LimitHit, Limits, Seconds, Watchdog
+from rseqcheck.checker.limits import CtrlC, LimitHit, Limits, Seconds, Watchdog
 from rseqcheck.checker.outputs.columns import wrap as _wrap
 from rseqcheck.checker.outputs.errors import report
 from rseqcheck.checker.outputs.layout import clash_warning, layout
@@ -56,9 +57,12 @@ def _below(f: str, out_dir: str) -> str:
 
 
 def render_text(changes: list[Change], baseline: Proposal, proposal: Proposal, interrupted: bool,
-                out_dir: str = "") -> str:
+                out_dir: str = "", not_compared: list[str] | None = None) -> str:
     """The flip table: each flipped spec on its own lines (path, then
-    before -> after and the new counterexample), then the counts."""
+    before -> after and the new counterexample), the specs that cannot be
+    built, then the counts (with the specs not compared after an
+    interrupt)."""
+    not_compared = not_compared or []
     base = baseline.describe() if baseline else "each spec's own preset and rules"
     lines = _wrap(f"impact of {proposal.describe()}", "") + _wrap(f"baseline: {base}", "")
     by = {k: [c for c in changes if c.kind == k] for k in KINDS}
@@ -74,11 +78,17 @@ def render_text(changes: list[Change], baseline: Proposal, proposal: Proposal, i
                 lines += _wrap(side.outcome.error, "    ")
             for f in c.after.outcome.files[1::2]:  # the ITF file; the .txt sits beside it
                 lines += _wrap(f"counterexample: {_below(f, out_dir)}", "    ")
+    if by["error"]:  # the messages (file:line) are on stderr
+        lines += ["", f"error ({len(by['error'])}):"]
+        for c in by["error"]:
+            lines += _wrap(c.path, "  ")
     if out_dir and any(c.after.outcome.files for c in changes):
         lines += [""] + _wrap(f"counterexamples (NAME.txt, the email text; NAME.json, ITF) are in {out_dir}/", "")
     lines.append("")
-    counts = ", ".join(f"{len(by[k])} {k}" for k in KINDS)
-    lines += _wrap(f"{len(changes)} specs: {counts}" + (" (interrupted)" if interrupted else ""), "")
+    counts = ", ".join(f"{len(by[k])} {k}" for k in KINDS if k != "error" or by[k])
+    if interrupted:
+        counts += f"; {len(not_compared)} not compared (interrupted)"
+    lines += _wrap(f"{len(changes)} specs: {counts}", "")
     return "\n".join(lines)
 
 
@@ -106,10 +116,15 @@ def impact(paths, from_preset, base_pairs, to_preset, rule_pairs, depth, timeout
 
     Every spec is checked under a baseline and under the proposal (explicit
     engine); the flips are listed, each with the new shortest counterexample
-    or the property that now holds.  Exit status: 0 nothing flipped; 1 some
-    verdict flipped; 2 a spec or usage error; 3 a limit or an interrupt;
-    4 a counterexample could not be written.  Counterexamples go under
-    --out in the layout of the spec folders (as `verify` saves them).
+    or the property that now holds; a spec that cannot be built on either
+    side (a TOML error, an unknown label) is an error.  Exit status: 0
+    nothing flipped; 1 some verdict flipped; 2 a spec or usage error; 3 a
+    limit or an interrupt; 4 a counterexample could not be written.  When
+    several apply, an interrupt (Ctrl-C, SIGTERM, SIGHUP) wins: it stops
+    the run at once, exit 3, the specs not compared counted (listed in the
+    JSON as not_compared); otherwise 2 wins over 4, 4 over 1, 1 over 3.
+    Counterexamples go under --out in the layout of the spec folders (as
+    `verify` saves them).
 
     \b
     The 6.19 rewrite, reviewed over the bundled specs:
@@ -137,64 +152,82 @@ def impact(paths, from_preset, base_pairs, to_preset, rule_pairs, depth, timeout
     for f, other, place in clashes:
         for line in _wrap(clash_warning(f, other, place, out_dir), "", "  "):
             click.echo(line, err=True)
-    try:
-        for k, f in enumerate(files, start=1):
-            if progress:
-                progress(k, f)
+    from rseqcheck.checker.cli.app import _terminate_as_interrupt
 
-            try:
-                with Watchdog(limits) as wd:  # both sides of one spec share the limits
-                    change = compare(f, baseline, proposal, timeout=timeout, progress=wd.progress(None), **kw)
-            except LimitHit as e:
-                errors.append(f"{f}: unknown: {e.reason}")
-                continue
-            except MemoryError:
-                errors.append(f"{f}: unknown: out of memory")
-                continue
-            changes.append(change)
-            if change.before.verdict == "error":
-                errors.append(change.before.outcome.error or f"{f}: error")
-            if change.kind == "flipped" and change.after.outcome.graph is not None:
+    reached = 0  # specs dealt with: compared, or given up at a limit
+    with _terminate_as_interrupt(), CtrlC():
+        try:
+            for k, f in enumerate(files, start=1):
+                if progress:
+                    progress(k, f)
                 try:
-                    save_counterexample(change.after.outcome, places[f].path(out), places[f].stem)
-                except OSError as e:
-                    io_errors.append(f"{e.filename or out}: cannot write the counterexample: {e.strerror or e}")
-    except KeyboardInterrupt:
-        interrupted = True
-    if progress:
-        progress.done()
-    kinds = {c.kind for c in changes}
-    if any(c.before.verdict == "error" for c in changes):
-        code = 2
-    elif "flipped" in kinds:
-        code = 1
-    elif interrupted or "unknown" in kinds or len(changes) < len(files):
-        code = 3
-    else:
-        code = 0
-    if io_errors and code != 2:
-        code = 4
-    if fmt == "json":
-        doc = {"tool": "rseqcheck", "version": __version__, "exit_status": code, "interrupted": interrupted,
-               "baseline": baseline.record(), "proposal": proposal.record(),
-               "summary": {k: sum(1 for c in changes if c.kind == k) for k in KINDS},
-               "specs": [c.record() for c in changes], "errors": errors, "output_errors": io_errors}
-        click.echo(json.dumps(doc, indent=1))
-    else:
-        click.echo(render_text(changes, baseline, proposal, interrupted, out_dir))
-        if show_trace:
-            from rseqcheck.checker.outputs.trace import render_text as trace_text
+                    with Watchdog(limits) as wd:  # both sides of one spec share the limits
+                        change = compare(f, baseline, proposal, timeout=timeout, progress=wd.progress(None), **kw)
+                except LimitHit as e:
+                    errors.append(f"{f}: unknown: {e.reason}")
+                    reached += 1
+                    continue
+                except MemoryError:
+                    errors.append(f"{f}: unknown: out of memory")
+                    reached += 1
+                    continue
+                changes.append(change)
+                reached += 1
+                if change.before.verdict == "error":
+                    errors.append(change.before.outcome.error or f"{f}: error")
+                if change.kind == "flipped" and change.after.outcome.graph is not None:
+                    try:
+                        save_counterexample(change.after.outcome, places[f].path(out), places[f].stem)
+                    except OSError as e:
+                        io_errors.append(f"{e.filename or out}: cannot write the counterexample: {e.strerror or e}")
+        except KeyboardInterrupt:  # a search stopped by Ctrl-C (compare), or outside one; SIGTERM, SIGHUP
+            interrupted = True
+        if progress:
+            progress.done()
+        not_compared = files[reached:]
+        code = impact_status(changes, interrupted, len(changes) < len(files), bool(io_errors))
+        if fmt == "json":
+            doc = {"tool": "rseqcheck", "version": __version__, "exit_status": code, "interrupted": interrupted,
+                   "not_compared": not_compared, "baseline": baseline.record(), "proposal": proposal.record(),
+                   "summary": {k: sum(1 for c in changes if c.kind == k) for k in KINDS},
+                   "specs": [c.record() for c in changes], "errors": errors, "output_errors": io_errors}
+            click.echo(json.dumps(doc, indent=1))
+        else:
+            click.echo(render_text(changes, baseline, proposal, interrupted, out_dir, not_compared))
+            if show_trace:
+                from rseqcheck.checker.outputs.trace import render_text as trace_text
 
-            for c in changes:
-                if c.kind == "flipped" and c.after.outcome.graph is not None:
-                    click.echo("")
-                    click.echo(trace_text(c.after.outcome.graph))
-    for msg in errors:
-        click.echo(msg, err=True)
-    for msg in io_errors:
-        report(msg)
+                for c in changes:
+                    if c.kind == "flipped" and c.after.outcome.graph is not None:
+                        click.echo("")
+                        click.echo(trace_text(c.after.outcome.graph))
+        if interrupted:
+            under_way = f" (during {not_compared[0]})" if not_compared else ""
+            for line in _wrap(f"interrupted{under_way}: {len(not_compared)} of {len(files)} specs not compared",
+                              "", "  "):
+                click.echo(line, err=True)
+        for msg in errors:
+            click.echo(msg, err=True)
+        for msg in io_errors:
+            report(msg)
     sys.exit(code)
 
+
+def impact_status(changes: list[Change], interrupted: bool, missing: bool, io_errors: bool) -> int:
+    """impact's exit status: an interrupt is 3 whatever was found before it
+    (the table is incomplete); then 2 a spec that cannot be built (under
+    the baseline, or at all), 4 an output error, 1 a flip, 3 a limit."""
+    if interrupted:
+        return 3
+    if any(c.before.verdict == "error" for c in changes):
+        return 2
+    if io_errors:
+        return 4
+    if any(c.kind == "flipped" for c in changes):
+        return 1
+    if missing or any(c.kind == "unknown" for c in changes):
+        return 3
+    return 0
 
 
 @click.command()
