@@ -335,6 +335,61 @@ def test_synthesize_with_nothing_that_works_and_usage_errors(vyukov):
     assert r.exit_code == 2 and "also --open" in r.output
 
 
+@pytest.mark.parametrize("how", ["search", "between"])
+def test_synthesize_stops_at_ctrl_c_without_a_minimal_set(vyukov, monkeypatch, how):
+    """The issue: Ctrl-C in a search made that combination "unknown" and the
+    run went on (exit 0, a minimal set from the rest); between combinations
+    it stopped, but with exit 0 and a "minimal" answer from the partial
+    table.  Now: exit 3, the combinations not tried named, no minimal set."""
+    import rseqcheck.checker.cli.proposals as cli
+    import rseqcheck.checker.synthesize as synth
+
+    calls = []
+
+    def check(path, proposal=None, **kw):
+        calls.append(proposal.rules)
+        if len(calls) == 3:  # the third combination (save-restore); clear, the second, works
+            if how == "between":
+                raise KeyboardInterrupt
+            o = check_spec(path, proposal=proposal, depth=3)
+            o.result = SearchResult("unknown", "explicit", Stats(), 3, reason="interrupted")
+            return o
+        return check_spec(path, proposal=proposal, **kw)
+
+    monkeypatch.setattr(cli, "run_synthesis", lambda *a, **kw: synth.synthesize(*a, check=check, **kw))
+    r = run("synthesize", VYUKOV_KEEP, "--open", "next_syscall.on_signal", "--format", "json")
+    doc = json.loads(r.stdout)
+    assert len(calls) == 3, calls  # it stopped there
+    assert r.exit_code == doc["exit_status"] == 3 and doc["interrupted"] is True
+    assert [(c["choices"]["next_syscall.on_signal"], c["works"]) for c in doc["combinations"]] == [
+        ("keep", False), ("clear", True)]
+    assert doc["not_tried"] == [{"next_syscall.on_signal": "save-restore"}]
+    assert doc["minimal"] is None
+    calls.clear()
+    text = run("synthesize", VYUKOV_KEEP, "--open", "next_syscall.on_signal")
+    assert text.exit_code == 3
+    lines = text.stdout.splitlines()
+    assert lines[-4:] == ["interrupted: 2 of 3 combinations tried, 1 of them work; no minimal set",
+                          "  from a partial table", "not tried (1):", "  next_syscall.on_signal=save-restore"]
+    assert not any(x.startswith("minimal") for x in lines)
+
+
+def test_synthesize_stops_on_a_broken_spec_before_any_search(vyukov, monkeypatch):
+    """The issue: a broken spec in the folder failed every combination, all
+    searched, and the run ended with exit 1.  Now every spec is loaded
+    first: the file:line errors, exit 2, no search."""
+    import rseqcheck.checker.synthesize as synth
+
+    for bad in ("toml_syntax", "unknown_label"):
+        shutil.copy(ROOT / f"tests/bad_specs/{bad}.toml", Path(VYUKOV_KEEP).parent / f"z_{bad}.toml")  # after it
+    searched = []
+    monkeypatch.setattr(synth, "meets", lambda o, goal: searched.append(o) or False)
+    r = run("synthesize", str(Path(VYUKOV_KEEP).parent), "--open", "next_syscall.on_signal")
+    assert r.exit_code == 2 and searched == []
+    assert r.stderr.splitlines() == ["specs/seed000/z_toml_syntax.toml:3: TOML error: Illegal character '\\n'",
+                                     "specs/seed000/z_unknown_label.toml:8: unknown label 'retyr' in T0"]
+
+
 def test_every_rule_is_read_by_the_model_and_cites_its_source():
     """docs/proposals.md step 1-2: a rule the semantics never reads would be
     a knob that changes nothing; one without a source breaks the rule that

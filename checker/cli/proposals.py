@@ -10,7 +10,9 @@ can be built under the baseline but not under the proposal is listed as
 not comparable and does not change the exit status.
 
 synthesize's: 0 some combination works; 1 none does; 2 a spec or usage
-error; 3 no combination works but some stopped at a limit, or an interrupt.
+error (every spec is loaded before any search); 3 no combination works but
+some stopped at a limit, or an interrupt (whatever else was found: the
+table is partial, no minimal set is given).
 """
 
 from __future__ import annotations
@@ -29,11 +31,9 @@ from rseqcheck.checker.outputs.errors import report
 from rseqcheck.checker.outputs.layout import clash_warning, layout
 from rseqcheck.checker.outputs.progress import Ticker
 from rseqcheck.checker.proposal import Proposal, ProposalError, parse_rules
-from rseqcheck.checker.synthesize import GOALS, MAX_COMBINATIONS, Trial, count, minimal
-from rseqcheck.checker.synthesize import baseline_choices as base_choices
+from rseqcheck.checker.synthesize import GOALS, MAX_COMBINATIONS, Trial, count, load_all, minimal, not_tried
 from rseqcheck.checker.synthesize import synthesize as run_synthesis
 from rseqcheck.checker.verify import save_counterexample
-from rseqcheck.model.errors import SpecError
 from rseqcheck.model.rules import ALIASES, PRESETS, RULES
 
 
@@ -249,9 +249,13 @@ def synthesize(paths, open_rules, preset, rule_pairs, goal, depth, timeout, fmt)
     Every combination of the open rules' choices is checked (explicit
     engine) over every spec, on top of each spec's own preset and rules;
     each is listed with the first spec it fails, then the minimal working
-    ones (fewest changes from the first spec's own choices).  Exit status:
-    0 some combination works; 1 none does; 2 a spec or usage error; 3 a
-    limit left the answer open.
+    ones (fewest changes from the first spec's own choices).  Every spec is
+    loaded first: a spec error (file:line) stops the run before any search.
+    Exit status: 0 some combination works; 1 none does; 2 a spec or usage
+    error; 3 a limit left the answer open, or an interrupt (Ctrl-C,
+    SIGTERM, SIGHUP), which wins over the others: it stops the run at
+    once, names the combinations not tried and gives no minimal set (it
+    needs the whole table).
 
     \b
     Which settings of the seed-000 proposal make Vyukov's scheme safe:
@@ -275,10 +279,10 @@ def synthesize(paths, open_rules, preset, rule_pairs, goal, depth, timeout, fmt)
     files, problem = collect_specs(paths)
     if problem:
         raise _Usage(problem)
-    try:
-        base_choices(files[0], names, preset, fixed)
-    except SpecError as e:
-        click.echo(str(e), err=True)
+    problems = load_all(files, preset, fixed)  # every spec error before any search
+    if problems:
+        for msg in problems:
+            click.echo(msg, err=True)
         sys.exit(2)
     progress = Ticker("synthesize", n, "combinations") if fmt == "text" else None
     done: list[Trial] = []
@@ -289,36 +293,45 @@ def synthesize(paths, open_rules, preset, rule_pairs, goal, depth, timeout, fmt)
         if progress:
             progress(len(done), " ".join(f"{k}={v}" for k, v in t.choices.items()))
 
-    try:
-        run_synthesis(files, names, preset, fixed, goal, on_trial=seen, depth=depth, timeout=timeout)
-    except KeyboardInterrupt:
-        interrupted = True
-    if progress:
-        progress.done()
-    errors = [t.failed.error for t in done if t.failed is not None and t.failed.error]
-    best = minimal(done)
-    if errors and len(errors) == len(done):
-        code = 2
-    elif any(t.works for t in done):
-        code = 0
-    elif interrupted or any(t.unknown for t in done):
-        code = 3
-    else:
-        code = 1
-    if fmt == "json":
-        doc = {"tool": "rseqcheck", "version": __version__, "exit_status": code, "interrupted": interrupted,
-               "goal": goal, "open": names, "preset": preset, "fixed": fixed, "specs": files,
-               "combinations": [{"choices": t.choices, "works": t.works, "unknown": t.unknown,
-                                 "changes": dict(sorted(t.changes)), "failed": t.why() or None} for t in done],
-               "minimal": [t.choices for t in best]}
-        click.echo(json.dumps(doc, indent=1))
-    else:
-        click.echo(render_synthesis(done, best, names, files, preset, fixed, goal, interrupted))
+    from rseqcheck.checker.cli.app import _terminate_as_interrupt
+
+    with _terminate_as_interrupt(), CtrlC():
+        try:
+            run_synthesis(files, names, preset, fixed, goal, on_trial=seen, depth=depth, timeout=timeout)
+        except KeyboardInterrupt:  # a search stopped by Ctrl-C, or outside one; SIGTERM, SIGHUP
+            interrupted = True
+        if progress:
+            progress.done()
+        left = not_tried(names, done)
+        errors = [t.failed.error for t in done if t.failed is not None and t.failed.error]
+        best = None if interrupted else minimal(done)  # minimal needs the whole table
+        if interrupted:
+            code = 3
+        elif errors and len(errors) == len(done):
+            code = 2
+        elif any(t.works for t in done):
+            code = 0
+        elif any(t.unknown for t in done):
+            code = 3
+        else:
+            code = 1
+        if fmt == "json":
+            doc = {"tool": "rseqcheck", "version": __version__, "exit_status": code, "interrupted": interrupted,
+                   "goal": goal, "open": names, "preset": preset, "fixed": fixed, "specs": files,
+                   "combinations": [{"choices": t.choices, "works": t.works, "unknown": t.unknown,
+                                     "changes": dict(sorted(t.changes)), "failed": t.why() or None} for t in done],
+                   "not_tried": left, "minimal": None if best is None else [t.choices for t in best]}
+            click.echo(json.dumps(doc, indent=1))
+        else:
+            click.echo(render_synthesis(done, best, names, files, preset, fixed, goal, interrupted, left))
     sys.exit(code)
 
 
-def render_synthesis(trials: list[Trial], best: list[Trial], names: list[str], files: list[str],
-                     preset: str | None, fixed: dict[str, str], goal: str, interrupted: bool) -> str:
+def render_synthesis(trials: list[Trial], best: list[Trial] | None, names: list[str], files: list[str],
+                     preset: str | None, fixed: dict[str, str], goal: str, interrupted: bool,
+                     left: list[dict[str, str]] | None = None) -> str:
+    """The table, then the count and the minimal working combinations; after
+    an interrupt (`best` None) the combinations not tried instead."""
     what = "every spec holds" if goal == "holds" else "every spec gives its expected verdict"
     lines = _wrap(f"synthesize: {len(names)} open rule{'s' if len(names) != 1 else ''} over "
                   f"{len(files)} spec{'s' if len(files) != 1 else ''}; goal: {what}", "")
@@ -332,7 +345,17 @@ def render_synthesis(trials: list[Trial], best: list[Trial], names: list[str], f
             lines += _wrap(t.why(), "       ")
     lines.append("")
     ok = sum(1 for t in trials if t.works)
-    lines += _wrap(f"{ok} of {len(trials)} combinations work" + (" (interrupted)" if interrupted else ""), "")
+    if interrupted:
+        left = left or []
+        total = len(trials) + len(left)
+        lines += _wrap(f"interrupted: {len(trials)} of {total} combinations tried, {ok} of them work; "
+                       "no minimal set from a partial table", "")
+        if left:
+            lines.append(f"not tried ({len(left)}):")
+            for c in left:
+                lines += _wrap(" ".join(f"{k}={v}" for k, v in c.items()), "  ", "    ")
+        return "\n".join(lines)
+    lines += _wrap(f"{ok} of {len(trials)} combinations work", "")
     if best:
         lines.append("minimal (fewest changes from the first spec's own choices):")
         for t in best:
