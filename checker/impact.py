@@ -5,7 +5,10 @@ spec's own preset and rules, or a preset and rules from the command line)
 and under the proposal.  A spec *flips* when its verdict changes (holds <->
 violation) or when another property is now the one violated.  A spec that
 cannot be built on one side (a feature the other kernel lacks) is *not
-comparable*; a search that hit a limit on either side is *unknown*.
+comparable*; one that cannot be built on either side (a TOML error, an
+unknown label) is an *error*; a search that hit a limit on either side is
+*unknown*.  A search stopped by Ctrl-C raises KeyboardInterrupt from
+`compare`: the spec is not compared and the run stops there.
 
 Each side's verdict is the search's: the first property found violated,
 with the length of its counterexample; "holds" when none is, within the
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from rseqcheck.checker.proposal import Proposal
 from rseqcheck.checker.verify import Outcome, check_spec
 
-KINDS = ("flipped", "not comparable", "unknown", "unchanged")
+KINDS = ("flipped", "not comparable", "unknown", "unchanged", "error")
 
 
 @dataclass
@@ -68,7 +71,7 @@ class Change:
     def kind(self) -> str:
         b, a = self.before, self.after
         if b.verdict == "error" or a.verdict == "error":
-            return "unchanged" if b.verdict == a.verdict == "error" else "not comparable"
+            return "error" if b.verdict == a.verdict == "error" else "not comparable"
         if "unknown" in (b.verdict, a.verdict):
             return "unknown"
         if (b.verdict, b.prop) != (a.verdict, a.prop):
@@ -95,14 +98,26 @@ def compare(path: str, baseline: Proposal, proposal: Proposal,
             check: Callable[..., Outcome] = check_spec, **kw) -> Change:
     """Check `path` under both; `kw` goes to `check` (depth, timeout, ...).
     When the proposal leaves the spec's model as the baseline has it, the
-    spec is checked once."""
-    before = check(path, proposal=baseline, **kw)
+    spec is checked once, and so is a spec that cannot be loaded.
+    KeyboardInterrupt when a search was interrupted (Ctrl-C)."""
+    before = _checked(check, path, baseline, kw)
     b_spec = before.spec
+    if b_spec is None and before.error:  # not even loaded: the same on the other side
+        return Change(path, Side(before, "baseline"), Side(before, "proposal"), same_model=False)
     if b_spec is not None and before.error is None:
         # the spec as the proposal has it: the same preset and rules, the same model
         a_spec = proposal.apply(b_spec)
         if (a_spec.preset, a_spec.rules) == (b_spec.preset, b_spec.rules):
             return Change(path, Side(before, "baseline"), Side(before, "proposal"), same_model=True)
     both = Proposal(proposal.preset or baseline.preset, {**baseline.rules, **proposal.rules})
-    after = check(path, proposal=both, **kw)
+    after = _checked(check, path, both, kw)
     return Change(path, Side(before, "baseline"), Side(after, "proposal"), same_model=False)
+
+
+def _checked(check: Callable[..., Outcome], path: str, proposal: Proposal, kw: dict) -> Outcome:
+    """One side; the engines report Ctrl-C as an "interrupted" result,
+    which stops the whole comparison."""
+    o = check(path, proposal=proposal, **kw)
+    if o.interrupted:
+        raise KeyboardInterrupt
+    return o

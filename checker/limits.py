@@ -237,6 +237,44 @@ class Watchdog:
         return report
 
 
+REPEAT = 1.0  # seconds: a SIGINT this soon after the last one is the same Ctrl-C
+
+
+class CtrlC:
+    """`with CtrlC():` SIGINT raises KeyboardInterrupt as ever, except within
+    REPEAT seconds of the last one raised: timeout(1) sends SIGINT to the
+    process and then to its process group (a terminal, to the group), and
+    the second copy must not land in the report of the first (an engine
+    catches the first and reports "interrupted").  A Ctrl-C after that
+    interrupts again."""
+
+    def __init__(self) -> None:
+        self.last: float | None = None
+        self.old = None
+        self.armed = False
+
+    def __enter__(self) -> CtrlC:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return self  # SIGINT ignored (a background job) or handled by someone else: left alone
+        try:
+            self.old = signal.signal(signal.SIGINT, self._on_sigint)
+            self.armed = True
+        except ValueError:  # not the main thread
+            pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.armed:
+            signal.signal(signal.SIGINT, self.old)
+
+    def _on_sigint(self, signum, frame) -> None:
+        now = time.monotonic()
+        if self.last is not None and now - self.last < REPEAT:
+            return
+        self.last = now
+        raise KeyboardInterrupt
+
+
 def unknown_result(engine: str, bound: int, reason: str, stats: Stats, t0: float) -> SearchResult:
     st = replace(stats, seconds=time.monotonic() - t0)
     return SearchResult("unknown", engine if engine != "all" else "explicit", st, bound, reason=reason)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rseqcheck.checker.limits import Limits, check_within
+from rseqcheck.checker.limits import REPEAT, Limits, check_within
 from rseqcheck.checker.verify import Outcome, save_counterexample
 
 
@@ -69,46 +70,96 @@ def run_job(job: Job, progress: Callable | None = None, saving: bool = True) -> 
     return check_within(job.path, limits, run, save, progress, job.engine, job.depth)
 
 
-def _worker(job: Job) -> tuple[Outcome, str | None]:
+_STOP = None  # in a worker: the run's stop event (set on Ctrl-C: start no new job)
+
+
+def _worker(job: Job) -> tuple[Outcome, str | None] | None:
+    """run_job in a worker process; None when the job did not run: the run
+    was stopped before it started, or Ctrl-C came outside the search
+    (loading, compiling), which leaves the spec not checked as with --jobs 1."""
     # Ctrl-C reaches a busy worker as it does `--jobs 1`: the search stops and
     # reports "interrupted" with its statistics; an idle worker ignores it.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Once only: a terminal and timeout(1) send SIGINT to the whole process
+    # group, and the main process sends its own; a second one must not land
+    # in the engine's report of the first.
+    signal.signal(signal.SIGINT, _interrupt_once)
     try:
+        if _STOP is not None and _STOP.is_set():  # after the handler: a later SIGINT is not missed
+            return None
         o, err = run_job(job)
+    except KeyboardInterrupt:
+        return None
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     o.system = None  # rebuilt where needed; not worth sending back
     return o, err
 
 
+def _interrupt_once(signum, frame) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def run_jobs(jobs: list[Job], workers: int) -> Iterator[tuple[Outcome, str | None]]:
-    """Each job's result, in the jobs' order.  On Ctrl-C or SIGTERM (a
-    KeyboardInterrupt here), the jobs not started are cancelled, those under
-    way are interrupted (SIGINT) and their "interrupted" outcomes still come
-    back in order, so what finished is a complete record; jobs after the
-    first one that did not finish are left out.  RunOver from a job that
-    started after the run's deadline ends the iteration the same way."""
+    """Each job's result, in the jobs' order.  On Ctrl-C (SIGINT here, or an
+    "interrupted" outcome from a worker) the jobs not started are cancelled
+    and those under way are interrupted (SIGINT); every result that came
+    back is still yielded in order, the interrupted ones with their
+    statistics, the jobs that did not run are left out (the caller lists
+    them as not checked), and the iteration then ends with
+    KeyboardInterrupt.  A SIGINT within REPEAT seconds of the first is the
+    same Ctrl-C (timeout(1) sends it to the process and to its group); a
+    later one, or SIGTERM/SIGHUP (a KeyboardInterrupt from the caller's
+    handler) while collecting, gives up at once: the searches under way are
+    ended.  RunOver from a job that started after the run's deadline ends
+    the iteration the same way."""
     if not jobs:
         return
     ctx = multiprocessing.get_context("fork")  # Linux; the workers need no re-import
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_quiet_signals)
+    stop = ctx.Event()
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_quiet_signals,
+                               initargs=(stop,))
     futures: list[Future] = [pool.submit(_worker, j) for j in jobs]
+    first: list[float] = []  # when the run was told to stop
+
+    def halt() -> bool:
+        """Stop the run, once; False when it already was."""
+        if first:
+            return False
+        first.append(time.monotonic())
+        _interrupt(pool, futures, stop)
+        return True
+
+    def on_sigint(signum, frame) -> None:
+        if not halt() and time.monotonic() - first[0] > REPEAT:
+            raise KeyboardInterrupt  # a second Ctrl-C: give up
+
+    took, old = _take_sigint(on_sigint)
     try:
         k = 0
         while k < len(futures):
             try:
                 got = futures[k].result()
-            except KeyboardInterrupt:
-                if _interrupt(pool, futures):  # first time: stop the others, then collect
+            except KeyboardInterrupt:  # SIGTERM or SIGHUP (verify's handler)
+                if halt():  # first time: stop the others, then collect
                     continue
                 raise
             except CancelledError:  # not started when Ctrl-C came
-                raise KeyboardInterrupt from None
+                got = None
             except BrokenProcessPool:  # a worker was killed from outside (the OOM killer, kill -9)
                 raise KeyboardInterrupt("a worker process died") from None
-            yield got
             k += 1
+            if got is None:  # did not run: stopped first, or interrupted outside the search
+                halt()
+                continue
+            if got[0].interrupted:  # a worker's SIGINT that this process did not get
+                halt()
+            yield got
+        if first:
+            raise KeyboardInterrupt
     finally:
+        if took:
+            signal.signal(signal.SIGINT, old)
         unfinished = [f for f in futures if not f.done()]
         for f in futures:
             f.cancel()
@@ -119,23 +170,38 @@ def run_jobs(jobs: list[Job], workers: int) -> Iterator[tuple[Outcome, str | Non
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _interrupt(pool: ProcessPoolExecutor, futures: list[Future]) -> bool:
-    """Cancel what has not started and send SIGINT to the workers, once;
-    False when already done (a second Ctrl-C: give up at once)."""
-    if getattr(pool, "_rseqcheck_interrupted", False):
-        return False
-    pool._rseqcheck_interrupted = True  # type: ignore[attr-defined]
+def _take_sigint(handler) -> tuple[bool, Any]:
+    """Install `handler` for SIGINT unless SIGINT is ignored (a background
+    job) or this is not the main thread: (installed, the previous one)."""
+    old = signal.getsignal(signal.SIGINT)
+    if old in (signal.SIG_IGN, None):
+        return False, old
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        return False, old
+    return True, old
+
+
+def _interrupt(pool: ProcessPoolExecutor, futures: list[Future], stop) -> None:
+    """Cancel what has not started, tell the workers to start nothing new
+    and send SIGINT to them (the busy ones stop their search)."""
+    stop.set()  # before the SIGINT: a worker that misses it sees this (see _worker)
     for f in futures:
         f.cancel()
     for proc in list((getattr(pool, "_processes", None) or {}).values()):
         if proc.is_alive() and proc.pid:
-            os.kill(proc.pid, signal.SIGINT)
-    return True
+            try:
+                os.kill(proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
 
 
-def _quiet_signals() -> None:
+def _quiet_signals(stop=None) -> None:
     """Workers leave Ctrl-C and SIGTERM/SIGHUP to the main process, which
     reports what finished and then ends them."""
+    global _STOP
+    _STOP = stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for s in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, signal.SIG_DFL)

@@ -12,6 +12,12 @@ fails, which is reported with the property and the counterexample length.
 The *minimal* working combinations are those whose set of changes from the
 baseline (each open rule's choice in the first spec's own model) contains
 no other working combination's set: the smallest proposals that work.
+They need the whole table: a search stopped by Ctrl-C raises
+KeyboardInterrupt from `synthesize` (the combination under way is not
+recorded), and the caller reports no minimal set.
+
+`load_all` loads every spec first, so that a spec error stops the run
+before any search (the combinations would all fail on it).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import dataclass, field
 
 from rseqcheck.checker.proposal import Proposal
 from rseqcheck.checker.verify import Outcome, check_spec
+from rseqcheck.model.errors import SpecError
 from rseqcheck.model.rules import RULES
 from rseqcheck.model.spec import load_spec
 
@@ -75,6 +82,24 @@ def baseline_choices(first_spec: str, open_rules: list[str], preset: str | None,
     return {r: spec.rules.get(r, RULES[r].default(spec.preset)) for r in open_rules}
 
 
+def load_all(files: list[str], preset: str | None, fixed: dict[str, str]) -> list[str]:
+    """The spec errors (`file:line: message`) of `files`, each loaded under
+    the --preset and fixed rules."""
+    errors = []
+    for f in files:
+        try:
+            Proposal(preset, fixed).apply(load_spec(f))
+        except SpecError as e:
+            errors.append(str(e))
+    return errors
+
+
+def not_tried(open_rules: list[str], trials: list[Trial]) -> list[dict[str, str]]:
+    """The combinations without a trial, in their order."""
+    done = [t.choices for t in trials]
+    return [c for c in combinations(open_rules) if c not in done]
+
+
 def meets(o: Outcome, goal: str) -> bool:
     if goal == "expect":
         return o.ok
@@ -95,6 +120,8 @@ def synthesize(files: list[str], open_rules: list[str], preset: str | None = Non
         p = Proposal(preset, {**fixed, **choices})
         for f in files:
             o = check(f, proposal=p, **kw)
+            if o.interrupted:  # Ctrl-C in the search: the table stops here
+                raise KeyboardInterrupt
             t.checked += 1
             if o.verdict == "unknown" and not o.error:
                 t.unknown, t.failed = True, o

@@ -62,6 +62,13 @@ class Outcome:
         return self.result.verdict
 
     @property
+    def interrupted(self) -> bool:
+        """A search stopped by Ctrl-C (the engines report "interrupted"
+        instead of raising): the run must stop here."""
+        return bool((self.result and self.result.reason == "interrupted")
+                    or (self.distinct and self.distinct.reason == "interrupted"))
+
+    @property
     def expected(self) -> str | None:
         return self.spec.expect if self.spec else None
 

@@ -637,3 +637,36 @@ def test_ctrl_c_with_jobs_keeps_the_finished_and_the_interrupted(tmp_path: Path)
     lines = out.splitlines()
     assert lines[0].startswith("ok   a.toml: holds") and lines[1].startswith("??   b.toml: unknown: interrupted")
     assert "interrupted: 0 of 2 specs not checked" in err and "Traceback" not in err
+
+
+def test_ctrl_c_with_jobs_keeps_what_finished_after_the_interrupted_one(tmp_path: Path) -> None:
+    """SIGINT as timeout(1) sends it (to the process, then to its group):
+    `verify --jobs 2` reports the long spec under way as interrupted with
+    its statistics and the two short ones that finished after it in the
+    specs' order; it reported the first only (or nothing, when the second
+    SIGINT or a worker's second one landed while collecting)."""
+    (tmp_path / "a.toml").write_text(BIG)
+    (tmp_path / "b.toml").write_text(HOLDS)
+    (tmp_path / "c.toml").write_text(VIOLATION)
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "rseqcheck.checker.cli", "verify", "a.toml", "b.toml", "c.toml",
+                             "--jobs", "2", "--out", "cx", "--format", "json"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        while not (tmp_path / "cx" / "c.json").exists() and time.monotonic() - t0 < 60:  # b and c are done
+            time.sleep(0.1)
+        time.sleep(max(0.0, 4 - (time.monotonic() - t0)))  # a is searching
+        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, (out, err)
+    doc = json.loads(out)
+    assert (doc["exit_status"], doc["interrupted"], doc["not_checked"]) == (3, True, [])
+    got = [(r["spec"], r["verdict"], r.get("reason")) for r in doc["results"]]
+    assert got == [("a.toml", "unknown", "interrupted"), ("b.toml", "holds", None), ("c.toml", "violation", None)], got
+    assert doc["results"][0]["states"] > 0 and "Traceback" not in err

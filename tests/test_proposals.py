@@ -9,15 +9,23 @@ the handler's consumption of the descriptor is lost, 22 steps)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from rseqcheck.checker.cli.app import main
+from rseqcheck.checker.engines.explicit import SearchResult, Stats
 from rseqcheck.checker.impact import Change, Side, compare
 from rseqcheck.checker.proposal import Proposal, ProposalError, parse_rules
 from rseqcheck.checker.verify import Outcome, check_spec
+
+from tests.test_cli import BIG, HOLDS
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEAR618 = "specs/seed000/rseq_clear_linux618.toml"
@@ -126,7 +134,7 @@ def test_impact_json_and_an_unchanged_corpus(corpus):
     r = run("impact", "--to", "linux-6.18", "specs", "--format", "json")
     doc = json.loads(r.output)
     assert r.exit_code == 0 and doc["exit_status"] == 0
-    assert doc["summary"] == {"flipped": 0, "not comparable": 0, "unknown": 0, "unchanged": 2}
+    assert doc["summary"] == {"flipped": 0, "not comparable": 0, "unknown": 0, "unchanged": 2, "error": 0}
     # both specs are 6.18 specs: the proposal is their own model, checked once
     assert all(s["same_model"] for s in doc["specs"])
     r = run("impact", "--rule", "next_syscall.on_signal=keep", "specs", "--format", "json", "--out", "cx")
@@ -151,7 +159,97 @@ def test_a_spec_the_proposal_cannot_build_is_not_comparable(corpus):
     c = compare(CLEAR618, Proposal(), Proposal("linux-4.18"), check=check)
     assert c.kind == "not comparable" and c.after.describe() == "cannot be built"
     both_bad = Change("x", Side(Outcome("x", error="e"), "b"), Side(Outcome("x", error="e"), "a"), False)
-    assert both_bad.kind == "unchanged"
+    assert both_bad.kind == "error"
+
+
+def test_impact_counts_broken_specs_as_errors(corpus):
+    """The issue: a spec that cannot be loaded (a TOML error, an unknown
+    label) was counted as "unchanged" (both sides "error").  It is its own
+    kind, counted apart, exit 2, its file:line message on stderr."""
+    for bad in ("toml_syntax", "unknown_label"):
+        shutil.copy(ROOT / f"tests/bad_specs/{bad}.toml", corpus / "specs" / f"{bad}.toml")
+    r = run("impact", "--from", "linux-6.18", "--to", "linux-6.19", "specs", "--format", "json", "--out", "cx")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == doc["exit_status"] == 2
+    assert doc["summary"] == {"flipped": 1, "not comparable": 0, "unknown": 0, "unchanged": 1, "error": 2}
+    kinds = {s["spec"]: s["kind"] for s in doc["specs"]}
+    assert kinds["specs/toml_syntax.toml"] == kinds["specs/unknown_label.toml"] == "error"
+    assert "specs/unknown_label.toml:8: unknown label 'retyr' in T0" in r.stderr
+    text = run("impact", "--from", "linux-6.18", "--to", "linux-6.19", "specs", "--out", "cx").stdout.splitlines()
+    i = text.index("error (2):")
+    assert text[i + 1:i + 3] == ["  specs/toml_syntax.toml", "  specs/unknown_label.toml"]
+    assert text[-1] == "4 specs: 1 flipped, 0 not comparable, 0 unknown, 1 unchanged, 2 error"
+
+
+def _interrupting(monkeypatch, how: str) -> list[str]:
+    """impact's checks, with Ctrl-C on the second spec: `search`, as the
+    engines report it (an "interrupted" result), or `between` specs (a
+    KeyboardInterrupt outside any search)."""
+    import rseqcheck.checker.cli.proposals as cli
+
+    seen: list[str] = []
+
+    def check(path, proposal=None, **kw):
+        if path != CLEAR618:
+            seen.append(path)
+            if how == "between":
+                raise KeyboardInterrupt
+            o = check_spec(path, proposal=proposal, depth=3)
+            o.result = SearchResult("unknown", "explicit", Stats(), 3, reason="interrupted")
+            return o
+        return check_spec(path, proposal=proposal, **kw)
+
+    monkeypatch.setattr(cli, "compare", lambda *a, **kw: compare(*a, check=check, **kw))
+    return seen
+
+
+@pytest.mark.parametrize("how", ["search", "between"])
+def test_impact_stops_at_ctrl_c_with_exit_3_and_the_specs_not_compared(corpus, monkeypatch, how):
+    """The issue: Ctrl-C in a search cancelled that spec only ("unknown
+    (interrupted)", the proposal's side still checked) and the run went
+    on: exit 1 for the flip found before it, "interrupted": false.  Now the
+    run stops at once, exit 3 whatever flipped before, the spec under way
+    and those after it not compared."""
+    seen = _interrupting(monkeypatch, how)
+    r = run("impact", "--from", "linux-6.18", "--to", "linux-6.19", "specs", "--format", "json", "--out", "cx")
+    doc = json.loads(r.stdout)
+    assert seen == [UNPROTECTED]  # its baseline only: the proposal's side is not searched
+    assert r.exit_code == doc["exit_status"] == 3
+    assert doc["interrupted"] is True and doc["not_compared"] == [UNPROTECTED]
+    assert doc["summary"]["flipped"] == 1 and [s["spec"] for s in doc["specs"]] == [CLEAR618]
+    seen.clear()
+    r = run("impact", "--from", "linux-6.18", "--to", "linux-6.19", "specs", "--out", "cx")
+    assert r.exit_code == 3
+    assert r.stdout.splitlines()[-2:] == ["1 specs: 1 flipped, 0 not comparable, 0 unknown, 0 unchanged; 1 not",
+                                          "  compared (interrupted)"]
+    assert " ".join(r.stderr.split()) == f"interrupted (during {UNPROTECTED}): 1 of 2 specs not compared"
+
+
+def test_impact_under_a_real_sigint_stops_at_once(tmp_path):
+    """SIGINT as timeout(1) sends it (the process, then its group) while the
+    first spec's baseline is searched: no search of its proposal side nor of
+    the next spec, exit 3, both not compared."""
+    (tmp_path / "a.toml").write_text(BIG)
+    (tmp_path / "b.toml").write_text(HOLDS)
+    p = subprocess.Popen([sys.executable, "-m", "rseqcheck.checker.cli", "impact", "--to", "linux-6.19", ".",
+                          "--timeout", "30", "--format", "json", "--out", "cx"], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even if ours is ignored
+    try:
+        time.sleep(3)
+        p.send_signal(signal.SIGINT)
+        os.killpg(p.pid, signal.SIGINT)
+        t = time.monotonic()
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert time.monotonic() - t < 10, "the run went on after Ctrl-C"
+    doc = json.loads(out)
+    assert p.returncode == doc["exit_status"] == 3, err
+    assert doc["interrupted"] is True and doc["not_compared"] == ["a.toml", "b.toml"] and doc["specs"] == []
+    assert "Traceback" not in err
 
 
 # The flips of the 6.19 rewrite over the bundled specs, each checked by hand
@@ -235,6 +333,61 @@ def test_synthesize_with_nothing_that_works_and_usage_errors(vyukov):
     assert run("synthesize", VYUKOV_KEEP, "--open", "nosuch").exit_code == 2
     r = run("synthesize", VYUKOV_KEEP, "--open", "next_syscall.consume", "--rule", "next_syscall.consume=never")
     assert r.exit_code == 2 and "also --open" in r.output
+
+
+@pytest.mark.parametrize("how", ["search", "between"])
+def test_synthesize_stops_at_ctrl_c_without_a_minimal_set(vyukov, monkeypatch, how):
+    """The issue: Ctrl-C in a search made that combination "unknown" and the
+    run went on (exit 0, a minimal set from the rest); between combinations
+    it stopped, but with exit 0 and a "minimal" answer from the partial
+    table.  Now: exit 3, the combinations not tried named, no minimal set."""
+    import rseqcheck.checker.cli.proposals as cli
+    import rseqcheck.checker.synthesize as synth
+
+    calls = []
+
+    def check(path, proposal=None, **kw):
+        calls.append(proposal.rules)
+        if len(calls) == 3:  # the third combination (save-restore); clear, the second, works
+            if how == "between":
+                raise KeyboardInterrupt
+            o = check_spec(path, proposal=proposal, depth=3)
+            o.result = SearchResult("unknown", "explicit", Stats(), 3, reason="interrupted")
+            return o
+        return check_spec(path, proposal=proposal, **kw)
+
+    monkeypatch.setattr(cli, "run_synthesis", lambda *a, **kw: synth.synthesize(*a, check=check, **kw))
+    r = run("synthesize", VYUKOV_KEEP, "--open", "next_syscall.on_signal", "--format", "json")
+    doc = json.loads(r.stdout)
+    assert len(calls) == 3, calls  # it stopped there
+    assert r.exit_code == doc["exit_status"] == 3 and doc["interrupted"] is True
+    assert [(c["choices"]["next_syscall.on_signal"], c["works"]) for c in doc["combinations"]] == [
+        ("keep", False), ("clear", True)]
+    assert doc["not_tried"] == [{"next_syscall.on_signal": "save-restore"}]
+    assert doc["minimal"] is None
+    calls.clear()
+    text = run("synthesize", VYUKOV_KEEP, "--open", "next_syscall.on_signal")
+    assert text.exit_code == 3
+    lines = text.stdout.splitlines()
+    assert lines[-4:] == ["interrupted: 2 of 3 combinations tried, 1 of them work; no minimal set",
+                          "  from a partial table", "not tried (1):", "  next_syscall.on_signal=save-restore"]
+    assert not any(x.startswith("minimal") for x in lines)
+
+
+def test_synthesize_stops_on_a_broken_spec_before_any_search(vyukov, monkeypatch):
+    """The issue: a broken spec in the folder failed every combination, all
+    searched, and the run ended with exit 1.  Now every spec is loaded
+    first: the file:line errors, exit 2, no search."""
+    import rseqcheck.checker.synthesize as synth
+
+    for bad in ("toml_syntax", "unknown_label"):
+        shutil.copy(ROOT / f"tests/bad_specs/{bad}.toml", Path(VYUKOV_KEEP).parent / f"z_{bad}.toml")  # after it
+    searched = []
+    monkeypatch.setattr(synth, "meets", lambda o, goal: searched.append(o) or False)
+    r = run("synthesize", str(Path(VYUKOV_KEEP).parent), "--open", "next_syscall.on_signal")
+    assert r.exit_code == 2 and searched == []
+    assert r.stderr.splitlines() == ["specs/seed000/z_toml_syntax.toml:3: TOML error: Illegal character '\\n'",
+                                     "specs/seed000/z_unknown_label.toml:8: unknown label 'retyr' in T0"]
 
 
 def test_every_rule_is_read_by_the_model_and_cites_its_source():

@@ -32,7 +32,7 @@ from rseqcheck.checker import __version__
 from rseqcheck.checker.engines.bitstate import DEFAULT_K, DEFAULT_WINDOW, MAX_BITS, NOT_PROOF
 from rseqcheck.checker.engines.explicit import Stats
 from rseqcheck.checker.inputs import collect_specs, remove_stale_tmp
-from rseqcheck.checker.limits import Limits, MemorySize, RunOver, Seconds
+from rseqcheck.checker.limits import CtrlC, Limits, MemorySize, RunOver, Seconds
 from rseqcheck.checker.outputs import progress
 from rseqcheck.checker.outputs.columns import wide as want_wide
 from rseqcheck.checker.outputs.columns import wrap
@@ -252,7 +252,7 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, total_timeout, ma
     interrupted = run_over = False
     prog = None
     ticker = Ticker("verify", len(files)) if workers > 1 and not quiet else None
-    with _terminate_as_interrupt():
+    with _terminate_as_interrupt(), CtrlC():
         try:
             if workers > 1:  # results in the specs' order, as with one worker
                 results = run_jobs(todo, workers)
@@ -271,9 +271,10 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, total_timeout, ma
                     io_errors.append(io_error)
                 if ticker:
                     ticker(len(outcomes))
-                if (o.result and o.result.reason == "interrupted") or (o.distinct and o.distinct.reason == "interrupted"):
+                if o.interrupted:
                     interrupted = True
-                    break
+                    if workers == 1:  # run_jobs yields what the other workers finished, then stops
+                        break
         except KeyboardInterrupt:  # outside the search (loading, compiling, saving), or SIGTERM/SIGHUP
             _clear_progress(prog)
             interrupted = True
@@ -282,7 +283,7 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, total_timeout, ma
             run_over = True
     if ticker:
         ticker.done()
-    unchecked = files[len(outcomes):]
+    unchecked = not_checked(files, outcomes)
     why = (limits.run_over() if run_over else "interrupted (Ctrl-C, SIGTERM or SIGHUP)") if unchecked else ""
     code = _exit_code(outcomes, interrupted or run_over, strict)
     if junit:  # first, so that the exit status printed below is the final one
@@ -324,6 +325,19 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, total_timeout, ma
     for msg in io_errors:
         report(msg)
     sys.exit(code)
+
+
+def not_checked(files: list[str], outcomes: list[Outcome]) -> list[str]:
+    """The specs of `files` without an outcome: `outcomes` are some of
+    them, in their order (with --jobs, specs after one not checked may
+    have finished)."""
+    out, k = [], 0
+    for f in files:
+        if k < len(outcomes) and outcomes[k].path == f:
+            k += 1
+        else:
+            out.append(f)
+    return out
 
 
 def _proposal(preset: str | None, rule_pairs: tuple[str, ...]) -> Proposal:

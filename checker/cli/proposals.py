@@ -2,14 +2,17 @@
 `rseqcheck synthesize`: which choices of open rules make specs hold.
 
 impact's exit status: 0 nothing flipped; 1 some verdict flipped; 2 a spec
-or usage error (a spec that cannot be built under the baseline); 3 a
-resource limit on some spec before a verdict, or an interrupt; 4 an output
-error (a counterexample could not be written).  A spec that
+or usage error (a spec that cannot be built under the baseline, or at all:
+kind "error"); 3 a resource limit on some spec before a verdict, or an
+interrupt; 4 an output error (a counterexample could not be written).  An
+interrupt is 3 whatever else was found (impact_status).  A spec that
 can be built under the baseline but not under the proposal is listed as
 not comparable and does not change the exit status.
 
 synthesize's: 0 some combination works; 1 none does; 2 a spec or usage
-error; 3 no combination works but some stopped at a limit, or an interrupt.
+error (every spec is loaded before any search); 3 no combination works but
+some stopped at a limit, or an interrupt (whatever else was found: the
+table is partial, no minimal set is given).
 """
 
 from __future__ import annotations
@@ -22,17 +25,15 @@ import click
 from rseqcheck.checker import __version__
 from rseqcheck.checker.impact import KINDS, Change, compare
 from rseqcheck.checker.inputs import collect_specs
-from rseqcheck.checker.limits import LimitHit, Limits, Seconds, Watchdog
+from rseqcheck.checker.limits import CtrlC, LimitHit, Limits, Seconds, Watchdog
 from rseqcheck.checker.outputs.columns import wrap as _wrap
 from rseqcheck.checker.outputs.errors import report
 from rseqcheck.checker.outputs.layout import clash_warning, layout
 from rseqcheck.checker.outputs.progress import Ticker
 from rseqcheck.checker.proposal import Proposal, ProposalError, parse_rules
-from rseqcheck.checker.synthesize import GOALS, MAX_COMBINATIONS, Trial, count, minimal
-from rseqcheck.checker.synthesize import baseline_choices as base_choices
+from rseqcheck.checker.synthesize import GOALS, MAX_COMBINATIONS, Trial, count, load_all, minimal, not_tried
 from rseqcheck.checker.synthesize import synthesize as run_synthesis
 from rseqcheck.checker.verify import save_counterexample
-from rseqcheck.model.errors import SpecError
 from rseqcheck.model.rules import ALIASES, PRESETS, RULES
 
 
@@ -56,9 +57,12 @@ def _below(f: str, out_dir: str) -> str:
 
 
 def render_text(changes: list[Change], baseline: Proposal, proposal: Proposal, interrupted: bool,
-                out_dir: str = "") -> str:
+                out_dir: str = "", not_compared: list[str] | None = None) -> str:
     """The flip table: each flipped spec on its own lines (path, then
-    before -> after and the new counterexample), then the counts."""
+    before -> after and the new counterexample), the specs that cannot be
+    built, then the counts (with the specs not compared after an
+    interrupt)."""
+    not_compared = not_compared or []
     base = baseline.describe() if baseline else "each spec's own preset and rules"
     lines = _wrap(f"impact of {proposal.describe()}", "") + _wrap(f"baseline: {base}", "")
     by = {k: [c for c in changes if c.kind == k] for k in KINDS}
@@ -74,11 +78,17 @@ def render_text(changes: list[Change], baseline: Proposal, proposal: Proposal, i
                 lines += _wrap(side.outcome.error, "    ")
             for f in c.after.outcome.files[1::2]:  # the ITF file; the .txt sits beside it
                 lines += _wrap(f"counterexample: {_below(f, out_dir)}", "    ")
+    if by["error"]:  # the messages (file:line) are on stderr
+        lines += ["", f"error ({len(by['error'])}):"]
+        for c in by["error"]:
+            lines += _wrap(c.path, "  ")
     if out_dir and any(c.after.outcome.files for c in changes):
         lines += [""] + _wrap(f"counterexamples (NAME.txt, the email text; NAME.json, ITF) are in {out_dir}/", "")
     lines.append("")
-    counts = ", ".join(f"{len(by[k])} {k}" for k in KINDS)
-    lines += _wrap(f"{len(changes)} specs: {counts}" + (" (interrupted)" if interrupted else ""), "")
+    counts = ", ".join(f"{len(by[k])} {k}" for k in KINDS if k != "error" or by[k])
+    if interrupted:
+        counts += f"; {len(not_compared)} not compared (interrupted)"
+    lines += _wrap(f"{len(changes)} specs: {counts}", "")
     return "\n".join(lines)
 
 
@@ -106,10 +116,15 @@ def impact(paths, from_preset, base_pairs, to_preset, rule_pairs, depth, timeout
 
     Every spec is checked under a baseline and under the proposal (explicit
     engine); the flips are listed, each with the new shortest counterexample
-    or the property that now holds.  Exit status: 0 nothing flipped; 1 some
-    verdict flipped; 2 a spec or usage error; 3 a limit or an interrupt;
-    4 a counterexample could not be written.  Counterexamples go under
-    --out in the layout of the spec folders (as `verify` saves them).
+    or the property that now holds; a spec that cannot be built on either
+    side (a TOML error, an unknown label) is an error.  Exit status: 0
+    nothing flipped; 1 some verdict flipped; 2 a spec or usage error; 3 a
+    limit or an interrupt; 4 a counterexample could not be written.  When
+    several apply, an interrupt (Ctrl-C, SIGTERM, SIGHUP) wins: it stops
+    the run at once, exit 3, the specs not compared counted (listed in the
+    JSON as not_compared); otherwise 2 wins over 4, 4 over 1, 1 over 3.
+    Counterexamples go under --out in the layout of the spec folders (as
+    `verify` saves them).
 
     \b
     The 6.19 rewrite, reviewed over the bundled specs:
@@ -137,64 +152,82 @@ def impact(paths, from_preset, base_pairs, to_preset, rule_pairs, depth, timeout
     for f, other, place in clashes:
         for line in _wrap(clash_warning(f, other, place, out_dir), "", "  "):
             click.echo(line, err=True)
-    try:
-        for k, f in enumerate(files, start=1):
-            if progress:
-                progress(k, f)
+    from rseqcheck.checker.cli.app import _terminate_as_interrupt
 
-            try:
-                with Watchdog(limits) as wd:  # both sides of one spec share the limits
-                    change = compare(f, baseline, proposal, timeout=timeout, progress=wd.progress(None), **kw)
-            except LimitHit as e:
-                errors.append(f"{f}: unknown: {e.reason}")
-                continue
-            except MemoryError:
-                errors.append(f"{f}: unknown: out of memory")
-                continue
-            changes.append(change)
-            if change.before.verdict == "error":
-                errors.append(change.before.outcome.error or f"{f}: error")
-            if change.kind == "flipped" and change.after.outcome.graph is not None:
+    reached = 0  # specs dealt with: compared, or given up at a limit
+    with _terminate_as_interrupt(), CtrlC():
+        try:
+            for k, f in enumerate(files, start=1):
+                if progress:
+                    progress(k, f)
                 try:
-                    save_counterexample(change.after.outcome, places[f].path(out), places[f].stem)
-                except OSError as e:
-                    io_errors.append(f"{e.filename or out}: cannot write the counterexample: {e.strerror or e}")
-    except KeyboardInterrupt:
-        interrupted = True
-    if progress:
-        progress.done()
-    kinds = {c.kind for c in changes}
-    if any(c.before.verdict == "error" for c in changes):
-        code = 2
-    elif "flipped" in kinds:
-        code = 1
-    elif interrupted or "unknown" in kinds or len(changes) < len(files):
-        code = 3
-    else:
-        code = 0
-    if io_errors and code != 2:
-        code = 4
-    if fmt == "json":
-        doc = {"tool": "rseqcheck", "version": __version__, "exit_status": code, "interrupted": interrupted,
-               "baseline": baseline.record(), "proposal": proposal.record(),
-               "summary": {k: sum(1 for c in changes if c.kind == k) for k in KINDS},
-               "specs": [c.record() for c in changes], "errors": errors, "output_errors": io_errors}
-        click.echo(json.dumps(doc, indent=1))
-    else:
-        click.echo(render_text(changes, baseline, proposal, interrupted, out_dir))
-        if show_trace:
-            from rseqcheck.checker.outputs.trace import render_text as trace_text
+                    with Watchdog(limits) as wd:  # both sides of one spec share the limits
+                        change = compare(f, baseline, proposal, timeout=timeout, progress=wd.progress(None), **kw)
+                except LimitHit as e:
+                    errors.append(f"{f}: unknown: {e.reason}")
+                    reached += 1
+                    continue
+                except MemoryError:
+                    errors.append(f"{f}: unknown: out of memory")
+                    reached += 1
+                    continue
+                changes.append(change)
+                reached += 1
+                if change.before.verdict == "error":
+                    errors.append(change.before.outcome.error or f"{f}: error")
+                if change.kind == "flipped" and change.after.outcome.graph is not None:
+                    try:
+                        save_counterexample(change.after.outcome, places[f].path(out), places[f].stem)
+                    except OSError as e:
+                        io_errors.append(f"{e.filename or out}: cannot write the counterexample: {e.strerror or e}")
+        except KeyboardInterrupt:  # a search stopped by Ctrl-C (compare), or outside one; SIGTERM, SIGHUP
+            interrupted = True
+        if progress:
+            progress.done()
+        not_compared = files[reached:]
+        code = impact_status(changes, interrupted, len(changes) < len(files), bool(io_errors))
+        if fmt == "json":
+            doc = {"tool": "rseqcheck", "version": __version__, "exit_status": code, "interrupted": interrupted,
+                   "not_compared": not_compared, "baseline": baseline.record(), "proposal": proposal.record(),
+                   "summary": {k: sum(1 for c in changes if c.kind == k) for k in KINDS},
+                   "specs": [c.record() for c in changes], "errors": errors, "output_errors": io_errors}
+            click.echo(json.dumps(doc, indent=1))
+        else:
+            click.echo(render_text(changes, baseline, proposal, interrupted, out_dir, not_compared))
+            if show_trace:
+                from rseqcheck.checker.outputs.trace import render_text as trace_text
 
-            for c in changes:
-                if c.kind == "flipped" and c.after.outcome.graph is not None:
-                    click.echo("")
-                    click.echo(trace_text(c.after.outcome.graph))
-    for msg in errors:
-        click.echo(msg, err=True)
-    for msg in io_errors:
-        report(msg)
+                for c in changes:
+                    if c.kind == "flipped" and c.after.outcome.graph is not None:
+                        click.echo("")
+                        click.echo(trace_text(c.after.outcome.graph))
+        if interrupted:
+            under_way = f" (during {not_compared[0]})" if not_compared else ""
+            for line in _wrap(f"interrupted{under_way}: {len(not_compared)} of {len(files)} specs not compared",
+                              "", "  "):
+                click.echo(line, err=True)
+        for msg in errors:
+            click.echo(msg, err=True)
+        for msg in io_errors:
+            report(msg)
     sys.exit(code)
 
+
+def impact_status(changes: list[Change], interrupted: bool, missing: bool, io_errors: bool) -> int:
+    """impact's exit status: an interrupt is 3 whatever was found before it
+    (the table is incomplete); then 2 a spec that cannot be built (under
+    the baseline, or at all), 4 an output error, 1 a flip, 3 a limit."""
+    if interrupted:
+        return 3
+    if any(c.before.verdict == "error" for c in changes):
+        return 2
+    if io_errors:
+        return 4
+    if any(c.kind == "flipped" for c in changes):
+        return 1
+    if missing or any(c.kind == "unknown" for c in changes):
+        return 3
+    return 0
 
 
 @click.command()
@@ -216,9 +249,13 @@ def synthesize(paths, open_rules, preset, rule_pairs, goal, depth, timeout, fmt)
     Every combination of the open rules' choices is checked (explicit
     engine) over every spec, on top of each spec's own preset and rules;
     each is listed with the first spec it fails, then the minimal working
-    ones (fewest changes from the first spec's own choices).  Exit status:
-    0 some combination works; 1 none does; 2 a spec or usage error; 3 a
-    limit left the answer open.
+    ones (fewest changes from the first spec's own choices).  Every spec is
+    loaded first: a spec error (file:line) stops the run before any search.
+    Exit status: 0 some combination works; 1 none does; 2 a spec or usage
+    error; 3 a limit left the answer open, or an interrupt (Ctrl-C,
+    SIGTERM, SIGHUP), which wins over the others: it stops the run at
+    once, names the combinations not tried and gives no minimal set (it
+    needs the whole table).
 
     \b
     Which settings of the seed-000 proposal make Vyukov's scheme safe:
@@ -242,10 +279,10 @@ def synthesize(paths, open_rules, preset, rule_pairs, goal, depth, timeout, fmt)
     files, problem = collect_specs(paths)
     if problem:
         raise _Usage(problem)
-    try:
-        base_choices(files[0], names, preset, fixed)
-    except SpecError as e:
-        click.echo(str(e), err=True)
+    problems = load_all(files, preset, fixed)  # every spec error before any search
+    if problems:
+        for msg in problems:
+            click.echo(msg, err=True)
         sys.exit(2)
     progress = Ticker("synthesize", n, "combinations") if fmt == "text" else None
     done: list[Trial] = []
@@ -256,36 +293,45 @@ def synthesize(paths, open_rules, preset, rule_pairs, goal, depth, timeout, fmt)
         if progress:
             progress(len(done), " ".join(f"{k}={v}" for k, v in t.choices.items()))
 
-    try:
-        run_synthesis(files, names, preset, fixed, goal, on_trial=seen, depth=depth, timeout=timeout)
-    except KeyboardInterrupt:
-        interrupted = True
-    if progress:
-        progress.done()
-    errors = [t.failed.error for t in done if t.failed is not None and t.failed.error]
-    best = minimal(done)
-    if errors and len(errors) == len(done):
-        code = 2
-    elif any(t.works for t in done):
-        code = 0
-    elif interrupted or any(t.unknown for t in done):
-        code = 3
-    else:
-        code = 1
-    if fmt == "json":
-        doc = {"tool": "rseqcheck", "version": __version__, "exit_status": code, "interrupted": interrupted,
-               "goal": goal, "open": names, "preset": preset, "fixed": fixed, "specs": files,
-               "combinations": [{"choices": t.choices, "works": t.works, "unknown": t.unknown,
-                                 "changes": dict(sorted(t.changes)), "failed": t.why() or None} for t in done],
-               "minimal": [t.choices for t in best]}
-        click.echo(json.dumps(doc, indent=1))
-    else:
-        click.echo(render_synthesis(done, best, names, files, preset, fixed, goal, interrupted))
+    from rseqcheck.checker.cli.app import _terminate_as_interrupt
+
+    with _terminate_as_interrupt(), CtrlC():
+        try:
+            run_synthesis(files, names, preset, fixed, goal, on_trial=seen, depth=depth, timeout=timeout)
+        except KeyboardInterrupt:  # a search stopped by Ctrl-C, or outside one; SIGTERM, SIGHUP
+            interrupted = True
+        if progress:
+            progress.done()
+        left = not_tried(names, done)
+        errors = [t.failed.error for t in done if t.failed is not None and t.failed.error]
+        best = None if interrupted else minimal(done)  # minimal needs the whole table
+        if interrupted:
+            code = 3
+        elif errors and len(errors) == len(done):
+            code = 2
+        elif any(t.works for t in done):
+            code = 0
+        elif any(t.unknown for t in done):
+            code = 3
+        else:
+            code = 1
+        if fmt == "json":
+            doc = {"tool": "rseqcheck", "version": __version__, "exit_status": code, "interrupted": interrupted,
+                   "goal": goal, "open": names, "preset": preset, "fixed": fixed, "specs": files,
+                   "combinations": [{"choices": t.choices, "works": t.works, "unknown": t.unknown,
+                                     "changes": dict(sorted(t.changes)), "failed": t.why() or None} for t in done],
+                   "not_tried": left, "minimal": None if best is None else [t.choices for t in best]}
+            click.echo(json.dumps(doc, indent=1))
+        else:
+            click.echo(render_synthesis(done, best, names, files, preset, fixed, goal, interrupted, left))
     sys.exit(code)
 
 
-def render_synthesis(trials: list[Trial], best: list[Trial], names: list[str], files: list[str],
-                     preset: str | None, fixed: dict[str, str], goal: str, interrupted: bool) -> str:
+def render_synthesis(trials: list[Trial], best: list[Trial] | None, names: list[str], files: list[str],
+                     preset: str | None, fixed: dict[str, str], goal: str, interrupted: bool,
+                     left: list[dict[str, str]] | None = None) -> str:
+    """The table, then the count and the minimal working combinations; after
+    an interrupt (`best` None) the combinations not tried instead."""
     what = "every spec holds" if goal == "holds" else "every spec gives its expected verdict"
     lines = _wrap(f"synthesize: {len(names)} open rule{'s' if len(names) != 1 else ''} over "
                   f"{len(files)} spec{'s' if len(files) != 1 else ''}; goal: {what}", "")
@@ -299,7 +345,17 @@ def render_synthesis(trials: list[Trial], best: list[Trial], names: list[str], f
             lines += _wrap(t.why(), "       ")
     lines.append("")
     ok = sum(1 for t in trials if t.works)
-    lines += _wrap(f"{ok} of {len(trials)} combinations work" + (" (interrupted)" if interrupted else ""), "")
+    if interrupted:
+        left = left or []
+        total = len(trials) + len(left)
+        lines += _wrap(f"interrupted: {len(trials)} of {total} combinations tried, {ok} of them work; "
+                       "no minimal set from a partial table", "")
+        if left:
+            lines.append(f"not tried ({len(left)}):")
+            for c in left:
+                lines += _wrap(" ".join(f"{k}={v}" for k, v in c.items()), "  ", "    ")
+        return "\n".join(lines)
+    lines += _wrap(f"{ok} of {len(trials)} combinations work", "")
     if best:
         lines.append("minimal (fewest changes from the first spec's own choices):")
         for t in best:
