@@ -166,7 +166,7 @@ def run_jobs(jobs: list[Job], workers: int) -> Iterator[tuple[Outcome, str | Non
         if unfinished:  # the caller stopped early, or a second Ctrl-C: end the searches under way
             for proc in list((getattr(pool, "_processes", None) or {}).values()):
                 if proc.is_alive():
-                    proc.terminate()
+                    proc.kill()  # they ignore SIGTERM (_quiet_signals)
         pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -199,9 +199,11 @@ def _interrupt(pool: ProcessPoolExecutor, futures: list[Future], stop) -> None:
 
 def _quiet_signals(stop=None) -> None:
     """Workers leave Ctrl-C and SIGTERM/SIGHUP to the main process, which
-    reports what finished and then ends them."""
+    reports what finished and then ends them (SIGINT to stop a search,
+    SIGKILL when it gives up).  A SIGTERM to the process group (timeout(1),
+    a CI runner) used to kill the workers outright, and the results that
+    had come back with them."""
     global _STOP
     _STOP = stop
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for s in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, signal.SIG_DFL)
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)

@@ -520,7 +520,7 @@ def test_ctrl_c_under_engine_all_stops_the_run(tmp_path: Path, monkeypatch) -> N
     p.write_text(cs_spec())
     code, out, err = run("verify", str(p), str(p), "--engine", "all", "--out", str(tmp_path / "cx"))
     assert code == 3
-    assert err == "interrupted: 2 of 2 specs not checked\n"
+    assert err == f"interrupted: 2 of 2 specs not checked\n  not checked: {p}\n  not checked: {p}\n"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])

@@ -322,6 +322,8 @@ def verify(paths, engine, depth, fmt, out_dir, junit, timeout, total_timeout, ma
             head = "interrupted" if interrupted else limits.run_over()
             for line in wrap(f"{head}: {len(unchecked)} of {len(files)} specs not checked", "", "  "):
                 click.echo(line, err=True)
+            for f in unchecked:
+                click.echo(f"  not checked: {f}", err=True)
     for msg in io_errors:
         report(msg)
     sys.exit(code)
