@@ -104,7 +104,10 @@ a:  load  %r0, rseq.cpu_id
 
 @pytest.mark.parametrize(("line", "message"), [
     ("mov   x, 1", "mov takes REG, SRC"),
-    ("mov   %r16, 1", "mov takes REG, SRC"),
+    ("mov   %r16, 1", "register %r16 is out of range: the registers are %r0..%r15"),
+    ("add   c[%r16], 1", "register %r16 is out of range: the registers are %r0..%r15"),
+    ("load  %rax, x", "'%rax' is not a register: the registers are %r0..%r15"),
+    ("assert %r99 == 0", "register %r99 is out of range: the registers are %r0..%r15"),
     ("load  %r0, 5", "load takes REG, MEM"),
     ("load  x, y", "load takes REG, MEM"),
     ("store %r0, 1", "store takes MEM, VALUE"),
