@@ -132,6 +132,10 @@ def test_bad_operands_are_spec_errors_at_their_line(tmp_path: Path, line: str, m
     ("load %r0, c", '"c[cpu]" = [0, 1]', "c is a per-CPU array: index it"),
     ("load %r0, rseq.flags", "", "rseq.flags: the rseq area's fields are"),
     ("store rseq.node_id, 1", "", "rseq.node_id cannot be written"),
+    # the same names in an assert: the assert's line too
+    ("assert c[0] == 0", "", "c[...]: no per-CPU array c"),
+    ("assert c[2] == 0", '"c[cpu]" = [0, 1]', "c[2]: the array has 2 slots"),
+    ("assert rseq.cpuid == 0", "", "rseq.cpuid: the rseq area's fields are"),
 ])
 def test_bad_data_is_refused_at_build(tmp_path: Path, code: str, variables: str, message: str) -> None:
     text = two(code, "", variables=variables)

@@ -187,6 +187,7 @@ def test_unusual_input(tmp_path: Path, text: str, line: int, prefix: str) -> Non
 
 R99 = "register %r99 is out of range: the registers are %r0..%r15"
 R16 = "register %r16 is out of range: the registers are %r0..%r15"
+NO_CND = 'cnd[...]: no per-CPU array cnd (declare "cnd[cpu]" = [MIN, MAX] in [variables])'
 
 
 @pytest.mark.parametrize(
@@ -202,6 +203,11 @@ R16 = "register %r16 is out of range: the registers are %r0..%r15"
         ("", 'exists = "%r99 == 0"', "nop", 10, R99),
         # and in an operand, rather than the instruction's usage
         ("", "", "nop\nadd cnt[%r16], 1", 14, R16),
+        # names the model's build looks up: the assert's line, the property's
+        ("", "", "mov %r0, 1\nassert cnd[0] == 0", 14, NO_CND),
+        ("", "", "assert rseq.cpuid == 0", 13, "rseq.cpuid: the rseq area's fields are cpu_id_start, cpu_id, node_id, mm_cid"),
+        ("always cnt[2] == 0", "", "nop", 8, "cnt[2]: the array has 2 slots (one per CPU)"),
+        ("always cnd[0] == 0", "", "nop", 8, NO_CND),
     ],
 )
 def test_names_in_expressions(tmp_path: Path, prop: str, outcome: str, code: str, line: int, message: str) -> None:
