@@ -241,8 +241,11 @@ def parse_code(text: str, name: str, kind: str, file: str, first_line: int) -> S
         pending = []
         instrs.append(ins)
     # Falling off the end: a thread exits, a handler returns to its restorer
-    # (sa_restorer calls rt_sigreturn).  Made explicit so traces show it.
-    implicit = Instr("exit" if kind == "thread" else "sigreturn", line=first_line, text="(end of code)")
+    # (sa_restorer calls rt_sigreturn).  Made explicit so traces show it, at
+    # the line where the block ends (end_line), not at its first line, which
+    # read as a jump back to the top.
+    implicit = Instr("exit" if kind == "thread" else "sigreturn", line=end_line(text, first_line, instrs, pending),
+                     text="(end of code)")
     for lab, _ in pending:
         labels[lab] = len(instrs)
         implicit.labels.append(lab)
@@ -251,6 +254,17 @@ def parse_code(text: str, name: str, kind: str, file: str, first_line: int) -> S
     elif pending:
         instrs.append(implicit)
     return Segment(name, kind, instrs, labels)
+
+
+def end_line(text: str, first_line: int, instrs: list[Instr], pending: list[tuple[str, int]]) -> int:
+    """The line of a code block's implicit end: the line of the label(s)
+    that name it (`done:` after the last instruction), else the block's
+    last line (that of the closing quotes when they stand on a line of
+    their own), and at least the line after the last instruction."""
+    if pending:
+        return pending[0][1]
+    last = first_line + text.count("\n")
+    return max(last, instrs[-1].line + 1) if instrs else last
 
 
 def _args(rest: str) -> list[str]:
