@@ -29,6 +29,7 @@ from rseqcheck.checker.outputs.trace import (
     render_text,
     to_itf,
 )
+from rseqcheck.checker.proposal import Proposal
 from rseqcheck.checker.verify import check_spec
 from rseqcheck.model.spec import load_spec
 
@@ -389,3 +390,26 @@ def test_implicit_end_line(tmp_path: Path, code: str, line: int) -> None:
     p.write_text(f'[thread.T0]\n{code}\n[spec]\npreset = "linux-6.18"\n[check]\nproperties = ["no-unexpected-kill"]\n')
     ins = load_spec(str(p)).threads[0].segment.instrs
     assert (ins[-1].text, ins[-1].line) == ("(end of code)", line)
+
+
+@pytest.mark.parametrize("proposal", [None, Proposal(None, {"next_syscall.on_signal": "clear"}),
+                                      Proposal("linux-6.0", {"next_syscall.on_signal": "clear"})])
+def test_dot_states_the_rules_and_the_proposal_as_the_text_does(proposal: Proposal | None) -> None:
+    """DOT's label said only `preset: ...; rseqcheck V`: a trace of `verify
+    --rule` (or of a spec's [rules], or impact) read as one of the preset."""
+    spec = "specs/seed000/save_restore_unprotected.toml"  # its own [rules]: next_syscall.on_signal = save-restore
+    g = check_spec(str(ROOT / spec), proposal=proposal).graph
+    text = render_text(g, width=1000).splitlines()
+    said = [line for line in text if line.startswith(("preset: ", "proposal (command line): "))]
+    assert len(said) == (2 if proposal else 1)
+    if proposal is None:
+        assert said == ["preset: linux-6.18; overrides: next_syscall.on_signal=save-restore"]
+    else:
+        assert said[0].endswith("; overrides: next_syscall.on_signal=clear")
+        assert said[1] == "proposal (command line): " + " ".join(
+            ([f"--preset {proposal.preset}"] if proposal.preset else []) + ["--rule next_syscall.on_signal=clear"])
+    dot = render_dot(g)
+    title = next(line for line in dot.splitlines() if line.startswith("  label="))
+    assert "\\l".join(said) + "\\lrseqcheck 0.1.0\\l" in title
+    # the same from a saved trace, as `rseqcheck show X.json --format dot` reads it
+    assert render_dot(from_itf(json.loads(render_json(g)))) == dot
