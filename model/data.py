@@ -311,24 +311,26 @@ def dead_after(b, seg, always_live: set[str]) -> list[set[str]]:
 _BIN = {"==": Eq, "!=": Ne, "<": Lt, "<=": Le, ">": Gt, ">=": Ge, "+": Add, "-": Sub}
 
 
-def to_ir(e: AExpr, b, t) -> Expr:
+def to_ir(e: AExpr, b, t, line: int = 0) -> Expr:
     """EXPR of an assert or an always/eventually/sometimes property as
     an IR expression over thread t's registers, fields and the user
-    variables."""
+    variables.  `line`: the assert's line, or the property's in the TOML,
+    for an error about a name in it (an unknown array, an index out of
+    range, a field that is not one)."""
     if e.op == "int":
         return Const(e.args[0])
     if e.op == "var":
         name = e.args[0]
         if is_reg(name) or "[" in name or name.startswith("rseq."):
             if is_reg(name) and name not in t.regs:
-                raise SpecError(b.spec.path, 0, f"{name}: no instruction uses this register")
-            locs, _ = locations(b, t, name, 0)
+                raise SpecError(b.spec.path, line, f"{name}: no instruction uses this register")
+            locs, _ = locations(b, t, name, line)
             return Ref(locs[0][1]) if not isinstance(locs[0][1], Const) else locs[0][1]
         return Ref(b.uvar(t, name))
     if e.op == "!":
-        return Not(to_ir(e.args[0], b, t))
+        return Not(to_ir(e.args[0], b, t, line))
     if e.op == "&&":
-        return And(to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
+        return And(to_ir(e.args[0], b, t, line), to_ir(e.args[1], b, t, line))
     if e.op == "||":
-        return Or(to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
-    return _BIN[e.op](to_ir(e.args[0], b, t), to_ir(e.args[1], b, t))
+        return Or(to_ir(e.args[0], b, t, line), to_ir(e.args[1], b, t, line))
+    return _BIN[e.op](to_ir(e.args[0], b, t, line), to_ir(e.args[1], b, t, line))

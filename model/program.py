@@ -38,6 +38,10 @@ VARNAME = re.compile(r"(tls\.)?[A-Za-z_][A-Za-z0-9_]*$")
 # a user variable, a per-CPU slot ARRAY[%rN] / ARRAY[N], or a field of the
 # thread's rseq area.
 REG = re.compile(r"%r(?:1[0-5]|[0-9])$")
+NREGS = 16  # %r0..%r15: REG, MEM and the usage messages say so
+REG_RANGE = f"%r0..%r{NREGS - 1}"
+# anything that looks like a register: `%` and a name (checked by check_registers)
+_PCT = re.compile(r"%[A-Za-z0-9_]*")
 RSEQ_FIELDS = ("cpu_id_start", "cpu_id", "node_id", "mm_cid")
 MEM = re.compile(r"(?:(tls\.)?([A-Za-z_][A-Za-z0-9_]*)(?:\[(%r(?:1[0-5]|[0-9])|[0-9]+)\])?|rseq\.([a-z_]+))$")
 
@@ -54,6 +58,19 @@ def is_mem(x: str) -> bool:
     if m.group(4) is not None:
         return True  # the field's name is checked with the model (model/data.py:field_name)
     return not (m.group(1) and m.group(3))  # no tls arrays
+
+
+def check_registers(text: str, file: str, line: int) -> None:
+    """Every `%`-name in an operand or an expression is a register: `%r16`
+    or `%rax` is an error here, not a variable of that name (an assert
+    would read it as a global that stays 0) or a vague usage message."""
+    for m in _PCT.finditer(text):
+        name = m.group(0)
+        if is_reg(name):
+            continue
+        if re.fullmatch(r"%r[1-9][0-9]*", name):
+            raise SpecError(file, line, f"register {name} is out of range: the registers are {REG_RANGE}")
+        raise SpecError(file, line, f"{name!r} is not a register: the registers are {REG_RANGE}")
 # what rseq() can return: its own errors, and any errno a seccomp filter
 # gives it (SECCOMP_RET_ERRNO; ENOSYS and EACCES are common filter choices)
 RSEQ_ERRORS = ("0", "EINVAL", "EPERM", "EBUSY", "EFAULT", "ENOSYS", "EACCES")
@@ -100,7 +117,7 @@ class AExpr:
     args: tuple
 
 
-_TOK = re.compile(r"\s*(?:(\d+)|((?:tls\.|rseq\.)?[A-Za-z_][A-Za-z0-9_]*(?:\[[0-9]+\])?|%r[0-9]+)|(==|!=|<=|>=|&&|\|\||[-+<>!()]))")
+_TOK = re.compile(r"\s*(?:(\d+)|((?:tls\.|rseq\.)?[A-Za-z_][A-Za-z0-9_]*(?:\[[0-9]+\])?|%r(?:1[0-5]|[0-9]))|(==|!=|<=|>=|&&|\|\||[-+<>!()]))")
 
 _BIN = {"||": 1, "&&": 2, "==": 3, "!=": 3, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5}
 
@@ -109,6 +126,7 @@ def parse_expr(text: str, file: str, line: int) -> AExpr:
     toks: list[tuple[str, str]] = []
     pos = 0
     text = text.strip()
+    check_registers(text, file, line)
     while pos < len(text):
         m = _TOK.match(text, pos)
         if not m or m.end() == pos:
@@ -223,8 +241,11 @@ def parse_code(text: str, name: str, kind: str, file: str, first_line: int) -> S
         pending = []
         instrs.append(ins)
     # Falling off the end: a thread exits, a handler returns to its restorer
-    # (sa_restorer calls rt_sigreturn).  Made explicit so traces show it.
-    implicit = Instr("exit" if kind == "thread" else "sigreturn", line=first_line, text="(end of code)")
+    # (sa_restorer calls rt_sigreturn).  Made explicit so traces show it, at
+    # the line where the block ends (end_line), not at its first line, which
+    # read as a jump back to the top.
+    implicit = Instr("exit" if kind == "thread" else "sigreturn", line=end_line(text, first_line, instrs, pending),
+                     text="(end of code)")
     for lab, _ in pending:
         labels[lab] = len(instrs)
         implicit.labels.append(lab)
@@ -233,6 +254,17 @@ def parse_code(text: str, name: str, kind: str, file: str, first_line: int) -> S
     elif pending:
         instrs.append(implicit)
     return Segment(name, kind, instrs, labels)
+
+
+def end_line(text: str, first_line: int, instrs: list[Instr], pending: list[tuple[str, int]]) -> int:
+    """The line of a code block's implicit end: the line of the label(s)
+    that name it (`done:` after the last instruction), else the block's
+    last line (that of the closing quotes when they stand on a line of
+    their own), and at least the line after the last instruction."""
+    if pending:
+        return pending[0][1]
+    last = first_line + text.count("\n")
+    return max(last, instrs[-1].line + 1) if instrs else last
 
 
 def _args(rest: str) -> list[str]:
@@ -252,6 +284,7 @@ def _src(x: str) -> int | str | None:
 def _parse_instr(op: str, rest: str, file: str, line: int, where: str) -> Instr:
     if op not in MNEMONICS:
         raise SpecError(file, line, f"unknown instruction {op!r} (known: {', '.join(MNEMONICS)})")
+    check_registers(rest, file, line)
     if op == "sud_on":
         # prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON, START, END-START, &selector|NULL)
         # or PR_SYS_DISPATCH_INCLUSIVE_ON (6.17+): [START, END) is then the

@@ -84,7 +84,7 @@ def goals(b: Builder) -> tuple[list[Goal], list[Property]]:
             if v.startswith(("tls.", "rseq.", "%r")):
                 raise SpecError(b.spec.path, up.line, f"{name!r}: {v} is per thread; a property reads global user "
                                 "variables and per-CPU slots")
-        expr = to_ir(up.expr, b, b.threads[0])
+        expr = to_ir(up.expr, b, b.threads[0], up.line)
         if up.kind == "always":
             invariants.append(Property(name, expr, f"Every reachable state satisfies {up.text}."))
         else:

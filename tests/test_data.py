@@ -104,7 +104,10 @@ a:  load  %r0, rseq.cpu_id
 
 @pytest.mark.parametrize(("line", "message"), [
     ("mov   x, 1", "mov takes REG, SRC"),
-    ("mov   %r16, 1", "mov takes REG, SRC"),
+    ("mov   %r16, 1", "register %r16 is out of range: the registers are %r0..%r15"),
+    ("add   c[%r16], 1", "register %r16 is out of range: the registers are %r0..%r15"),
+    ("load  %rax, x", "'%rax' is not a register: the registers are %r0..%r15"),
+    ("assert %r99 == 0", "register %r99 is out of range: the registers are %r0..%r15"),
     ("load  %r0, 5", "load takes REG, MEM"),
     ("load  x, y", "load takes REG, MEM"),
     ("store %r0, 1", "store takes MEM, VALUE"),
@@ -129,6 +132,10 @@ def test_bad_operands_are_spec_errors_at_their_line(tmp_path: Path, line: str, m
     ("load %r0, c", '"c[cpu]" = [0, 1]', "c is a per-CPU array: index it"),
     ("load %r0, rseq.flags", "", "rseq.flags: the rseq area's fields are"),
     ("store rseq.node_id, 1", "", "rseq.node_id cannot be written"),
+    # the same names in an assert: the assert's line too
+    ("assert c[0] == 0", "", "c[...]: no per-CPU array c"),
+    ("assert c[2] == 0", '"c[cpu]" = [0, 1]', "c[2]: the array has 2 slots"),
+    ("assert rseq.cpuid == 0", "", "rseq.cpuid: the rseq area's fields are"),
 ])
 def test_bad_data_is_refused_at_build(tmp_path: Path, code: str, variables: str, message: str) -> None:
     text = two(code, "", variables=variables)

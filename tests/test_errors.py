@@ -183,6 +183,45 @@ def test_unusual_input(tmp_path: Path, text: str, line: int, prefix: str) -> Non
     assert_one_error(code, err, f, line, prefix)
 
 
+# ----------------------------------- names in expressions: registers, arrays
+
+R99 = "register %r99 is out of range: the registers are %r0..%r15"
+R16 = "register %r16 is out of range: the registers are %r0..%r15"
+NO_CND = 'cnd[...]: no per-CPU array cnd (declare "cnd[cpu]" = [MIN, MAX] in [variables])'
+
+
+@pytest.mark.parametrize(
+    "prop, outcome, code, line, message",
+    [
+        # a `%`-name that is not a register is an error wherever an
+        # expression is parsed (it was a user variable "%r99" that stayed 0)
+        ("", "", "mov %r0, 1\nassert %r99 == 0", 14, R99),
+        ("", "", "mov %r0, 1\nassert %r16 == 0", 14, R16),
+        ("", "", "assert %rax == 0", 13, "'%rax' is not a register: the registers are %r0..%r15"),
+        ("always %r99 == 0", "", "nop", 8, R99),
+        ("sometimes cnt[0] == %r16", "", "nop", 8, R16),
+        ("", 'exists = "%r99 == 0"', "nop", 10, R99),
+        # and in an operand, rather than the instruction's usage
+        ("", "", "nop\nadd cnt[%r16], 1", 14, R16),
+        # names the model's build looks up: the assert's line, the property's
+        ("", "", "mov %r0, 1\nassert cnd[0] == 0", 14, NO_CND),
+        ("", "", "assert rseq.cpuid == 0", 13, "rseq.cpuid: the rseq area's fields are cpu_id_start, cpu_id, node_id, mm_cid"),
+        ("always cnt[2] == 0", "", "nop", 8, "cnt[2]: the array has 2 slots (one per CPU)"),
+        ("always cnd[0] == 0", "", "nop", 8, NO_CND),
+    ],
+)
+def test_names_in_expressions(tmp_path: Path, prop: str, outcome: str, code: str, line: int, message: str) -> None:
+    props = ", ".join(f'"{p}"' for p in ("no-unexpected-kill", prop) if p)
+    text = (GOOD_PRELUDE + '[variables]\n"cnt[cpu]" = [0, 3]\n\n'  # lines 1-6
+            + f"[check]\nproperties = [{props}]\n"  # 7-8
+            + f"[outcomes]\n{outcome or '# none'}\n"  # 9-10
+            + f'[thread.T0]\ncode = """\n{code}\n"""\n')  # code from line 13
+    f = write(tmp_path, text)
+    rc, out, err = run_cli("verify", f, "--out", str(tmp_path / "cx"))
+    assert (rc, err) == (2, f"{f}:{line}: {message}\n")
+    assert out.endswith("0 of 1 specs as expected\n")
+
+
 def test_not_utf8(tmp_path: Path) -> None:
     p = tmp_path / "latin1.toml"
     p.write_bytes(b'[spec]\npreset = "linux-6.18"\ntitle = "caf\xe9"\n')

@@ -29,7 +29,9 @@ from rseqcheck.checker.outputs.trace import (
     render_text,
     to_itf,
 )
+from rseqcheck.checker.proposal import Proposal
 from rseqcheck.checker.verify import check_spec
+from rseqcheck.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -324,3 +326,90 @@ def test_graphml_has_the_sv_comp_keys_and_lines(tmp_path: Path) -> None:
     assert len(h.graph["programhash"]) == 64 and h.graph["architecture"] == "64bit"
     lines = [d.get("startline") for _, _, d in sorted(h.edges(data=True), key=lambda e: int(e[0][1:]))]
     assert lines == [13, None, None, None, None, None, 21, None]  # set_desc, then the handler's getpid
+
+
+END_SPEC = '''[spec]
+preset = "linux-6.18"
+expect = "violation"
+[environment]
+signals = ["SIGUSR1"]
+max_signals = 1
+[variables]
+h = [0, 1]
+[thread.T0]
+code = """
+        nop
+        assert h == 0
+"""
+[handler.SIGUSR1]
+code = """
+        store h, 1
+        nop
+"""
+[check]
+properties = ["no-unexpected-kill"]
+'''
+
+
+def test_implicit_end_of_code_is_at_the_end_of_the_block(tmp_path: Path) -> None:
+    """Falling off a code block is shown at the block's closing line (line 13
+    for T0, 18 for the handler), not at its first (11, 16): `T0.ip1=L16`
+    after the handler's last instruction read as a jump back to the top."""
+    p = tmp_path / "end.toml"
+    p.write_text(END_SPEC)
+    g = check_spec(str(p)).graph
+    assert g.graph["program"] == [
+        {"name": "thread T0", "lines": [[11, "nop"], [12, "assert h == 0"], [13, "(end of code)"]]},
+        {"name": "handler SIGUSR1", "lines": [[16, "store h, 1"], [17, "nop"], [18, "(end of code)"]]},
+    ]
+    text = render_text(g)
+    assert "    L18  (end of code)\n" in text and "L16  (end of code)" not in text
+    assert "| *       L17 nop\n    | |         T0.ip1=L18\n" in text  # the handler's last instruction
+    assert "L18 (end of code)" in text  # the implicit sigreturn's step
+    assert "bad=assert  T0.ip0=L13" in text
+    itf = to_itf(g)
+    assert 18 in [s["#meta"].get("line") for s in itf["states"]]
+    assert itf["#meta"]["addresses"]["SIGUSR1+2"] == 18 and itf["#meta"]["addresses"]["T0+2"] == 13
+    (tmp_path / "w.graphml").write_text(render_graphml(g))
+    h = nx.read_graphml(tmp_path / "w.graphml")
+    assert 18 in [d.get("startline") for _, _, d in h.edges(data=True)]
+
+
+@pytest.mark.parametrize(
+    "code, line",
+    [
+        ('code = """\n  nop\n"""', 4),  # the closing quotes' line (the code starts on line 3)
+        ('code = """\n  nop\n\n  ; the end\n"""', 6),  # blank lines and comments before them count
+        ('code = """\n  nop\ndone:\n"""', 4),  # a label naming the end: its line
+        ('code = """\n  nop"""', 4),  # quotes after the last instruction: the next line
+        ('code = "nop"', 3),
+    ],
+)
+def test_implicit_end_line(tmp_path: Path, code: str, line: int) -> None:
+    p = tmp_path / "s.toml"
+    p.write_text(f'[thread.T0]\n{code}\n[spec]\npreset = "linux-6.18"\n[check]\nproperties = ["no-unexpected-kill"]\n')
+    ins = load_spec(str(p)).threads[0].segment.instrs
+    assert (ins[-1].text, ins[-1].line) == ("(end of code)", line)
+
+
+@pytest.mark.parametrize("proposal", [None, Proposal(None, {"next_syscall.on_signal": "clear"}),
+                                      Proposal("linux-6.0", {"next_syscall.on_signal": "clear"})])
+def test_dot_states_the_rules_and_the_proposal_as_the_text_does(proposal: Proposal | None) -> None:
+    """DOT's label said only `preset: ...; rseqcheck V`: a trace of `verify
+    --rule` (or of a spec's [rules], or impact) read as one of the preset."""
+    spec = "specs/seed000/save_restore_unprotected.toml"  # its own [rules]: next_syscall.on_signal = save-restore
+    g = check_spec(str(ROOT / spec), proposal=proposal).graph
+    text = render_text(g, width=1000).splitlines()
+    said = [line for line in text if line.startswith(("preset: ", "proposal (command line): "))]
+    assert len(said) == (2 if proposal else 1)
+    if proposal is None:
+        assert said == ["preset: linux-6.18; overrides: next_syscall.on_signal=save-restore"]
+    else:
+        assert said[0].endswith("; overrides: next_syscall.on_signal=clear")
+        assert said[1] == "proposal (command line): " + " ".join(
+            ([f"--preset {proposal.preset}"] if proposal.preset else []) + ["--rule next_syscall.on_signal=clear"])
+    dot = render_dot(g)
+    title = next(line for line in dot.splitlines() if line.startswith("  label="))
+    assert "\\l".join(said) + "\\lrseqcheck 0.1.0\\l" in title
+    # the same from a saved trace, as `rseqcheck show X.json --format dot` reads it
+    assert render_dot(from_itf(json.loads(render_json(g)))) == dot

@@ -263,14 +263,8 @@ def _header(g: nx.DiGraph, width: int) -> list[str]:
         if h.get(key):
             lines += _wrap(f"{key}: {h[key]}", width, "", "  ")
     lines += _wrap(f"spec: {h.get('spec', '')} (sha256 {h.get('spec_hash', '')})", width, "", "  ")
-    rules = h.get("rules") or {}
-    rule_txt = ", ".join(f"{k}={v}" for k, v in rules.items()) or "none"
-    lines += _wrap(f"preset: {h.get('preset', '')}; overrides: {rule_txt}", width, "", "  ")
-    if isinstance(h.get("proposal"), dict):  # verify --preset/--rule, applied over the spec's own
-        p = h["proposal"]
-        flags = ([f"--preset {p['preset']}"] if p.get("preset") else []) + \
-            [f"--rule {k}={v}" for k, v in (p.get("rules") or {}).items()]
-        lines += _wrap("proposal (command line): " + " ".join(flags), width, "", "  ")
+    for line in _model_lines(h):
+        lines += _wrap(line, width, "", "  ")
     n = g.number_of_nodes() - 1
     what = [f"{n} step{'s' if n != 1 else ''}"]
     if h.get("shortest", True):
@@ -286,6 +280,22 @@ def _header(g: nx.DiGraph, width: int) -> list[str]:
     for note in h.get("notes") or []:
         lines += _wrap(note, width, "", "  ")
     return lines
+
+
+def _model_lines(h: dict) -> list[str]:
+    """The model the trace is of, as the text and DOT headers say it: the
+    preset with the rule overrides in force (the spec's [rules] and any
+    proposal's), then the proposal of `verify --preset/--rule` (or of
+    `impact`) when there was one."""
+    rules = h.get("rules") or {}
+    rule_txt = ", ".join(f"{k}={v}" for k, v in rules.items()) or "none"
+    out = [f"preset: {h.get('preset', '')}; overrides: {rule_txt}"]
+    if isinstance(h.get("proposal"), dict):  # verify --preset/--rule, applied over the spec's own
+        p = h["proposal"]
+        flags = ([f"--preset {p['preset']}"] if p.get("preset") else []) + \
+            [f"--rule {k}={v}" for k, v in (p.get("rules") or {}).items()]
+        out.append("proposal (command line): " + " ".join(flags))
+    return out
 
 
 def lasso_loop(g: nx.DiGraph) -> int | None:
@@ -568,7 +578,8 @@ def render_dot(g: nx.DiGraph) -> str:
     n = g.number_of_nodes()
     out = ["digraph counterexample {"]
     title = f"violation of {h.get('goal') or h.get('property', '')}\nspec: {h.get('spec', '')} (sha256 {h.get('spec_hash', '')})\n"
-    title += f"preset: {h.get('preset', '')}; rseqcheck {h.get('version', '')}\n"
+    title += "".join(line + "\n" for line in _model_lines(h))  # the rules and the proposal, as the text says them
+    title += f"rseqcheck {h.get('version', '')}\n"
     if h.get("rank") and h.get("distinct"):
         title += f"counterexample {h['rank']} of {h['distinct']} distinct interleavings\n"
     out.append(f"  label={_dot_str(title)};")
