@@ -74,6 +74,7 @@ _THREAD_VARS: tuple[tuple[str, str], ...] = (
     (r"mm_cid", "the mm_cid {t} got at its last switch-in (held while {t} is on a CPU)"),
     (r"affinity", "{t}'s CPU affinity: -1 all CPUs, else the one sched_setaffinity allowed"),
     (r"(%r\d+)", "{t}'s register {x}"),
+    (r"tls\.(\w+)", "{t}'s copy of the thread-local variable tls.{x}"),
     (r"(\w+)", "{t}'s thread-local variable {x}"),
 )
 
@@ -108,10 +109,45 @@ def describe(name: str, threads: set[str]) -> str | None:
 
 
 def program(b: Builder) -> list[dict]:
-    """Each code block (threads, then handlers) with its spec lines."""
-    return [{"name": seg.name if seg.kind == "handler" else f"thread {seg.name}",
-             "lines": [[ins.line, "".join(f"{lab}: " for lab in ins.labels) + ins.text] for ins in seg.instrs]}
-            for seg in b.segments]
+    """Each code block (threads, then handlers) with its spec lines, then
+    each rseq_cs descriptor: a trace read on a mailing list must say what
+    a critical section is and which flags it has."""
+    flags = {t.name: t.rseq_flags for t in b.spec.threads}
+    out = []
+    for seg in b.segments:
+        heads = ["".join(f"{lab}: " for lab in ins.labels) for ins in seg.instrs]
+        w = max(map(len, heads), default=0)  # labels in a column of their own: the instructions line up
+        lines = [[ins.line, f"{h:<{w}}{ins.text}"] for h, ins in zip(heads, seg.instrs)]
+        if seg.kind != "handler" and flags.get(seg.name):
+            t = next(t for t in b.spec.threads if t.name == seg.name)
+            lines.insert(0, [t.line, f"(its rseq area's flags: {' | '.join(flags[seg.name])})"])
+        out.append({"name": seg.name if seg.kind == "handler" else f"thread {seg.name}", "lines": lines})
+    for c in b.spec.cs.values():
+        out.append({"name": f"rseq_cs {c.name}", "lines": [[c.line, _descriptor(b, c)]]})
+    return out
+
+
+def _descriptor(b: Builder, c) -> str:
+    """`section from begin (L22) up to end (L24), abort at abort (L26);
+    flags ...`: the section and where each of its labels is."""
+    at = {}
+    for seg in b.segments:
+        for lab, i in seg.labels.items():
+            ins = seg.instrs[i] if i < len(seg.instrs) else None
+            if ins is not None:
+                at.setdefault(lab, ins.line)
+
+    def lab(x: str) -> str:
+        return f"{x} (L{at[x]})" if x in at else x
+
+    text = f"section from {lab(c.start)} up to {lab(c.post_commit)}, abort at {lab(c.abort)}"
+    if c.flags:
+        text += f"; flags {' | '.join(c.flags)}"
+    if c.version:
+        text += f"; version {c.version}"
+    if not c.signature_ok:
+        text += "; the word before abort is not the signature"
+    return text
 
 
 def addresses(b: Builder) -> dict[str, int]:

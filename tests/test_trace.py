@@ -413,3 +413,15 @@ def test_dot_states_the_rules_and_the_proposal_as_the_text_does(proposal: Propos
     assert "\\l".join(said) + "\\lrseqcheck 0.1.0\\l" in title
     # the same from a saved trace, as `rseqcheck show X.json --format dot` reads it
     assert render_dot(from_itf(json.loads(render_json(g)))) == dot
+
+
+def test_the_program_says_what_each_critical_section_is() -> None:
+    """The email text defines the section, its labels' lines and flags
+    (Vyukov's scheme turns on NO_RESTART_ON_PREEMPT|MIGRATE but not SIGNAL),
+    and labels stand in a column of their own."""
+    o = check_spec(str(ROOT / "specs/seed000/vyukov_keep_linux418.toml"))
+    text = render_text(o.graph)
+    assert ("    L21  retry: rseq_cs   cs1\n    L22  begin: set_desc  TRACE\n"
+            "    L23         syscall   write @traced\n    L24  end:   exit\n") in text
+    assert ("  rseq_cs cs1\n    L28  section from begin (L22) up to end (L24), abort at abort (L25);\n"
+            "         flags NO_RESTART_ON_PREEMPT | NO_RESTART_ON_MIGRATE\n") in text
