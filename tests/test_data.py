@@ -132,6 +132,9 @@ def test_bad_operands_are_spec_errors_at_their_line(tmp_path: Path, line: str, m
     ("load %r0, c", '"c[cpu]" = [0, 1]', "c is a per-CPU array: index it"),
     ("load %r0, rseq.flags", "", "rseq.flags: the rseq area's fields are"),
     ("store rseq.node_id, 1", "", "rseq.node_id cannot be written"),
+    # named without a slot by a non-data instruction: said "declare its range in [variables]"
+    ("add c, 1", '"c[cpu]" = [0, 1]', "c is a per-CPU array: index it"),
+    ("store c, 1", '"c[cpu]" = [0, 1]', "c is a per-CPU array: index it"),
     # the same names in an assert: the assert's line too
     ("assert c[0] == 0", "", "c[...]: no per-CPU array c"),
     ("assert c[2] == 0", '"c[cpu]" = [0, 1]', "c[2]: the array has 2 slots"),

@@ -11,7 +11,7 @@ from pathlib import Path
 MODEL = Path(__file__).resolve().parent.parent / "model"
 
 # what the toolkit may import: leaf modules that know no mechanism
-TOOLKIT_MAY_IMPORT = {"ir", "spec", "program", "rules", "signals", "syscalls", "properties", "errors",
+TOOLKIT_MAY_IMPORT = {"ir", "spec", "program", "rules", "signals", "syscalls", "properties", "errors", "sources",
                       "names", "files"}
 
 

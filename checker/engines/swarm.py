@@ -281,8 +281,8 @@ def plan(seeds: int, depth: int, seconds: float, max_states: int, base_seed: int
 
 
 def local_executor(workers: int) -> ProcessPoolExecutor:
-    """A pool of forked workers that leave Ctrl-C to this process and die
-    of SIGTERM (whatever handler the parent had), so they can be ended."""
+    """A pool of forked workers that leave Ctrl-C, SIGTERM and SIGHUP to
+    this process, which ends them (`_end_local`: SIGKILL)."""
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=_quiet_signals)
 
@@ -294,7 +294,7 @@ def _end_local(pool: Executor) -> None:
     if isinstance(pool, ProcessPoolExecutor) and procs:
         for p in list(procs.values()):
             if p.is_alive():
-                p.terminate()
+                p.kill()  # they ignore SIGTERM (checker/parallel.py:_quiet_signals)
 
 
 Progress = Callable[[SwarmResult, int], None]  # (so far, tasks running or queued)
