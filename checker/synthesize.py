@@ -94,6 +94,26 @@ def load_all(files: list[str], preset: str | None, fixed: dict[str, str]) -> lis
     return errors
 
 
+def own_choices(files: list[str], open_rules: list[str]) -> list[str]:
+    """A note for each spec whose [rules] sets an open rule: every
+    combination overrides that choice (with goal `expect`, a spec written
+    for its own choice may then fail in all of them)."""
+    notes = []
+    for f in files:
+        spec = load_spec(f)
+        notes += [f"note: {f} sets {r} = {spec.rules[r]} itself; --open {r} overrides it in every combination"
+                  for r in open_rules if r in spec.rules]
+    return notes
+
+
+def undercut(best: list[Trial], trials: list[Trial]) -> list[list[Trial]]:
+    """For each minimal working trial, the trials stopped by a limit
+    (unknown) whose changes are a subset of its own: if one of them works,
+    the minimal set is smaller than it looks."""
+    unknown = [u for u in trials if u.unknown]
+    return [[u for u in unknown if u.changes < t.changes] for t in best]
+
+
 def not_tried(open_rules: list[str], trials: list[Trial]) -> list[dict[str, str]]:
     """The combinations without a trial, in their order."""
     done = [t.choices for t in trials]

@@ -431,3 +431,27 @@ def test_presets_narrow_and_wide():
     wide = run("presets", "--wide").output.splitlines()
     assert wide[0].split() == ["rule", "4.18", "5.8", "5.10", "5.11", "5.16", "6.0", "6.18", "6.19", "7.1"]
     assert wide[3].split()[0] == "rseq.flags" and wide[3].split()[1:] == ["honoured"] * 5 + ["fatal"] * 2 + ["ignored"] * 2
+
+
+def test_synthesize_notes_a_spec_that_sets_an_open_rule_itself(monkeypatch) -> None:
+    """--open overrides the spec's own [rules] choice in every combination:
+    with --goal expect such a spec can fail in all of them (a user trap)."""
+    monkeypatch.chdir(ROOT)
+    r = run("synthesize", "specs/seed000/rseq_clear_linux618.toml", "--open", "next_syscall.on_signal",
+            "--format", "json")
+    doc = json.loads(r.output)
+    assert doc["notes"] == ["note: specs/seed000/rseq_clear_linux618.toml sets next_syscall.on_signal = clear "
+                            "itself; --open next_syscall.on_signal overrides it in every combination"]
+
+
+def test_a_minimal_set_says_which_unknown_combination_could_undercut_it() -> None:
+    from rseqcheck.checker.synthesize import Trial, minimal, undercut
+
+    def trial(changes: dict[str, str], unknown: bool = False) -> Trial:
+        return Trial(dict(changes), unknown=unknown, changes=frozenset(changes.items()))
+
+    none, a, ab = trial({}, unknown=True), trial({"a": "x"}), trial({"a": "x", "b": "y"})
+    other = trial({"b": "y"}, unknown=True)
+    best = minimal([none, a, ab, other])
+    assert best == [a]
+    assert undercut(best, [none, a, ab, other]) == [[none]]

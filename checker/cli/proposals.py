@@ -31,7 +31,17 @@ from rseqcheck.checker.outputs.errors import report
 from rseqcheck.checker.outputs.layout import clash_warning, layout
 from rseqcheck.checker.outputs.progress import Ticker
 from rseqcheck.checker.proposal import Proposal, ProposalError, parse_rules
-from rseqcheck.checker.synthesize import GOALS, MAX_COMBINATIONS, Trial, count, load_all, minimal, not_tried
+from rseqcheck.checker.synthesize import (
+    GOALS,
+    MAX_COMBINATIONS,
+    Trial,
+    count,
+    load_all,
+    minimal,
+    not_tried,
+    own_choices,
+    undercut,
+)
 from rseqcheck.checker.synthesize import synthesize as run_synthesis
 from rseqcheck.checker.verify import save_counterexample
 from rseqcheck.model.rules import ALIASES, PRESETS, RULES
@@ -284,6 +294,11 @@ def synthesize(paths, open_rules, preset, rule_pairs, goal, depth, timeout, fmt)
         for msg in problems:
             click.echo(msg, err=True)
         sys.exit(2)
+    notes = own_choices(files, names)
+    if fmt == "text":
+        for msg in notes:
+            for line in _wrap(msg, "", "  "):
+                click.echo(line, err=True)
     progress = Ticker("synthesize", n, "combinations") if fmt == "text" else None
     done: list[Trial] = []
     interrupted = False
@@ -320,7 +335,9 @@ def synthesize(paths, open_rules, preset, rule_pairs, goal, depth, timeout, fmt)
                    "goal": goal, "open": names, "preset": preset, "fixed": fixed, "specs": files,
                    "combinations": [{"choices": t.choices, "works": t.works, "unknown": t.unknown,
                                      "changes": dict(sorted(t.changes)), "failed": t.why() or None} for t in done],
-                   "not_tried": left, "minimal": None if best is None else [t.choices for t in best]}
+                   "not_tried": left, "minimal": None if best is None else [t.choices for t in best],
+                   "minimal_unless": None if best is None else [[u.choices for u in us] for us in undercut(best, done)],
+                   "notes": notes}
             click.echo(json.dumps(doc, indent=1))
         else:
             click.echo(render_synthesis(done, best, names, files, preset, fixed, goal, interrupted, left))
@@ -358,9 +375,12 @@ def render_synthesis(trials: list[Trial], best: list[Trial] | None, names: list[
     lines += _wrap(f"{ok} of {len(trials)} combinations work", "")
     if best:
         lines.append("minimal (fewest changes from the first spec's own choices):")
-        for t in best:
+        for t, us in zip(best, undercut(best, trials)):
             lines += _wrap(", ".join(f"{k}={v}" for k, v in sorted(t.changes)) or "no change: it works as it is",
                            "  ")
+            for u in us:  # a limit left it open: it may work with fewer changes
+                lines += _wrap("unless this one, stopped by a limit, works: "
+                               + (", ".join(f"{k}={v}" for k, v in sorted(u.changes)) or "no change"), "    ", "      ")
     return "\n".join(lines)
 
 
