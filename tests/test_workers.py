@@ -41,7 +41,10 @@ SPECS = [
 
 
 def _same(got, want) -> None:
+    """The sequential search's result, but for the time and the note that
+    says how many workers ran (checked in test_the_note_says_how_many_ran)."""
     got.stats.seconds = want.stats.seconds = 0.0
+    got.notes = [n for n in got.notes if not (" workers from depth " in n or n.startswith("one worker: no level"))]
     assert got == want
 
 
@@ -273,3 +276,12 @@ def test_max_memory_counts_the_workers(tmp_path: Path) -> None:
     time.sleep(0.5)
     left = subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True, text=True).stdout.split()
     assert left == []
+
+
+def test_the_note_says_how_many_ran(monkeypatch) -> None:
+    spec = load_spec(ROOT / "benchmarks/specs/ladder_t2_k1.toml")
+    got = workers.bfs_workers(build_system(spec), spec.depth, 2, por=False)
+    assert got.notes == ["2 workers from depth 0 (a level of 1 state)"]
+    monkeypatch.setattr(workers, "HANDOFF", 16_384)  # this rung's widest level has fewer
+    got = workers.bfs_workers(build_system(spec), spec.depth, 2, por=False)
+    assert got.notes == ["one worker: no level reached 16,384 states, where the workers start"]

@@ -354,7 +354,9 @@ def search(s: _Search, workers: int) -> SearchResult:
     # the first levels on one process: a small search never forks
     s.handoff = HANDOFF
     try:
-        return s.run()
+        res = s.run()
+        res.notes.append(f"one worker: no level reached {HANDOFF:,} states, where the workers start")
+        return res
     except HandOff as h:
         frontier = h.frontier
     pk, system = s.pk, s.system
@@ -375,7 +377,11 @@ def search(s: _Search, workers: int) -> SearchResult:
         for r, w in pipes.values():
             r.close()
             w.close()
-        return _coordinate(s, conns, [p.sentinel for p in procs], frontier)
+        res = _coordinate(s, conns, [p.sentinel for p in procs], frontier)
+        n = len(frontier)
+        res.notes.append(f"{workers} workers from depth {s.depth} (a level of {n:,} state{'s' if n != 1 else ''})"
+                         + ("; the trace is the sequential search's" if res.verdict == "violation" else ""))
+        return res
     finally:
         for c in conns:
             try:
