@@ -65,12 +65,24 @@ def operands(ins: Instr) -> list[str]:
     return out
 
 
+def expr_regs(e: AExpr) -> set[str]:
+    """The registers an expression reads, an array index's included."""
+    out = set()
+    for v in expr_vars(e):
+        m = MEM.match(v)
+        if is_reg(v):
+            out.add(v)
+        elif m and m.group(3) and is_reg(m.group(3)):
+            out.add(m.group(3))
+    return out
+
+
 def registers(code) -> list[str]:
     regs: set[str] = set()
     for _, ins in code:
         regs |= {a for a in operands(ins) if is_reg(a)}
         if ins.op == "assert":
-            regs |= {v for v in expr_vars(ins.expr) if is_reg(v)}
+            regs |= expr_regs(ins.expr)
     return sorted(regs, key=lambda r: int(r[2:]))
 
 
@@ -242,7 +254,7 @@ def instr_cases(b, t, ins: Instr, ip: Var, nxt: int, target: int | None):
 
 def _uses_defs(ins: Instr) -> tuple[set[str], set[str]]:
     if ins.op == "assert":
-        return {v for v in expr_vars(ins.expr) if is_reg(v)}, set()
+        return expr_regs(ins.expr), set()
     if ins.op == "getcpu":
         return set(), {ins.args[0]}
     if ins.op not in V0_OPS + DATA_OPS:
@@ -311,12 +323,15 @@ def dead_after(b, seg, always_live: set[str]) -> list[set[str]]:
 _BIN = {"==": Eq, "!=": Ne, "<": Lt, "<=": Le, ">": Gt, ">=": Ge, "+": Add, "-": Sub}
 
 
-def to_ir(e: AExpr, b, t, line: int = 0) -> Expr:
+def to_ir(e: AExpr, b, t, line: int = 0, oob: list[Expr] | None = None) -> Expr:
     """EXPR of an assert or an always/eventually/sometimes property as
     an IR expression over thread t's registers, fields and the user
     variables.  `line`: the assert's line, or the property's in the TOML,
     for an error about a name in it (an unknown array, an index out of
-    range, a field that is not one)."""
+    range, a field that is not one).  A slot indexed by a register,
+    `cnt[%r0]`, is the slot the register names; when the register can be
+    out of the array's range, that condition is appended to `oob` (an
+    assert fails there; model/progress.py refuses registers in a property)."""
     if e.op == "int":
         return Const(e.args[0])
     if e.op == "var":
@@ -324,13 +339,19 @@ def to_ir(e: AExpr, b, t, line: int = 0) -> Expr:
         if is_reg(name) or "[" in name or name.startswith("rseq."):
             if is_reg(name) and name not in t.regs:
                 raise SpecError(b.spec.path, line, f"{name}: no instruction uses this register")
-            locs, _ = locations(b, t, name, line)
-            return Ref(locs[0][1]) if not isinstance(locs[0][1], Const) else locs[0][1]
+            locs, bad = locations(b, t, name, line)
+            if bad is not None and oob is not None:
+                oob.append(bad)
+            out: Expr = Const(0)
+            for guard, loc in reversed(locs):  # the slot the register names
+                val = Ref(loc) if isinstance(loc, Var) else loc
+                out = val if isinstance(guard, Const) and guard.value else Ite(guard, val, out)
+            return out
         return Ref(b.uvar(t, name))
     if e.op == "!":
-        return Not(to_ir(e.args[0], b, t, line))
+        return Not(to_ir(e.args[0], b, t, line, oob))
     if e.op == "&&":
-        return And(to_ir(e.args[0], b, t, line), to_ir(e.args[1], b, t, line))
+        return And(to_ir(e.args[0], b, t, line, oob), to_ir(e.args[1], b, t, line, oob))
     if e.op == "||":
-        return Or(to_ir(e.args[0], b, t, line), to_ir(e.args[1], b, t, line))
-    return _BIN[e.op](to_ir(e.args[0], b, t, line), to_ir(e.args[1], b, t, line))
+        return Or(to_ir(e.args[0], b, t, line, oob), to_ir(e.args[1], b, t, line, oob))
+    return _BIN[e.op](to_ir(e.args[0], b, t, line, oob), to_ir(e.args[1], b, t, line, oob))

@@ -81,9 +81,9 @@ def goals(b: Builder) -> tuple[list[Goal], list[Property]]:
         if up is None:
             continue
         for v in _names(up.expr):
-            if v.startswith(("tls.", "rseq.", "%r")):
+            if v.startswith(("tls.", "rseq.", "%r")) or "[%r" in v:
                 raise SpecError(b.spec.path, up.line, f"{name!r}: {v} is per thread; a property reads global user "
-                                "variables and per-CPU slots")
+                                "variables and per-CPU slots (ARRAY[N])")
         expr = to_ir(up.expr, b, b.threads[0], up.line)
         if up.kind == "always":
             invariants.append(Property(name, expr, f"Every reachable state satisfies {up.text}."))

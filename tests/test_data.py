@@ -524,3 +524,30 @@ def test_user_variable_named_like_a_model_variable(tmp_path: Path, name: str) ->
         build_system(load(tmp_path, text))
     assert (e.value.line, e.value.message) == (_line_of(text, f"store {name}, 1"),
                                                f"'{name}' is the name of a model variable; rename the user variable")
+
+
+@pytest.mark.parametrize(("code", "verdict", "depth"), [
+    # the slot the register names: CPU 1's
+    ("load %r0, rseq.cpu_id\nadd c[%r0], 1\nassert c[%r0] == 1 && c[1] == 1 && c[0] == 0", "holds", None),
+    ("load %r0, rseq.cpu_id\nadd c[%r0], 1\nassert c[%r0] == 0", "violation", 3),
+    # out of the array's range: the assert fails (an instruction would fault)
+    ("mov %r0, 5\nassert c[%r0] == 0", "violation", 2),
+])
+def test_an_assert_reads_the_slot_a_register_names(tmp_path: Path, code: str, verdict: str, depth) -> None:
+    """It was refused ("cannot parse expression ... at '[%r0]'")."""
+    from rseqcheck.checker.engines import symbolic
+
+    text = two(code, "", variables='"c[cpu]" = [0, 3]', env="cpus = 2", cpus=(1, None))
+    for engine in ("explicit", "bmc"):
+        system = build_system(load(tmp_path, text))
+        r = bfs(system, 20, por=False) if engine == "explicit" else symbolic.bmc(system, 20)
+        assert r.verdict == verdict, engine
+        if depth is not None:
+            assert (r.prop, len(r.trace) - 1) == ("assert", depth), engine
+
+
+def test_a_property_cannot_name_a_slot_by_register(tmp_path: Path) -> None:
+    text = two("nop", "", variables='"c[cpu]" = [0, 3]', props='"always c[%r0] == 0"')
+    with pytest.raises(SpecError) as e:
+        build_system(load(tmp_path, text))
+    assert "c[%r0] is per thread; a property reads global user variables and per-CPU slots" in e.value.message
