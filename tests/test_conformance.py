@@ -216,10 +216,14 @@ def test_descriptor_layout_and_signature(tmp_path):
 def test_generator_refuses_what_it_cannot_drive(tmp_path, code, message):
     p = _spec(tmp_path, f'[spec]\ntitle = "t"\npreset = "linux-6.18"\n[thread.T0]\ncode = """\n{code}\n"""\n'
               '[check]\nproperties = ["no-unexpected-kill"]\n')
-    with pytest.raises(Unsupported, match=re.escape(message)):
+    with pytest.raises(Unsupported, match=re.escape(message)) as e:
         generate(load_spec(p))
     r = CliRunner().invoke(main, ["run", str(p), "--runs", "1"])
-    assert r.exit_code == 2 and "cannot run faithfully" in r.output
+    assert r.exit_code == 2
+    # file:line, as a spec error is written, when the generator names the line
+    m = re.match(r"line (\d+): ", str(e.value))
+    where = f"{p}:{m.group(1)}" if m else str(p)
+    assert r.output.startswith(f"{where}: cannot run faithfully: "), r.output
 
 
 def test_unknown_kernel_is_refused_with_uname(monkeypatch):

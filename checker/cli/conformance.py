@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import os
 import platform
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,13 @@ def _echo(text: str, indent: str = "", sub: str = "  ") -> None:
 def _fail(msg: str, status: int = 2) -> None:
     click.echo(msg, err=True)
     sys.exit(status)
+
+
+def _at_line(path, what: str, e: Exception) -> str:
+    """`file:line: what: ...` when the generator named the line ("line N:
+    ..."), as spec errors are written; else `file: what: ...`."""
+    m = re.match(r"line (\d+): (.*)", str(e), re.S)
+    return f"{path}:{m.group(1)}: {what}: {m.group(2)}" if m else f"{path}: {what}: {e}"
 
 
 def _guarded(fn: Callable) -> Callable:
@@ -248,7 +256,7 @@ def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states, 
         try:
             Path(emit_c).write_text(generate(spec, spin=spin).source)
         except Unsupported as e:
-            _fail(f"{spec.path}: cannot generate: {e}")
+            _fail(_at_line(spec.path, "cannot generate", e))
         except SpecError as e:  # a spec with data builds the model first (checker/conformance/cgen_data.py)
             _fail(str(e))
         except OSError as e:  # an output error, as for `verify` (exit 4)
@@ -260,7 +268,7 @@ def run(spec_path, runs, rule_pairs, spin, seed, window_us, emit_c, max_states, 
         r = run_spec(spec, runs, rules=rules, spin=spin, seed=seed, window_us=window_us,
                      check_machine=preset != "auto")
     except Unsupported as e:
-        _fail(f"{spec.path}: cannot run faithfully: {e}")
+        _fail(_at_line(spec.path, "cannot run faithfully", e))
     except Refused as e:
         _fail(f"{spec.path}: refused: {e}")
     except TooLong as e:
