@@ -178,7 +178,7 @@ def test_impact_counts_broken_specs_as_errors(corpus):
     text = run("impact", "--from", "linux-6.18", "--to", "linux-6.19", "specs", "--out", "cx").stdout.splitlines()
     i = text.index("error (2):")
     assert text[i + 1:i + 3] == ["  specs/toml_syntax.toml", "  specs/unknown_label.toml"]
-    assert text[-1] == "4 specs: 1 flipped, 0 not comparable, 0 unknown, 1 unchanged, 2 error"
+    assert text[-1] == "4 specs: 1 flipped, 0 not comparable, 0 unknown, 1 unchanged, 2 errors"
 
 
 def _interrupting(monkeypatch, how: str) -> list[str]:

@@ -95,7 +95,8 @@ def render_text(changes: list[Change], baseline: Proposal, proposal: Proposal, i
     if out_dir and any(c.after.outcome.files for c in changes):
         lines += [""] + _wrap(f"counterexamples (NAME.txt, the email text; NAME.json, ITF) are in {out_dir}/", "")
     lines.append("")
-    counts = ", ".join(f"{len(by[k])} {k}" for k in KINDS if k != "error" or by[k])
+    counts = ", ".join(f"{len(by[k])} {k}{'s' if k == 'error' and len(by[k]) != 1 else ''}"
+                       for k in KINDS if k != "error" or by[k])
     if interrupted:
         counts += f"; {len(not_compared)} not compared (interrupted)"
     lines += _wrap(f"{len(changes)} specs: {counts}", "")
