@@ -592,6 +592,7 @@ def render_dot(g: nx.DiGraph) -> str:
             body = [f"{k}={_fmt(v)}" for k, v in vars_.items()]
         else:
             body = changes(g.nodes[i - 1]["vars"], vars_)
+        body = _at_lines(body, h.get("addresses"))  # code addresses as spec lines, as the text has them
         text = f"state {i}\n" + "".join(x + "\n" for x in body)
         attrs = [f"label={_dot_str(text)}"]
         if i == 0:
@@ -603,7 +604,7 @@ def render_dot(g: nx.DiGraph) -> str:
         out.append(f"  s{i} [{', '.join(attrs)}];")
     for i in range(1, n):
         e = g.edges[i - 1, i]
-        label = f"{i}. {e['actor']}: {e['label']}"
+        label = f"{i}. {e['actor']}: " + (f"L{e['line']} {e['label']}" if e.get("line") else e["label"])
         if e.get("rule"):
             label += f"\n[{e['rule']}]"
         out.append(f"  s{i - 1} -> s{i} [label={_dot_str(label + chr(10))}];")
