@@ -181,6 +181,16 @@ def test_impact_counts_broken_specs_as_errors(corpus):
     assert text[-1] == "4 specs: 1 flipped, 0 not comparable, 0 unknown, 1 unchanged, 2 errors"
 
 
+def _ctrl_c(path, proposal, how: str):
+    """Ctrl-C on this spec: as an engine reports it (`search`: an
+    "interrupted" result) or outside any search (`between`)."""
+    if how == "between":
+        raise KeyboardInterrupt
+    o = check_spec(path, proposal=proposal, depth=3)
+    o.result = SearchResult("unknown", "explicit", Stats(), 3, reason="interrupted")
+    return o
+
+
 def _interrupting(monkeypatch, how: str) -> list[str]:
     """impact's checks, with Ctrl-C on the second spec: `search`, as the
     engines report it (an "interrupted" result), or `between` specs (a
@@ -192,11 +202,7 @@ def _interrupting(monkeypatch, how: str) -> list[str]:
     def check(path, proposal=None, **kw):
         if path != CLEAR618:
             seen.append(path)
-            if how == "between":
-                raise KeyboardInterrupt
-            o = check_spec(path, proposal=proposal, depth=3)
-            o.result = SearchResult("unknown", "explicit", Stats(), 3, reason="interrupted")
-            return o
+            return _ctrl_c(path, proposal, how)
         return check_spec(path, proposal=proposal, **kw)
 
     monkeypatch.setattr(cli, "compare", lambda *a, **kw: compare(*a, check=check, **kw))
@@ -349,11 +355,7 @@ def test_synthesize_stops_at_ctrl_c_without_a_minimal_set(vyukov, monkeypatch, h
     def check(path, proposal=None, **kw):
         calls.append(proposal.rules)
         if len(calls) == 3:  # the third combination (save-restore); clear, the second, works
-            if how == "between":
-                raise KeyboardInterrupt
-            o = check_spec(path, proposal=proposal, depth=3)
-            o.result = SearchResult("unknown", "explicit", Stats(), 3, reason="interrupted")
-            return o
+            return _ctrl_c(path, proposal, how)
         return check_spec(path, proposal=proposal, **kw)
 
     monkeypatch.setattr(cli, "run_synthesis", lambda *a, **kw: synth.synthesize(*a, check=check, **kw))
