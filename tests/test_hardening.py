@@ -255,6 +255,20 @@ def test_graphml_and_dot_of_hostile_strings_parse(s: str) -> None:
         assert line.rstrip().endswith((";", "{")), line
 
 
+@pytest.mark.parametrize("s", C_HOSTILE + ["]]>", "<x/>", "&amp;"])
+def test_dot_of_hostile_rules_proposal_and_addresses_parses(s: str) -> None:
+    """DOT now states the rules and the proposal, and shows code addresses
+    as lines: a trace's strings reach it through those too."""
+    g = _graph(s)
+    g.graph.update(preset=s, rules={s: s}, proposal={"preset": s, "rules": {s: s}}, addresses={s: 7})
+    g.nodes[0]["vars"]["T0.ip0"] = s
+    g.edges[0, 1]["line"] = 3
+    dot = render_dot(g)
+    for line in dot.splitlines()[1:-1]:
+        assert line.rstrip().endswith((";", "{")), line
+    assert "T0.ip0=L7" in dot and "1. " in dot
+
+
 def test_junit_with_hostile_messages_is_well_formed_xml() -> None:
     bad = 'spec.toml:1: a "b" <c> ]]> & \x1b[31m \x00 \ud800'
     o = Outcome("x\x01.toml", error=bad)
