@@ -120,6 +120,10 @@ def _user_vars(b: Builder) -> None:
     consts: set[int] = {0}
     added: dict[str, int] = {}
     for _, ins in b.code:
+        if ins.op in ("store", "add", "beq", "bne") and ins.args and ins.args[0] in b.spec.arrays:
+            # an array named without a slot reads as an undeclared variable: say what it is
+            a = ins.args[0]
+            raise SpecError(b.spec.path, ins.line, f"{a} is a per-CPU array: index it, e.g. {a}[%r0]")
         if data.is_data(ins):
             # a variable a data instruction names must be declared
             for a in data.operands(ins):
@@ -150,10 +154,6 @@ def _user_vars(b: Builder) -> None:
         line = b.spec.lines.get(("variables", n)) or next(
             (ins.line for _, ins in b.code if n in [a for a in ins.args if isinstance(a, str)]), None)
         raise SpecError(b.spec.path, line, f"{n!r} is the name of a model variable; rename the user variable")
-    for _, ins in b.code:  # an array named without a slot reads as an undeclared variable: say what it is
-        if ins.op in ("store", "add", "beq", "bne") and ins.args and ins.args[0] in b.spec.arrays:
-            a = ins.args[0]
-            raise SpecError(b.spec.path, ins.line, f"{a} is a per-CPU array: index it, e.g. {a}[%r0]")
     for n, line in added.items():
         if n not in b.spec.variables:
             raise SpecError(b.spec.path, line, f"{n} is changed by add: declare its range in [variables], e.g. \"{n}\" = [0, 3]")

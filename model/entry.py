@@ -89,10 +89,7 @@ def add_actions(b: Builder, t: TV) -> None:
             continue
         if ins.op in ("sud_on", "sud_off"):
             seg, _ = b.code[pc]
-            ups, label = sud.prctl_body(b, t, ins, seg)
-            fn = "kernel/entry/syscall_user_dispatch.c:set_syscall_user_dispatch"
-            if b.rules["sud.available"] == "no":
-                fn = "kernel/sys.c:prctl (no PR_SET_SYSCALL_USER_DISPATCH before 5.11: -EINVAL)"
+            ups, label, fn = sud.prctl_body(b, t, ins, seg)
             b.add(t, kact, body, {t.ax: A("OK"), **ups, t.k: exit_phase}, label, fn)
             continue
         if ins.op in ("getcpu", "sched_setaffinity"):

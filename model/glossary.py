@@ -122,20 +122,19 @@ def program(b: Builder) -> list[dict]:
             t = next(t for t in b.spec.threads if t.name == seg.name)
             lines.insert(0, [t.line, f"(its rseq area's flags: {' | '.join(flags[seg.name])})"])
         out.append({"name": seg.name if seg.kind == "handler" else f"thread {seg.name}", "lines": lines})
+    at: dict[str, int] = {}  # label -> its line (a descriptor's labels are in one block)
+    for seg in b.segments:
+        for lab, i in seg.labels.items():
+            if i < len(seg.instrs):
+                at.setdefault(lab, seg.instrs[i].line)
     for c in b.spec.cs.values():
-        out.append({"name": f"rseq_cs {c.name}", "lines": [[c.line, _descriptor(b, c)]]})
+        out.append({"name": f"rseq_cs {c.name}", "lines": [[c.line, _descriptor(c, at)]]})
     return out
 
 
-def _descriptor(b: Builder, c) -> str:
+def _descriptor(c, at: dict[str, int]) -> str:
     """`section from begin (L22) up to end (L24), abort at abort (L26);
     flags ...`: the section and where each of its labels is."""
-    at = {}
-    for seg in b.segments:
-        for lab, i in seg.labels.items():
-            ins = seg.instrs[i] if i < len(seg.instrs) else None
-            if ins is not None:
-                at.setdefault(lab, ins.line)
 
     def lab(x: str) -> str:
         return f"{x} (L{at[x]})" if x in at else x

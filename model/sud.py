@@ -100,9 +100,16 @@ def entry_cases(b: Builder, t: TV, pc: int, ins: Instr, exit_phase: Const) -> li
     return out
 
 
-def prctl_body(b: Builder, t: TV, ins: Instr, seg) -> tuple[dict[Var, Expr], str]:
+def prctl_body(b: Builder, t: TV, ins: Instr, seg) -> tuple[dict[Var, Expr], str, str]:
     """prctl(PR_SET_SYSCALL_USER_DISPATCH): set or clear the configuration
-    (on_dispatch is reset too; it only matters to exit work we do not model)."""
+    (on_dispatch is reset too; it only matters to exit work we do not model):
+    (updates, label, the kernel function)."""
+    if b.rules["sud.available"] == "no":
+        return (*_prctl_body(b, t, ins, seg), "kernel/sys.c:prctl (no PR_SET_SYSCALL_USER_DISPATCH before 5.11: -EINVAL)")
+    return (*_prctl_body(b, t, ins, seg), "kernel/entry/syscall_user_dispatch.c:set_syscall_user_dispatch")
+
+
+def _prctl_body(b: Builder, t: TV, ins: Instr, seg) -> tuple[dict[Var, Expr], str]:
     if b.rules["sud.available"] == "no":
         return retval.error(t, "EINVAL"), "prctl(PR_SET_SYSCALL_USER_DISPATCH): -EINVAL (no SUD in this kernel)"
     if ins.op == "sud_off":
